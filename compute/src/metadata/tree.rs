@@ -1,0 +1,167 @@
+//! The rendered metadata tree: directories with their listing bytes, files with their
+//! bytes and content type. The server answers a request with one lookup in it; the
+//! `render --view service` command writes it out. Building it is the renderer's job.
+
+use bytes::Bytes;
+use std::sync::Arc;
+
+/// The `Content-Type` a file is served with, as Nova (through webob) sends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentType {
+    /// `application/json`, for `meta_data.json` and the vendor data files.
+    Json,
+    /// `text/plain; charset=UTF-8`, for everything else (a Nova quirk for
+    /// `network_data.json` included).
+    Text,
+}
+
+impl ContentType {
+    pub fn header_value(self) -> &'static str {
+        match self {
+            ContentType::Json => "application/json",
+            ContentType::Text => "text/plain; charset=UTF-8",
+        }
+    }
+}
+
+/// A file's bytes. `meta_data.json` of an instance without a stored seed is split
+/// around its `random_seed` value, so the server can splice in fresh randomness per
+/// request (as Nova does) without re-rendering and while the renderer stays pure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    Static(Bytes),
+    Seeded { head: Bytes, tail: Bytes },
+}
+
+impl Body {
+    /// The bytes with `seed_b64` spliced in where the seed goes (ignored when static).
+    pub fn with_seed(&self, seed_b64: &str) -> Bytes {
+        match self {
+            Body::Static(b) => b.clone(),
+            Body::Seeded { head, tail } => {
+                let mut v = Vec::with_capacity(head.len() + seed_b64.len() + tail.len());
+                v.extend_from_slice(head);
+                v.extend_from_slice(seed_b64.as_bytes());
+                v.extend_from_slice(tail);
+                Bytes::from(v)
+            }
+        }
+    }
+
+    /// Length of the body once a seed of `seed_len` characters is spliced in.
+    pub fn len_with_seed(&self, seed_len: usize) -> usize {
+        match self {
+            Body::Static(b) => b.len(),
+            Body::Seeded { head, tail } => head.len() + seed_len + tail.len(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct File {
+    pub body: Body,
+    pub content_type: ContentType,
+}
+
+/// One name in a directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    Dir(Arc<Dir>),
+    File(File),
+    /// The password endpoint of an OpenStack version: its state lives in the server.
+    Password,
+}
+
+/// A directory: its children sorted by name, and the bytes of its listing. A
+/// directory without a listing (like `/openstack/content`) answers 404 itself.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Dir {
+    pub listing: Option<Bytes>,
+    entries: Vec<(Box<str>, Entry)>,
+}
+
+impl Dir {
+    /// A directory listing `listing`; children are added with [`Dir::insert`].
+    pub fn new(listing: Option<Bytes>) -> Self {
+        Dir { listing, entries: Vec::new() }
+    }
+
+    /// Adds or replaces a child.
+    pub fn insert(&mut self, name: &str, entry: Entry) {
+        match self.entries.binary_search_by(|(n, _)| (**n).cmp(name)) {
+            Ok(i) => self.entries[i].1 = entry,
+            Err(i) => self.entries.insert(i, (name.into(), entry)),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Entry> {
+        self.entries
+            .binary_search_by(|(n, _)| (**n).cmp(name))
+            .ok()
+            .map(|i| &self.entries[i].1)
+    }
+
+    /// Children, sorted by name.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &Entry)> {
+        self.entries.iter().map(|(n, e)| (&**n, e))
+    }
+}
+
+/// Listing bytes as Nova prints a list: entries joined by `\n`, no trailing newline.
+pub fn listing<I, S>(names: I) -> Bytes
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let mut out = String::new();
+    for (i, n) in names.into_iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(n.as_ref());
+    }
+    Bytes::from(out)
+}
+
+/// An instance's whole metadata tree. The root holds `ec2` and `openstack`; request
+/// paths reach it through [`crate::metadata::MetadataPath`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataTree {
+    pub(crate) root: Dir,
+}
+
+impl MetadataTree {
+    /// The entry at `segments` (already normalised), if any.
+    pub fn lookup<S: AsRef<str>>(&self, segments: &[S]) -> Option<&Entry> {
+        let (first, rest) = segments.split_first()?;
+        let mut entry = self.root.get(first.as_ref())?;
+        for seg in rest {
+            match entry {
+                Entry::Dir(d) => entry = d.get(seg.as_ref())?,
+                // Below a leaf there is nothing (Nova crashes here; we answer 404).
+                Entry::File(_) | Entry::Password => return None,
+            }
+        }
+        Some(entry)
+    }
+
+    pub fn root(&self) -> &Dir {
+        &self.root
+    }
+
+    /// Every entry with its path, depth first, for writing the tree out.
+    pub fn walk(&self) -> Vec<(String, &Entry)> {
+        fn go<'a>(prefix: &str, dir: &'a Dir, out: &mut Vec<(String, &'a Entry)>) {
+            for (name, entry) in dir.entries() {
+                let path = if prefix.is_empty() { name.to_owned() } else { format!("{prefix}/{name}") };
+                out.push((path.clone(), entry));
+                if let Entry::Dir(d) = entry {
+                    go(&path, d, out);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        go("", &self.root, &mut out);
+        out
+    }
+}

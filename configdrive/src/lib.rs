@@ -1,0 +1,1 @@
+//! Reproducible config-2 drives (see issue 4).
