@@ -62,7 +62,11 @@ impl Formatter for PythonFormatter {
         w.write_all(b": ")
     }
 
-    fn write_string_fragment<W: ?Sized + Write>(&mut self, w: &mut W, fragment: &str) -> io::Result<()> {
+    fn write_string_fragment<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
         // Fast path: printable ASCII passes through untouched.
         if fragment.bytes().all(|b| (0x20..0x7f).contains(&b)) {
             return w.write_all(fragment.as_bytes());
@@ -82,7 +86,11 @@ impl Formatter for PythonFormatter {
         w.write_all(&fragment.as_bytes()[start..])
     }
 
-    fn write_char_escape<W: ?Sized + Write>(&mut self, w: &mut W, escape: CharEscape) -> io::Result<()> {
+    fn write_char_escape<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        escape: CharEscape,
+    ) -> io::Result<()> {
         let s: &[u8] = match escape {
             CharEscape::Quote => b"\\\"",
             CharEscape::ReverseSolidus => b"\\\\",
@@ -113,7 +121,11 @@ fn python_float_repr(value: f64) -> String {
         return "NaN".into();
     }
     if value.is_infinite() {
-        return if value > 0.0 { "Infinity".into() } else { "-Infinity".into() };
+        return if value > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
     }
     // `{:e}` gives the shortest round-trip digits: "-1.25e-7", "1e16".
     let sci = format!("{value:e}");
@@ -131,12 +143,20 @@ fn python_float_repr(value: f64) -> String {
         } else if point as usize >= digits.len() {
             format!("{}{}.0", digits, "0".repeat(point as usize - digits.len()))
         } else {
-            format!("{}.{}", &digits[..point as usize], &digits[point as usize..])
+            format!(
+                "{}.{}",
+                &digits[..point as usize],
+                &digits[point as usize..]
+            )
         };
         format!("{sign}{s}")
     } else {
         let (first, rest) = digits.split_at(1);
-        let frac = if rest.is_empty() { String::new() } else { format!(".{rest}") };
+        let frac = if rest.is_empty() {
+            String::new()
+        } else {
+            format!(".{rest}")
+        };
         let esign = if exp < 0 { '-' } else { '+' };
         format!("{sign}{first}{frac}e{esign}{:02}", exp.abs())
     }
@@ -145,7 +165,7 @@ fn python_float_repr(value: f64) -> String {
 /// Writes one JSON object field by field, in the order given, with Python's
 /// separators; it can stop in the middle of a string value so that the caller can
 /// splice something in later (the per-request `random_seed`).
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ObjectWriter {
     buf: Vec<u8>,
     fields: usize,
@@ -153,7 +173,10 @@ pub struct ObjectWriter {
 
 impl ObjectWriter {
     pub fn new() -> Self {
-        ObjectWriter { buf: b"{".to_vec(), fields: 0 }
+        ObjectWriter {
+            buf: b"{".to_vec(),
+            fields: 0,
+        }
     }
 
     fn key(&mut self, key: &str) {
@@ -202,7 +225,10 @@ mod tests {
     #[test]
     fn separators_and_nesting_match_python() {
         let v = json!({"a": [1, 2, {"b": null}], "c": true, "d": "x"});
-        assert_eq!(dumps(&v), r#"{"a": [1, 2, {"b": null}], "c": true, "d": "x"}"#);
+        assert_eq!(
+            dumps(&v),
+            r#"{"a": [1, 2, {"b": null}], "c": true, "d": "x"}"#
+        );
         assert_eq!(dumps(&json!({})), "{}");
         assert_eq!(dumps(&json!([])), "[]");
     }
@@ -223,7 +249,10 @@ mod tests {
         w.field("b", &[1, 2]);
         let tail = w.finish();
         let whole = [head, b"QUJD".to_vec(), tail].concat();
-        assert_eq!(String::from_utf8(whole).expect("ascii"), r#"{"a": 1, "seed": "QUJD", "b": [1, 2]}"#);
+        assert_eq!(
+            String::from_utf8(whole).expect("ascii"),
+            r#"{"a": 1, "seed": "QUJD", "b": [1, 2]}"#
+        );
     }
 
     #[test]

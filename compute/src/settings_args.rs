@@ -7,7 +7,10 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("cannot read vendor data file {path}: {source}")]
-    VendorDataRead { path: PathBuf, source: std::io::Error },
+    VendorDataRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("vendor data file {path} is not a JSON object: {message}")]
     VendorDataJson { path: PathBuf, message: String },
     #[error("unknown metadata version `{0}` in --disable-version or --skip-versions; known: {1}")]
@@ -45,7 +48,10 @@ fn parse_versions(names: &[String]) -> Result<Vec<AnyVersion>, SettingsError> {
         .iter()
         .map(|n| n.trim())
         .filter(|n| !n.is_empty())
-        .map(|n| n.parse().map_err(|_| SettingsError::UnknownVersion(n.to_owned(), known_versions())))
+        .map(|n| {
+            n.parse()
+                .map_err(|_| SettingsError::UnknownVersion(n.to_owned(), known_versions()))
+        })
         .collect()
 }
 
@@ -58,16 +64,23 @@ impl SettingsArgs {
             ..Settings::default()
         };
         let disabled = parse_versions(&self.disable_version)?;
-        s.openstack_versions.retain(|v| !disabled.contains(&AnyVersion::OpenStack(*v)));
-        s.ec2_versions.retain(|v| !disabled.contains(&AnyVersion::Ec2(*v)));
+        s.openstack_versions
+            .retain(|v| !disabled.contains(&AnyVersion::OpenStack(*v)));
+        s.ec2_versions
+            .retain(|v| !disabled.contains(&AnyVersion::Ec2(*v)));
         if let Some(skip) = &self.skip_versions {
             s.drive_skip_versions = parse_versions(skip)?;
         }
         if let Some(path) = &self.vendor_data {
-            let bytes = std::fs::read(path)
-                .map_err(|source| SettingsError::VendorDataRead { path: path.clone(), source })?;
-            s.vendor_data = serde_json::from_slice(&bytes)
-                .map_err(|e| SettingsError::VendorDataJson { path: path.clone(), message: e.to_string() })?;
+            let bytes = std::fs::read(path).map_err(|source| SettingsError::VendorDataRead {
+                path: path.clone(),
+                source,
+            })?;
+            s.vendor_data =
+                serde_json::from_slice(&bytes).map_err(|e| SettingsError::VendorDataJson {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
         }
         Ok(s)
     }

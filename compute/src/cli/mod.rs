@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "compute", version, about = "A compact Nova for one host: instances, metadata, config drives")]
+#[command(
+    name = "compute",
+    version,
+    about = "A compact Nova for one host: instances, metadata, config drives"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

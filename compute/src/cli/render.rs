@@ -56,7 +56,9 @@ pub struct RenderArgs {
 pub(crate) fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
     if path == Path::new("-") {
         let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf).context("reading the instance document from standard input")?;
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("reading the instance document from standard input")?;
         return Ok(buf);
     }
     std::fs::read(path).with_context(|| format!("cannot read instance document {}", path.display()))
@@ -66,7 +68,10 @@ pub fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
     let instance = Instance::from_json(&read_input(&args.instance)?)?;
     let settings = args.settings.to_settings()?;
     let files: Vec<(String, Vec<u8>)> = match args.view {
-        View::Drive => render_drive(&instance, &settings).into_iter().map(|(p, b)| (p, b.to_vec())).collect(),
+        View::Drive => render_drive(&instance, &settings)
+            .into_iter()
+            .map(|(p, b)| (p, b.to_vec()))
+            .collect(),
         View::Service => {
             let seed = match args.random_seed {
                 Some(s) => s,
@@ -81,7 +86,11 @@ pub fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn service_files(instance: &Instance, settings: &compute::Settings, seed: &str) -> Vec<(String, Vec<u8>)> {
+fn service_files(
+    instance: &Instance,
+    settings: &compute::Settings,
+    seed: &str,
+) -> Vec<(String, Vec<u8>)> {
     let tree = render_service(instance, settings);
     let mut out = Vec::new();
     for (path, entry) in tree.walk() {
@@ -114,7 +123,10 @@ fn write_atomically(out: &Path, force: bool, files: &[(String, Vec<u8>)]) -> any
         Ok(mut it) => it.next().is_some(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
         Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
-            bail!("{} exists and is not a folder; choose another --out", out.display())
+            bail!(
+                "{} exists and is not a folder; choose another --out",
+                out.display()
+            )
         }
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", out.display())),
     };
@@ -125,7 +137,8 @@ fn write_atomically(out: &Path, force: bool, files: &[(String, Vec<u8>)]) -> any
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    std::fs::create_dir_all(&parent)
+        .with_context(|| format!("cannot create {}", parent.display()))?;
     let tmp = tempfile::Builder::new()
         .prefix(".render-")
         .tempdir_in(&parent)
@@ -133,14 +146,17 @@ fn write_atomically(out: &Path, force: bool, files: &[(String, Vec<u8>)]) -> any
     for (rel, bytes) in files {
         let path = tmp.path().join(rel);
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
         }
         std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
     }
     if out.exists() {
-        std::fs::remove_dir_all(out).with_context(|| format!("cannot replace {}", out.display()))?;
+        std::fs::remove_dir_all(out)
+            .with_context(|| format!("cannot replace {}", out.display()))?;
     }
     let tmp = tmp.keep();
-    std::fs::rename(&tmp, out).with_context(|| format!("cannot move the result into {}", out.display()))?;
+    std::fs::rename(&tmp, out)
+        .with_context(|| format!("cannot move the result into {}", out.display()))?;
     Ok(())
 }

@@ -32,12 +32,24 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     match args.format {
         Format::Json => {
             let out = serde_json::json!({"valid": errors.is_empty(), "errors": errors});
-            println!("{}", serde_json::to_string_pretty(&out).context("printing the report")?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&out).context("printing the report")?
+            );
         }
         Format::Text => match &result {
-            Ok(i) => println!("{}: valid instance document for {} ({})", args.instance.display(), i.name(), i.uuid_str()),
+            Ok(i) => println!(
+                "{}: valid instance document for {} ({})",
+                args.instance.display(),
+                i.name(),
+                i.uuid_str()
+            ),
             Err(e) => eprintln!("{}: {e}", args.instance.display()),
         },
     }
-    Ok(if errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

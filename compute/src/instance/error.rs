@@ -13,14 +13,22 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    pub(crate) fn new(field: impl Into<String>, value: impl AsRef<str>, problem: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        field: impl Into<String>,
+        value: impl AsRef<str>,
+        problem: impl Into<String>,
+    ) -> Self {
         let value = value.as_ref();
         let value = if value.chars().count() > 80 {
             format!("{}…", value.chars().take(77).collect::<String>())
         } else {
             value.to_owned()
         };
-        FieldError { field: field.into(), value, problem: problem.into() }
+        FieldError {
+            field: field.into(),
+            value,
+            problem: problem.into(),
+        }
     }
 }
 
@@ -39,5 +47,9 @@ pub enum InstanceError {
 }
 
 fn join(errors: &[FieldError]) -> String {
-    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  ")
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n  ")
 }

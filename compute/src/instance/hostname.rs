@@ -6,7 +6,11 @@
 /// Unlike Nova we also drop non-ASCII letters, so the result is always a valid label.
 /// An empty result becomes `Server-<uuid>`, Nova's default.
 pub fn sanitize_hostname(name: &str, uuid: &str) -> String {
-    let latin1: String = name.chars().filter(|c| (*c as u32) <= 0xff).take(63).collect();
+    let latin1: String = name
+        .chars()
+        .filter(|c| (*c as u32) <= 0xff)
+        .take(63)
+        .collect();
     let mut out = String::with_capacity(latin1.len());
     for c in latin1.chars() {
         match c {

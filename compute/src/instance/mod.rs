@@ -288,15 +288,25 @@ impl Instance {
 
     /// EC2 `ami-id` (empty when the document names no image).
     pub fn ami_id(&self) -> String {
-        self.doc.image_id.as_deref().map(|id| ec2_image_id("ami", id)).unwrap_or_default()
+        self.doc
+            .image_id
+            .as_deref()
+            .map(|id| ec2_image_id("ami", id))
+            .unwrap_or_default()
     }
 
     pub fn kernel_id(&self) -> Option<String> {
-        self.doc.kernel_id.as_deref().map(|id| ec2_image_id("aki", id))
+        self.doc
+            .kernel_id
+            .as_deref()
+            .map(|id| ec2_image_id("aki", id))
     }
 
     pub fn ramdisk_id(&self) -> Option<String> {
-        self.doc.ramdisk_id.as_deref().map(|id| ec2_image_id("ari", id))
+        self.doc
+            .ramdisk_id
+            .as_deref()
+            .map(|id| ec2_image_id("ari", id))
     }
 
     /// The first fixed IPv4 address and the MAC of its link (EC2 `local-ipv4`, `mac`).
@@ -319,7 +329,9 @@ impl Instance {
 
     /// Every fixed IP address of the instance, for mapping a caller to it.
     pub fn fixed_ips(&self) -> Vec<std::net::IpAddr> {
-        let Some(net) = self.network() else { return Vec::new() };
+        let Some(net) = self.network() else {
+            return Vec::new();
+        };
         net.networks
             .iter()
             .filter_map(|n| n.ip_address.as_deref()?.parse().ok())

@@ -22,7 +22,9 @@ pub(super) struct Validated {
 /// Decodes standard base64, ignoring line breaks the way Nova's decoder does.
 pub(crate) fn decode_base64(text: &str) -> Option<Vec<u8>> {
     let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    base64::engine::general_purpose::STANDARD.decode(compact).ok()
+    base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .ok()
 }
 
 pub(super) fn validate(doc: &InstanceDocument) -> Result<Validated, InstanceError> {
@@ -31,7 +33,11 @@ pub(super) fn validate(doc: &InstanceDocument) -> Result<Validated, InstanceErro
     let uuid = match Uuid::try_parse(&doc.uuid) {
         Ok(u) if doc.uuid.len() == 36 => u,
         _ => {
-            errs.push(FieldError::new("uuid", &doc.uuid, "not a UUID; write it hyphenated, like d8e02d56-2648-49a3-bf97-6be8f1204f38"));
+            errs.push(FieldError::new(
+                "uuid",
+                &doc.uuid,
+                "not a UUID; write it hyphenated, like d8e02d56-2648-49a3-bf97-6be8f1204f38",
+            ));
             Uuid::nil()
         }
     };
@@ -54,7 +60,10 @@ pub(super) fn validate(doc: &InstanceDocument) -> Result<Validated, InstanceErro
         None => sanitize_hostname(&doc.name, &uuid.hyphenated().to_string()),
     };
 
-    for (field, value) in [("availability_zone", &doc.availability_zone), ("instance_type", &doc.instance_type)] {
+    for (field, value) in [
+        ("availability_zone", &doc.availability_zone),
+        ("instance_type", &doc.instance_type),
+    ] {
         if let Some(v) = value {
             if v.is_empty() {
                 errs.push(FieldError::new(field, v, "must not be empty when given"));
@@ -65,12 +74,24 @@ pub(super) fn validate(doc: &InstanceDocument) -> Result<Validated, InstanceErro
     let mut key_names = HashSet::new();
     for (i, key) in doc.keys.iter().enumerate() {
         if key.name.is_empty() {
-            errs.push(FieldError::new(format!("keys[{i}].name"), &key.name, "must not be empty"));
+            errs.push(FieldError::new(
+                format!("keys[{i}].name"),
+                &key.name,
+                "must not be empty",
+            ));
         } else if !key_names.insert(key.name.as_str()) {
-            errs.push(FieldError::new(format!("keys[{i}].name"), &key.name, "names another key already; key names must be unique"));
+            errs.push(FieldError::new(
+                format!("keys[{i}].name"),
+                &key.name,
+                "names another key already; key names must be unique",
+            ));
         }
         if key.data.trim().is_empty() {
-            errs.push(FieldError::new(format!("keys[{i}].data"), &key.data, "must hold the public key text"));
+            errs.push(FieldError::new(
+                format!("keys[{i}].data"),
+                &key.data,
+                "must hold the public key text",
+            ));
         }
     }
 
@@ -87,7 +108,11 @@ pub(super) fn validate(doc: &InstanceDocument) -> Result<Validated, InstanceErro
         Some(ud) => match decode_base64(ud) {
             Some(bytes) => Some(bytes),
             None => {
-                errs.push(FieldError::new("user_data", ud, "is not valid base64; encode the raw user data with `base64 -w0`"));
+                errs.push(FieldError::new(
+                    "user_data",
+                    ud,
+                    "is not valid base64; encode the raw user data with `base64 -w0`",
+                ));
                 None
             }
         },
@@ -97,7 +122,11 @@ pub(super) fn validate(doc: &InstanceDocument) -> Result<Validated, InstanceErro
 
     if let Some(seed) = &doc.random_seed {
         if decode_base64(seed).is_none_or(|b| b.is_empty()) {
-            errs.push(FieldError::new("random_seed", seed, "must be base64 of the seed bytes (Nova uses 512)"));
+            errs.push(FieldError::new(
+                "random_seed",
+                seed,
+                "must be base64 of the seed bytes (Nova uses 512)",
+            ));
         }
     }
 
@@ -109,27 +138,47 @@ pub(super) fn validate(doc: &InstanceDocument) -> Result<Validated, InstanceErro
 
     if let Some(root) = &doc.root_device_name {
         if !root.starts_with("/dev/") || root.len() <= 5 {
-            errs.push(FieldError::new("root_device_name", root, "must be a device path like /dev/vda"));
+            errs.push(FieldError::new(
+                "root_device_name",
+                root,
+                "must be a device path like /dev/vda",
+            ));
         }
     }
     for (name, dev) in &doc.block_device_mapping {
         if name == "ami" || name == "root" {
-            errs.push(FieldError::new(format!("block_device_mapping.{name}"), dev, "is derived from root_device_name; set that instead"));
+            errs.push(FieldError::new(
+                format!("block_device_mapping.{name}"),
+                dev,
+                "is derived from root_device_name; set that instead",
+            ));
         } else if !dev.starts_with("/dev/") {
-            errs.push(FieldError::new(format!("block_device_mapping.{name}"), dev, "must be a device path like /dev/vdb"));
+            errs.push(FieldError::new(
+                format!("block_device_mapping.{name}"),
+                dev,
+                "must be a device path like /dev/vdb",
+            ));
         }
     }
 
     for (i, group) in doc.security_groups.iter().flatten().enumerate() {
         if group.is_empty() {
-            errs.push(FieldError::new(format!("security_groups[{i}]"), group, "must not be empty"));
+            errs.push(FieldError::new(
+                format!("security_groups[{i}]"),
+                group,
+                "must not be empty",
+            ));
         }
     }
 
     for (i, dev) in doc.devices.iter().enumerate() {
         if let super::Device::Nic { mac, .. } = dev {
             if mac.parse::<MacAddr>().is_err() {
-                errs.push(FieldError::new(format!("devices[{i}].mac"), mac, "is not a MAC address like fa:16:3e:12:34:56"));
+                errs.push(FieldError::new(
+                    format!("devices[{i}].mac"),
+                    mac,
+                    "is not a MAC address like fa:16:3e:12:34:56",
+                ));
             }
         }
     }
@@ -138,7 +187,11 @@ pub(super) fn validate(doc: &InstanceDocument) -> Result<Validated, InstanceErro
         match time::OffsetDateTime::parse(c, &time::format_description::well_known::Rfc3339) {
             Ok(t) => Some(t.unix_timestamp()),
             Err(e) => {
-                errs.push(FieldError::new("created_at", c, format!("is not an RFC 3339 time like 2024-01-31T12:00:00Z ({e})")));
+                errs.push(FieldError::new(
+                    "created_at",
+                    c,
+                    format!("is not an RFC 3339 time like 2024-01-31T12:00:00Z ({e})"),
+                ));
                 None
             }
         }
@@ -149,7 +202,13 @@ pub(super) fn validate(doc: &InstanceDocument) -> Result<Validated, InstanceErro
     }
 
     if errs.is_empty() {
-        Ok(Validated { uuid, hostname, user_data, files, created_at })
+        Ok(Validated {
+            uuid,
+            hostname,
+            user_data,
+            files,
+            created_at,
+        })
     } else {
         Err(InstanceError::Invalid(errs))
     }
@@ -181,16 +240,31 @@ fn validate_files(doc: &InstanceDocument, errs: &mut Vec<FieldError>) -> Vec<Inj
     let mut files = Vec::with_capacity(doc.files.len());
     for (i, f) in doc.files.iter().enumerate() {
         match check_file_path(&f.path) {
-            Err(problem) => errs.push(FieldError::new(format!("files[{i}].path"), &f.path, problem)),
+            Err(problem) => errs.push(FieldError::new(
+                format!("files[{i}].path"),
+                &f.path,
+                problem,
+            )),
             Ok(normal) => {
                 if !seen.insert(normal) {
-                    errs.push(FieldError::new(format!("files[{i}].path"), &f.path, "is given twice; each injected file needs its own path"));
+                    errs.push(FieldError::new(
+                        format!("files[{i}].path"),
+                        &f.path,
+                        "is given twice; each injected file needs its own path",
+                    ));
                 }
             }
         }
         match decode_base64(&f.contents) {
-            Some(contents) => files.push(InjectedFile { path: f.path.clone(), contents }),
-            None => errs.push(FieldError::new(format!("files[{i}].contents"), &f.contents, "is not valid base64; encode the file with `base64 -w0`")),
+            Some(contents) => files.push(InjectedFile {
+                path: f.path.clone(),
+                contents,
+            }),
+            None => errs.push(FieldError::new(
+                format!("files[{i}].contents"),
+                &f.contents,
+                "is not valid base64; encode the file with `base64 -w0`",
+            )),
         }
     }
     files
@@ -208,7 +282,11 @@ fn check_ip(field: String, value: &str, errs: &mut Vec<FieldError>) -> Option<Ip
 
 fn check_mac(field: String, value: &str, errs: &mut Vec<FieldError>) {
     if value.parse::<MacAddr>().is_err() {
-        errs.push(FieldError::new(field, value, "is not a MAC address like fa:16:3e:12:34:56"));
+        errs.push(FieldError::new(
+            field,
+            value,
+            "is not a MAC address like fa:16:3e:12:34:56",
+        ));
     }
 }
 
@@ -216,29 +294,49 @@ fn validate_network(net: &NetworkData, errs: &mut Vec<FieldError>) {
     let mut link_ids = HashSet::new();
     for (i, link) in net.links.iter().enumerate() {
         if link.id.is_empty() || !link_ids.insert(link.id.as_str()) {
-            errs.push(FieldError::new(format!("network.links[{i}].id"), &link.id, "must be a non-empty id unique among links"));
+            errs.push(FieldError::new(
+                format!("network.links[{i}].id"),
+                &link.id,
+                "must be a non-empty id unique among links",
+            ));
         }
         if let Some(mac) = &link.ethernet_mac_address {
-            check_mac(format!("network.links[{i}].ethernet_mac_address"), mac, errs);
+            check_mac(
+                format!("network.links[{i}].ethernet_mac_address"),
+                mac,
+                errs,
+            );
         }
         if let Some(mac) = &link.vlan_mac_address {
             check_mac(format!("network.links[{i}].vlan_mac_address"), mac, errs);
         }
         if let Some(mtu) = link.mtu {
             if !(68..=65535).contains(&mtu) {
-                errs.push(FieldError::new(format!("network.links[{i}].mtu"), mtu.to_string(), "must be between 68 and 65535"));
+                errs.push(FieldError::new(
+                    format!("network.links[{i}].mtu"),
+                    mtu.to_string(),
+                    "must be between 68 and 65535",
+                ));
             }
         }
     }
     for (i, link) in net.links.iter().enumerate() {
         for (j, member) in link.bond_links.iter().flatten().enumerate() {
             if !link_ids.contains(member.as_str()) {
-                errs.push(FieldError::new(format!("network.links[{i}].bond_links[{j}]"), member, "names no link in network.links"));
+                errs.push(FieldError::new(
+                    format!("network.links[{i}].bond_links[{j}]"),
+                    member,
+                    "names no link in network.links",
+                ));
             }
         }
         if let Some(parent) = &link.vlan_link {
             if !link_ids.contains(parent.as_str()) {
-                errs.push(FieldError::new(format!("network.links[{i}].vlan_link"), parent, "names no link in network.links"));
+                errs.push(FieldError::new(
+                    format!("network.links[{i}].vlan_link"),
+                    parent,
+                    "names no link in network.links",
+                ));
             }
         }
     }
@@ -247,30 +345,55 @@ fn validate_network(net: &NetworkData, errs: &mut Vec<FieldError>) {
     for (i, n) in net.networks.iter().enumerate() {
         let at = |f: &str| format!("network.networks[{i}].{f}");
         if n.id.is_empty() || !net_ids.insert(n.id.as_str()) {
-            errs.push(FieldError::new(at("id"), &n.id, "must be a non-empty id unique among networks"));
+            errs.push(FieldError::new(
+                at("id"),
+                &n.id,
+                "must be a non-empty id unique among networks",
+            ));
         }
         if !link_ids.contains(n.link.as_str()) {
-            errs.push(FieldError::new(at("link"), &n.link, "names no link in network.links"));
+            errs.push(FieldError::new(
+                at("link"),
+                &n.link,
+                "names no link in network.links",
+            ));
         }
         if n.kind.is_static() {
             let want_v4 = n.kind.is_ipv4();
             let family = if want_v4 { "IPv4" } else { "IPv6" };
             match &n.ip_address {
-                None => errs.push(FieldError::new(at("ip_address"), "", "is required for a static network")),
+                None => errs.push(FieldError::new(
+                    at("ip_address"),
+                    "",
+                    "is required for a static network",
+                )),
                 Some(ip) => {
                     if let Some(addr) = check_ip(at("ip_address"), ip, errs) {
                         if addr.is_ipv4() != want_v4 {
-                            errs.push(FieldError::new(at("ip_address"), ip, format!("must be an {family} address for this network type")));
+                            errs.push(FieldError::new(
+                                at("ip_address"),
+                                ip,
+                                format!("must be an {family} address for this network type"),
+                            ));
                         }
                     }
                 }
             }
             match &n.netmask {
-                None => errs.push(FieldError::new(at("netmask"), "", "is required for a static network")),
+                None => errs.push(FieldError::new(
+                    at("netmask"),
+                    "",
+                    "is required for a static network",
+                )),
                 Some(mask) => {
                     if let Some(addr) = check_ip(at("netmask"), mask, errs) {
-                        if addr.is_ipv4() != want_v4 || ipnetwork::ip_mask_to_prefix(addr).is_err() {
-                            errs.push(FieldError::new(at("netmask"), mask, format!("must be a contiguous {family} netmask")));
+                        if addr.is_ipv4() != want_v4 || ipnetwork::ip_mask_to_prefix(addr).is_err()
+                        {
+                            errs.push(FieldError::new(
+                                at("netmask"),
+                                mask,
+                                format!("must be a contiguous {family} netmask"),
+                            ));
                         }
                     }
                 }

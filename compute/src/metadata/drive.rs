@@ -19,21 +19,40 @@ pub fn render_drive(instance: &Instance, settings: &Settings) -> DriveTree {
     let mut out = DriveTree::new();
     let skipped = |v: AnyVersion| settings.drive_skip_versions.contains(&v);
 
-    let ec2_versions = Ec2Version::ALL.iter().copied().filter(|v| !skipped(AnyVersion::Ec2(*v)));
+    let ec2_versions = Ec2Version::ALL
+        .iter()
+        .copied()
+        .filter(|v| !skipped(AnyVersion::Ec2(*v)));
     let latest_ec2 = settings.latest_ec2().unwrap_or(Ec2Version::V2009_04_04);
-    for (name, v) in ec2_versions.map(|v| (v.as_str(), v)).chain([("latest", latest_ec2)]) {
-        if let Some(ud) = instance.user_data() {
-            out.insert(format!("ec2/{name}/user-data"), Bytes::copy_from_slice(ud));
+    let user_data = instance.user_data().map(Bytes::copy_from_slice);
+    for (name, v) in ec2_versions
+        .map(|v| (v.as_str(), v))
+        .chain([("latest", latest_ec2)])
+    {
+        if let Some(ud) = &user_data {
+            out.insert(format!("ec2/{name}/user-data"), ud.clone());
         }
         let meta = ec2::meta_data(instance, settings, v);
-        out.insert(format!("ec2/{name}/meta-data.json"), pyjson::to_vec(&meta).into());
+        out.insert(
+            format!("ec2/{name}/meta-data.json"),
+            pyjson::to_vec(&meta).into(),
+        );
     }
 
-    let os_versions = OpenStackVersion::ALL.iter().copied().filter(|v| !skipped(AnyVersion::OpenStack(*v)));
-    let latest_os = settings.latest_openstack().unwrap_or(OpenStackVersion::V2025_04_04);
-    for (name, v) in os_versions.map(|v| (v.as_str(), v)).chain([("latest", latest_os)]) {
+    let docs = openstack::Documents::new(instance, settings, View::Drive);
+    let os_versions = OpenStackVersion::ALL
+        .iter()
+        .copied()
+        .filter(|v| !skipped(AnyVersion::OpenStack(*v)));
+    let latest_os = settings
+        .latest_openstack()
+        .unwrap_or(OpenStackVersion::V2025_04_04);
+    for (name, v) in os_versions
+        .map(|v| (v.as_str(), v))
+        .chain([("latest", latest_os)])
+    {
         for file in openstack::files_of(instance, v) {
-            if let Some(doc) = openstack::document(instance, settings, v, View::Drive, file) {
+            if let Some(doc) = docs.document(v, file) {
                 let bytes = match doc.body {
                     Body::Static(b) => b,
                     // Unreachable for drives (no seed is made up), but never panic.
@@ -45,7 +64,10 @@ pub fn render_drive(instance: &Instance, settings: &Settings) -> DriveTree {
     }
 
     for (i, f) in instance.files().iter().enumerate() {
-        out.insert(format!("openstack/content/{}", content_name(i)), Bytes::copy_from_slice(&f.contents));
+        out.insert(
+            format!("openstack/content/{}", content_name(i)),
+            Bytes::copy_from_slice(&f.contents),
+        );
     }
     out
 }

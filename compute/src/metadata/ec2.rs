@@ -12,10 +12,33 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
+/// The oldest version that has `key` (Nova adds keys as versions go up).
+fn since(key: &str) -> V {
+    match key {
+        "local-hostname" | "public-hostname" | "public-ipv4" => V::V2007_01_19,
+        "instance-type" => V::V2007_08_29,
+        "block-device-mapping" | "kernel-id" | "ramdisk-id" => V::V2007_12_15,
+        "placement" => V::V2008_02_01,
+        "instance-action" => V::V2008_09_01,
+        _ => V::V1_0,
+    }
+}
+
 /// Nova's `meta-data` object for a version.
 pub(super) fn meta_data(instance: &Instance, settings: &Settings, v: V) -> Map<String, Value> {
+    let mut m = newest_meta_data(instance, settings);
+    m.retain(|k, _| since(k) <= v);
+    m
+}
+
+/// The `meta-data` object of the newest version, in Nova's insertion order; older
+/// versions are this object with later keys left out.
+fn newest_meta_data(instance: &Instance, settings: &Settings) -> Map<String, Value> {
     let hostname = settings.fqdn(instance);
-    let local_ipv4 = instance.local_ipv4().map(|(ip, _)| ip.to_string()).unwrap_or_default();
+    let local_ipv4 = instance
+        .local_ipv4()
+        .map(|(ip, _)| ip.to_string())
+        .unwrap_or_default();
     let mut m = Map::new();
     m.insert("ami-id".into(), instance.ami_id().into());
     m.insert("ami-launch-index".into(), instance.launch_index().into());
@@ -30,60 +53,110 @@ pub(super) fn meta_data(instance: &Instance, settings: &Settings, v: V) -> Map<S
             .keys()
             .iter()
             .enumerate()
-            .map(|(i, k)| (i.to_string(), json!({"_name": format!("{i}={}", k.name), "openssh-key": k.data})))
+            .map(|(i, k)| {
+                (
+                    i.to_string(),
+                    json!({"_name": format!("{i}={}", k.name), "openssh-key": k.data}),
+                )
+            })
             .collect();
         m.insert("public-keys".into(), keys.into());
     }
-    if v >= V::V2007_01_19 {
-        m.insert("local-hostname".into(), hostname.clone().into());
-        m.insert("public-hostname".into(), hostname.into());
-        m.insert("public-ipv4".into(), instance.public_ipv4().into());
+    m.insert("local-hostname".into(), hostname.clone().into());
+    m.insert("public-hostname".into(), hostname.into());
+    m.insert("public-ipv4".into(), instance.public_ipv4().into());
+    m.insert("instance-type".into(), instance.instance_type().into());
+    let root = instance.root_device_name();
+    let mut bdm = Map::new();
+    bdm.insert("ami".into(), root.trim_start_matches("/dev/").into());
+    bdm.insert("root".into(), root.into());
+    for (name, dev) in instance.block_device_mapping() {
+        bdm.insert(name.clone(), dev.clone().into());
     }
-    if v >= V::V2007_08_29 {
-        m.insert("instance-type".into(), instance.instance_type().into());
+    m.insert("block-device-mapping".into(), bdm.into());
+    if let Some(k) = instance.kernel_id() {
+        m.insert("kernel-id".into(), k.into());
     }
-    if v >= V::V2007_12_15 {
-        let root = instance.root_device_name();
-        let mut bdm = Map::new();
-        bdm.insert("ami".into(), root.trim_start_matches("/dev/").into());
-        bdm.insert("root".into(), root.into());
-        for (name, dev) in instance.block_device_mapping() {
-            bdm.insert(name.clone(), dev.clone().into());
-        }
-        m.insert("block-device-mapping".into(), bdm.into());
-        if let Some(k) = instance.kernel_id() {
-            m.insert("kernel-id".into(), k.into());
-        }
-        if let Some(r) = instance.ramdisk_id() {
-            m.insert("ramdisk-id".into(), r.into());
-        }
+    if let Some(r) = instance.ramdisk_id() {
+        m.insert("ramdisk-id".into(), r.into());
     }
-    if v >= V::V2008_02_01 {
-        m.insert("placement".into(), json!({"availability-zone": instance.availability_zone()}));
-    }
-    if v >= V::V2008_09_01 {
-        m.insert("instance-action".into(), "none".into());
-    }
+    m.insert(
+        "placement".into(),
+        json!({"availability-zone": instance.availability_zone()}),
+    );
+    m.insert("instance-action".into(), "none".into());
     m
 }
 
-/// `/<version>/`: `meta-data/` and, when there is user data, `user-data`.
-pub(super) fn version_dir(instance: &Instance, settings: &Settings, v: V) -> Dir {
-    let meta = object_dir(&meta_data(instance, settings, v));
+/// `/<version>/` for each version asked for: `meta-data/` and, when there is user
+/// data, `user-data`. Leaves are built once and shared; versions that show the same
+/// keys share one directory.
+pub(super) fn version_dirs(
+    instance: &Instance,
+    settings: &Settings,
+    versions: &[V],
+) -> Vec<(V, Arc<Dir>)> {
+    let newest = object_dir(&newest_meta_data(instance, settings));
+    let user_data = instance
+        .user_data()
+        .map(|ud| Entry::File(text(Bytes::copy_from_slice(ud))));
     let mut names = vec!["meta-data/"];
-    if instance.user_data().is_some() {
+    if user_data.is_some() {
         names.push("user-data");
     }
-    let mut dir = Dir::new(Some(listing(names)));
-    dir.insert("meta-data", Entry::Dir(Arc::new(meta)));
-    if let Some(ud) = instance.user_data() {
-        dir.insert("user-data", Entry::File(text(Bytes::copy_from_slice(ud))));
+    let version_listing = listing(names);
+
+    let mut out: Vec<(V, Arc<Dir>)> = Vec::with_capacity(versions.len());
+    let mut previous: Option<(Vec<&str>, Arc<Dir>)> = None;
+    for &v in versions {
+        let keys: Vec<&str> = newest
+            .entries()
+            .map(|(k, _)| k)
+            .filter(|k| since(k) <= v)
+            .collect();
+        if let Some((prev_keys, dir)) = &previous {
+            if *prev_keys == keys {
+                out.push((v, dir.clone()));
+                continue;
+            }
+        }
+        let mut meta = Dir::new(Some(listing(
+            keys.iter().map(|k| listed_name(k, newest.get(k))),
+        )));
+        for k in &keys {
+            if let Some(e) = newest.get(k) {
+                meta.insert(k, e.clone());
+            }
+        }
+        let mut dir = Dir::new(Some(version_listing.clone()));
+        dir.insert("meta-data", Entry::Dir(Arc::new(meta)));
+        if let Some(ud) = &user_data {
+            dir.insert("user-data", ud.clone());
+        }
+        let dir = Arc::new(dir);
+        out.push((v, dir.clone()));
+        previous = Some((keys, dir));
     }
-    dir
+    out
+}
+
+/// How a child shows in its parent's listing: `key/` for a directory, `N=name` for a
+/// public key (its `_name`), the bare key for a leaf.
+fn listed_name(key: &str, entry: Option<&Entry>) -> String {
+    match entry {
+        Some(Entry::Dir(d)) => match &d.display_name {
+            Some(n) => n.to_string(),
+            None => format!("{key}/"),
+        },
+        _ => key.to_owned(),
+    }
 }
 
 fn text(bytes: Bytes) -> File {
-    File { body: Body::Static(bytes), content_type: ContentType::Text }
+    File {
+        body: Body::Static(bytes),
+        content_type: ContentType::Text,
+    }
 }
 
 /// A JSON object as a directory, listed like Nova's `ec2_md_print`: keys sorted, a
@@ -91,21 +164,18 @@ fn text(bytes: Bytes) -> File {
 fn object_dir(obj: &Map<String, Value>) -> Dir {
     let mut keys: Vec<&String> = obj.keys().filter(|k| *k != "_name").collect();
     keys.sort();
-    let names = keys.iter().map(|k| match &obj[k.as_str()] {
-        Value::Object(child) => match child.get("_name") {
-            Some(Value::String(n)) => n.clone(),
-            _ => format!("{k}/"),
-        },
-        _ => (*k).clone(),
-    });
-    let mut dir = Dir::new(Some(listing(names)));
-    for k in keys {
+    let mut dir = Dir::new(None);
+    if let Some(Value::String(n)) = obj.get("_name") {
+        dir.display_name = Some(n.as_str().into());
+    }
+    for k in &keys {
         let entry = match &obj[k.as_str()] {
             Value::Object(child) => Entry::Dir(Arc::new(object_dir(child))),
             leaf => Entry::File(text(leaf_bytes(leaf))),
         };
         dir.insert(k, entry);
     }
+    dir.listing = Some(listing(keys.iter().map(|k| listed_name(k, dir.get(k)))));
     dir
 }
 

@@ -78,12 +78,22 @@ impl Settings {
 
     /// Body of `GET /` (and `/ec2`): EC2 versions and `latest`, one a line.
     pub fn ec2_versions_listing(&self) -> Bytes {
-        listing(self.ec2_versions.iter().map(|v| v.as_str()).chain(["latest"]))
+        listing(
+            self.ec2_versions
+                .iter()
+                .map(|v| v.as_str())
+                .chain(["latest"]),
+        )
     }
 
     /// Body of `GET /openstack`: OpenStack versions and `latest`, one a line.
     pub fn openstack_versions_listing(&self) -> Bytes {
-        listing(self.openstack_versions.iter().map(|v| v.as_str()).chain(["latest"]))
+        listing(
+            self.openstack_versions
+                .iter()
+                .map(|v| v.as_str())
+                .chain(["latest"]),
+        )
     }
 }
 
@@ -97,32 +107,27 @@ pub enum View {
 /// Renders everything the metadata service serves for one instance.
 pub fn render_service(instance: &Instance, settings: &Settings) -> MetadataTree {
     let mut ec2_root = Dir::new(Some(settings.ec2_versions_listing()));
-    let mut newest = None;
-    for &v in &settings.ec2_versions {
-        let dir = Arc::new(ec2::version_dir(instance, settings, v));
-        ec2_root.insert(v.as_str(), Entry::Dir(dir.clone()));
+    for (v, dir) in ec2::version_dirs(instance, settings, &settings.ec2_versions) {
         if settings.latest_ec2() == Some(v) {
-            newest = Some(dir);
+            ec2_root.insert("latest", Entry::Dir(dir.clone()));
         }
-    }
-    if let Some(dir) = newest {
-        ec2_root.insert("latest", Entry::Dir(dir));
+        ec2_root.insert(v.as_str(), Entry::Dir(dir));
     }
 
     let mut os_root = Dir::new(Some(settings.openstack_versions_listing()));
-    let mut newest = None;
+    let docs = openstack::Documents::new(instance, settings, View::Service);
     for &v in &settings.openstack_versions {
-        let dir = Arc::new(openstack::version_dir(instance, settings, v));
-        os_root.insert(v.as_str(), Entry::Dir(dir.clone()));
+        let dir = Arc::new(docs.version_dir(v));
         if settings.latest_openstack() == Some(v) {
-            newest = Some(dir);
+            os_root.insert("latest", Entry::Dir(dir.clone()));
         }
-    }
-    if let Some(dir) = newest {
-        os_root.insert("latest", Entry::Dir(dir));
+        os_root.insert(v.as_str(), Entry::Dir(dir));
     }
     if settings.serve_files && !instance.files().is_empty() {
-        os_root.insert("content", Entry::Dir(Arc::new(openstack::content_dir(instance))));
+        os_root.insert(
+            "content",
+            Entry::Dir(Arc::new(openstack::content_dir(instance))),
+        );
     }
 
     let mut root = Dir::new(None);

@@ -36,42 +36,106 @@ pub(super) fn files_of(instance: &Instance, v: V) -> Vec<&'static str> {
     files
 }
 
-pub(super) fn version_dir(instance: &Instance, settings: &Settings, v: V) -> Dir {
-    let files = files_of(instance, v);
-    let mut dir = Dir::new(Some(listing(&files)));
-    for name in files {
-        let entry = match name {
-            PASSWORD => Entry::Password,
-            _ => match document(instance, settings, v, View::Service, name) {
-                Some(file) => Entry::File(file),
-                None => continue,
-            },
-        };
-        dir.insert(name, entry);
-    }
-    dir
+/// Everything of an instance's OpenStack tree that does not depend on the version,
+/// rendered once; each version then only adds the tail of its `meta_data.json`.
+pub(super) struct Documents<'a> {
+    instance: &'a Instance,
+    view: View,
+    /// `meta_data.json` up to and including `availability_zone`.
+    meta_prefix: ObjectWriter,
+    user_data: Option<Bytes>,
+    vendor_data: Bytes,
+    vendor_data2: Bytes,
+    network_data: Bytes,
 }
 
-/// One document of a version, as the given view shows it (`None` for the password,
-/// which is no document, and for user data the instance does not have).
-pub(super) fn document(instance: &Instance, settings: &Settings, v: V, view: View, name: &str) -> Option<File> {
-    let (body, content_type) = match name {
-        META_DATA => (meta_data_json(instance, settings, v, view), ContentType::Json),
-        USER_DATA => (Body::Static(Bytes::copy_from_slice(instance.user_data()?)), ContentType::Text),
-        VENDOR_DATA => (Body::Static(pyjson::to_vec(&vendor_data(instance, settings)).into()), ContentType::Json),
-        // Nova serves network_data.json as text/plain; clients rely on nothing else.
-        NETWORK_DATA => (Body::Static(network_data_json(instance).into()), ContentType::Text),
-        VENDOR_DATA2 => (Body::Static(vendor_data2_json(&vendor_data(instance, settings), &[]).into()), ContentType::Json),
-        _ => return None,
-    };
-    Some(File { body, content_type })
+impl<'a> Documents<'a> {
+    pub(super) fn new(instance: &'a Instance, settings: &Settings, view: View) -> Self {
+        let vendor = vendor_data(instance, settings);
+        Documents {
+            instance,
+            view,
+            meta_prefix: meta_data_prefix(instance, settings, view),
+            user_data: instance.user_data().map(Bytes::copy_from_slice),
+            vendor_data: pyjson::to_vec(&vendor).into(),
+            vendor_data2: vendor_data2_json(&vendor, &[]).into(),
+            network_data: network_data_json(instance).into(),
+        }
+    }
+
+    pub(super) fn version_dir(&self, v: V) -> Dir {
+        let files = files_of(self.instance, v);
+        let mut dir = Dir::new(Some(listing(&files)));
+        for name in files {
+            let entry = match name {
+                PASSWORD => Entry::Password,
+                _ => match self.document(v, name) {
+                    Some(file) => Entry::File(file),
+                    None => continue,
+                },
+            };
+            dir.insert(name, entry);
+        }
+        dir
+    }
+
+    /// One document of a version (`None` for the password, which is no document).
+    pub(super) fn document(&self, v: V, name: &str) -> Option<File> {
+        let (body, content_type) = match name {
+            META_DATA => (self.meta_data(v), ContentType::Json),
+            USER_DATA => (Body::Static(self.user_data.clone()?), ContentType::Text),
+            VENDOR_DATA => (Body::Static(self.vendor_data.clone()), ContentType::Json),
+            // Nova serves network_data.json as text/plain; keep the quirk.
+            NETWORK_DATA => (Body::Static(self.network_data.clone()), ContentType::Text),
+            VENDOR_DATA2 => (Body::Static(self.vendor_data2.clone()), ContentType::Json),
+            _ => return None,
+        };
+        Some(File { body, content_type })
+    }
+
+    fn meta_data(&self, v: V) -> Body {
+        let instance = self.instance;
+        let mut w = self.meta_prefix.clone();
+        let mut head = None;
+        if v >= V::V2013_04_04 {
+            match (instance.random_seed(), self.view) {
+                (Some(seed), _) => w.field("random_seed", seed),
+                (None, View::Service) => {
+                    head = Some(w.open_string_field("random_seed"));
+                    w.close_string_field();
+                }
+                // A drive must be reproducible: no seed is made up while building it.
+                (None, View::Drive) => {}
+            }
+        }
+        if v >= V::V2015_10_15 {
+            w.field("project_id", &instance.project_id());
+        }
+        if v >= V::V2016_06_30 {
+            w.field("devices", &devices(instance, v));
+        }
+        if v >= V::V2020_10_14 {
+            w.field("dedicated_cpus", instance.dedicated_cpus());
+        }
+        let tail = w.finish();
+        match head {
+            Some(head) => Body::Seeded {
+                head: head.into(),
+                tail: tail.into(),
+            },
+            None => Body::Static(tail.into()),
+        }
+    }
 }
 
 /// `/openstack/content/`: not listable itself; `NNNN` for each injected file.
 pub(super) fn content_dir(instance: &Instance) -> Dir {
     let mut dir = Dir::new(None);
     for (i, f) in instance.files().iter().enumerate() {
-        let file = File { body: Body::Static(Bytes::copy_from_slice(&f.contents)), content_type: ContentType::Text };
+        let file = File {
+            body: Body::Static(Bytes::copy_from_slice(&f.contents)),
+            content_type: ContentType::Text,
+        };
         dir.insert(&content_name(i), Entry::File(file));
     }
     dir
@@ -81,7 +145,8 @@ pub(super) fn content_name(index: usize) -> String {
     format!("{index:04}")
 }
 
-fn meta_data_json(instance: &Instance, settings: &Settings, v: V, view: View) -> Body {
+/// The version-independent keys of `meta_data.json`, in Nova's order.
+fn meta_data_prefix(instance: &Instance, settings: &Settings, view: View) -> ObjectWriter {
     let mut w = ObjectWriter::new();
     w.field("uuid", &instance.uuid_str());
     if !instance.meta().is_empty() {
@@ -103,8 +168,11 @@ fn meta_data_json(instance: &Instance, settings: &Settings, v: V, view: View) ->
         }
     }
     if !instance.keys().is_empty() {
-        let public: Map<String, Value> =
-            instance.keys().iter().map(|k| (k.name.clone(), Value::String(k.data.clone()))).collect();
+        let public: Map<String, Value> = instance
+            .keys()
+            .iter()
+            .map(|k| (k.name.clone(), Value::String(k.data.clone())))
+            .collect();
         w.field("public_keys", &public);
         let keys: Vec<Value> = instance
             .keys()
@@ -117,33 +185,7 @@ fn meta_data_json(instance: &Instance, settings: &Settings, v: V, view: View) ->
     w.field("name", instance.name());
     w.field("launch_index", &instance.launch_index());
     w.field("availability_zone", instance.availability_zone());
-
-    let mut head = None;
-    if v >= V::V2013_04_04 {
-        match (instance.random_seed(), view) {
-            (Some(seed), _) => w.field("random_seed", seed),
-            (None, View::Service) => {
-                head = Some(w.open_string_field("random_seed"));
-                w.close_string_field();
-            }
-            // A drive must be reproducible: no seed is made up while building it.
-            (None, View::Drive) => {}
-        }
-    }
-    if v >= V::V2015_10_15 {
-        w.field("project_id", &instance.project_id());
-    }
-    if v >= V::V2016_06_30 {
-        w.field("devices", &devices(instance, v));
-    }
-    if v >= V::V2020_10_14 {
-        w.field("dedicated_cpus", instance.dedicated_cpus());
-    }
-    let tail = w.finish();
-    match head {
-        Some(head) => Body::Seeded { head: head.into(), tail: tail.into() },
-        None => Body::Static(tail.into()),
-    }
+    w
 }
 
 /// Nova's device list for a version: `vlan` from 2017-02-22, `vf_trusted` from
@@ -153,7 +195,14 @@ fn devices(instance: &Instance, v: V) -> Vec<Value> {
     for dev in instance.devices() {
         let mut m = Map::new();
         let (bus, address, tags) = match dev {
-            Device::Nic { bus, address, mac, tags, vlan, vf_trusted } => {
+            Device::Nic {
+                bus,
+                address,
+                mac,
+                tags,
+                vlan,
+                vf_trusted,
+            } => {
                 if v >= V::V2017_02_22 {
                     if let Some(vlan) = vlan {
                         m.insert("vlan".into(), (*vlan).into());
@@ -169,7 +218,13 @@ fn devices(instance: &Instance, v: V) -> Vec<Value> {
                 }
                 (bus.map(|b| b.as_str()), address.as_deref(), tags)
             }
-            Device::Disk { bus, address, serial, path, tags } => {
+            Device::Disk {
+                bus,
+                address,
+                serial,
+                path,
+                tags,
+            } => {
                 m.insert("type".into(), "disk".into());
                 if let Some(serial) = serial {
                     m.insert("serial".into(), serial.clone().into());
@@ -179,7 +234,11 @@ fn devices(instance: &Instance, v: V) -> Vec<Value> {
                 }
                 (bus.map(|b| b.as_str()), address.as_deref(), tags)
             }
-            Device::Share { share_id, tag, tags } => {
+            Device::Share {
+                share_id,
+                tag,
+                tags,
+            } => {
                 if v < V::V2025_04_04 {
                     continue;
                 }

@@ -103,8 +103,14 @@ mod tests {
         assert_eq!(segs("/ec2"), ["ec2"]);
         assert_eq!(segs("/latest/meta-data/"), ["ec2", "latest", "meta-data"]);
         assert_eq!(segs("//latest//meta-data"), ["ec2", "latest", "meta-data"]);
-        assert_eq!(segs("/ec2/latest/./meta-data"), ["ec2", "latest", "meta-data"]);
-        assert_eq!(segs("/openstack/latest/../2012-08-10/meta_data.json"), ["openstack", "2012-08-10", "meta_data.json"]);
+        assert_eq!(
+            segs("/ec2/latest/./meta-data"),
+            ["ec2", "latest", "meta-data"]
+        );
+        assert_eq!(
+            segs("/openstack/latest/../2012-08-10/meta_data.json"),
+            ["openstack", "2012-08-10", "meta_data.json"]
+        );
         assert_eq!(segs("/../../../etc/passwd"), ["ec2", "etc", "passwd"]);
         assert_eq!(segs("/openstack?x=1"), ["openstack"]);
         assert_eq!(segs("/latest/meta%2Ddata"), ["ec2", "latest", "meta-data"]);
@@ -112,7 +118,9 @@ mod tests {
         assert!(MetadataPath::parse("/latest/%4").is_none());
         assert_eq!(segs("/latest%2fmeta-data"), ["ec2", "latest", "meta-data"]);
         assert!(MetadataPath::parse(&"/a".repeat(600)).is_none());
-        assert!(MetadataPath::parse("/openstack").expect("ok").is_openstack_versions());
+        assert!(MetadataPath::parse("/openstack")
+            .expect("ok")
+            .is_openstack_versions());
         assert!(MetadataPath::parse("/").expect("ok").is_ec2_versions());
     }
 }

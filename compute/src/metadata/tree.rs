@@ -77,13 +77,20 @@ pub enum Entry {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Dir {
     pub listing: Option<Bytes>,
+    /// How the parent lists this directory when not as `name/` (EC2 public keys
+    /// show as `0=keyname`).
+    pub display_name: Option<Box<str>>,
     entries: Vec<(Box<str>, Entry)>,
 }
 
 impl Dir {
     /// A directory listing `listing`; children are added with [`Dir::insert`].
     pub fn new(listing: Option<Bytes>) -> Self {
-        Dir { listing, entries: Vec::new() }
+        Dir {
+            listing,
+            display_name: None,
+            entries: Vec::new(),
+        }
     }
 
     /// Adds or replaces a child.
@@ -153,7 +160,11 @@ impl MetadataTree {
     pub fn walk(&self) -> Vec<(String, &Entry)> {
         fn go<'a>(prefix: &str, dir: &'a Dir, out: &mut Vec<(String, &'a Entry)>) {
             for (name, entry) in dir.entries() {
-                let path = if prefix.is_empty() { name.to_owned() } else { format!("{prefix}/{name}") };
+                let path = if prefix.is_empty() {
+                    name.to_owned()
+                } else {
+                    format!("{prefix}/{name}")
+                };
                 out.push((path.clone(), entry));
                 if let Entry::Dir(d) = entry {
                     go(&path, d, out);

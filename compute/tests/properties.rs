@@ -1,0 +1,197 @@
+//! Properties of the renderer over arbitrary valid documents and settings: it never
+//! panics, every JSON document parses, and every listing names exactly its children.
+
+use base64::Engine;
+use compute::metadata::{
+    render_drive, render_service, Dir, Ec2Version, Entry, OpenStackVersion, Settings,
+};
+use compute::Instance;
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn text() -> impl Strategy<Value = String> {
+    let body = prop_oneof![
+        r"[a-zA-Z0-9 ._-]{0,20}",
+        r"\PC{0,12}",
+        Just("\"\\\n\t\u{7f}😀".to_string())
+    ];
+    // Names must not be blank; start every text with a letter.
+    body.prop_map(|s| format!("x{s}"))
+}
+
+prop_compose! {
+    fn network()(n_links in 1usize..4, mtu in proptest::option::of(1280u32..9000), v6 in any::<bool>(), octet in 1u8..250)
+        -> Value {
+        let links: Vec<Value> = (0..n_links).map(|i| json!({
+            "id": format!("tap{i}"), "vif_id": format!("vif-{i}"), "type": "ovs", "mtu": mtu,
+            "ethernet_mac_address": format!("fa:16:3e:00:00:{i:02x}")
+        })).collect();
+        let mut networks = vec![json!({
+            "id": "network0", "type": "ipv4", "link": "tap0", "ip_address": format!("10.0.{octet}.5"),
+            "netmask": "255.255.255.0",
+            "routes": [{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": format!("10.0.{octet}.1")}],
+            "network_id": "net", "services": [{"type": "dns", "address": "10.0.0.2"}]
+        })];
+        if v6 {
+            networks.push(json!({"id": "network1", "type": "ipv6", "link": format!("tap{}", n_links - 1),
+                "ip_address": "2001:db8::5", "netmask": "ffff:ffff:ffff:ffff::", "routes": [], "network_id": "net6"}));
+        }
+        networks.push(json!({"id": "network9", "type": "ipv4_dhcp", "link": "tap0", "network_id": "n9"}));
+        json!({"links": links, "networks": networks, "services": [{"type": "dns", "address": "10.0.0.2"}]})
+    }
+}
+
+prop_compose! {
+    fn document()(
+        uuid in any::<u128>(),
+        name in text(),
+        meta in proptest::collection::btree_map(r"[a-z]{1,8}", text(), 0..4),
+        keys in proptest::collection::vec((r"[a-z]{1,8}", text()), 0..3),
+        user_data in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..300)),
+        files in proptest::collection::btree_map(r"/[a-z]{1,8}(/[a-z]{1,8}){0,2}", proptest::collection::vec(any::<u8>(), 0..64), 0..4),
+        net in proptest::option::of(network()),
+        seed in proptest::option::of(proptest::collection::vec(any::<u8>(), 1..64)),
+        launch_index in 0u32..5,
+        admin_pass in proptest::option::of(text()),
+        devices in proptest::collection::vec(0u8..3, 0..4),
+        cpus in proptest::collection::vec(0u32..64, 0..4),
+    ) -> Value {
+        let mut keys_seen = std::collections::BTreeMap::new();
+        for (k, d) in keys { keys_seen.insert(k, d); }
+        let mut doc = json!({
+            "uuid": uuid::Uuid::from_u128(uuid).hyphenated().to_string(),
+            "name": name,
+            "launch_index": launch_index,
+            "meta": meta,
+            "keys": keys_seen.into_iter().map(|(n, d)| json!({"name": n, "type": "ssh", "data": format!("ssh-ed25519 {d}")})).collect::<Vec<_>>(),
+            "files": files.into_iter().map(|(p, c)| json!({"path": p, "contents": b64(&c)})).collect::<Vec<_>>(),
+            "dedicated_cpus": cpus,
+            "devices": devices.into_iter().enumerate().map(|(i, d)| match d {
+                0 => json!({"type": "nic", "bus": "pci", "address": format!("0000:00:0{i}.0"), "mac": "fa:16:3e:00:00:01", "tags": ["t"], "vlan": 10}),
+                1 => json!({"type": "disk", "serial": "s"}),
+                _ => json!({"type": "share", "share_id": "x", "tag": "y"}),
+            }).collect::<Vec<_>>(),
+        });
+        if let Some(ud) = user_data { doc["user_data"] = b64(&ud).into(); }
+        if let Some(net) = net { doc["network"] = net; }
+        if let Some(seed) = seed { doc["random_seed"] = b64(&seed).into(); }
+        if let Some(p) = admin_pass { doc["admin_pass"] = p.into(); }
+        doc
+    }
+}
+
+prop_compose! {
+    fn settings()(
+        os_mask in 1u16..(1 << 10),
+        ec2_mask in 1u16..(1 << 9),
+        serve_files in any::<bool>(),
+        domain in proptest::option::of(r"[a-z]{1,10}"),
+    ) -> Settings {
+        Settings {
+            openstack_versions: OpenStackVersion::ALL.iter().enumerate().filter(|(i, _)| os_mask & (1 << i) != 0).map(|(_, v)| *v).collect(),
+            ec2_versions: Ec2Version::ALL.iter().enumerate().filter(|(i, _)| ec2_mask & (1 << i) != 0).map(|(_, v)| *v).collect(),
+            serve_files,
+            dhcp_domain: domain,
+            ..Settings::default()
+        }
+    }
+}
+
+/// Listing lines name the children exactly: directories with a trailing `/` (or by
+/// their `_name` form `N=name`), leaves bare; `content` under `/openstack` is the one
+/// child that is never listed.
+fn check_dir(path: &str, dir: &Dir) -> Result<(), TestCaseError> {
+    let mut children: Vec<String> = dir.entries().map(|(n, _)| n.to_owned()).collect();
+    if path == "openstack" {
+        children.retain(|c| c != "content");
+    }
+    if let Some(listing) = &dir.listing {
+        let text = std::str::from_utf8(listing).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert!(!text.ends_with('\n'), "{path}: listing ends with a newline");
+        let mut listed: Vec<String> = Vec::new();
+        for line in text.split('\n').filter(|l| !l.is_empty()) {
+            let (name, is_dir) = match line.strip_suffix('/') {
+                Some(n) => (n.to_owned(), true),
+                None => match line.split_once('=') {
+                    Some((n, _)) if path.ends_with("public-keys") => (n.to_owned(), true),
+                    _ => (line.to_owned(), false),
+                },
+            };
+            let child = dir.get(&name);
+            prop_assert!(child.is_some(), "{path}: lists {line} which is not a child");
+            let child_is_dir = matches!(child, Some(Entry::Dir(_)));
+            // Version listings name directories without a slash, as Nova does.
+            if !(path == "ec2" || path == "openstack") {
+                prop_assert_eq!(
+                    child_is_dir,
+                    is_dir,
+                    "{}: {} listed as dir={}",
+                    path,
+                    line,
+                    is_dir
+                );
+            }
+            listed.push(name);
+        }
+        listed.sort();
+        children.sort();
+        prop_assert_eq!(listed, children, "{}: listing and children differ", path);
+    }
+    for (name, entry) in dir.entries() {
+        let child = format!("{path}/{name}");
+        match entry {
+            Entry::Dir(d) => check_dir(&child, d)?,
+            Entry::File(f) => {
+                if name.ends_with(".json") {
+                    let bytes = f.body.with_seed("QUJD");
+                    let parsed: Result<Value, _> = serde_json::from_slice(&bytes);
+                    prop_assert!(parsed.is_ok(), "{child} does not parse");
+                    prop_assert!(bytes.is_ascii(), "{child} is not ASCII");
+                }
+            }
+            Entry::Password => prop_assert!(name == "password"),
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_valid_document_renders_consistently(doc in document(), settings in settings()) {
+        let instance = Instance::from_json(doc.to_string().as_bytes())
+            .map_err(|e| TestCaseError::fail(format!("generator made an invalid document: {e}")))?;
+        let tree = render_service(&instance, &settings);
+        for (name, entry) in tree.root().entries() {
+            match entry {
+                Entry::Dir(d) => check_dir(name, d)?,
+                _ => prop_assert!(false, "root holds only directories"),
+            }
+        }
+        // The drive view: every JSON parses, and no password is ever written.
+        let drive = render_drive(&instance, &settings);
+        prop_assert!(drive.contains_key("ec2/latest/meta-data.json"));
+        prop_assert!(drive.contains_key("openstack/latest/meta_data.json"));
+        for (path, bytes) in &drive {
+            prop_assert!(!path.ends_with("/password"));
+            if path.ends_with(".json") {
+                prop_assert!(serde_json::from_slice::<Value>(bytes).is_ok(), "{path} does not parse");
+            }
+        }
+        // admin_pass is on drives only, never served.
+        if let Some(Entry::File(f)) = tree.lookup(&["openstack", "latest", "meta_data.json"]) {
+            let v: Value = serde_json::from_slice(&f.body.with_seed("QUJD")).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert!(v.get("admin_pass").is_none());
+        }
+    }
+
+    #[test]
+    fn arbitrary_json_never_panics_the_parser(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = Instance::from_json(&bytes);
+    }
+}
