@@ -184,13 +184,23 @@ impl ObjectWriter {
             self.buf.extend_from_slice(b", ");
         }
         self.fields += 1;
-        self.buf.extend_from_slice(&to_vec(key));
+        self.write(key);
         self.buf.extend_from_slice(b": ");
+    }
+
+    /// Serialises straight into the buffer (no intermediate allocation).
+    fn write<T: Serialize + ?Sized>(&mut self, value: &T) {
+        let mark = self.buf.len();
+        let mut ser = serde_json::Serializer::with_formatter(&mut self.buf, PythonFormatter);
+        if value.serialize(&mut ser).is_err() {
+            self.buf.truncate(mark);
+            self.buf.extend_from_slice(b"null");
+        }
     }
 
     pub fn field<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) {
         self.key(key);
-        self.buf.extend_from_slice(&to_vec(value));
+        self.write(value);
     }
 
     /// Writes `key` and the opening quote of its string value, then hands back what

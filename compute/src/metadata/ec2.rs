@@ -106,36 +106,46 @@ pub(super) fn version_dirs(
     }
     let version_listing = listing(names);
 
+    // Each child once: its shared name, entry, listing line and first version.
+    let children: Vec<(&(Arc<str>, Entry), String, V)> = newest
+        .shared_entries()
+        .map(|child| {
+            (
+                child,
+                listed_name(&child.0, Some(&child.1)),
+                since(&child.0),
+            )
+        })
+        .collect();
     let mut out: Vec<(V, Arc<Dir>)> = Vec::with_capacity(versions.len());
-    let mut previous: Option<(Vec<&str>, Arc<Dir>)> = None;
+    let mut previous: Option<(usize, Arc<Dir>)> = None;
     for &v in versions {
-        let keys: Vec<&str> = newest
-            .entries()
-            .map(|(k, _)| k)
-            .filter(|k| since(k) <= v)
+        let shown: Vec<_> = children
+            .iter()
+            .filter(|(_, _, first)| *first <= v)
             .collect();
-        if let Some((prev_keys, dir)) = &previous {
-            if *prev_keys == keys {
+        if let Some((count, dir)) = &previous {
+            // Keys only ever get added with versions, so an equal count is an equal set.
+            if *count == shown.len() {
                 out.push((v, dir.clone()));
                 continue;
             }
         }
-        let mut meta = Dir::new(Some(listing(
-            keys.iter().map(|k| listed_name(k, newest.get(k))),
-        )));
-        for k in &keys {
-            if let Some(e) = newest.get(k) {
-                meta.insert(k, e.clone());
-            }
+        let mut meta = Dir::with_capacity(
+            Some(listing(shown.iter().map(|(_, line, _)| line))),
+            shown.len(),
+        );
+        for ((name, entry), _, _) in &shown {
+            meta.insert_shared(name.clone(), entry.clone());
         }
-        let mut dir = Dir::new(Some(version_listing.clone()));
+        let mut dir = Dir::with_capacity(Some(version_listing.clone()), 2);
         dir.insert("meta-data", Entry::Dir(Arc::new(meta)));
         if let Some(ud) = &user_data {
             dir.insert("user-data", ud.clone());
         }
         let dir = Arc::new(dir);
         out.push((v, dir.clone()));
-        previous = Some((keys, dir));
+        previous = Some((shown.len(), dir));
     }
     out
 }
@@ -164,7 +174,7 @@ fn text(bytes: Bytes) -> File {
 fn object_dir(obj: &Map<String, Value>) -> Dir {
     let mut keys: Vec<&String> = obj.keys().filter(|k| *k != "_name").collect();
     keys.sort();
-    let mut dir = Dir::new(None);
+    let mut dir = Dir::with_capacity(None, keys.len());
     if let Some(Value::String(n)) = obj.get("_name") {
         dir.display_name = Some(n.as_str().into());
     }

@@ -65,7 +65,7 @@ impl<'a> Documents<'a> {
 
     pub(super) fn version_dir(&self, v: V) -> Dir {
         let files = files_of(self.instance, v);
-        let mut dir = Dir::new(Some(listing(&files)));
+        let mut dir = Dir::with_capacity(Some(listing(&files)), files.len());
         for name in files {
             let entry = match name {
                 PASSWORD => Entry::Password,

@@ -79,26 +79,47 @@ pub struct Dir {
     pub listing: Option<Bytes>,
     /// How the parent lists this directory when not as `name/` (EC2 public keys
     /// show as `0=keyname`).
-    pub display_name: Option<Box<str>>,
-    entries: Vec<(Box<str>, Entry)>,
+    pub display_name: Option<Arc<str>>,
+    entries: Vec<(Arc<str>, Entry)>,
 }
 
 impl Dir {
     /// A directory listing `listing`; children are added with [`Dir::insert`].
     pub fn new(listing: Option<Bytes>) -> Self {
+        Self::with_capacity(listing, 0)
+    }
+
+    /// A directory with room for `children` entries.
+    pub fn with_capacity(listing: Option<Bytes>, children: usize) -> Self {
         Dir {
             listing,
             display_name: None,
-            entries: Vec::new(),
+            entries: Vec::with_capacity(children),
         }
     }
 
     /// Adds or replaces a child.
     pub fn insert(&mut self, name: &str, entry: Entry) {
-        match self.entries.binary_search_by(|(n, _)| (**n).cmp(name)) {
-            Ok(i) => self.entries[i].1 = entry,
-            Err(i) => self.entries.insert(i, (name.into(), entry)),
+        self.insert_shared(Arc::from(name), entry);
+    }
+
+    /// Adds or replaces a child under a name shared with other directories (the
+    /// same key in every version), without copying the name.
+    pub fn insert_shared(&mut self, name: Arc<str>, entry: Entry) {
+        // Children usually arrive in order: appending is the common case.
+        if self.entries.last().is_none_or(|(last, _)| **last < *name) {
+            self.entries.push((name, entry));
+            return;
         }
+        match self.entries.binary_search_by(|(n, _)| (**n).cmp(&*name)) {
+            Ok(i) => self.entries[i].1 = entry,
+            Err(i) => self.entries.insert(i, (name, entry)),
+        }
+    }
+
+    /// Children with their shared names, sorted.
+    pub fn shared_entries(&self) -> impl Iterator<Item = &(Arc<str>, Entry)> {
+        self.entries.iter()
     }
 
     pub fn get(&self, name: &str) -> Option<&Entry> {
@@ -120,7 +141,7 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<str>,
 {
-    let mut out = String::new();
+    let mut out = String::with_capacity(256);
     for (i, n) in names.into_iter().enumerate() {
         if i > 0 {
             out.push('\n');
