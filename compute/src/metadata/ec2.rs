@@ -107,7 +107,7 @@ pub(super) fn version_dirs(
     let version_listing = listing(names);
 
     // Each child once: its shared name, entry, listing line and first version.
-    let children: Vec<(&(Arc<str>, Entry), String, V)> = newest
+    let children: Vec<Child<'_>> = newest
         .shared_entries()
         .map(|child| {
             (
@@ -149,6 +149,10 @@ pub(super) fn version_dirs(
     }
     out
 }
+
+/// A child of the newest `meta-data/`: its name and entry, its listing line, and the
+/// first version that has it.
+type Child<'a> = (&'a (Arc<str>, Entry), String, V);
 
 /// How a child shows in its parent's listing: `key/` for a directory, `N=name` for a
 /// public key (its `_name`), the bare key for a leaf.
