@@ -1,1 +1,14 @@
-//! Reproducible config-2 drives (see issue 4).
+//! Reproducible config drives.
+//!
+//! The writers are pure functions from a drive tree (`compute::render_drive`'s
+//! [`DriveTree`](compute::metadata::DriveTree)) and [`DriveOptions`] to image bytes:
+//! [`IsoWriter`] makes ISO9660 with Rock Ridge and Joliet, [`FatImage`] makes VFAT.
+//! Nothing here reads a clock, draws random numbers or touches files; the CLI in
+//! `main.rs` does the I/O.
+
+pub mod iso;
+pub mod options;
+pub mod tree;
+
+pub use iso::{IsoError, IsoWriter};
+pub use options::{DriveOptions, OptionsError};
