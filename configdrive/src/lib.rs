@@ -6,9 +6,15 @@
 //! Nothing here reads a clock, draws random numbers or touches files; the CLI in
 //! `main.rs` does the I/O.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod fat;
+pub mod image;
 pub mod iso;
 pub mod options;
 pub mod tree;
 
+pub use fat::{FatError, FatImage};
+pub use image::DiskImage;
 pub use iso::{IsoError, IsoWriter};
 pub use options::{DriveOptions, OptionsError};

@@ -329,8 +329,14 @@ mod tests {
     #[test]
     fn same_tree_same_bytes() {
         let mut tree = DriveTree::new();
-        tree.insert("openstack/latest/meta_data.json".into(), Bytes::from_static(b"{}"));
-        tree.insert("ec2/latest/meta-data.json".into(), Bytes::from_static(b"{}"));
+        tree.insert(
+            "openstack/latest/meta_data.json".into(),
+            Bytes::from_static(b"{}"),
+        );
+        tree.insert(
+            "ec2/latest/meta-data.json".into(),
+            Bytes::from_static(b"{}"),
+        );
         let a = writer().write(&tree).unwrap();
         assert_eq!(a, writer().write(&tree).unwrap());
         assert_eq!(a.len() % BLOCK, 0);
