@@ -8,13 +8,18 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod drive;
 pub mod fat;
 pub mod image;
 pub mod iso;
+pub mod nocloud;
 pub mod options;
+pub mod read;
 pub mod tree;
 
+pub use drive::{build_image, ironic_encode, DriveError, Encoding, Format, Target};
 pub use fat::{FatError, FatImage};
 pub use image::DiskImage;
 pub use iso::{IsoError, IsoWriter};
 pub use options::{DriveOptions, OptionsError};
+pub use read::{ReadDrive, ReadError};
