@@ -20,9 +20,11 @@ pub fn refuse_existing(path: &Path, force: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes through `fill` into a temporary file beside `path`, syncs it, and renames
-/// it into place. Without `force`, an existing `path` (even one that appeared while
-/// writing) is left alone and the temporary file removed.
+/// Writes through `fill` into a temporary file beside `path` and renames it into
+/// place, so readers see the whole image or none. Without `force`, an existing
+/// `path` (even one that appeared while writing) is left alone and the temporary
+/// file removed. No fsync: like cp and genisoimage, durability across a power cut
+/// is left to the caller.
 pub fn write_atomically(
     path: &Path,
     force: bool,
@@ -39,9 +41,6 @@ pub fn write_atomically(
         .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
         .with_context(|| format!("cannot set permissions on {}", tmp.path().display()))?;
     fill(tmp.as_file_mut()).with_context(|| format!("cannot write {}", tmp.path().display()))?;
-    tmp.as_file()
-        .sync_all()
-        .with_context(|| format!("cannot sync {}", tmp.path().display()))?;
     let result = if force {
         tmp.persist(path).map(|_| ())
     } else {
