@@ -1,1 +1,25 @@
-//! Reproducible config-2 drives (see issue 4).
+//! Reproducible config drives.
+//!
+//! The writers are pure functions from a drive tree (`compute::render_drive`'s
+//! [`DriveTree`](compute::metadata::DriveTree)) and [`DriveOptions`] to image bytes:
+//! [`IsoWriter`] makes ISO9660 with Rock Ridge and Joliet, [`FatImage`] makes VFAT.
+//! Nothing here reads a clock, draws random numbers or touches files; the CLI in
+//! `main.rs` does the I/O.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod drive;
+pub mod fat;
+pub mod image;
+pub mod iso;
+pub mod nocloud;
+pub mod options;
+pub mod read;
+pub mod tree;
+
+pub use drive::{build_image, ironic_encode, DriveError, Encoding, Format, Target};
+pub use fat::{FatError, FatImage};
+pub use image::DiskImage;
+pub use iso::{IsoError, IsoWriter};
+pub use options::{DriveOptions, OptionsError};
+pub use read::{ReadDrive, ReadError};

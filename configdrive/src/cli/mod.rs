@@ -1,0 +1,34 @@
+//! Subcommands of the `configdrive` CLI, one module each, plus the atomic output
+//! helper they share.
+
+mod build;
+mod extract;
+mod inspect;
+mod instance_flags;
+mod output;
+
+use std::process::ExitCode;
+
+/// Reproducible OpenStack config drives (ISO9660 or VFAT), NoCloud seeds and
+/// Ironic's encoded form.
+#[derive(Debug, clap::Parser)]
+#[command(name = "configdrive", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    Build(Box<build::BuildArgs>),
+    Inspect(inspect::InspectArgs),
+    Extract(extract::ExtractArgs),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Build(a) => build::run(*a),
+        Command::Inspect(a) => inspect::run(a),
+        Command::Extract(a) => extract::run(a),
+    }
+}
