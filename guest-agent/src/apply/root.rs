@@ -134,7 +134,15 @@ impl FsRoot {
                     })
                 }
                 Err(_) => {
-                    fs::create_dir(&host).map_err(io(&host))?;
+                    // `host` is resolved, so every folder between the root and it is
+                    // real (no symlink) or missing; missing ones are made here.
+                    if !host.starts_with(&self.root) {
+                        return Err(RootError::Io {
+                            path: host.display().to_string(),
+                            source: std::io::Error::other("resolves outside the root"),
+                        });
+                    }
+                    fs::create_dir_all(&host).map_err(io(&host))?;
                     set_attrs(&host, attrs)?;
                 }
             }
