@@ -257,7 +257,10 @@ impl<R: Read + Seek> IsoFs<R> {
                 NameSet::Plain => plain(raw),
             };
             let matches = match self.names {
-                NameSet::Plain => name.eq_ignore_ascii_case(wanted),
+                // Plain ISO names turn characters outside d-characters into `_`.
+                NameSet::Plain => {
+                    name.eq_ignore_ascii_case(wanted) || name.eq_ignore_ascii_case(&d_chars(wanted))
+                }
                 _ => name == wanted,
             };
             if matches {
@@ -345,6 +348,18 @@ fn strip_version(s: &str) -> &str {
         Some(i) if s[i + 1..].bytes().all(|b| b.is_ascii_digit()) => &s[..i],
         _ => s,
     }
+}
+
+fn d_chars(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 fn a_chars(b: &[u8]) -> String {
