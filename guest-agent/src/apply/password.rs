@@ -82,12 +82,10 @@ pub fn with_root_hash(
             found = true;
             fields[1] = hash;
             let day = days_since_epoch.to_string();
-            if fields.len() >= 3 {
-                fields[2] = &day;
-                out.push_str(&fields.join(":"));
-            } else {
-                out.push_str(&fields.join(":"));
+            if let Some(last_change) = fields.get_mut(2) {
+                *last_change = &day;
             }
+            out.push_str(&fields.join(":"));
         } else {
             out.push_str(line);
         }
