@@ -3,8 +3,10 @@
 //! `network_data.json`; after the run `ip -j` shows exactly the configured state.
 
 mod common;
+use common::service_double::{Behaviour, ServiceDouble};
 use common::*;
 use serde_json::Value;
+use std::io::{BufRead, Read};
 use std::process::Command;
 
 struct Netns(String);
@@ -212,4 +214,76 @@ fn a_mac_with_no_interface_is_reported_not_fatal() {
         "{details:?}"
     );
     assert_eq!(ns.json(&["link", "show", "gat0"])[0]["mtu"], 1450);
+}
+
+/// Not a test on its own: the server half of `metadata_service_at_the_link_local_address`,
+/// started by it inside its namespace. Serves until its standard input closes.
+#[test]
+#[ignore = "helper process for metadata_service_at_the_link_local_address"]
+fn serve_double_in_namespace() {
+    let fixture_path =
+        std::env::var("GAT_DOUBLE_INSTANCE").expect("GAT_DOUBLE_INSTANCE names the fixture");
+    let _svc = ServiceDouble::start_on(
+        "169.254.169.254:80",
+        &instance(&fixture(&fixture_path)),
+        Behaviour::default(),
+    );
+    println!("GAT-DOUBLE-READY");
+    let mut sink = Vec::new();
+    let _ = std::io::stdin().read_to_end(&mut sink);
+}
+
+#[test]
+fn metadata_service_at_the_link_local_address() {
+    let ns = Netns::new("md");
+    ns.ip(&["link", "set", "lo", "up"]);
+    ns.ip(&["addr", "add", "169.254.169.254/32", "dev", "lo"]);
+    let mut server = Command::new("ip")
+        .args(["netns", "exec", &ns.0])
+        .arg(std::env::current_exe().expect("test binary"))
+        .args([
+            "serve_double_in_namespace",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("GAT_DOUBLE_INSTANCE", MULTINIC)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("server starts");
+    let mut lines = std::io::BufReader::new(server.stdout.take().expect("stdout")).lines();
+    assert!(
+        lines.any(|l| l.map(|l| l.contains("GAT-DOUBLE-READY")).unwrap_or(false)),
+        "server did not start"
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = guest_root(dir.path());
+    // No --metadata-url: the default, http://169.254.169.254, inside the namespace.
+    let out = agent_in(
+        Some(&ns.0),
+        &[
+            "run",
+            "--format",
+            "json",
+            "--source",
+            "metadata",
+            "--root",
+            root.to_str().expect("utf8"),
+        ],
+    );
+    drop(server.stdin.take());
+    let _ = server.kill();
+    let _ = server.wait();
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert!(
+        report["source"].as_str().expect("source").contains(
+            "metadata service http://169.254.169.254 (openstack/2025-04-04, IMDSv2 token)"
+        ),
+        "{report}"
+    );
+    assert_eq!(read(&root.join("etc/hostname")), "web-02\n");
 }

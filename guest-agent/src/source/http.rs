@@ -146,9 +146,7 @@ impl MetadataSource {
                 });
             }
             match self.attempt(&method, &url, limit, left.min(self.policy.per_request)) {
-                Ok(a) if matches!(a.status, 408 | 429) || a.status >= 500 => {
-                    last = format!("HTTP {}", a.status)
-                }
+                Ok(a) if retryable(a.status) => last = format!("HTTP {}", a.status),
                 Ok(a) => return Ok(a),
                 Err(ureq::Error::BodyExceedsLimit(_)) => {
                     return Err(SourceError::TooLarge { path: url, limit })
@@ -263,6 +261,12 @@ impl MetadataSource {
             .map(Some)
             .map_err(|e| self.http_error("/latest/meta-data", e.to_string()))
     }
+}
+
+/// Worth another try: timeouts, throttling and server errors, except those that
+/// say the server will never do it (501 Not Implemented, 505 version unsupported).
+fn retryable(status: u16) -> bool {
+    matches!(status, 408 | 429) || (status >= 500 && !matches!(status, 501 | 505))
 }
 
 /// The newest OpenStack version in a listing that this agent knows, else `latest`.

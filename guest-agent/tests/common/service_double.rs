@@ -65,6 +65,11 @@ pub struct ServiceDouble {
 
 impl ServiceDouble {
     pub fn start(instance: &compute::Instance, behaviour: Behaviour) -> Self {
+        Self::start_on("127.0.0.1:0", instance, behaviour)
+    }
+
+    /// Listens on `addr` (in whatever network namespace this process is in).
+    pub fn start_on(addr: &str, instance: &compute::Instance, behaviour: Behaviour) -> Self {
         let tree = compute::render_service(instance, &compute::Settings::default());
         let mut files = HashMap::new();
         for (path, entry) in tree.walk() {
@@ -88,7 +93,7 @@ impl ServiceDouble {
             password: None,
             seen: Vec::new(),
         }));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let listener = std::net::TcpListener::bind(addr).expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
