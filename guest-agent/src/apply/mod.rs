@@ -39,6 +39,9 @@ pub(crate) struct StepLog {
     lines: Vec<String>,
     ok: bool,
     failed: bool,
+    /// A live change was left for a run on the live system, so the step is not
+    /// recorded as done for the instance.
+    deferred: bool,
 }
 
 impl StepLog {
@@ -48,6 +51,11 @@ impl StepLog {
     }
     pub(crate) fn skipped(&mut self, s: impl Into<String>) {
         self.lines.push(format!("skipped: {}", s.into()));
+    }
+    /// Skipped because it is a live change and this run is not live.
+    pub(crate) fn deferred(&mut self, s: impl Into<String>) {
+        self.deferred = true;
+        self.skipped(s);
     }
     pub(crate) fn failed(&mut self, s: impl Into<String>) {
         self.failed = true;
@@ -120,7 +128,9 @@ pub fn apply(plan: &Plan, opts: &ApplyOptions, provider: Option<&mut dyn Provide
             log.skipped(format!("dry run: {}", steps::describe(plan, step)));
         } else {
             steps::run(step, plan, &mut ctx, &mut log);
-            if !step.every_boot() && !log.failed {
+            // A live change left undone (scripts, the seed under --root) is still
+            // owed to this instance: the step is not recorded as done.
+            if !step.every_boot() && !log.failed && !log.deferred {
                 if let Err(e) = ctx.state.mark_done(&ctx.root, step) {
                     log.failed(format!("cannot record the step as done: {e}"));
                 }

@@ -287,7 +287,7 @@ fn random_seed(plan: &Plan, ctx: &mut Ctx<'_>, log: &mut StepLog) {
         Err(e) => return log.failed(e.clone()),
     };
     if !ctx.live {
-        return log.skipped(format!(
+        return log.deferred(format!(
             "--root: {} byte(s) not written to /dev/urandom",
             seed.len()
         ));
@@ -328,7 +328,7 @@ fn data(d: &Result<Option<DataPlan>, String>, what: &str, ctx: &mut Ctx<'_>, log
             }
         };
         if !ctx.run_scripts {
-            log.skipped(format!("script {name} saved to {path}, not run (scripts run only on the live system, --root /)"));
+            log.deferred(format!("script {name} saved to {path}, not run (scripts run only on the live system, --root /)"));
             continue;
         }
         match run_script(&host) {
@@ -400,5 +400,24 @@ fn write(ctx: &mut Ctx<'_>, log: &mut StepLog, path: &str, contents: &[u8], attr
             attrs.mode
         )),
         Err(e) => log.failed(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn scripts_run_with_their_interpreter_and_report_status() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let marker = dir.path().join("ran");
+        let script = dir.path().join("s");
+        let body = format!("#!/bin/sh\necho ok > {}\nexit 3\n", marker.display());
+        std::fs::write(&script, body).expect("write");
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        let status = run_script(&script).expect("runs");
+        assert_eq!(status.code(), Some(3));
+        assert_eq!(std::fs::read_to_string(marker).expect("ran"), "ok\n");
     }
 }
