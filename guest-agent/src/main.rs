@@ -84,13 +84,18 @@ enum Format {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
+    // A plain level (GUEST_AGENT_LOG=info), not an env-filter: that would link a
+    // regex engine into a binary meant to stay small. Secrets are never logged.
+    let level = std::env::var("GUEST_AGENT_LOG")
+        .ok()
+        .and_then(|l| l.parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::WARN);
+    let subscriber = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("GUEST_AGENT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,fatfs=error")),
-        )
-        .init();
+        .with_max_level(level)
+        .finish();
+    // Errors are reported once, by us; a second global subscriber cannot happen here.
+    let _ = tracing::subscriber::set_global_default(subscriber);
     match real_main() {
         Ok(code) => code,
         Err(e) => {
