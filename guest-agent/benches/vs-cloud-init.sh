@@ -25,10 +25,10 @@ reader="from cloudinit.sources.helpers.openstack import ConfigDriveReader; Confi
 /usr/bin/python3 -c "$reader"   # fail loudly here if cloud-init is missing
 
 hyperfine -N --warmup 3 --min-runs 30 --export-json "$work/result.json" \
-    --prepare "rm -rf $work/root" \
+    --prepare "sh -c 'rm -rf $work/root && mkdir $work/root'" \
     -n "guest-agent run --root (ISO)" "$agent run --device $work/cd.iso --root $work/root --format json" \
     -n "guest-agent show (ISO)" "$agent show --device $work/cd.iso --format json" \
-    -n "cloud-init ConfigDriveReader (folder)" "/usr/bin/python3 -c \"$reader\"" >&2 || true
+    -n "cloud-init ConfigDriveReader (folder)" "/usr/bin/python3 -c \"$reader\"" >&2
 
 /usr/bin/python3 - "$work/result.json" "$agent" <<'PY'
 import json, os, sys
