@@ -10,12 +10,14 @@ mod drive;
 mod ec2;
 mod openstack;
 mod path;
+mod read;
 mod tree;
 mod version;
 
 pub use drive::{render_drive, DriveTree};
 pub use openstack::vendor_data2_json;
 pub use path::{MetadataPath, MAX_PATH_LEN};
+pub use read::{FileReference, MetaDataDocument};
 pub use tree::{listing, Body, ContentType, Dir, Entry, File, MetadataTree};
 pub use version::{AnyVersion, Ec2Version, OpenStackVersion, UnknownVersion};
 

@@ -1,0 +1,291 @@
+//! [`FsRoot`]: every file the agent writes or reads for the guest goes through here.
+//!
+//! Paths from metadata are absolute guest paths. They are resolved under the root the
+//! way a chroot would: `..` in a metadata path is refused outright, and a symlink met
+//! on the way (absolute, or relative with `..`) is followed *inside* the root, never
+//! out of it. Writes go to a temporary file in the same folder, then a rename, so a
+//! failure leaves the old file intact.
+
+use std::fs::{self, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+const MAX_SYMLINK_HOPS: usize = 40;
+const MAX_PATH_BYTES: usize = 4096;
+/// Guest files the agent reads back (passwd, shadow, hosts, authorized_keys).
+pub const MAX_READ_BYTES: u64 = 4 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RootError {
+    #[error("`{0}` is not an absolute path")]
+    NotAbsolute(String),
+    #[error("`{0}` contains `..`; refused")]
+    DotDot(String),
+    #[error("`{0}` is too long or contains a NUL byte")]
+    BadPath(String),
+    #[error("`{0}`: more than {MAX_SYMLINK_HOPS} symlinks")]
+    SymlinkLoop(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0} is larger than {MAX_READ_BYTES} bytes")]
+    TooLarge(String),
+}
+
+/// Ownership and mode of something written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attrs {
+    pub mode: u32,
+    /// `(uid, gid)`; `None` keeps whoever creates it.
+    pub owner: Option<(u32, u32)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FsRoot {
+    root: PathBuf,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RootError + '_ {
+    move |source| RootError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+impl FsRoot {
+    pub fn new(root: &Path) -> Result<Self, RootError> {
+        let root = fs::canonicalize(root).map_err(io(root))?;
+        Ok(FsRoot { root })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// The host path for a guest path, resolved inside the root.
+    pub fn resolve(&self, guest: &str) -> Result<PathBuf, RootError> {
+        if guest.len() > MAX_PATH_BYTES || guest.contains('\0') {
+            return Err(RootError::BadPath(guest.chars().take(100).collect()));
+        }
+        let p = Path::new(guest);
+        if !p.is_absolute() {
+            return Err(RootError::NotAbsolute(guest.into()));
+        }
+        if p.components().any(|c| c == Component::ParentDir) {
+            return Err(RootError::DotDot(guest.into()));
+        }
+        // Components still to walk, last first; `resolved` stays inside the root.
+        let mut todo: Vec<std::ffi::OsString> = normal_parts(p).into_iter().rev().collect();
+        let mut resolved: Vec<std::ffi::OsString> = Vec::new();
+        let mut hops = 0;
+        while let Some(part) = todo.pop() {
+            let candidate = self.join(&resolved).join(&part);
+            match fs::symlink_metadata(&candidate) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    hops += 1;
+                    if hops > MAX_SYMLINK_HOPS {
+                        return Err(RootError::SymlinkLoop(guest.into()));
+                    }
+                    let target = fs::read_link(&candidate).map_err(io(&candidate))?;
+                    if target.is_absolute() {
+                        resolved.clear();
+                    }
+                    for c in target.components().rev() {
+                        match c {
+                            Component::Normal(n) => todo.push(n.to_owned()),
+                            Component::ParentDir => todo.push("..".into()),
+                            _ => {}
+                        }
+                    }
+                }
+                _ if part == ".." => {
+                    // Only from symlink targets: clamp at the root, like a chroot.
+                    resolved.pop();
+                }
+                _ => resolved.push(part),
+            }
+        }
+        Ok(self.join(&resolved))
+    }
+
+    fn join(&self, parts: &[std::ffi::OsString]) -> PathBuf {
+        let mut p = self.root.clone();
+        p.extend(parts);
+        p
+    }
+
+    /// Creates the folders of a guest path (resolved in the root), new ones with `attrs`.
+    pub fn create_dirs(&self, guest_dir: &str, attrs: Attrs) -> Result<PathBuf, RootError> {
+        let mut current = String::new();
+        for part in guest_dir.split('/').filter(|p| !p.is_empty()) {
+            current.push('/');
+            current.push_str(part);
+            let host = self.resolve(&current)?;
+            match fs::symlink_metadata(&host) {
+                Ok(m) if m.is_dir() => continue,
+                Ok(_) => {
+                    return Err(RootError::Io {
+                        path: host.display().to_string(),
+                        source: std::io::Error::other("exists and is not a folder"),
+                    })
+                }
+                Err(_) => {
+                    // `host` is resolved, so every folder between the root and it is
+                    // real (no symlink) or missing; missing ones are made here.
+                    if !host.starts_with(&self.root) {
+                        return Err(RootError::Io {
+                            path: host.display().to_string(),
+                            source: std::io::Error::other("resolves outside the root"),
+                        });
+                    }
+                    fs::create_dir_all(&host).map_err(io(&host))?;
+                    set_attrs(&host, attrs)?;
+                }
+            }
+        }
+        self.resolve(if guest_dir.is_empty() { "/" } else { guest_dir })
+    }
+
+    /// Reads a guest file; `None` when it does not exist.
+    pub fn read(&self, guest: &str) -> Result<Option<Vec<u8>>, RootError> {
+        let host = self.resolve(guest)?;
+        let file = match fs::File::open(&host) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(&host)(e)),
+        };
+        let mut buf = Vec::new();
+        file.take(MAX_READ_BYTES + 1)
+            .read_to_end(&mut buf)
+            .map_err(io(&host))?;
+        if buf.len() as u64 > MAX_READ_BYTES {
+            return Err(RootError::TooLarge(guest.into()));
+        }
+        Ok(Some(buf))
+    }
+
+    /// Writes a guest file atomically (temporary file, then rename), parents created
+    /// with mode 0755. Returns the host path written.
+    pub fn write(&self, guest: &str, contents: &[u8], attrs: Attrs) -> Result<PathBuf, RootError> {
+        let host = self.resolve(guest)?;
+        let parent_guest = Path::new(guest)
+            .parent()
+            .and_then(Path::to_str)
+            .unwrap_or("/");
+        self.create_dirs(
+            parent_guest,
+            Attrs {
+                mode: 0o755,
+                owner: None,
+            },
+        )?;
+        let dir = host.parent().unwrap_or(&self.root);
+        let name = host
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = dir.join(format!(".{name}.guest-agent-{}", std::process::id()));
+        let _ = fs::remove_file(&tmp);
+        let result = (|| {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(io(&tmp))?;
+            f.write_all(contents).map_err(io(&tmp))?;
+            set_attrs(&tmp, attrs)?;
+            f.sync_all().map_err(io(&tmp))?;
+            fs::rename(&tmp, &host).map_err(io(&host))
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result.map(|_| host)
+    }
+
+    /// Sets mode and owner of an existing guest file or folder.
+    pub fn write_attrs(&self, guest: &str, attrs: Attrs) -> Result<(), RootError> {
+        set_attrs(&self.resolve(guest)?, attrs)
+    }
+
+    /// Mode and owner of an existing guest file, to keep them when rewriting it.
+    pub fn attrs_of(&self, guest: &str) -> Option<Attrs> {
+        use std::os::unix::fs::MetadataExt;
+        let m = fs::metadata(self.resolve(guest).ok()?).ok()?;
+        Some(Attrs {
+            mode: m.mode() & 0o7777,
+            owner: Some((m.uid(), m.gid())),
+        })
+    }
+}
+
+fn normal_parts(p: &Path) -> Vec<std::ffi::OsString> {
+    p.components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn set_attrs(host: &Path, attrs: Attrs) -> Result<(), RootError> {
+    if let Some((uid, gid)) = attrs.owner {
+        std::os::unix::fs::lchown(host, Some(uid), Some(gid)).map_err(io(host))?;
+    }
+    fs::set_permissions(host, fs::Permissions::from_mode(attrs.mode)).map_err(io(host))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn symlinks_stay_inside_and_dotdot_is_refused() {
+        let outer = tempfile::tempdir().expect("tempdir");
+        let root_dir = outer.path().join("root");
+        fs::create_dir(&root_dir).expect("mkdir");
+        let root = FsRoot::new(&root_dir).expect("root");
+        assert!(matches!(
+            root.resolve("/etc/../x"),
+            Err(RootError::DotDot(_))
+        ));
+        assert!(matches!(
+            root.resolve("etc/x"),
+            Err(RootError::NotAbsolute(_))
+        ));
+
+        symlink(outer.path(), root_dir.join("abs")).expect("symlink");
+        symlink("../../..", root_dir.join("rel")).expect("symlink");
+        symlink("loop", root_dir.join("loop")).expect("symlink");
+        let canon = root.path().to_path_buf();
+        assert_eq!(
+            root.resolve("/abs/f").expect("resolves"),
+            canon
+                .join(outer.path().strip_prefix("/").expect("abs"))
+                .join("f")
+        );
+        assert_eq!(root.resolve("/rel/f").expect("resolves"), canon.join("f"));
+        assert!(matches!(
+            root.resolve("/loop/x"),
+            Err(RootError::SymlinkLoop(_))
+        ));
+
+        root.write(
+            "/rel/etc/motd",
+            b"hi",
+            Attrs {
+                mode: 0o644,
+                owner: None,
+            },
+        )
+        .expect("writes");
+        assert_eq!(fs::read(root_dir.join("etc/motd")).expect("inside"), b"hi");
+        assert!(!outer.path().join("etc").exists());
+    }
+}

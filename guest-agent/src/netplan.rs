@@ -1,0 +1,236 @@
+//! The desired network state, from `network_data.json`: which link (by MAC) gets
+//! which MTU, static addresses and routes, and which DNS servers. Pure, so that the
+//! same plan drives netlink, `resolv.conf` and systemd-networkd files alike.
+
+use compute::instance::{NetworkData, NetworkType};
+use compute::mac::MacAddr;
+use ipnetwork::IpNetwork;
+use std::net::IpAddr;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetPlanError {
+    #[error("link `{link}`: {problem}")]
+    Link { link: String, problem: String },
+    #[error("network `{network}`: {problem}")]
+    Network { network: String, problem: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutePlan {
+    pub destination: IpNetwork,
+    pub gateway: IpAddr,
+}
+
+/// One interface, matched by its MAC address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkPlan {
+    pub id: String,
+    pub mac: MacAddr,
+    pub mtu: Option<u32>,
+    pub addresses: Vec<IpNetwork>,
+    pub routes: Vec<RoutePlan>,
+    /// DHCP or SLAAC networks on this link, left to the OS (networkd files say so).
+    pub dhcp4: bool,
+    pub dhcp6: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkPlan {
+    pub links: Vec<LinkPlan>,
+    pub dns: Vec<IpAddr>,
+    /// Links the agent does not configure (bonds, VLANs), with why.
+    pub unsupported: Vec<String>,
+}
+
+pub fn plan(data: &NetworkData) -> Result<NetworkPlan, NetPlanError> {
+    let mut out = NetworkPlan::default();
+    for link in &data.links {
+        let Some(mac) = link.ethernet_mac_address.as_deref() else {
+            out.unsupported.push(format!(
+                "link {} ({}) has no MAC address",
+                link.id, link.kind
+            ));
+            continue;
+        };
+        if link.kind == "vlan" || link.kind == "bond" {
+            out.unsupported.push(format!(
+                "link {} is a {}, not configured",
+                link.id, link.kind
+            ));
+            continue;
+        }
+        let mac: MacAddr = mac
+            .parse()
+            .map_err(|e: compute::mac::MacError| NetPlanError::Link {
+                link: link.id.clone(),
+                problem: e.to_string(),
+            })?;
+        out.links.push(LinkPlan {
+            id: link.id.clone(),
+            mac,
+            mtu: link.mtu,
+            addresses: Vec::new(),
+            routes: Vec::new(),
+            dhcp4: false,
+            dhcp6: false,
+        });
+    }
+    for net in &data.networks {
+        let err = |problem: String| NetPlanError::Network {
+            network: net.id.clone(),
+            problem,
+        };
+        let Some(link) = out.links.iter_mut().find(|l| l.id == net.link) else {
+            out.unsupported.push(format!(
+                "network {} is on link {}, which is not configured",
+                net.id, net.link
+            ));
+            continue;
+        };
+        if !net.kind.is_static() {
+            match net.kind.is_ipv4() {
+                true => link.dhcp4 = true,
+                false => link.dhcp6 = true,
+            }
+            continue;
+        }
+        let ip: IpAddr = net
+            .ip_address
+            .as_deref()
+            .ok_or_else(|| err("static network without ip_address".into()))?
+            .parse()
+            .map_err(|e| err(format!("ip_address: {e}")))?;
+        if ip.is_ipv4() != (net.kind == NetworkType::Ipv4) {
+            return Err(err(format!(
+                "ip_address {ip} does not match type {:?}",
+                net.kind
+            )));
+        }
+        let prefix = prefix_of(net.netmask.as_deref(), ip).map_err(err)?;
+        link.addresses
+            .push(IpNetwork::new(ip, prefix).map_err(|e| err(e.to_string()))?);
+        for r in net.routes.iter().flatten() {
+            let dest: IpAddr = r
+                .network
+                .parse()
+                .map_err(|e| err(format!("route network {}: {e}", r.network)))?;
+            let gw: IpAddr = r
+                .gateway
+                .parse()
+                .map_err(|e| err(format!("route gateway {}: {e}", r.gateway)))?;
+            let prefix = prefix_of(Some(&r.netmask), dest).map_err(err)?;
+            let destination = IpNetwork::new(dest, prefix).map_err(|e| err(e.to_string()))?;
+            link.routes.push(RoutePlan {
+                destination,
+                gateway: gw,
+            });
+        }
+        for s in net.services.iter().flatten() {
+            push_dns(&mut out.dns, s);
+        }
+    }
+    for s in &data.services {
+        push_dns(&mut out.dns, s);
+    }
+    Ok(out)
+}
+
+fn push_dns(dns: &mut Vec<IpAddr>, s: &compute::instance::Service) {
+    if s.kind == "dns" {
+        if let Ok(ip) = s.address.parse::<IpAddr>() {
+            if !dns.contains(&ip) {
+                dns.push(ip);
+            }
+        }
+    }
+}
+
+/// A prefix length from a netmask (`255.255.255.0`, `ffff:ffff::`) or a bare number.
+fn prefix_of(mask: Option<&str>, ip: IpAddr) -> Result<u8, String> {
+    let Some(mask) = mask else {
+        return Ok(if ip.is_ipv4() { 32 } else { 128 });
+    };
+    if let Ok(n) = mask.parse::<u8>() {
+        return Ok(n);
+    }
+    let m: IpAddr = mask.parse().map_err(|e| format!("netmask {mask}: {e}"))?;
+    if m.is_ipv4() != ip.is_ipv4() {
+        return Err(format!("netmask {mask} does not fit {ip}"));
+    }
+    ipnetwork::ip_mask_to_prefix(m).map_err(|e| format!("netmask {mask}: {e}"))
+}
+
+/// `/etc/resolv.conf` for the plan's DNS servers (`None` when there are none).
+pub fn resolv_conf(plan: &NetworkPlan) -> Option<String> {
+    if plan.dns.is_empty() {
+        return None;
+    }
+    let mut s = String::from("# Written by guest-agent from network_data.json.\n");
+    for ip in &plan.dns {
+        s.push_str(&format!("nameserver {ip}\n"));
+    }
+    Some(s)
+}
+
+/// systemd-networkd `.network` files, one per link: (file name, contents).
+pub fn networkd_files(plan: &NetworkPlan) -> Vec<(String, String)> {
+    plan.links
+        .iter()
+        .map(|l| {
+            let mut s = format!(
+                "# Written by guest-agent for link {}.\n[Match]\nMACAddress={}\n",
+                l.id, l.mac
+            );
+            if let Some(mtu) = l.mtu {
+                s.push_str(&format!("\n[Link]\nMTUBytes={mtu}\n"));
+            }
+            s.push_str("\n[Network]\n");
+            match (l.dhcp4, l.dhcp6) {
+                (true, true) => s.push_str("DHCP=yes\n"),
+                (true, false) => s.push_str("DHCP=ipv4\n"),
+                (false, true) => s.push_str("DHCP=ipv6\n"),
+                (false, false) => {}
+            }
+            for a in &l.addresses {
+                s.push_str(&format!("Address={a}\n"));
+            }
+            for d in &plan.dns {
+                s.push_str(&format!("DNS={d}\n"));
+            }
+            for r in &l.routes {
+                s.push_str(&format!(
+                    "\n[Route]\nDestination={}\nGateway={}\n",
+                    r.destination, r.gateway
+                ));
+            }
+            let name: String = l.mac.to_string().replace(':', "");
+            (format!("50-guest-agent-{name}.network"), s)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multinic_fixture_plans() {
+        let doc = include_bytes!("../../compute/tests/fixtures/multinic.json");
+        let inst = compute::Instance::from_json(doc).expect("valid");
+        let p = plan(inst.network().expect("has network")).expect("plans");
+        assert_eq!(p.links.len(), 2);
+        let l = &p.links[0];
+        assert_eq!(l.mtu, Some(1450));
+        let addrs: Vec<String> = l.addresses.iter().map(|a| a.to_string()).collect();
+        assert_eq!(addrs, ["10.0.0.5/24", "2001:db8::5/64"]);
+        assert_eq!(l.routes[0].destination.to_string(), "0.0.0.0/0");
+        assert_eq!(l.routes[1].destination.to_string(), "192.168.10.0/24");
+        assert_eq!(l.routes[2].destination.to_string(), "::/0");
+        assert!(p.links[1].dhcp4);
+        assert_eq!(p.dns.len(), 2);
+        assert_eq!(resolv_conf(&p).expect("dns").lines().count(), 3);
+        let files = networkd_files(&p);
+        assert_eq!(files[0].0, "50-guest-agent-fa163e000001.network");
+        assert!(files[0].1.contains("MTUBytes=1450\n") && files[1].1.contains("DHCP=ipv4"));
+    }
+}

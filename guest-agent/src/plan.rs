@@ -1,0 +1,285 @@
+//! The plan: the desired state of the guest, built from the typed view without
+//! touching anything. [`crate::apply`] then carries it out step by step.
+//!
+//! Each step's part of the plan is its own `Result`: a problem in one document fails
+//! that step only. `#cloud-config` directives feed the steps they belong to (its
+//! `hostname`/`fqdn` the hostname step, its keys the SSH step), in the spec's order:
+//! metadata first, then vendor data, then user data, later ones winning.
+
+use crate::cloudconfig::WriteFile;
+use crate::netplan::{self, NetworkPlan};
+use crate::userdata::{self, Part};
+use crate::view::InstanceData;
+use base64::Engine;
+use serde_json::Value;
+
+/// How the agent was asked to behave, where it matters for planning.
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    /// Whose `authorized_keys` get the keys (root when the user does not exist).
+    pub user: String,
+    /// Generate a password and post it encrypted when the drive carries none.
+    pub generate_password: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostnamePlan {
+    pub short: String,
+    pub fqdn: String,
+}
+
+/// A file to write, with where it came from for the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileWrite {
+    pub path: String,
+    pub contents: Vec<u8>,
+    pub mode: u32,
+    pub append: bool,
+}
+
+/// The root password: given by the drive, or made up here and posted encrypted.
+#[derive(Clone, PartialEq, Eq)]
+pub enum PasswordPlan {
+    None,
+    Set(String),
+    /// Generate, set, encrypt with this OpenSSH RSA key and post.
+    GenerateAndPost {
+        rsa_key: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for PasswordPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PasswordPlan::None => f.write_str("None"),
+            PasswordPlan::Set(_) => f.write_str("Set(<redacted>)"),
+            PasswordPlan::GenerateAndPost { rsa_key } => {
+                write!(f, "GenerateAndPost {{ rsa_key: {} }}", rsa_key.is_some())
+            }
+        }
+    }
+}
+
+/// What vendor or user data asks for beyond the other steps.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DataPlan {
+    pub write_files: Vec<FileWrite>,
+    /// Scripts in order: `#!` parts and `runcmd`, by name.
+    pub scripts: Vec<(String, Vec<u8>)>,
+    pub not_applied: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct Plan {
+    pub instance_id: String,
+    pub source: String,
+    pub network: Result<Option<NetworkPlan>, String>,
+    pub hostname: Result<Option<HostnamePlan>, String>,
+    pub user: String,
+    pub ssh_keys: Vec<String>,
+    pub files: Vec<Result<FileWrite, String>>,
+    pub password: PasswordPlan,
+    pub random_seed: Result<Option<Vec<u8>>, String>,
+    pub vendor_data: Result<Option<DataPlan>, String>,
+    pub user_data: Result<Option<DataPlan>, String>,
+}
+
+pub fn build(data: &InstanceData, opts: &PlanOptions) -> Plan {
+    let meta = &data.meta;
+    let network = match &data.network {
+        Ok(Some(n)) => netplan::plan(n).map(Some).map_err(|e| e.to_string()),
+        Ok(None) => Ok(None),
+        Err(e) => Err(e.to_string()),
+    };
+
+    let vendor_parts = vendor_parts(&data.vendor_data);
+    let user_parts = match &data.user_data {
+        Ok(Some(b)) => userdata::parse(b, "user-data")
+            .map(Some)
+            .map_err(|e| format!("user data: {e}")),
+        Ok(None) => Ok(None),
+        Err(e) => Err(e.to_string()),
+    };
+    let cloud_configs = || {
+        [&vendor_parts, &user_parts]
+            .into_iter()
+            .filter_map(|r| r.as_ref().ok().and_then(|p| p.as_ref()))
+            .flatten()
+            .filter_map(|p| match p {
+                Part::CloudConfig(c) => Some(c),
+                _ => None,
+            })
+    };
+
+    let mut hostname = meta.hostname.as_deref().map(split_hostname);
+    for c in cloud_configs() {
+        if let Some(fqdn) = &c.fqdn {
+            hostname = Some(split_hostname(fqdn));
+        }
+        if let Some(h) = &c.hostname {
+            let mut hp = split_hostname(h);
+            if c.fqdn.is_none() && !h.contains('.') {
+                hp.fqdn = hostname
+                    .as_ref()
+                    .map(|old| replace_short(&old.fqdn, h))
+                    .unwrap_or_else(|| h.clone());
+            }
+            hostname = Some(hp);
+        }
+    }
+    let hostname = match hostname {
+        Some(h) if !compute::instance::is_valid_hostname(&h.short) => {
+            Err(format!("`{}` is not a valid hostname", h.short))
+        }
+        other => Ok(other),
+    };
+
+    let mut ssh_keys: Vec<String> = Vec::new();
+    let mut add_key = |k: &str| {
+        let k = k.trim();
+        if is_openssh_key(k) && !ssh_keys.iter().any(|x| x == k) {
+            ssh_keys.push(k.to_owned());
+        }
+    };
+    meta.public_keys.values().for_each(|k| add_key(k));
+    meta.keys
+        .iter()
+        .filter(|k| k.kind == compute::instance::KeyType::Ssh)
+        .for_each(|k| add_key(&k.data));
+    for c in cloud_configs() {
+        c.ssh_authorized_keys.iter().for_each(|k| add_key(k));
+    }
+
+    let files = data
+        .files
+        .iter()
+        .map(|f| match &f.contents {
+            Ok(c) => Ok(FileWrite {
+                path: f.path.clone(),
+                contents: c.clone(),
+                mode: 0o644,
+                append: false,
+            }),
+            Err(e) => Err(e.to_string()),
+        })
+        .collect();
+
+    let password = match (&meta.admin_pass, opts.generate_password) {
+        (Some(p), _) => PasswordPlan::Set(p.clone()),
+        (None, true) => PasswordPlan::GenerateAndPost {
+            rsa_key: ssh_keys.iter().find(|k| k.starts_with("ssh-rsa ")).cloned(),
+        },
+        (None, false) => PasswordPlan::None,
+    };
+
+    let random_seed = match &meta.random_seed {
+        Some(s) => base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .map(Some)
+            .map_err(|e| format!("random_seed is not base64: {e}")),
+        None => Ok(None),
+    };
+
+    Plan {
+        instance_id: meta.uuid.clone(),
+        source: data.source.clone(),
+        network,
+        hostname,
+        user: opts.user.clone(),
+        ssh_keys,
+        files,
+        password,
+        random_seed,
+        vendor_data: vendor_parts.map(|p| p.map(data_plan)),
+        user_data: user_parts.map(|p| p.map(data_plan)),
+    }
+}
+
+fn vendor_parts(
+    vendor: &Result<Option<Value>, crate::view::ViewError>,
+) -> Result<Option<Vec<Part>>, String> {
+    let v = match vendor {
+        Ok(Some(v)) => v,
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    // Nova's vendor data carries cloud-init's part under `cloud-init`, a string.
+    match v.get("cloud-init") {
+        Some(Value::String(s)) => userdata::parse(s.as_bytes(), "vendor-data")
+            .map(Some)
+            .map_err(|e| format!("vendor data: {e}")),
+        Some(_) => Err("vendor data: `cloud-init` is not a string".into()),
+        None => Ok(None),
+    }
+}
+
+fn data_plan(parts: Vec<Part>) -> DataPlan {
+    let mut plan = DataPlan::default();
+    for part in parts {
+        match part {
+            Part::Script { name, body } => plan.scripts.push((name, body)),
+            Part::CloudConfig(c) => {
+                plan.write_files
+                    .extend(c.write_files.into_iter().map(|w: WriteFile| FileWrite {
+                        path: w.path,
+                        contents: w.content,
+                        mode: w.mode,
+                        append: w.append,
+                    }));
+                if let Some(cmd) = c.runcmd {
+                    let name = format!("runcmd-{:03}", plan.scripts.len());
+                    plan.scripts.push((name, cmd.into_bytes()));
+                }
+                plan.not_applied.extend(
+                    c.not_applied
+                        .into_iter()
+                        .map(|k| format!("#cloud-config `{k}`")),
+                );
+            }
+            Part::Ignored(what) => plan.not_applied.push(what),
+        }
+    }
+    plan
+}
+
+fn split_hostname(h: &str) -> HostnamePlan {
+    let h = h.trim().trim_end_matches('.');
+    HostnamePlan {
+        short: h.split('.').next().unwrap_or(h).to_owned(),
+        fqdn: h.to_owned(),
+    }
+}
+
+fn replace_short(fqdn: &str, short: &str) -> String {
+    match fqdn.split_once('.') {
+        Some((_, domain)) => format!("{short}.{domain}"),
+        None => short.to_owned(),
+    }
+}
+
+/// One line, starting with an OpenSSH key type: x509 certificates and junk are left out.
+fn is_openssh_key(k: &str) -> bool {
+    !k.contains('\n')
+        && k.split_whitespace().next().is_some_and(|t| {
+            t.starts_with("ssh-") || t.starts_with("ecdsa-sha2-") || t.starts_with("sk-")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostnames_split_and_keys_filter() {
+        assert_eq!(
+            split_hostname("web-02.novalocal."),
+            HostnamePlan {
+                short: "web-02".into(),
+                fqdn: "web-02.novalocal".into()
+            }
+        );
+        assert_eq!(replace_short("a.novalocal", "b"), "b.novalocal");
+        assert!(is_openssh_key("ssh-ed25519 AAAA x"));
+        assert!(!is_openssh_key("-----BEGIN CERTIFICATE-----\nMII"));
+    }
+}

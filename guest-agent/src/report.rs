@@ -1,0 +1,97 @@
+//! What the agent did: one entry per step, its outcome and why, as text or JSON.
+//! Details never carry secrets (passwords, user data, tokens).
+
+use serde::Serialize;
+
+/// The steps, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    Network,
+    Hostname,
+    SshKeys,
+    Files,
+    Password,
+    RandomSeed,
+    VendorData,
+    UserData,
+}
+
+impl Step {
+    pub const ALL: [Step; 8] = [
+        Step::Network,
+        Step::Hostname,
+        Step::SshKeys,
+        Step::Files,
+        Step::Password,
+        Step::RandomSeed,
+        Step::VendorData,
+        Step::UserData,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Network => "network",
+            Step::Hostname => "hostname",
+            Step::SshKeys => "ssh-keys",
+            Step::Files => "files",
+            Step::Password => "password",
+            Step::RandomSeed => "random-seed",
+            Step::VendorData => "vendor-data",
+            Step::UserData => "user-data",
+        }
+    }
+
+    /// Network and hostname follow the data at every boot; the rest happen once per
+    /// instance id.
+    pub fn every_boot(self) -> bool {
+        matches!(self, Step::Network | Step::Hostname)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Ok,
+    Skipped,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    pub step: Step,
+    pub outcome: Outcome,
+    /// Why, and what was done: one line each.
+    pub details: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub source: String,
+    pub instance_id: String,
+    pub root: String,
+    pub dry_run: bool,
+    pub steps: Vec<StepReport>,
+}
+
+impl Report {
+    pub fn failed(&self) -> bool {
+        self.steps.iter().any(|s| s.outcome == Outcome::Failed)
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut s = format!("instance {} from {}\n", self.instance_id, self.source);
+        for step in &self.steps {
+            let outcome = match step.outcome {
+                Outcome::Ok => "ok",
+                Outcome::Skipped => "skipped",
+                Outcome::Failed => "FAILED",
+            };
+            s.push_str(&format!("{:<12} {outcome}\n", step.step.as_str()));
+            for d in &step.details {
+                s.push_str(&format!("    {d}\n"));
+            }
+        }
+        s
+    }
+}

@@ -1,0 +1,189 @@
+//! [`ConfigDriveSource`]: a `config-2` drive (ISO9660 or FAT) read without mounting.
+
+use super::device::{Device, DEFAULT_READ_BUDGET};
+use super::fat::{self, FatFs};
+use super::iso::{self, IsoFs};
+use super::{Provider, SourceError, MAX_CONTENT_BYTES, MAX_DOCUMENT_BYTES};
+use compute::metadata::OpenStackVersion;
+use std::fs::File;
+use std::path::Path;
+
+/// The label Nova gives config drives; matched in any case.
+pub const CONFIG_DRIVE_LABEL: &str = "config-2";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriveKind {
+    Iso9660,
+    Fat,
+}
+
+impl DriveKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriveKind::Iso9660 => "iso9660",
+            DriveKind::Fat => "vfat",
+        }
+    }
+}
+
+#[derive(Debug)]
+enum DriveFs {
+    Iso(IsoFs<File>),
+    Fat(FatFs<File>),
+}
+
+/// A config drive: an image file or a block device holding one.
+#[derive(Debug)]
+pub struct ConfigDriveSource {
+    path: String,
+    kind: DriveKind,
+    fs: DriveFs,
+    /// The `openstack/<dir>` documents are read from: `latest`, else the newest known.
+    version_dir: String,
+}
+
+/// What kind of drive `path` holds and its label, without reading any file.
+pub fn probe(path: &Path) -> Result<Option<(DriveKind, String)>, SourceError> {
+    let p = path.display().to_string();
+    let file = File::open(path).map_err(|source| SourceError::Open {
+        path: p.clone(),
+        source,
+    })?;
+    let mut dev = Device::new(file, 1024 * 1024);
+    if let Some(label) = iso::probe_label(&mut dev).map_err(|source| SourceError::Iso {
+        path: p.clone(),
+        source,
+    })? {
+        return Ok(Some((DriveKind::Iso9660, label)));
+    }
+    if let Some(label) =
+        fat::probe_label(&mut dev).map_err(|source| SourceError::Fat { path: p, source })?
+    {
+        return Ok(Some((DriveKind::Fat, label)));
+    }
+    Ok(None)
+}
+
+impl ConfigDriveSource {
+    /// Opens a drive, checks its label and finds the OpenStack version to read.
+    pub fn open(path: &Path) -> Result<Self, SourceError> {
+        let p = path.display().to_string();
+        let (kind, _) =
+            probe(path)?.ok_or_else(|| SourceError::UnknownFilesystem { path: p.clone() })?;
+        let file = File::open(path).map_err(|source| SourceError::Open {
+            path: p.clone(),
+            source,
+        })?;
+        let dev = Device::new(file, DEFAULT_READ_BUDGET);
+        let (fs, label) = match kind {
+            DriveKind::Iso9660 => {
+                let fs = IsoFs::open(dev).map_err(|source| SourceError::Iso {
+                    path: p.clone(),
+                    source,
+                })?;
+                let label = fs.label().to_owned();
+                (DriveFs::Iso(fs), label)
+            }
+            DriveKind::Fat => {
+                let fs = FatFs::open(dev).map_err(|source| SourceError::Fat {
+                    path: p.clone(),
+                    source,
+                })?;
+                let label = fs.label();
+                (DriveFs::Fat(fs), label)
+            }
+        };
+        if !label.eq_ignore_ascii_case(CONFIG_DRIVE_LABEL) {
+            return Err(SourceError::WrongLabel { path: p, label });
+        }
+        let mut src = ConfigDriveSource {
+            path: p,
+            kind,
+            fs,
+            version_dir: "latest".into(),
+        };
+        src.version_dir = src.choose_version()?;
+        Ok(src)
+    }
+
+    pub fn kind(&self) -> DriveKind {
+        self.kind
+    }
+
+    fn choose_version(&mut self) -> Result<String, SourceError> {
+        let candidates =
+            std::iter::once("latest").chain(OpenStackVersion::ALL.iter().rev().map(|v| v.as_str()));
+        for dir in candidates {
+            if self.exists(&format!("openstack/{dir}/meta_data.json"))? {
+                return Ok(dir.to_owned());
+            }
+        }
+        Ok("latest".into())
+    }
+
+    fn exists(&mut self, rel: &str) -> Result<bool, SourceError> {
+        // Probe with a zero limit: too large still means present.
+        match self.read(rel, 0) {
+            Ok(found) => Ok(found.is_some()),
+            Err(SourceError::TooLarge { .. }) => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn read(&mut self, rel: &str, limit: u64) -> Result<Option<Vec<u8>>, SourceError> {
+        let path = format!("{}:{rel}", self.path);
+        match &mut self.fs {
+            DriveFs::Iso(fs) => fs.read_file(rel, limit).map_err(|source| match source {
+                iso::IsoError::TooLarge { limit, .. } => SourceError::TooLarge { path, limit },
+                source => SourceError::Iso { path, source },
+            }),
+            DriveFs::Fat(fs) => fs.read_file(rel, limit).map_err(|source| match source {
+                fat::FatError::TooLarge { limit, .. } => SourceError::TooLarge { path, limit },
+                source => SourceError::Fat { path, source },
+            }),
+        }
+    }
+
+    fn document(&mut self, name: &str) -> Result<Option<Vec<u8>>, SourceError> {
+        let rel = format!("openstack/{}/{name}", self.version_dir);
+        self.read(&rel, MAX_DOCUMENT_BYTES)
+    }
+}
+
+impl Provider for ConfigDriveSource {
+    fn describe(&self) -> String {
+        format!(
+            "config drive {} ({}, openstack/{})",
+            self.path,
+            self.kind.as_str(),
+            self.version_dir
+        )
+    }
+
+    fn meta_data(&mut self) -> Result<Option<Vec<u8>>, SourceError> {
+        self.document("meta_data.json")
+    }
+
+    fn network_data(&mut self) -> Result<Option<Vec<u8>>, SourceError> {
+        self.document("network_data.json")
+    }
+
+    fn vendor_data(&mut self) -> Result<Option<Vec<u8>>, SourceError> {
+        self.document("vendor_data.json")
+    }
+
+    fn user_data(&mut self) -> Result<Option<Vec<u8>>, SourceError> {
+        self.document("user_data")
+    }
+
+    fn content(&mut self, content_path: &str) -> Result<Option<Vec<u8>>, SourceError> {
+        let name = content_path.trim_start_matches('/');
+        let safe = name
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..");
+        if !safe || !name.starts_with("content/") {
+            return Err(SourceError::BadContentPath(content_path.into()));
+        }
+        self.read(&format!("openstack/{name}"), MAX_CONTENT_BYTES)
+    }
+}

@@ -1,0 +1,111 @@
+//! Where instance data comes from: a config drive or the metadata service.
+//!
+//! A [`Provider`] hands out the raw documents of one instance, as the medium holds
+//! them; every method defaults to "nothing here", so a provider implements only what
+//! its medium has. Parsing into typed documents happens once, in [`crate::view`],
+//! with `compute`'s own types. Providers bound every size and wait; none of them
+//! writes anything.
+
+mod device;
+mod drive;
+mod fat;
+mod http;
+mod iso;
+mod scan;
+
+pub use device::{Device, DEFAULT_READ_BUDGET};
+pub use drive::{ConfigDriveSource, DriveKind, CONFIG_DRIVE_LABEL};
+pub use fat::{FatError, FatFs};
+pub use http::{MetadataSource, RetryPolicy, DEFAULT_METADATA_URL};
+pub use iso::{IsoError, IsoFs, NameSet};
+pub use scan::BlockScan;
+
+use std::time::Duration;
+
+/// Largest JSON document or user data accepted from any source.
+pub const MAX_DOCUMENT_BYTES: u64 = 1024 * 1024;
+/// Largest injected file accepted.
+pub const MAX_CONTENT_BYTES: u64 = 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{path}: {source}")]
+    Iso {
+        path: String,
+        #[source]
+        source: IsoError,
+    },
+    #[error("{path}: {source}")]
+    Fat {
+        path: String,
+        #[source]
+        source: FatError,
+    },
+    #[error("cannot open {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is neither ISO9660 nor FAT")]
+    UnknownFilesystem { path: String },
+    #[error("{path} is labelled `{label}`, not `config-2`")]
+    WrongLabel { path: String, label: String },
+    #[error("no block device labelled config-2 appeared within {waited:?} ({scanned} devices looked at)")]
+    NoDrive { waited: Duration, scanned: usize },
+    #[error("{path} is larger than the {limit} bytes allowed")]
+    TooLarge { path: String, limit: u64 },
+    #[error("{url}: {detail}")]
+    Http { url: String, detail: String },
+    #[error("{url}: no answer within the deadline of {deadline:?} (last: {last})")]
+    Deadline {
+        url: String,
+        deadline: Duration,
+        last: String,
+    },
+    #[error("content_path `{0}` is not of the form /content/NNNN")]
+    BadContentPath(String),
+    #[error("{0} is not possible with this source")]
+    Unsupported(&'static str),
+}
+
+/// What the password endpoint said to a POST.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordPost {
+    Stored,
+    /// A password was already stored (HTTP 409); it is kept.
+    AlreadySet,
+}
+
+/// The raw documents of one instance, from one medium.
+pub trait Provider {
+    /// Where the data comes from, for the report (`/dev/sr0 (iso9660)`).
+    fn describe(&self) -> String;
+
+    /// `openstack/<version>/meta_data.json`.
+    fn meta_data(&mut self) -> Result<Option<Vec<u8>>, SourceError> {
+        Ok(None)
+    }
+
+    fn network_data(&mut self) -> Result<Option<Vec<u8>>, SourceError> {
+        Ok(None)
+    }
+
+    fn vendor_data(&mut self) -> Result<Option<Vec<u8>>, SourceError> {
+        Ok(None)
+    }
+
+    fn user_data(&mut self) -> Result<Option<Vec<u8>>, SourceError> {
+        Ok(None)
+    }
+
+    /// An injected file's bytes by the `content_path` of `meta_data.json` (`/content/0000`).
+    fn content(&mut self, _content_path: &str) -> Result<Option<Vec<u8>>, SourceError> {
+        Ok(None)
+    }
+
+    /// Posts an encrypted password (base64) to the password endpoint.
+    fn post_password(&mut self, _blob: &str) -> Result<PasswordPost, SourceError> {
+        Err(SourceError::Unsupported("posting a password"))
+    }
+}
