@@ -6,6 +6,7 @@
 //! and rendering: sockets, disks and processes live at the edges.
 
 pub mod drive_builder;
+pub mod driver;
 pub mod flavor;
 pub mod instance;
 pub mod keypair;
