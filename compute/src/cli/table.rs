@@ -13,25 +13,24 @@ pub fn print(headers: &[&str], rows: impl IntoIterator<Item = Vec<String>>) {
         .map(|w| format!("+{}", "-".repeat(w + 2)))
         .collect::<String>()
         + "+";
-    let line = |cells: &mut dyn Iterator<Item = &str>| {
-        let mut s = String::new();
+    let line = |out: &mut String, cells: &mut dyn Iterator<Item = &str>| {
         for (w, c) in widths.iter().zip(cells) {
-            s.push_str(&format!("| {c:<w$} "));
+            out.push_str("| ");
+            out.push_str(c);
+            out.extend(std::iter::repeat_n(' ', w + 1 - c.chars().count()));
         }
-        s.push('|');
-        s
+        out.push_str("|\n");
     };
     let mut out = String::with_capacity(rows.len() * (rule.len() + 1) + 3 * rule.len());
     out.push_str(&rule);
     out.push('\n');
-    out.push_str(&line(&mut headers.iter().copied()));
-    out.push('\n');
+    line(&mut out, &mut headers.iter().copied());
     out.push_str(&rule);
     out.push('\n');
     for r in &rows {
-        out.push_str(&line(&mut r.iter().map(String::as_str)));
-        out.push('\n');
+        line(&mut out, &mut r.iter().map(String::as_str));
     }
     out.push_str(&rule);
-    println!("{out}");
+    out.push('\n');
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes());
 }

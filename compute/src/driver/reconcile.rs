@@ -10,7 +10,7 @@ use crate::store::Fault;
 
 impl Host {
     pub(crate) fn reconcile(&mut self) -> Result<(), DriverError> {
-        let summaries = self.store.list_instances()?;
+        let summaries = self.store.instances_claiming_processes()?;
         for s in summaries {
             let claims_process =
                 s.pid.is_some() || s.state.task.is_some() || s.state.power != PowerState::Shutdown;
@@ -20,6 +20,15 @@ impl Host {
             let pidfile = self.layout.instance(&s.uuid).pidfile();
             let pid = s.pid.or_else(|| process::read_pidfile(&pidfile).ok());
             let alive = pid.filter(|p| process::is_guest(*p, &s.uuid));
+            let steady = s.state.task.is_none()
+                && alive.is_some()
+                && matches!(
+                    (s.state.vm, s.state.power),
+                    (VmState::Active, PowerState::Running) | (VmState::Paused, PowerState::Paused)
+                );
+            if steady {
+                continue;
+            }
             // A command working on this instance holds its lock: leave it be.
             let Some(_guard) = lock::try_lock(&self.layout.lock(&s.uuid))? else {
                 continue;
