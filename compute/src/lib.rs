@@ -5,11 +5,20 @@
 //! `pyjson` writes JSON bytes exactly as Nova's Python does. This crate is pure data
 //! and rendering: sockets, disks and processes live at the edges.
 
+pub mod drive_builder;
+pub mod driver;
+pub mod flavor;
 pub mod instance;
+pub mod keypair;
+pub mod lifecycle;
 pub mod mac;
 pub mod metadata;
+pub mod netalloc;
 pub mod pyjson;
+pub mod qemu;
+pub mod quota;
 pub mod settings_args;
+pub mod store;
 
 pub use instance::{Instance, InstanceDocument, InstanceError};
 pub use metadata::{render_drive, render_service, MetadataTree, Settings};

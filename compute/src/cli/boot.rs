@@ -1,0 +1,82 @@
+//! `compute boot`: create and start an instance (`nova boot`).
+
+use super::host::HostArgs;
+use super::Format;
+use anyhow::{bail, Context};
+use compute::driver::BootRequest;
+use compute::settings_args::SettingsArgs;
+use indexmap::IndexMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Boot a new instance.
+#[derive(Debug, clap::Args)]
+pub struct BootArgs {
+    /// Image name or id.
+    #[arg(long)]
+    pub image: String,
+    /// Flavor name.
+    #[arg(long)]
+    pub flavor: String,
+    #[arg(long)]
+    pub key_name: Option<String>,
+    /// User data file (at most 65535 bytes once base64-encoded).
+    #[arg(long, value_name = "FILE")]
+    pub user_data: Option<PathBuf>,
+    /// Inject a file: DST=SRC (guest path = local file); repeatable, at most 5.
+    #[arg(long = "file", value_name = "DST=SRC")]
+    pub files: Vec<String>,
+    /// Metadata KEY=VALUE; repeatable.
+    #[arg(long = "meta", value_name = "KEY=VALUE")]
+    pub meta: Vec<String>,
+    /// Attach a config drive (default true: it is how the guest gets its data).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub config_drive: bool,
+    #[arg(long)]
+    pub admin_pass: Option<String>,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+    pub name: String,
+}
+
+pub fn run(host: &HostArgs, args: BootArgs) -> anyhow::Result<ExitCode> {
+    let mut files = Vec::new();
+    for spec in &args.files {
+        let Some((dst, src)) = spec.split_once('=') else {
+            bail!("--file {spec}: want DST=SRC")
+        };
+        let bytes =
+            std::fs::read(src).with_context(|| format!("--file {spec}: cannot read {src}"))?;
+        files.push((dst.to_owned(), bytes));
+    }
+    let mut meta = IndexMap::new();
+    for kv in &args.meta {
+        let Some((k, v)) = kv.split_once('=') else {
+            bail!("--meta {kv}: want KEY=VALUE")
+        };
+        meta.insert(k.to_owned(), v.to_owned());
+    }
+    let user_data = match &args.user_data {
+        Some(p) => Some(
+            std::fs::read(p).with_context(|| format!("cannot read user data {}", p.display()))?,
+        ),
+        None => None,
+    };
+    let mut host = host.open(args.settings.to_settings()?)?;
+    let req = BootRequest {
+        name: args.name,
+        image: args.image,
+        flavor: args.flavor,
+        key_name: args.key_name,
+        user_data,
+        files,
+        meta,
+        config_drive: args.config_drive,
+        admin_pass: args.admin_pass,
+    };
+    let rec = host.boot(&req)?;
+    super::show::print(&rec, args.format)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,22 @@
+//! `compute console-log`: the guest's serial console (`nova console-log`).
+
+use super::host::HostArgs;
+use compute::Settings;
+use std::io::Write;
+use std::process::ExitCode;
+
+/// Print the instance's console output.
+#[derive(Debug, clap::Args)]
+pub struct ConsoleLogArgs {
+    pub instance: String,
+    /// Only the last N lines.
+    #[arg(long)]
+    pub length: Option<usize>,
+}
+
+pub fn run(host: &HostArgs, args: ConsoleLogArgs) -> anyhow::Result<ExitCode> {
+    let host = host.open(Settings::default())?;
+    let text = host.console_log(&args.instance, args.length)?;
+    std::io::stdout().write_all(text.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,81 @@
+//! Flavor verbs: `flavor-list`, `flavor-create`, `flavor-delete`.
+
+use super::host::HostArgs;
+use super::Format;
+use compute::flavor::Flavor;
+use compute::Settings;
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct FlavorListArgs {
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// Create a custom flavor.
+#[derive(Debug, clap::Args)]
+pub struct FlavorCreateArgs {
+    pub name: String,
+    #[arg(long)]
+    pub vcpus: u32,
+    /// Memory in MiB.
+    #[arg(long)]
+    pub ram: u32,
+    /// Root disk in GB.
+    #[arg(long)]
+    pub disk: u32,
+    /// Ephemeral disk in GB.
+    #[arg(long, default_value_t = 0)]
+    pub ephemeral: u32,
+    /// Swap in MiB.
+    #[arg(long, default_value_t = 0)]
+    pub swap: u32,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FlavorDeleteArgs {
+    pub name: String,
+}
+
+pub fn run_list(host: &HostArgs, a: FlavorListArgs) -> anyhow::Result<ExitCode> {
+    let host = host.open(Settings::default())?;
+    let flavors = host.store().flavors()?;
+    match a.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&flavors)?),
+        Format::Text => super::table::print(
+            &["Name", "Memory_MiB", "Disk", "Ephemeral", "Swap", "VCPUs"],
+            flavors.iter().map(|f| {
+                vec![
+                    f.name.clone(),
+                    f.ram_mb.to_string(),
+                    f.disk_gb.to_string(),
+                    f.ephemeral_gb.to_string(),
+                    f.swap_mb.to_string(),
+                    f.vcpus.to_string(),
+                ]
+            }),
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_create(host: &HostArgs, a: FlavorCreateArgs) -> anyhow::Result<ExitCode> {
+    let host = host.open(Settings::default())?;
+    let f = Flavor {
+        name: a.name,
+        vcpus: a.vcpus,
+        ram_mb: a.ram,
+        disk_gb: a.disk,
+        ephemeral_gb: a.ephemeral,
+        swap_mb: a.swap,
+    };
+    f.validate()?;
+    host.store().add_flavor(&f)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_delete(host: &HostArgs, a: FlavorDeleteArgs) -> anyhow::Result<ExitCode> {
+    let host = host.open(Settings::default())?;
+    host.store().delete_flavor(&a.name)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,121 @@
+//! Image verbs: `image-import`, `image-list`, `image-show`, `image-delete`,
+//! `image-create` (snapshot of an instance).
+
+use super::host::HostArgs;
+use super::Format;
+use compute::driver::images::ImageImport;
+use compute::store::Image;
+use compute::Settings;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Import a qcow2 or raw disk image, optionally with a kernel for direct boot.
+#[derive(Debug, clap::Args)]
+pub struct ImageImportArgs {
+    #[arg(long)]
+    pub name: String,
+    #[arg(long, value_name = "DISK")]
+    pub file: PathBuf,
+    #[arg(long)]
+    pub kernel: Option<PathBuf>,
+    #[arg(long)]
+    pub ramdisk: Option<PathBuf>,
+    /// Kernel command line (Nova's `os_command_line`).
+    #[arg(long)]
+    pub cmdline: Option<String>,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ImageKeyArgs {
+    /// Image name or id.
+    pub image: String,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ImageListArgs {
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// Snapshot an instance's root disk into a new image.
+#[derive(Debug, clap::Args)]
+pub struct ImageCreateArgs {
+    pub instance: String,
+    pub name: String,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+fn print(image: &Image, format: Format) -> anyhow::Result<()> {
+    let v = serde_json::to_value(image)?;
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&v)?),
+        Format::Text => super::table::print(
+            &["Property", "Value"],
+            v.as_object().into_iter().flatten().map(|(k, v)| {
+                vec![
+                    k.clone(),
+                    v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                ]
+            }),
+        ),
+    }
+    Ok(())
+}
+
+pub fn run_import(host: &HostArgs, a: ImageImportArgs) -> anyhow::Result<ExitCode> {
+    let mut host = host.open(Settings::default())?;
+    let req = ImageImport {
+        name: a.name,
+        disk: a.file,
+        kernel: a.kernel,
+        ramdisk: a.ramdisk,
+        cmdline: a.cmdline,
+    };
+    print(&host.import_image(&req)?, a.format)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_list(host: &HostArgs, a: ImageListArgs) -> anyhow::Result<ExitCode> {
+    let host = host.open(Settings::default())?;
+    let images = host.store().images()?;
+    match a.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&images)?),
+        Format::Text => super::table::print(
+            &["ID", "Name", "Format", "Size", "Kernel"],
+            images.iter().map(|i| {
+                vec![
+                    i.id.clone(),
+                    i.name.clone(),
+                    i.format.clone(),
+                    i.size.to_string(),
+                    i.has_kernel.to_string(),
+                ]
+            }),
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_show(host: &HostArgs, a: ImageKeyArgs) -> anyhow::Result<ExitCode> {
+    let host = host.open(Settings::default())?;
+    print(&host.store().image(&a.image)?, a.format)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_delete(host: &HostArgs, a: ImageKeyArgs) -> anyhow::Result<ExitCode> {
+    let mut host = host.open(Settings::default())?;
+    let image = host.delete_image(&a.image)?;
+    eprintln!("deleted image {} ({})", image.name, image.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_create(host: &HostArgs, a: ImageCreateArgs) -> anyhow::Result<ExitCode> {
+    let mut host = host.open(Settings::default())?;
+    print(&host.snapshot(&a.instance, &a.name)?, a.format)?;
+    Ok(ExitCode::SUCCESS)
+}

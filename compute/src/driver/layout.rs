@@ -1,0 +1,96 @@
+//! Where things live in the state folder. One place names every path, so that
+//! cleanup removes exactly what boot made.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    pub fn new(root: &Path) -> Layout {
+        Layout {
+            root: root.to_owned(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn images(&self) -> PathBuf {
+        self.root.join("images")
+    }
+
+    pub fn image_dir(&self, id: &str) -> PathBuf {
+        self.images().join(id)
+    }
+
+    pub fn image_disk(&self, id: &str) -> PathBuf {
+        self.image_dir(id).join("disk")
+    }
+
+    pub fn image_kernel(&self, id: &str) -> PathBuf {
+        self.image_dir(id).join("kernel")
+    }
+
+    pub fn image_ramdisk(&self, id: &str) -> PathBuf {
+        self.image_dir(id).join("ramdisk")
+    }
+
+    pub fn instances(&self) -> PathBuf {
+        self.root.join("instances")
+    }
+
+    pub fn locks(&self) -> PathBuf {
+        self.root.join("locks")
+    }
+
+    pub fn lock(&self, uuid: &str) -> PathBuf {
+        self.locks().join(format!("{uuid}.lock"))
+    }
+
+    pub fn accel_cache(&self) -> PathBuf {
+        self.root.join("accel")
+    }
+
+    pub fn instance(&self, uuid: &str) -> InstancePaths {
+        InstancePaths {
+            dir: self.instances().join(uuid),
+        }
+    }
+}
+
+/// The files of one instance, all inside `instances/<uuid>/`.
+#[derive(Debug, Clone)]
+pub struct InstancePaths {
+    pub dir: PathBuf,
+}
+
+impl InstancePaths {
+    pub fn root_disk(&self) -> PathBuf {
+        self.dir.join("disk")
+    }
+    pub fn ephemeral(&self) -> PathBuf {
+        self.dir.join("disk.eph0")
+    }
+    pub fn swap(&self) -> PathBuf {
+        self.dir.join("disk.swap")
+    }
+    pub fn config_drive(&self) -> PathBuf {
+        self.dir.join("disk.config")
+    }
+    pub fn console_log(&self) -> PathBuf {
+        self.dir.join("console.log")
+    }
+    pub fn qmp(&self) -> PathBuf {
+        self.dir.join("qmp.sock")
+    }
+    pub fn pidfile(&self) -> PathBuf {
+        self.dir.join("qemu.pid")
+    }
+    pub fn saved_state(&self) -> PathBuf {
+        self.dir.join("suspended.state")
+    }
+}

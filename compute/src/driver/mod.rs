@@ -1,0 +1,348 @@
+//! The driver: carries out lifecycle actions on one host, combining the store, the
+//! lifecycle state machine and the QEMU pieces. Every action takes the instance's
+//! lock, checks the state machine, records the task, does the work, and records the
+//! outcome (a fault on failure). The CLI is a thin layer over [`Host`].
+
+mod boot;
+pub mod images;
+pub mod layout;
+pub mod lock;
+mod power;
+mod reconcile;
+
+pub use boot::BootRequest;
+
+use crate::drive_builder::{DriveBuildError, DriveBuilder};
+use crate::lifecycle::{Action, LifecycleError, State};
+use crate::qemu::accel::{self, AccelChoice};
+use crate::qemu::command::{ConfigDrive, Disk, DiskFormat, KernelBoot, UserNet};
+use crate::qemu::img::ImgError;
+use crate::qemu::process::{self, ProcessError};
+use crate::qemu::qmp::{Qmp, QmpError};
+use crate::qemu::{Accel, QemuCommand};
+use crate::store::{Fault, InstanceRecord, Store, StoreError};
+use crate::Settings;
+use layout::Layout;
+use lock::LockError;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long QEMU gets to bring up its QMP socket and answer.
+pub const QMP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a killed QEMU gets to disappear.
+pub const KILL_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Lifecycle(#[from] LifecycleError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Qmp(#[from] QmpError),
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error(transparent)]
+    Img(#[from] ImgError),
+    #[error(transparent)]
+    Drive(#[from] DriveBuildError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("No valid host was found. {0}")]
+    NoValidHost(String),
+    #[error("QEMU reports the guest {status}, expected {expected}")]
+    UnexpectedStatus {
+        status: String,
+        expected: &'static str,
+    },
+}
+
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DriverError + '_ {
+    move |source| DriverError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Host-wide settings of the driver.
+pub struct HostConfig {
+    pub state_dir: PathBuf,
+    pub qemu: PathBuf,
+    pub accel: AccelChoice,
+    pub cidr: ipnetwork::Ipv4Network,
+    pub settings: Settings,
+    pub drive_builder: Box<dyn DriveBuilder>,
+}
+
+pub struct Host {
+    pub(crate) layout: Layout,
+    pub(crate) store: Store,
+    pub(crate) qemu: PathBuf,
+    accel_choice: AccelChoice,
+    accel: Option<Accel>,
+    pub(crate) settings: Settings,
+    pub(crate) drive_builder: Box<dyn DriveBuilder>,
+}
+
+/// The current time, RFC 3339 (the clock is read only here).
+pub(crate) fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], DriverError> {
+    use std::io::Read;
+    let mut buf = [0u8; N];
+    let path = Path::new("/dev/urandom");
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(io_err(path))?;
+    Ok(buf)
+}
+
+impl Host {
+    /// Opens the state folder (creating it), then reconciles the database with the
+    /// QEMU processes actually running.
+    pub fn open(config: HostConfig) -> Result<Host, DriverError> {
+        let layout = Layout::new(&config.state_dir);
+        for dir in [
+            layout.root().to_owned(),
+            layout.images(),
+            layout.instances(),
+            layout.locks(),
+        ] {
+            std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        }
+        let store = Store::open(layout.root(), config.cidr)?;
+        let mut host = Host {
+            layout,
+            store,
+            qemu: config.qemu,
+            accel_choice: config.accel,
+            accel: None,
+            settings: config.settings,
+            drive_builder: config.drive_builder,
+        };
+        host.reconcile()?;
+        Ok(host)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn store_mut(&mut self) -> &mut Store {
+        &mut self.store
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The accelerator, probed at most once per command (and cached per host boot).
+    pub(crate) fn accel(&mut self) -> Accel {
+        if let Some(a) = self.accel {
+            return a;
+        }
+        let a = accel::resolve(self.accel_choice, &self.qemu, &self.layout.accel_cache());
+        self.accel = Some(a);
+        a
+    }
+
+    /// The QEMU description of an instance from its record.
+    pub(crate) fn command_for(
+        &mut self,
+        rec: &InstanceRecord,
+        incoming: bool,
+    ) -> Result<QemuCommand, DriverError> {
+        let p = self.layout.instance(&rec.uuid);
+        let image = self.store.image(&rec.image_id)?;
+        let kernel = image.has_kernel.then(|| KernelBoot {
+            kernel: self.layout.image_kernel(&image.id),
+            ramdisk: image
+                .has_ramdisk
+                .then(|| self.layout.image_ramdisk(&image.id)),
+            cmdline: image.cmdline.clone(),
+        });
+        let mut disks = vec![Disk {
+            path: p.root_disk(),
+            format: DiskFormat::Qcow2,
+        }];
+        for extra in [p.ephemeral(), p.swap()] {
+            if extra.exists() {
+                disks.push(Disk {
+                    path: extra,
+                    format: DiskFormat::Qcow2,
+                });
+            }
+        }
+        let config_drive = p.config_drive().exists().then(|| ConfigDrive {
+            path: p.config_drive(),
+            medium: crate::qemu::command::DriveMedium::Cdrom,
+        });
+        let subnet = self.store.subnet();
+        let uuid =
+            uuid::Uuid::parse_str(&rec.uuid).map_err(|e| DriverError::Invalid(e.to_string()))?;
+        let hostname = crate::Instance::from_json(rec.document.as_bytes())
+            .map_err(|e| DriverError::Invalid(format!("stored document of {}: {e}", rec.uuid)))?
+            .hostname()
+            .to_owned();
+        Ok(QemuCommand {
+            binary: self.qemu.clone(),
+            name: rec.name.clone(),
+            uuid,
+            accel: self.accel(),
+            vcpus: rec.flavor.vcpus,
+            memory_mb: rec.flavor.ram_mb,
+            kernel,
+            disks,
+            config_drive,
+            net: Some(UserNet {
+                cidr: subnet.cidr,
+                gateway: subnet.gateway(),
+                dns: subnet.dns(),
+                fixed_ip: rec.fixed_ip,
+                mac: rec.mac,
+                hostname,
+                ssh_port: Some(free_port()?),
+            }),
+            console_log: p.console_log(),
+            qmp_socket: p.qmp(),
+            pidfile: p.pidfile(),
+            incoming: incoming.then(|| p.saved_state()),
+        })
+    }
+
+    /// Starts QEMU for the instance and waits until QMP answers; records the pid.
+    pub(crate) fn start_qemu(
+        &mut self,
+        rec: &InstanceRecord,
+        incoming: bool,
+    ) -> Result<i32, DriverError> {
+        let cmd = self.command_for(rec, incoming)?;
+        let p = self.layout.instance(&rec.uuid);
+        let _ = std::fs::remove_file(p.pidfile());
+        let _ = std::fs::remove_file(p.qmp());
+        let argv = cmd
+            .argv()
+            .map_err(|e| DriverError::Invalid(e.to_string()))?;
+        let pid = process::spawn_daemon(&argv, &p.pidfile())?;
+        let ssh_port = cmd.net.as_ref().and_then(|n| n.ssh_port);
+        self.store.set_runtime(&rec.uuid, Some(pid), ssh_port)?;
+        let mut qmp = Qmp::connect(&p.qmp(), QMP_TIMEOUT)?;
+        let status = qmp.query_status()?;
+        // A guest saved while paused comes back paused; resume continues it.
+        let ok = status.running
+            || (incoming && matches!(status.status.as_str(), "inmigrate" | "paused"));
+        if !ok {
+            return Err(DriverError::UnexpectedStatus {
+                status: status.status,
+                expected: "running",
+            });
+        }
+        Ok(pid)
+    }
+
+    /// Kills the instance's QEMU, if any, and forgets its pid.
+    pub(crate) fn kill_qemu(&self, rec: &InstanceRecord) -> Result<(), DriverError> {
+        let pidfile = self.layout.instance(&rec.uuid).pidfile();
+        let pid = rec.pid.or_else(|| process::read_pidfile(&pidfile).ok());
+        if let Some(pid) = pid {
+            process::kill(pid, &rec.uuid, KILL_TIMEOUT)?;
+        }
+        self.store.set_runtime(&rec.uuid, None, None)?;
+        Ok(())
+    }
+
+    pub(crate) fn qmp(&self, uuid: &str) -> Result<Qmp, DriverError> {
+        Ok(Qmp::connect(
+            &self.layout.instance(uuid).qmp(),
+            QMP_TIMEOUT,
+        )?)
+    }
+
+    /// Records `state` after a failure, with Nova's fault shape.
+    pub(crate) fn record_fault(
+        &self,
+        uuid: &str,
+        state: State,
+        err: &DriverError,
+    ) -> Result<(), DriverError> {
+        let fault = Fault {
+            code: 500,
+            message: format!("{err}"),
+        };
+        self.store
+            .set_state(uuid, state, Some(Some(&fault)), &now())?;
+        Ok(())
+    }
+
+    /// Runs one lifecycle action under the lock: begin, work, finish or fail.
+    pub(crate) fn act(
+        &mut self,
+        key: &str,
+        action: Action,
+        work: impl FnOnce(&mut Host, &InstanceRecord) -> Result<(), DriverError>,
+    ) -> Result<InstanceRecord, DriverError> {
+        let uuid = self.store.find_instance(key)?.uuid;
+        let _lock = lock::lock(&self.layout.lock(&uuid))?;
+        let rec = self.store.instance_by_uuid(&uuid)?;
+        let running = rec.state.begin(action)?;
+        self.store.set_state(&uuid, running, None, &now())?;
+        match work(self, &rec) {
+            Ok(()) => {
+                if action != Action::Delete {
+                    self.store
+                        .set_state(&uuid, running.finish(action), Some(None), &now())?;
+                }
+                match action {
+                    Action::Delete => Ok(rec),
+                    _ => Ok(self.store.instance_by_uuid(&uuid)?),
+                }
+            }
+            Err(err) => {
+                self.record_fault(&uuid, running.fail(action), &err)?;
+                Err(err)
+            }
+        }
+    }
+
+    pub fn console_log(&self, key: &str, lines: Option<usize>) -> Result<String, DriverError> {
+        let rec = self.store.find_instance(key)?;
+        let path = self.layout.instance(&rec.uuid).console_log();
+        let text = match std::fs::read(&path) {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        Ok(match lines {
+            None => text,
+            Some(n) => {
+                let all: Vec<&str> = text.lines().collect();
+                let start = all.len().saturating_sub(n);
+                all[start..].iter().map(|l| format!("{l}\n")).collect()
+            }
+        })
+    }
+}
+
+/// A free TCP port on loopback for the SSH forward.
+fn free_port() -> Result<u16, DriverError> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(io_err(Path::new("127.0.0.1:0")))?;
+    Ok(l.local_addr()
+        .map_err(io_err(Path::new("127.0.0.1:0")))?
+        .port())
+}

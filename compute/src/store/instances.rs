@@ -1,0 +1,249 @@
+//! Instance rows: insert (with IP and MAC allocation in the same transaction),
+//! lookups by uuid or name, the light listing, and state updates.
+
+use super::*;
+
+pub(super) const INSTANCE_COLUMNS: &str =
+    "uuid, name, flavor, image_id, key_name, vm_state, task_state, power_state, \
+     fixed_ip, mac, ssh_port, pid, fault, document, created_at, updated_at";
+
+fn instance_from_row(row: &Row<'_>) -> rusqlite::Result<Result<InstanceRecord, StoreError>> {
+    let uuid: String = row.get(0)?;
+    let flavor: String = row.get(2)?;
+    let vm: String = row.get(5)?;
+    let task: Option<String> = row.get(6)?;
+    let power: String = row.get(7)?;
+    let ip: String = row.get(8)?;
+    let mac: String = row.get(9)?;
+    let fault: Option<String> = row.get(12)?;
+    let mk = || -> Result<InstanceRecord, StoreError> {
+        let corrupt = |what, problem: String| StoreError::Corrupt {
+            what,
+            key: uuid.clone(),
+            problem,
+        };
+        Ok(InstanceRecord {
+            uuid: uuid.clone(),
+            name: row.get(1)?,
+            flavor: serde_json::from_str(&flavor).map_err(|e| corrupt("flavor", e.to_string()))?,
+            image_id: row.get(3)?,
+            key_name: row.get(4)?,
+            state: parse_state(&vm, task.as_deref(), &power, &uuid)?,
+            fixed_ip: ip.parse().map_err(|_| corrupt("fixed_ip", ip.clone()))?,
+            mac: mac.parse().map_err(|_| corrupt("mac", mac.clone()))?,
+            ssh_port: row.get(10)?,
+            pid: row.get(11)?,
+            fault: match fault {
+                None => None,
+                Some(f) => {
+                    Some(serde_json::from_str(&f).map_err(|e| corrupt("fault", e.to_string()))?)
+                }
+            },
+            document: row.get(13)?,
+            created_at: row.get(14)?,
+            updated_at: row.get(15)?,
+        })
+    };
+    Ok(mk())
+}
+
+impl Store {
+    // ---- instances
+
+    /// Records a new instance (building/spawning), allocating its fixed IP and MAC
+    /// in the same transaction.
+    pub fn insert_instance(&mut self, new: &NewInstance<'_>) -> Result<InstanceRecord, StoreError> {
+        let subnet = self.subnet;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (ips, macs) = {
+            let mut st = tx.prepare("SELECT fixed_ip, mac FROM instances")?;
+            let mut ips = HashSet::new();
+            let mut macs = HashSet::new();
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                if let Ok(ip) = r.get::<_, String>(0)?.parse::<Ipv4Addr>() {
+                    ips.insert(ip);
+                }
+                if let Ok(mac) = r.get::<_, String>(1)?.parse::<MacAddr>() {
+                    macs.insert(mac);
+                }
+            }
+            (ips, macs)
+        };
+        let ip = subnet.allocate_ip(&ips)?;
+        let mac = netalloc::allocate_mac(&macs, new.mac_candidates.iter().copied())?;
+        let document = (new.document)(ip, mac).map_err(|problem| StoreError::Corrupt {
+            what: "document",
+            key: new.uuid.to_owned(),
+            problem,
+        })?;
+        let state = State::building();
+        let flavor = serde_json::to_string(new.flavor).map_err(|e| StoreError::Corrupt {
+            what: "flavor",
+            key: new.flavor.name.clone(),
+            problem: e.to_string(),
+        })?;
+        tx.execute(
+            &format!("INSERT INTO instances ({INSTANCE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL, NULL, NULL, ?11, ?12, ?12)"),
+            params![
+                new.uuid,
+                new.name,
+                flavor,
+                new.image_id,
+                new.key_name,
+                state.vm.as_str(),
+                state.task.map(|t| t.as_str()),
+                state.power.as_str(),
+                ip.to_string(),
+                mac.to_string(),
+                document,
+                new.now
+            ],
+        )?;
+        tx.commit()?;
+        self.instance_by_uuid(new.uuid)
+    }
+
+    pub fn instance_by_uuid(&self, uuid: &str) -> Result<InstanceRecord, StoreError> {
+        self.conn
+            .query_row(
+                &format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE uuid = ?1"),
+                [uuid],
+                instance_from_row,
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "instance",
+                key: uuid.to_owned(),
+            })?
+    }
+
+    /// An instance by uuid, or by name when exactly one has it (as `nova` resolves).
+    pub fn find_instance(&self, key: &str) -> Result<InstanceRecord, StoreError> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {INSTANCE_COLUMNS} FROM instances WHERE uuid = ?1 OR name = ?1 ORDER BY created_at"
+        ))?;
+        let found: Vec<InstanceRecord> = st
+            .query_map([key], instance_from_row)?
+            .collect::<Result<Result<Vec<_>, _>, _>>()??;
+        if let Some(exact) = found.iter().find(|i| i.uuid == key) {
+            return Ok(exact.clone());
+        }
+        one_of("instance", key, found, |i| i.uuid.clone())
+    }
+
+    pub fn list_instances(&self) -> Result<Vec<InstanceSummary>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT uuid, name, vm_state, task_state, power_state, fixed_ip, pid FROM instances ORDER BY created_at, uuid",
+        )?;
+        let mut out = Vec::new();
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let uuid: String = r.get(0)?;
+            let (vm, task, power): (String, Option<String>, String) =
+                (r.get(2)?, r.get(3)?, r.get(4)?);
+            let state = parse_state(&vm, task.as_deref(), &power, &uuid)?;
+            out.push(InstanceSummary {
+                uuid,
+                name: r.get(1)?,
+                state,
+                fixed_ip: r.get(5)?,
+                pid: r.get(6)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Instances whose record says a QEMU may exist (a pid, a task, or a power
+    /// state other than shutdown): all that reconciliation has to look at.
+    pub fn instances_claiming_processes(&self) -> Result<Vec<InstanceSummary>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT uuid, name, vm_state, task_state, power_state, fixed_ip, pid FROM instances
+             WHERE pid IS NOT NULL OR task_state IS NOT NULL OR power_state != 'shutdown'",
+        )?;
+        let mut out = Vec::new();
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let uuid: String = r.get(0)?;
+            let (vm, task, power): (String, Option<String>, String) =
+                (r.get(2)?, r.get(3)?, r.get(4)?);
+            let state = parse_state(&vm, task.as_deref(), &power, &uuid)?;
+            out.push(InstanceSummary {
+                uuid,
+                name: r.get(1)?,
+                state,
+                fixed_ip: r.get(5)?,
+                pid: r.get(6)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Writes a new state (and fault, when given; `Some(None)` clears it).
+    pub fn set_state(
+        &self,
+        uuid: &str,
+        state: State,
+        fault: Option<Option<&Fault>>,
+        now: &str,
+    ) -> Result<(), StoreError> {
+        let fault_json = fault.map(|f| f.map(|f| serde_json::to_string(f).unwrap_or_default()));
+        let n = self.conn.execute(
+            "UPDATE instances SET vm_state = ?2, task_state = ?3, power_state = ?4, updated_at = ?5,
+                 fault = CASE WHEN ?6 THEN ?7 ELSE fault END
+             WHERE uuid = ?1",
+            params![
+                uuid,
+                state.vm.as_str(),
+                state.task.map(|t| t.as_str()),
+                state.power.as_str(),
+                now,
+                fault_json.is_some(),
+                fault_json.flatten()
+            ],
+        )?;
+        match n {
+            0 => Err(StoreError::NotFound {
+                kind: "instance",
+                key: uuid.to_owned(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records the running QEMU (or its absence) and the forwarded SSH port.
+    pub fn set_runtime(
+        &self,
+        uuid: &str,
+        pid: Option<i32>,
+        ssh_port: Option<u16>,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE instances SET pid = ?2, ssh_port = ?3 WHERE uuid = ?1",
+            params![uuid, pid, ssh_port],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_document(
+        &self,
+        uuid: &str,
+        image_id: &str,
+        document: &str,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE instances SET image_id = ?2, document = ?3 WHERE uuid = ?1",
+            params![uuid, image_id, document],
+        )?;
+        Ok(())
+    }
+
+    /// Removes the row: the fixed IP and MAC are free again.
+    pub fn delete_instance(&self, uuid: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM instances WHERE uuid = ?1", [uuid])?;
+        Ok(())
+    }
+}
