@@ -8,6 +8,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod builder;
 pub mod drive;
 pub mod fat;
 pub mod image;
@@ -17,6 +18,7 @@ pub mod options;
 pub mod read;
 pub mod tree;
 
+pub use builder::ConfigDriveBuilder;
 pub use drive::{build_image, ironic_encode, DriveError, Encoding, Format, Target};
 pub use fat::{FatError, FatImage};
 pub use image::DiskImage;

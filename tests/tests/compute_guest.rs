@@ -2,7 +2,6 @@
 //! boot, pause, unpause, soft and hard reboot, stop, start, suspend, resume,
 //! rebuild, snapshot, delete; each step checked through QMP and the console log.
 
-use compute::drive_builder::Genisoimage;
 use compute::driver::images::ImageImport;
 use compute::driver::{BootRequest, Host, HostConfig};
 use compute::flavor::Flavor;
@@ -10,6 +9,7 @@ use compute::qemu::accel::AccelChoice;
 use compute::qemu::process;
 use compute::qemu::Qmp;
 use compute::store::DocumentReader;
+use configdrive::ConfigDriveBuilder;
 use e2e::guest::{self, BOOT_MARKER, TICK_MARKER};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -24,7 +24,7 @@ fn open(state: &Path) -> Host {
         accel: AccelChoice::Auto,
         cidr: "10.77.0.0/24".parse().expect("cidr"),
         settings: compute::Settings::default(),
-        drive_builder: Box::new(Genisoimage),
+        drive_builder: Box::new(ConfigDriveBuilder::default()),
     })
     .expect("open host")
 }

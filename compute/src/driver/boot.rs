@@ -299,8 +299,11 @@ impl Host {
         let instance = Instance::from_json(rec.document.as_bytes())
             .map_err(|e| DriverError::Invalid(format!("stored document of {}: {e}", rec.uuid)))?;
         let tree = crate::render_drive(&instance, &self.settings);
-        self.drive_builder
-            .build(&tree, &self.layout.instance(&rec.uuid).config_drive())?;
+        self.drive_builder.build(
+            &instance,
+            &tree,
+            &self.layout.instance(&rec.uuid).config_drive(),
+        )?;
         Ok(())
     }
 }

@@ -2,10 +2,10 @@
 //! and opening the host with them (which reconciles with running QEMU processes).
 
 use anyhow::Context;
-use compute::drive_builder::Genisoimage;
 use compute::driver::{Host, HostConfig};
 use compute::qemu::accel::AccelChoice;
 use compute::Settings;
+use configdrive::ConfigDriveBuilder;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -53,7 +53,7 @@ impl HostArgs {
             accel: self.accel,
             cidr: self.cidr,
             settings,
-            drive_builder: Box::new(Genisoimage),
+            drive_builder: Box::new(ConfigDriveBuilder::default()),
         })
         .with_context(|| format!("cannot open the state folder {}", self.state_dir.display()))
     }

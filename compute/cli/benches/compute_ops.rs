@@ -7,10 +7,10 @@
 //!
 //! Run with `cargo bench -p compute --bench compute_ops`.
 
-use compute::drive_builder::Genisoimage;
 use compute::driver::images::ImageImport;
 use compute::driver::{BootRequest, Host, HostConfig};
 use compute::qemu::accel::AccelChoice;
+use configdrive::ConfigDriveBuilder;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -26,7 +26,7 @@ fn open(state: &Path) -> Host {
         accel: AccelChoice::Tcg,
         cidr: "10.0.0.0/16".parse().expect("cidr"),
         settings: compute::Settings::default(),
-        drive_builder: Box::new(Genisoimage),
+        drive_builder: Box::new(ConfigDriveBuilder::default()),
     })
     .expect("open host")
 }

@@ -26,7 +26,7 @@ fn render(fixture: &str, view: &str) -> tempfile::TempDir {
         ])
         .arg(
             manifest()
-                .join("tests/fixtures")
+                .join("../tests/fixtures")
                 .join(format!("{fixture}.json")),
         )
         .arg("--out")
