@@ -9,7 +9,10 @@ use compute::metadata::{Body, Entry};
 use compute::{render_service, Settings};
 
 fn tree_of(uuid: &str) -> compute::MetadataTree {
-    let inst = instances().into_iter().find(|i| i.uuid_str() == uuid).expect("fixture instance");
+    let inst = instances()
+        .into_iter()
+        .find(|i| i.uuid_str() == uuid)
+        .expect("fixture instance");
     render_service(&inst, &Settings::default())
 }
 
@@ -37,7 +40,11 @@ fn every_path_of_the_tree_serves_the_renderer_bytes() {
                         Some(l) => {
                             assert_eq!(r.status, 200, "{p}");
                             assert_eq!(r.body, l.as_ref(), "{p}");
-                            assert_eq!(r.header("content-type"), Some("text/plain; charset=UTF-8"), "{p}");
+                            assert_eq!(
+                                r.header("content-type"),
+                                Some("text/plain; charset=UTF-8"),
+                                "{p}"
+                            );
                             let slash = server.get(ip, &format!("{p}/"));
                             assert_eq!(slash.body, l.as_ref(), "{p}/ is the same listing");
                         }
@@ -48,13 +55,19 @@ fn every_path_of_the_tree_serves_the_renderer_bytes() {
                     },
                     Entry::File(f) => {
                         assert_eq!(r.status, 200, "{p}");
-                        assert_eq!(r.header("content-type"), Some(f.content_type.header_value()), "{p}");
+                        assert_eq!(
+                            r.header("content-type"),
+                            Some(f.content_type.header_value()),
+                            "{p}"
+                        );
                         match &f.body {
                             Body::Static(b) => assert_eq!(r.body, b.as_ref(), "{p}"),
                             Body::Seeded { head, tail } => {
                                 assert!(r.body.starts_with(head) && r.body.ends_with(tail), "{p}");
                                 let seed = &r.body[head.len()..r.body.len() - tail.len()];
-                                let raw = base64::engine::general_purpose::STANDARD.decode(seed).expect("b64");
+                                let raw = base64::engine::general_purpose::STANDARD
+                                    .decode(seed)
+                                    .expect("b64");
                                 assert_eq!(raw.len(), 512);
                             }
                         }
@@ -79,7 +92,10 @@ fn listings_and_normalisation_match_nova() {
     assert_eq!(root.text(), "1.0\n2007-01-19\n2007-03-01\n2007-08-29\n2007-10-10\n2007-12-15\n2008-02-01\n2008-09-01\n2009-04-04\nlatest");
     assert_eq!(server.get(A_IP, "/ec2").body, root.body);
     let os = server.get(A_IP, "/openstack");
-    assert!(os.text().starts_with("2012-08-10\n2013-04-04") && os.text().ends_with("2025-04-04\nlatest"));
+    assert!(
+        os.text().starts_with("2012-08-10\n2013-04-04")
+            && os.text().ends_with("2025-04-04\nlatest")
+    );
     let v = server.get(A_IP, "/openstack/2016-10-06/");
     assert_eq!(v.text(), "meta_data.json\nuser_data\npassword\nvendor_data.json\nnetwork_data.json\nvendor_data2.json");
     let a = server.get(A_IP, "/latest/meta-data/instance-id");
@@ -95,10 +111,24 @@ fn listings_and_normalisation_match_nova() {
         assert_eq!((r.status, &r.body), (200, &a.body), "{p}");
     }
     assert_eq!(a.text(), "i-d8e02d56");
-    assert_eq!(server.get(A_IP, "/latest/meta-data/public-keys/").text(), "0=mykey");
-    assert_eq!(server.get(A_IP, "/latest/meta-data/public-keys/0/").text(), "openssh-key");
-    assert_eq!(server.get(A_IP, "/latest/meta-data/placement/").text(), "availability-zone");
-    assert_eq!(server.get(A_IP, "/latest/meta-data/ami-manifest-path").text(), "FIXME");
+    assert_eq!(
+        server.get(A_IP, "/latest/meta-data/public-keys/").text(),
+        "0=mykey"
+    );
+    assert_eq!(
+        server.get(A_IP, "/latest/meta-data/public-keys/0/").text(),
+        "openssh-key"
+    );
+    assert_eq!(
+        server.get(A_IP, "/latest/meta-data/placement/").text(),
+        "availability-zone"
+    );
+    assert_eq!(
+        server
+            .get(A_IP, "/latest/meta-data/ami-manifest-path")
+            .text(),
+        "FIXME"
+    );
     let pub4 = server.get(A_IP, "/latest/meta-data/public-ipv4");
     assert_eq!((pub4.status, pub4.body.len()), (200, 0));
     let ud = server.get(A_IP, "/latest/user-data");
@@ -108,11 +138,24 @@ fn listings_and_normalisation_match_nova() {
     assert_eq!(nd.header("content-type"), Some("text/plain; charset=UTF-8"));
     let md = server.get(A_IP, "/openstack/latest/meta_data.json");
     assert_eq!(md.header("content-type"), Some("application/json"));
-    assert_eq!(server.get(A_IP, "/openstack/latest/vendor_data.json").text(), "{}");
-    assert_eq!(server.get(A_IP, "/openstack/latest/vendor_data2.json").text(), "{\"static\": {}}");
+    assert_eq!(
+        server
+            .get(A_IP, "/openstack/latest/vendor_data.json")
+            .text(),
+        "{}"
+    );
+    assert_eq!(
+        server
+            .get(A_IP, "/openstack/latest/vendor_data2.json")
+            .text(),
+        "{\"static\": {}}"
+    );
     // A stored seed is served as stored.
     let c = server.req(A_IP, "GET", "/openstack/latest/meta_data.json", &[], b"");
-    assert_ne!(c.body, md.body, "a fresh seed per request without a stored one");
+    assert_ne!(
+        c.body, md.body,
+        "a fresh seed per request without a stored one"
+    );
 }
 
 #[test]
@@ -139,8 +182,22 @@ fn unknown_paths_and_versions_are_404_with_novas_body() {
     let listener = format!("127.0.0.1:{bound_port}={C}");
     let mut server = Server::start(&["--instance-listener", &listener]);
     server.wait_ready(bound_port);
-    assert_eq!(request(A_IP, bound_port, "GET", "/openstack/latest/user_data", &[], b"").status, 404);
-    assert_eq!(request(A_IP, bound_port, "GET", "/latest/user-data", &[], b"").status, 404);
+    assert_eq!(
+        request(
+            A_IP,
+            bound_port,
+            "GET",
+            "/openstack/latest/user_data",
+            &[],
+            b""
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        request(A_IP, bound_port, "GET", "/latest/user-data", &[], b"").status,
+        404
+    );
     let listing = request(A_IP, bound_port, "GET", "/latest", &[], b"");
     assert_eq!(listing.text(), "meta-data/");
 }
@@ -148,13 +205,22 @@ fn unknown_paths_and_versions_are_404_with_novas_body() {
 #[test]
 fn head_has_get_headers_and_no_body_and_other_methods_are_405() {
     let server = Server::start(&[]);
-    for p in ["/latest/meta-data/instance-id", "/openstack/latest/meta_data.json", "/openstack", "/nope"] {
+    for p in [
+        "/latest/meta-data/instance-id",
+        "/openstack/latest/meta_data.json",
+        "/openstack",
+        "/nope",
+    ] {
         let g = server.get(A_IP, p);
         let h = server.req(A_IP, "HEAD", p, &[], b"");
         assert_eq!(h.status, g.status, "{p}");
         assert!(h.body.is_empty(), "{p}");
         assert_eq!(h.header("content-type"), g.header("content-type"), "{p}");
-        assert_eq!(h.header("content-length"), g.header("content-length"), "{p}");
+        assert_eq!(
+            h.header("content-length"),
+            g.header("content-length"),
+            "{p}"
+        );
     }
     for m in ["POST", "PUT", "DELETE", "PATCH"] {
         let r = server.req(A_IP, m, "/latest/meta-data/", &[], b"");
@@ -162,7 +228,10 @@ fn head_has_get_headers_and_no_body_and_other_methods_are_405() {
         assert_eq!(r.header("allow"), Some("GET, HEAD"));
     }
     let r = server.req(A_IP, "DELETE", "/openstack/latest/password", &[], b"");
-    assert_eq!(r.status, 400, "the password path answers other methods with 400");
+    assert_eq!(
+        r.status, 400,
+        "the password path answers other methods with 400"
+    );
     let r = server.req(A_IP, "GET", "/latest/api/token", &[], b"");
     assert_eq!((r.status, r.header("allow")), (405, Some("PUT")));
 }
@@ -172,11 +241,26 @@ fn unknown_caller_sees_only_version_listings() {
     let server = Server::start(&[]);
     assert_eq!(server.get(NOBODY_IP, "/").status, 200);
     assert_eq!(server.get(NOBODY_IP, "/openstack").status, 200);
-    assert_eq!(server.get(NOBODY_IP, "/openstack").body, server.get(A_IP, "/openstack").body);
-    for p in ["/latest/meta-data/", "/openstack/latest/meta_data.json", "/latest", "/openstack/latest", "/latest/api/token"] {
+    assert_eq!(
+        server.get(NOBODY_IP, "/openstack").body,
+        server.get(A_IP, "/openstack").body
+    );
+    for p in [
+        "/latest/meta-data/",
+        "/openstack/latest/meta_data.json",
+        "/latest",
+        "/openstack/latest",
+        "/latest/api/token",
+    ] {
         let r = server.get(NOBODY_IP, p);
         assert!(r.status == 404 || r.status == 405, "{p}: {}", r.status);
     }
-    let put = server.req(NOBODY_IP, "PUT", "/latest/api/token", &[("X-aws-ec2-metadata-token-ttl-seconds", "60")], b"");
+    let put = server.req(
+        NOBODY_IP,
+        "PUT",
+        "/latest/api/token",
+        &[("X-aws-ec2-metadata-token-ttl-seconds", "60")],
+        b"",
+    );
     assert_eq!(put.status, 404);
 }

@@ -28,7 +28,11 @@ pub fn instances() -> Vec<compute::Instance> {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 pub struct Server {
@@ -97,7 +101,11 @@ impl Server {
             if TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return;
             }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("server exited with {status}: {}", self.log());
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -114,13 +122,24 @@ impl Server {
     }
 
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").arg(format!("-{sig}")).arg(self.pid().to_string()).status().expect("kill");
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill");
         assert!(ok.success());
     }
 
     /// SIGTERM, then the exit status.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         self.signal("TERM");
+        let status = self.child.as_mut().expect("running").wait().expect("wait");
+        self.child = None;
+        status
+    }
+
+    /// Waits for the exit after a signal was sent.
+    pub fn stop_after_signal(&mut self) -> std::process::ExitStatus {
         let status = self.child.as_mut().expect("running").wait().expect("wait");
         self.child = None;
         status
@@ -135,7 +154,14 @@ impl Server {
         request(from, self.port, "GET", path, &[], b"")
     }
 
-    pub fn req(&self, from: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+    pub fn req(
+        &self,
+        from: &str,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Resp {
         request(from, self.port, method, path, headers, body)
     }
 }
@@ -158,7 +184,10 @@ pub struct Resp {
 
 impl Resp {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn text(&self) -> String {
@@ -168,22 +197,36 @@ impl Resp {
 
 /// Connects from `from` (a loopback address) to the server.
 pub fn connect(from: &str, port: u16) -> TcpStream {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
     let from: IpAddr = from.parse().expect("ip");
     let stream = rt.block_on(async {
         let sock = tokio::net::TcpSocket::new_v4().expect("socket");
         sock.bind(SocketAddr::new(from, 0)).expect("bind source");
-        sock.connect(SocketAddr::from(([127, 0, 0, 1], port))).await.expect("connect")
+        sock.connect(SocketAddr::from(([127, 0, 0, 1], port)))
+            .await
+            .expect("connect")
     });
     let std = stream.into_std().expect("std");
     std.set_nonblocking(false).expect("blocking");
-    std.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    std.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
     std
 }
 
-pub fn request(from: &str, port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+pub fn request(
+    from: &str,
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Resp {
     let mut s = connect(from, port);
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 169.254.169.254\r\nConnection: close\r\n");
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: 169.254.169.254\r\nConnection: close\r\n");
     for (n, v) in headers {
         req.push_str(&format!("{n}: {v}\r\n"));
     }
@@ -199,10 +242,20 @@ pub fn request(from: &str, port: u16, method: &str, path: &str, headers: &[(&str
 }
 
 pub fn parse_response(raw: &[u8], head: bool) -> Resp {
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("end of head");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of head");
     let head_text = std::str::from_utf8(&raw[..split]).expect("ascii head");
     let mut lines = head_text.split("\r\n");
-    let status: u16 = lines.next().expect("status line").split(' ').nth(1).expect("code").parse().expect("num");
+    let status: u16 = lines
+        .next()
+        .expect("status line")
+        .split(' ')
+        .nth(1)
+        .expect("code")
+        .parse()
+        .expect("num");
     let headers: Vec<(String, String)> = lines
         .map(|l| {
             let (n, v) = l.split_once(':').expect("header");
@@ -210,9 +263,17 @@ pub fn parse_response(raw: &[u8], head: bool) -> Resp {
         })
         .collect();
     let body = raw[split + 4..].to_vec();
-    let resp = Resp { status, headers, body };
+    let resp = Resp {
+        status,
+        headers,
+        body,
+    };
     if !head {
-        let len: usize = resp.header("content-length").expect("content-length").parse().expect("len");
+        let len: usize = resp
+            .header("content-length")
+            .expect("content-length")
+            .parse()
+            .expect("len");
         assert_eq!(len, resp.body.len(), "Content-Length matches the body");
     }
     resp
