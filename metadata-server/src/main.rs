@@ -118,8 +118,9 @@ struct ServeArgs {
     /// Requests an instance may make at once before the rate applies.
     #[arg(long, value_name = "N", default_value_t = 100)]
     rate_burst: u32,
-    /// Rendered trees kept in memory (least recently used go first).
-    #[arg(long, value_name = "N", default_value_t = 10000)]
+    /// Rendered trees kept in memory (least recently used go first); a tree with
+    /// every version costs about 70 KiB.
+    #[arg(long, value_name = "N", default_value_t = 2048)]
     cache_capacity: usize,
     /// Seconds open connections get to finish after SIGTERM.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]

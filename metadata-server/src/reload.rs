@@ -11,9 +11,9 @@ use tokio::sync::watch;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
-    #[error("{0}")]
+    #[error(transparent)]
     Source(#[from] crate::source::SourceError),
-    #[error("{0}")]
+    #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error("loader task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
