@@ -202,13 +202,27 @@ pub fn connect(from: &str, port: u16) -> TcpStream {
         .build()
         .expect("rt");
     let from: IpAddr = from.parse().expect("ip");
-    let stream = rt.block_on(async {
-        let sock = tokio::net::TcpSocket::new_v4().expect("socket");
-        sock.bind(SocketAddr::new(from, 0)).expect("bind source");
-        sock.connect(SocketAddr::from(([127, 0, 0, 1], port)))
-            .await
-            .expect("connect")
-    });
+    // Binding a source port first can collide with a connection still in TIME_WAIT
+    // when many tests hammer the same addresses; a fresh socket gets another port.
+    let mut last_err = None;
+    let mut stream = None;
+    for _ in 0..20 {
+        let attempt = rt.block_on(async {
+            let sock = tokio::net::TcpSocket::new_v4()?;
+            sock.set_reuseaddr(true)?;
+            sock.bind(SocketAddr::new(from, 0))?;
+            sock.connect(SocketAddr::from(([127, 0, 0, 1], port))).await
+        });
+        match attempt {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(e) => last_err = Some(e),
+        }
+    }
+    let stream =
+        stream.unwrap_or_else(|| panic!("connect from {from} to port {port}: {last_err:?}"));
     let std = stream.into_std().expect("std");
     std.set_nonblocking(false).expect("blocking");
     std.set_read_timeout(Some(Duration::from_secs(20)))
