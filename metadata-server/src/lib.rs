@@ -9,6 +9,7 @@ pub mod answer;
 pub mod cache;
 pub mod conn;
 pub mod identity;
+pub mod listeners;
 pub mod metrics;
 pub mod password;
 pub mod ratelimit;

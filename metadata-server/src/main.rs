@@ -8,6 +8,7 @@ use compute::settings_args::SettingsArgs;
 use metadata_server::answer::{Responder, TokenMode};
 use metadata_server::cache::RenderCache;
 use metadata_server::identity::IdentityConfig;
+use metadata_server::listeners::{self, ListenerSpec};
 use metadata_server::metrics::Metrics;
 use metadata_server::password::{DirPasswordStore, PasswordStore};
 use metadata_server::ratelimit::RateLimiter;
@@ -69,9 +70,12 @@ struct ServeArgs {
     /// Address to serve on (repeatable).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8775")]
     listen: Vec<SocketAddr>,
-    /// A socket belonging to one instance: TCP `ADDR=UUID` or unix `PATH=UUID` (repeatable).
+    /// A socket belonging to one instance: TCP `ADDR=UUID` or unix `/PATH=UUID` (repeatable).
     #[arg(long, value_name = "ADDR=UUID")]
-    instance_listener: Vec<String>,
+    instance_listener: Vec<ListenerSpec>,
+    /// A file of `ADDR=UUID` lines: bound listeners opened and closed as it changes.
+    #[arg(long, value_name = "FILE")]
+    instance_listeners_file: Option<PathBuf>,
     /// Instance documents: a JSON file (array or one document) or a folder of them.
     #[arg(long, value_name = "FILE|DIR")]
     instances: PathBuf,
@@ -129,15 +133,6 @@ struct ServeArgs {
     settings: SettingsArgs,
 }
 
-fn parse_assignment(s: &str) -> Result<(&str, Uuid)> {
-    let (left, right) = s
-        .rsplit_once('=')
-        .with_context(|| format!("`{s}` is not X=UUID"))?;
-    let uuid =
-        Uuid::try_parse(right).with_context(|| format!("`{right}` in `{s}` is not a UUID"))?;
-    Ok((left, uuid))
-}
-
 async fn bind(args: &ServeArgs) -> Result<Vec<Listener>> {
     let mut out = Vec::new();
     for addr in &args.listen {
@@ -147,22 +142,7 @@ async fn bind(args: &ServeArgs) -> Result<Vec<Listener>> {
         out.push(Listener::Tcp(l));
     }
     for spec in &args.instance_listener {
-        let (addr, uuid) = parse_assignment(spec)?;
-        if let Ok(sock) = addr.parse::<SocketAddr>() {
-            let l = tokio::net::TcpListener::bind(sock)
-                .await
-                .with_context(|| format!("cannot listen on {sock}"))?;
-            out.push(Listener::BoundTcp(l, uuid));
-        } else {
-            let path = PathBuf::from(addr);
-            if path.exists() {
-                std::fs::remove_file(&path)
-                    .with_context(|| format!("cannot replace {}", path.display()))?;
-            }
-            let l = tokio::net::UnixListener::bind(&path)
-                .with_context(|| format!("cannot listen on {}", path.display()))?;
-            out.push(Listener::BoundUnix(l, uuid, path));
-        }
+        out.push(listeners::bind(spec).await?);
     }
     Ok(out)
 }
@@ -228,7 +208,7 @@ async fn run_serve(args: ServeArgs) -> Result<()> {
     });
 
     let listeners = bind(&args).await?;
-    if listeners.is_empty() {
+    if listeners.is_empty() && args.instance_listeners_file.is_none() {
         bail!("nothing to listen on");
     }
     for l in &listeners {
@@ -247,13 +227,15 @@ async fn run_serve(args: ServeArgs) -> Result<()> {
             stop_rx.clone(),
         ));
     }
-    tasks.spawn(watch_source(
-        source,
-        store,
-        Duration::from_secs(args.watch_interval.max(1)),
-        stop_rx.clone(),
+    let interval = Duration::from_secs(args.watch_interval.max(1));
+    tasks.spawn(watch_source(source, store, interval, stop_rx.clone()));
+    tasks.spawn(serve(
+        state,
+        listeners,
+        args.instance_listeners_file.clone(),
+        interval,
+        stop_rx,
     ));
-    tasks.spawn(serve(state, listeners, stop_rx));
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

@@ -3,10 +3,8 @@
 //! of labels (never raw paths), so the series count stays bounded.
 
 use compute::metadata::MetadataPath;
-use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
 const BUCKETS_SECONDS: [f64; 10] = [
@@ -26,9 +24,47 @@ pub enum Event {
     Throttled,
 }
 
+/// Every route label, in the order of the counters.
+const ROUTES: [&str; 15] = [
+    "invalid",
+    "ec2_versions",
+    "openstack_versions",
+    "token",
+    "ec2_meta_data",
+    "ec2_user_data",
+    "openstack_meta_data",
+    "openstack_network_data",
+    "openstack_user_data",
+    "openstack_password",
+    "openstack_vendor_data",
+    "openstack_vendor_data2",
+    "openstack_content",
+    "openstack_other",
+    "ec2_other",
+];
+
+/// Statuses counted one by one; anything else is counted as its class (`5xx`...).
+const STATUSES: [u16; 12] = [200, 400, 401, 403, 404, 405, 408, 409, 413, 429, 431, 500];
+const SLOTS: usize = STATUSES.len() + 5;
+
+fn status_slot(status: u16) -> usize {
+    STATUSES
+        .iter()
+        .position(|s| *s == status)
+        .unwrap_or_else(|| STATUSES.len() + usize::from(status / 100).clamp(1, 5) - 1)
+}
+
+fn slot_label(slot: usize) -> String {
+    match STATUSES.get(slot) {
+        Some(s) => s.to_string(),
+        None => format!("{}xx", slot - STATUSES.len() + 1),
+    }
+}
+
+/// Lock-free: one counter per (route, status slot).
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
+    requests: [[AtomicU64; SLOTS]; ROUTES.len()],
     buckets: [AtomicU64; BUCKETS_SECONDS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
@@ -62,12 +98,11 @@ pub fn route_label(path: Option<&MetadataPath>) -> &'static str {
 
 impl Metrics {
     pub fn request(&self, route: &'static str, status: u16, took: Duration) {
-        *self
-            .requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry((route, status))
-            .or_default() += 1;
+        let r = ROUTES
+            .iter()
+            .position(|n| *n == route)
+            .unwrap_or(ROUTES.len() - 1);
+        self.requests[r][status_slot(status)].fetch_add(1, Ordering::Relaxed);
         let secs = took.as_secs_f64();
         if let Some(i) = BUCKETS_SECONDS.iter().position(|b| secs <= *b) {
             self.buckets[i].fetch_add(1, Ordering::Relaxed);
@@ -92,16 +127,17 @@ impl Metrics {
         let mut out = String::new();
         out.push_str("# HELP metadata_requests_total Requests answered, by route and status.\n");
         out.push_str("# TYPE metadata_requests_total counter\n");
-        for ((route, status), n) in self
-            .requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            let _ = writeln!(
-                out,
-                "metadata_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
-            );
+        for (route, counters) in ROUTES.iter().zip(&self.requests) {
+            for (slot, c) in counters.iter().enumerate() {
+                let n = c.load(Ordering::Relaxed);
+                if n > 0 {
+                    let status = slot_label(slot);
+                    let _ = writeln!(
+                        out,
+                        "metadata_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+                    );
+                }
+            }
         }
         out.push_str("# HELP metadata_request_duration_seconds Time to answer a request.\n");
         out.push_str("# TYPE metadata_request_duration_seconds histogram\n");
@@ -156,5 +192,48 @@ impl Metrics {
             "# HELP metadata_cached_trees Rendered trees in the cache.\n# TYPE metadata_cached_trees gauge\nmetadata_cached_trees {cached_trees}"
         );
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_by_route_and_status() {
+        let m = Metrics::default();
+        m.request("token", 200, Duration::from_micros(50));
+        m.request("token", 200, Duration::from_micros(50));
+        m.request("ec2_other", 502, Duration::from_millis(2));
+        m.request("ec2_other", 302, Duration::from_millis(2));
+        let text = m.render(3, 1);
+        assert!(
+            text.contains("metadata_requests_total{route=\"token\",status=\"200\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("metadata_requests_total{route=\"ec2_other\",status=\"5xx\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("metadata_requests_total{route=\"ec2_other\",status=\"3xx\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("metadata_request_duration_seconds_count 4"));
+        assert!(text.contains("metadata_instances 3"));
+    }
+
+    #[test]
+    fn every_label_is_countable() {
+        for p in [
+            "/",
+            "/openstack",
+            "/latest/api/token",
+            "/openstack/latest/password",
+            "/x/y",
+        ] {
+            let label = route_label(MetadataPath::parse(p).as_ref());
+            assert!(ROUTES.contains(&label), "{label}");
+        }
     }
 }

@@ -122,7 +122,15 @@ fn fresh_seed() -> String {
 }
 
 /// Serves every listener until `shutdown` turns true, then drains connections.
-pub async fn serve(state: Arc<State>, listeners: Vec<Listener>, shutdown: watch::Receiver<bool>) {
+/// Serves every listener until `shutdown` turns true, then drains connections. With
+/// `listeners_file`, bound listeners named there come and go at run time.
+pub async fn serve(
+    state: Arc<State>,
+    listeners: Vec<Listener>,
+    listeners_file: Option<PathBuf>,
+    watch_interval: Duration,
+    shutdown: watch::Receiver<bool>,
+) {
     let permits = Arc::new(Semaphore::new(state.limits.max_connections));
     let mut tasks = tokio::task::JoinSet::new();
     for l in listeners {
@@ -130,6 +138,20 @@ pub async fn serve(state: Arc<State>, listeners: Vec<Listener>, shutdown: watch:
             state.clone(),
             l,
             permits.clone(),
+            shutdown.clone(),
+        ));
+    }
+    if let Some(file) = listeners_file {
+        let spawn = {
+            let (state, permits) = (state.clone(), permits.clone());
+            move |l: Listener, stop: watch::Receiver<bool>| {
+                tokio::spawn(accept_loop(state.clone(), l, permits.clone(), stop))
+            }
+        };
+        tasks.spawn(crate::listeners::manage(
+            file,
+            watch_interval,
+            spawn,
             shutdown.clone(),
         ));
     }

@@ -271,3 +271,44 @@ fn dynamic_vendor_data_posts_novas_body_and_falls_back_to_empty() {
         "{\"site\": \"x\"}"
     );
 }
+
+#[test]
+fn bound_listeners_follow_the_listeners_file() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("listeners");
+    let port = free_port();
+    let sock = dir.path().join("b.sock");
+    std::fs::write(&file, format!("# opened at start\n127.0.0.1:{port}={A}\n")).expect("write");
+    let server = Server::start(&["--instance-listeners-file", file.to_str().expect("utf8")]);
+    let reachable = |p: u16| std::net::TcpStream::connect(("127.0.0.1", p)).is_ok();
+    assert!(wait_until(|| reachable(port)), "{}", server.log());
+    assert_eq!(
+        request(B_IP, port, "GET", "/latest/meta-data/instance-id", &[], b"").text(),
+        "i-d8e02d56"
+    );
+    // compute rewrites the file: A's listener goes, B gets a unix socket.
+    std::fs::write(&file, format!("{}={B}\n", sock.display())).expect("write");
+    server.signal("HUP");
+    assert!(
+        wait_until(|| !reachable(port) && sock.exists()),
+        "{}",
+        server.log()
+    );
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--unix-socket",
+            sock.to_str().expect("utf8"),
+            "http://x/latest/meta-data/instance-id",
+        ])
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "i-2f1d4c3b");
+    // A bad file changes nothing.
+    std::fs::write(&file, "garbage\n").expect("write");
+    server.signal("HUP");
+    assert!(wait_until(|| server
+        .log()
+        .contains("listeners file not applied")));
+    assert!(sock.exists());
+}
