@@ -80,15 +80,18 @@ fn run(n: u32, cache_capacity: usize) {
     let config = IdentityConfig::default();
     let headers = HeaderMap::new();
     let body = Bytes::new();
+    let path = compute::metadata::MetadataPath::parse("/openstack/latest/meta_data.json");
     let answer = |i: u32| {
+        // A fresh memo: every request pays the shared cache, as from a new connection.
+        let mut memo = metadata_server::cache::TreeMemo::default();
         let who = identify(&config, &set, Peer::Addr(IpAddr::V4(ip_of(i))), &headers);
         let req = RequestParts {
             method: &Method::GET,
-            path: "/openstack/latest/meta_data.json",
+            path: path.as_ref(),
             headers: &headers,
             body: &body,
         };
-        match responder.answer(req, &who, 0) {
+        match responder.answer(req, &who, 0, &mut memo) {
             Outcome::Reply(r) => assert_eq!(r.status, 200),
             _ => panic!("unexpected outcome"),
         }

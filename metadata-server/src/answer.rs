@@ -3,7 +3,7 @@
 //! fresh `random_seed` is spliced in by the caller), no files: answers that need I/O
 //! (the password store, dynamic vendor data) come back as outcomes naming the work.
 
-use crate::cache::RenderCache;
+use crate::cache::{RenderCache, TreeMemo};
 use crate::identity::{Identity, Rejection};
 use crate::reply::{Reply, HTML, TEXT};
 use crate::store::InstanceEntry;
@@ -32,8 +32,9 @@ pub enum TokenMode {
 #[derive(Debug, Clone, Copy)]
 pub struct RequestParts<'a> {
     pub method: &'a Method,
-    /// Path and query, as received.
-    pub path: &'a str,
+    /// The normalised path; `None` when the raw path names nothing (too long, bad
+    /// percent-encoding).
+    pub path: Option<&'a MetadataPath>,
     pub headers: &'a HeaderMap,
     pub body: &'a Bytes,
 }
@@ -70,15 +71,28 @@ fn is_read(m: &Method) -> bool {
 }
 
 impl Responder {
-    pub fn answer(&self, req: RequestParts<'_>, who: &Identity, now: u64) -> Outcome {
-        Outcome::Reply(match self.route(req, who, now) {
+    /// The answer; `memo` is the asking connection's last tree (start with the default).
+    pub fn answer(
+        &self,
+        req: RequestParts<'_>,
+        who: &Identity,
+        now: u64,
+        memo: &mut TreeMemo,
+    ) -> Outcome {
+        Outcome::Reply(match self.route(req, who, now, memo) {
             Ok(outcome) => return outcome,
             Err(reply) => reply,
         })
     }
 
-    fn route(&self, req: RequestParts<'_>, who: &Identity, now: u64) -> Result<Outcome, Reply> {
-        let path = MetadataPath::parse(req.path).ok_or_else(Reply::not_found)?;
+    fn route(
+        &self,
+        req: RequestParts<'_>,
+        who: &Identity,
+        now: u64,
+        memo: &mut TreeMemo,
+    ) -> Result<Outcome, Reply> {
+        let path = req.path.ok_or_else(Reply::not_found)?;
         let segs = path.segments();
         if segs == TOKEN_PATH {
             return self.issue_token(req, who, now).map(Outcome::Reply);
@@ -105,7 +119,7 @@ impl Responder {
                 return Ok(Outcome::Reply(Reply::ok(TEXT, listing)));
             }
         };
-        let tree = self.cache.tree(entry);
+        let tree = self.cache.tree_memo(entry, memo);
         let found = tree.lookup(segs).ok_or_else(Reply::not_found)?;
         if let Entry::Password = found {
             let uuid = entry.instance.uuid();

@@ -16,6 +16,10 @@ const SHARDS: usize = 16;
 
 type Shard = Mutex<LruCache<Uuid, (u64, Arc<MetadataTree>)>>;
 
+/// The last tree one connection used (see [`RenderCache::tree_memo`]).
+#[derive(Default)]
+pub struct TreeMemo(Option<(Uuid, u64, Arc<MetadataTree>)>);
+
 pub struct RenderCache {
     settings: Arc<Settings>,
     shards: Vec<Shard>,
@@ -58,6 +62,21 @@ impl RenderCache {
         let tree = Arc::new(render_service(&entry.instance, &self.settings));
         let mut g = shard.lock().unwrap_or_else(|p| p.into_inner());
         g.put(uuid, (entry.generation, tree.clone()));
+        tree
+    }
+
+    /// Like [`RenderCache::tree`], but first asks `memo`, one connection's last tree:
+    /// a guest's connection keeps asking about the same instance, and this skips the
+    /// shared shard lock then.
+    pub fn tree_memo(&self, entry: &InstanceEntry, memo: &mut TreeMemo) -> Arc<MetadataTree> {
+        let uuid = entry.instance.uuid();
+        if let Some((u, generation, tree)) = &memo.0 {
+            if *u == uuid && *generation == entry.generation {
+                return tree.clone();
+            }
+        }
+        let tree = self.tree(entry);
+        memo.0 = Some((uuid, entry.generation, tree.clone()));
         tree
     }
 

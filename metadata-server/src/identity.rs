@@ -133,3 +133,116 @@ pub fn identify(
     set.by_ip(&ip)
         .map_or(Identity::Unknown, |e| Identity::Instance(e.clone()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use compute::Instance;
+
+    fn instance(uuid: &str, ip: &str, project: &str) -> Instance {
+        let doc = format!(
+            r#"{{"uuid": "{uuid}", "name": "x", "project_id": "{project}", "network": {{"links": [{{"id": "l", "type": "phy",
+            "ethernet_mac_address": "fa:16:3e:00:00:01"}}], "networks": [{{"id": "n", "type": "ipv4", "link": "l",
+            "ip_address": "{ip}", "netmask": "255.255.255.0"}}], "services": []}}}}"#
+        );
+        Instance::from_json(doc.as_bytes()).expect("valid")
+    }
+
+    const A: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+    const B: &str = "bbbbbbbb-0000-4000-8000-000000000002";
+
+    fn set() -> InstanceSet {
+        InstanceSet::build(
+            vec![instance(A, "10.0.0.1", "pa"), instance(B, "10.0.0.2", "pb")],
+            None,
+        )
+        .expect("set")
+    }
+
+    fn who(
+        config: &IdentityConfig,
+        peer: Peer,
+        headers: &[(&'static str, &str)],
+    ) -> Option<String> {
+        let mut map = HeaderMap::new();
+        for (n, v) in headers {
+            map.append(*n, v.parse().expect("value"));
+        }
+        match identify(config, &set(), peer, &map) {
+            Identity::Instance(e) => Some(e.instance.uuid_str()),
+            Identity::Unknown => None,
+            Identity::Rejected(r) => Some(format!("{r:?}")),
+        }
+    }
+
+    fn addr(ip: &str) -> Peer {
+        Peer::Addr(ip.parse().expect("ip"))
+    }
+
+    #[test]
+    fn by_address_and_mapped_v6() {
+        let c = IdentityConfig::default();
+        assert_eq!(who(&c, addr("10.0.0.1"), &[]).as_deref(), Some(A));
+        assert_eq!(who(&c, addr("::ffff:10.0.0.2"), &[]).as_deref(), Some(B));
+        assert_eq!(who(&c, addr("10.0.0.9"), &[]), None);
+        assert_eq!(
+            who(&c, addr("10.0.0.1"), &[("x-forwarded-for", "10.0.0.2")]).as_deref(),
+            Some(A)
+        );
+        assert_eq!(
+            who(&c, Peer::Bound(B.parse().expect("uuid")), &[]).as_deref(),
+            Some(B)
+        );
+    }
+
+    #[test]
+    fn trusted_proxy_and_signed_headers() {
+        let c = IdentityConfig {
+            trusted_proxies: vec!["192.0.2.0/24".parse().expect("cidr")],
+            shared_secret: Some(SharedSecret::from_file_bytes(b"k")),
+        };
+        assert_eq!(
+            who(
+                &c,
+                addr("192.0.2.7"),
+                &[("x-forwarded-for", "1.1.1.1, 10.0.0.2")]
+            )
+            .as_deref(),
+            Some(B)
+        );
+        assert_eq!(
+            who(&c, addr("192.0.2.7"), &[]),
+            None,
+            "the proxy itself is nobody"
+        );
+        let sig = SharedSecret::from_file_bytes(b"k").sign(A);
+        let ok = [
+            (h::INSTANCE_ID, A),
+            (h::TENANT_ID, "pa"),
+            (h::INSTANCE_ID_SIGNATURE, sig.as_str()),
+        ];
+        assert_eq!(who(&c, addr("192.0.2.7"), &ok).as_deref(), Some(A));
+        let wrong_tenant = [
+            (h::INSTANCE_ID, A),
+            (h::TENANT_ID, "pb"),
+            (h::INSTANCE_ID_SIGNATURE, sig.as_str()),
+        ];
+        assert_eq!(
+            who(&c, addr("192.0.2.7"), &wrong_tenant).as_deref(),
+            Some("NoSuchInstance")
+        );
+        let forged = [
+            (h::INSTANCE_ID, B),
+            (h::TENANT_ID, "pb"),
+            (h::INSTANCE_ID_SIGNATURE, sig.as_str()),
+        ];
+        assert_eq!(
+            who(&c, addr("192.0.2.7"), &forged).as_deref(),
+            Some("BadSignature")
+        );
+        assert_eq!(
+            who(&c, addr("192.0.2.7"), &[(h::INSTANCE_ID, A)]).as_deref(),
+            Some("BadHeaders")
+        );
+    }
+}

@@ -102,6 +102,8 @@ impl Listener {
 
 struct ConnCtx {
     peer: Peer,
+    /// The connection's last tree; requests on one connection never overlap.
+    memo: std::sync::Mutex<crate::cache::TreeMemo>,
     peer_text: String,
     ttl: Arc<TtlControl>,
 }
@@ -181,6 +183,7 @@ async fn accept_loop(
                 let peer = bound.map_or(Peer::Addr(addr.ip()), Peer::Bound);
                 let ctx = ConnCtx {
                     peer,
+                    memo: Default::default(),
                     peer_text: addr.to_string(),
                     ttl: TtlControl::new(default_ttl),
                 };
@@ -189,6 +192,7 @@ async fn accept_loop(
             Ok(Accepted::Unix(stream, uuid, path)) => {
                 let ctx = ConnCtx {
                     peer: Peer::Bound(uuid),
+                    memo: Default::default(),
                     peer_text: path,
                     ttl: TtlControl::new(64),
                 };
@@ -329,11 +333,16 @@ async fn handle(
                 None => {
                     let parts_ref = RequestParts {
                         method: &parts.method,
-                        path: raw_path,
+                        path: parsed.as_ref(),
                         headers: &parts.headers,
                         body: &body,
                     };
-                    let outcome = state.responder.answer(parts_ref, &who, now_secs());
+                    let outcome = {
+                        let mut memo = ctx.memo.lock().unwrap_or_else(|p| p.into_inner());
+                        state
+                            .responder
+                            .answer(parts_ref, &who, now_secs(), &mut memo)
+                    };
                     execute(&state, outcome).await
                 }
             }

@@ -121,8 +121,10 @@ proptest! {
         };
         let identity = identify(&config, set(), peer, &map);
         let body = Bytes::from(body);
-        let req = RequestParts { method: &m, path: &p, headers: &map, body: &body };
-        match responder().answer(req, &identity, 1000) {
+        let parsed = compute::metadata::MetadataPath::parse(&p);
+        let req = RequestParts { method: &m, path: parsed.as_ref(), headers: &map, body: &body };
+        let mut memo = metadata_server::cache::TreeMemo::default();
+        match responder().answer(req, &identity, 1000, &mut memo) {
             Outcome::Reply(r) => prop_assert!(r.status.as_u16() < 500, "{p}: {}", r.status),
             Outcome::PasswordGet(_) | Outcome::PasswordPost(..) | Outcome::VendorData2 { .. } => {}
         }
