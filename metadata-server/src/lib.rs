@@ -1,1 +1,24 @@
-//! The 169.254.169.254 metadata service (see issue 3).
+//! The 169.254.169.254 metadata service.
+//!
+//! The answer is a plain function ([`answer::Responder::answer`]) from a parsed
+//! request and the caller's identity to a reply, over in-memory instances whose trees
+//! come from `compute`'s one renderer (cached, bounded). Sockets, the password store,
+//! dynamic vendor data and reloading sit at the edges and only adapt it.
+
+pub mod answer;
+pub mod cache;
+pub mod conn;
+pub mod identity;
+pub mod listeners;
+pub mod metrics;
+pub mod password;
+pub mod ratelimit;
+pub mod reload;
+pub mod reply;
+pub mod server;
+pub mod signature;
+pub mod source;
+pub mod store;
+pub mod token;
+pub mod token_headers;
+pub mod vendordata;

@@ -1,0 +1,148 @@
+//! Memory and lookup time with 100,000 instances loaded (run with
+//! `cargo bench -p metadata-server --bench scale`). Prints numbers; asserts nothing.
+//!
+//! Builds the instance set, then answers `meta_data.json` for instances picked at
+//! random: the first request of an instance renders its tree (cold), later ones hit
+//! the bounded cache (warm). Resident memory is read from /proc/self/statm.
+
+use bytes::Bytes;
+use compute::{Instance, Settings};
+use http::{HeaderMap, Method};
+use metadata_server::answer::{Outcome, RequestParts, Responder, TokenMode};
+use metadata_server::cache::RenderCache;
+use metadata_server::identity::{identify, IdentityConfig, Peer};
+use metadata_server::store::InstanceSet;
+use metadata_server::token::TokenAuthority;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Instant;
+
+fn rss_mib() -> f64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: f64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0.0);
+    pages * 4096.0 / (1024.0 * 1024.0)
+}
+
+fn ip_of(i: u32) -> Ipv4Addr {
+    Ipv4Addr::from(0x0a00_0000 + i + 1)
+}
+
+fn doc(i: u32) -> Vec<u8> {
+    let uuid = format!("{:08x}-0000-4000-8000-{:012x}", i, i);
+    let ip = ip_of(i);
+    format!(
+        r#"{{"uuid": "{uuid}", "name": "vm-{i}", "project_id": "p{}", "meta": {{"role": "web"}},
+        "keys": [{{"name": "k", "type": "ssh", "data": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx{i:08} op@host"}}],
+        "user_data": "I2Nsb3VkLWNvbmZpZwpwYWNrYWdlczogW25naW54XQo=",
+        "network": {{"links": [{{"id": "tap{i}", "vif_id": "v{i}", "type": "ovs", "mtu": 1500, "ethernet_mac_address": "fa:16:3e:{:02x}:{:02x}:{:02x}"}}],
+          "networks": [{{"id": "network0", "type": "ipv4", "link": "tap{i}", "network_id": "n", "ip_address": "{ip}", "netmask": "255.0.0.0",
+            "routes": [{{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": "10.0.0.1"}}], "services": [{{"type": "dns", "address": "10.0.0.2"}}]}}],
+          "services": [{{"type": "dns", "address": "10.0.0.2"}}]}}}}"#,
+        i % 100,
+        (i >> 16) & 0xff,
+        (i >> 8) & 0xff,
+        i & 0xff
+    )
+    .into_bytes()
+}
+
+/// A small deterministic generator (xorshift) so runs are comparable.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn run(n: u32, cache_capacity: usize) {
+    let base = rss_mib();
+    let t = Instant::now();
+    let instances: Vec<Instance> = (0..n)
+        .map(|i| Instance::from_json(&doc(i)).expect("valid doc"))
+        .collect();
+    let set = InstanceSet::build(instances, None).expect("set");
+    let load = t.elapsed();
+    let loaded = rss_mib();
+    let responder = Responder {
+        cache: RenderCache::new(Arc::new(Settings::default()), cache_capacity),
+        tokens: TokenAuthority::new([0; 32]),
+        token_mode: TokenMode::Optional,
+        token_mode_for: Default::default(),
+        dynamic_vendor_data: false,
+    };
+    let config = IdentityConfig::default();
+    let headers = HeaderMap::new();
+    let body = Bytes::new();
+    let path = compute::metadata::MetadataPath::parse("/openstack/latest/meta_data.json");
+    let answer = |i: u32| {
+        // A fresh memo: every request pays the shared cache, as from a new connection.
+        let mut memo = metadata_server::cache::TreeMemo::default();
+        let who = identify(&config, &set, Peer::Addr(IpAddr::V4(ip_of(i))), &headers);
+        let req = RequestParts {
+            method: &Method::GET,
+            path: path.as_ref(),
+            headers: &headers,
+            body: &body,
+        };
+        match responder.answer(req, &who, 0, &mut memo) {
+            Outcome::Reply(r) => assert_eq!(r.status, 200),
+            _ => panic!("unexpected outcome"),
+        }
+    };
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    // Cold: instances never asked before (each renders its tree once).
+    let cold_n = 20_000.min(n);
+    let t = Instant::now();
+    for i in 0..cold_n {
+        answer(i);
+    }
+    let cold = t.elapsed() / cold_n;
+    let after_cold = rss_mib();
+    // Warm: the same small working set whatever n is (flat per request?).
+    let hot = 500.min(cache_capacity as u32).min(n).max(1);
+    for i in 0..hot {
+        answer(i);
+    }
+    let warm_n = 200_000;
+    let t = Instant::now();
+    for _ in 0..warm_n {
+        answer((rng.next() % u64::from(hot)) as u32);
+    }
+    let warm = t.elapsed() / warm_n;
+    // Random over all instances: mostly cache misses once n exceeds the cache.
+    let t = Instant::now();
+    let spread_n = 20_000;
+    for _ in 0..spread_n {
+        answer((rng.next() % u64::from(n)) as u32);
+    }
+    let spread = t.elapsed() / spread_n;
+    println!(
+        "instances {n:>7}  load {:>6.2}s  rss: instances {:>7.1} MiB ({:>5.0} B each), +cache({} trees) {:>6.1} MiB  \
+         lookup: warm {:>6.2} us, cold(render) {:>6.1} us, uniform-random {:>6.1} us",
+        load.as_secs_f64(),
+        loaded - base,
+        (loaded - base) * 1024.0 * 1024.0 / f64::from(n),
+        responder.cache.len(),
+        after_cold - loaded,
+        warm.as_nanos() as f64 / 1000.0,
+        cold.as_nanos() as f64 / 1000.0,
+        spread.as_nanos() as f64 / 1000.0,
+    );
+}
+
+fn main() {
+    let cap: usize = std::env::var("CACHE_CAPACITY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    for n in [1_000, 100_000] {
+        run(n, cap);
+    }
+}

@@ -1,0 +1,236 @@
+//! The metadata answer as a plain function: a parsed request and who is asking go in,
+//! an [`Outcome`] comes out. No sockets, no clock (the time is passed in), no RNG (a
+//! fresh `random_seed` is spliced in by the caller), no files: answers that need I/O
+//! (the password store, dynamic vendor data) come back as outcomes naming the work.
+
+use crate::cache::{RenderCache, TreeMemo};
+use crate::identity::{Identity, Rejection};
+use crate::reply::{Reply, HTML, TEXT};
+use crate::store::InstanceEntry;
+use crate::token::{parse_ttl, TokenAuthority};
+use crate::token_headers as h;
+use bytes::Bytes;
+use compute::metadata::{Entry, MetadataPath};
+use http::{HeaderMap, Method, StatusCode};
+use std::collections::HashMap;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Nova's bound on a posted password.
+pub const MAX_PASSWORD_LEN: usize = 1020;
+
+/// Whether IMDSv2 tokens are needed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TokenMode {
+    /// Plain GETs work; a token, when sent, must be valid.
+    Optional,
+    /// Every request but the token PUT needs a valid token (else 401).
+    Required,
+}
+
+/// The parts of a request the answer depends on.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestParts<'a> {
+    pub method: &'a Method,
+    /// The normalised path; `None` when the raw path names nothing (too long, bad
+    /// percent-encoding).
+    pub path: Option<&'a MetadataPath>,
+    pub headers: &'a HeaderMap,
+    pub body: &'a Bytes,
+}
+
+/// What to do.
+#[derive(Debug)]
+pub enum Outcome {
+    Reply(Reply),
+    /// Answer with the instance's stored password (empty `text/html` when none).
+    PasswordGet(Uuid),
+    /// Store `body` as the password unless one is stored (then 409).
+    PasswordPost(Uuid, Bytes),
+    /// `vendor_data2.json` with dynamic targets: fetch them, then render.
+    VendorData2 {
+        entry: Arc<InstanceEntry>,
+        static_json: Bytes,
+    },
+}
+
+/// Everything about the deployment the answer needs.
+pub struct Responder {
+    pub cache: RenderCache,
+    pub tokens: TokenAuthority,
+    pub token_mode: TokenMode,
+    pub token_mode_for: HashMap<Uuid, TokenMode>,
+    pub dynamic_vendor_data: bool,
+}
+
+const GET_HEAD: &str = "GET, HEAD";
+const TOKEN_PATH: [&str; 4] = ["ec2", "latest", "api", "token"];
+
+fn is_read(m: &Method) -> bool {
+    m == Method::GET || m == Method::HEAD
+}
+
+impl Responder {
+    /// The answer; `memo` is the asking connection's last tree (start with the default).
+    pub fn answer(
+        &self,
+        req: RequestParts<'_>,
+        who: &Identity,
+        now: u64,
+        memo: &mut TreeMemo,
+    ) -> Outcome {
+        Outcome::Reply(match self.route(req, who, now, memo) {
+            Ok(outcome) => return outcome,
+            Err(reply) => reply,
+        })
+    }
+
+    fn route(
+        &self,
+        req: RequestParts<'_>,
+        who: &Identity,
+        now: u64,
+        memo: &mut TreeMemo,
+    ) -> Result<Outcome, Reply> {
+        let path = req.path.ok_or_else(Reply::not_found)?;
+        let segs = path.segments();
+        if segs == TOKEN_PATH {
+            return self.issue_token(req, who, now).map(Outcome::Reply);
+        }
+        let settings = self.cache.settings();
+        let entry = match who {
+            Identity::Instance(e) => {
+                self.check_token(req, e, now)?;
+                e
+            }
+            Identity::Rejected(_) | Identity::Unknown => {
+                let listing = if path.is_ec2_versions() {
+                    settings.ec2_versions_listing()
+                } else if path.is_openstack_versions() && matches!(who, Identity::Unknown) {
+                    settings.openstack_versions_listing()
+                } else if let Identity::Rejected(r) = who {
+                    return Err(rejection(*r));
+                } else {
+                    return Err(Reply::not_found());
+                };
+                if !is_read(req.method) {
+                    return Err(Reply::method_not_allowed(GET_HEAD));
+                }
+                return Ok(Outcome::Reply(Reply::ok(TEXT, listing)));
+            }
+        };
+        let tree = self.cache.tree_memo(entry, memo);
+        let found = tree.lookup(segs).ok_or_else(Reply::not_found)?;
+        if let Entry::Password = found {
+            let uuid = entry.instance.uuid();
+            return match *req.method {
+                Method::GET | Method::HEAD => Ok(Outcome::PasswordGet(uuid)),
+                Method::POST => Ok(Outcome::PasswordPost(uuid, req.body.clone())),
+                _ => Err(Reply::error(StatusCode::BAD_REQUEST)),
+            };
+        }
+        if !is_read(req.method) {
+            return Err(Reply::method_not_allowed(GET_HEAD));
+        }
+        match found {
+            Entry::Dir(d) => d
+                .listing
+                .clone()
+                .map(|l| Outcome::Reply(Reply::ok(TEXT, l)))
+                .ok_or_else(Reply::not_found),
+            Entry::File(f) => {
+                let is_vd2 =
+                    segs.len() == 3 && segs[0] == "openstack" && segs[2] == "vendor_data2.json";
+                if is_vd2 && self.dynamic_vendor_data {
+                    let static_json = tree
+                        .lookup(&[segs[0].as_str(), segs[1].as_str(), "vendor_data.json"])
+                        .and_then(|e| match e {
+                            Entry::File(f) => Some(f.body.with_seed("")),
+                            _ => None,
+                        })
+                        .unwrap_or_else(|| Bytes::from_static(b"{}"));
+                    return Ok(Outcome::VendorData2 {
+                        entry: entry.clone(),
+                        static_json,
+                    });
+                }
+                Ok(Outcome::Reply(Reply::file(f)))
+            }
+            Entry::Password => Err(Reply::not_found()),
+        }
+    }
+
+    fn mode_for(&self, uuid: &Uuid) -> TokenMode {
+        self.token_mode_for
+            .get(uuid)
+            .copied()
+            .unwrap_or(self.token_mode)
+    }
+
+    fn check_token(
+        &self,
+        req: RequestParts<'_>,
+        entry: &InstanceEntry,
+        now: u64,
+    ) -> Result<(), Reply> {
+        let uuid = entry.instance.uuid();
+        match h::first(req.headers, &h::TOKEN) {
+            Some(Ok(token)) => self
+                .tokens
+                .verify(token, uuid, now)
+                .map_err(|_| Reply::error(StatusCode::UNAUTHORIZED)),
+            Some(Err(())) => Err(Reply::error(StatusCode::UNAUTHORIZED)),
+            None if self.mode_for(&uuid) == TokenMode::Required => {
+                Err(Reply::error(StatusCode::UNAUTHORIZED))
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn issue_token(&self, req: RequestParts<'_>, who: &Identity, now: u64) -> Result<Reply, Reply> {
+        if req.method != Method::PUT {
+            return Err(Reply::method_not_allowed("PUT"));
+        }
+        // A token must not leave the host through a proxy (AWS answers 403).
+        if req.headers.contains_key(h::FORWARDED_FOR) {
+            return Err(Reply::error(StatusCode::FORBIDDEN));
+        }
+        let entry = match who {
+            Identity::Instance(e) => e,
+            Identity::Rejected(r) => return Err(rejection(*r)),
+            Identity::Unknown => return Err(Reply::not_found()),
+        };
+        let ttl = match h::first(req.headers, &h::TOKEN_TTL) {
+            Some(Ok(v)) => parse_ttl(Some(v)),
+            Some(Err(())) => parse_ttl(Some("")),
+            None => parse_ttl(None),
+        }
+        .map_err(|_| Reply::error(StatusCode::BAD_REQUEST))?;
+        let token = self.tokens.issue(entry.instance.uuid(), ttl, now);
+        Ok(Reply {
+            hop_limited: true,
+            ..Reply::ok(TEXT, Bytes::from(token))
+        })
+    }
+}
+
+fn rejection(r: Rejection) -> Reply {
+    Reply::error(match r {
+        Rejection::BadHeaders => StatusCode::BAD_REQUEST,
+        Rejection::BadSignature => StatusCode::FORBIDDEN,
+        Rejection::NoSuchInstance => StatusCode::NOT_FOUND,
+    })
+}
+
+/// The password answers, once the store has spoken.
+pub fn password_get_reply(stored: Option<Vec<u8>>) -> Reply {
+    Reply::ok(HTML, stored.map(Bytes::from).unwrap_or_default())
+}
+
+/// Whether a posted password may be stored (`None`) or the refusal.
+pub fn password_post_check(body: &[u8], already_set: bool) -> Option<Reply> {
+    if already_set {
+        return Some(Reply::error(StatusCode::CONFLICT));
+    }
+    (body.len() > MAX_PASSWORD_LEN).then(|| Reply::error(StatusCode::BAD_REQUEST))
+}

@@ -1,0 +1,155 @@
+//! One accepted connection as hyper sees it: the socket, plus an idle timeout (no
+//! byte either way for that long closes it) and the IP TTL the next reply should go
+//! out with (the IMDSv2 token reply leaves with the hop limit, so it cannot travel
+//! past the host's first router; every other reply with the socket's default).
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+/// Sockets whose IP TTL can be set (a unix socket has none: a no-op).
+pub trait SetTtl {
+    fn set_ip_ttl(&self, ttl: u32) -> io::Result<()>;
+}
+
+impl SetTtl for tokio::net::TcpStream {
+    fn set_ip_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.set_ttl(ttl)
+    }
+}
+
+impl SetTtl for tokio::net::UnixStream {
+    fn set_ip_ttl(&self, _ttl: u32) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The TTL the service wants for what it writes next; shared with the service.
+#[derive(Debug)]
+pub struct TtlControl {
+    pub default: u32,
+    wanted: AtomicU32,
+}
+
+impl TtlControl {
+    pub fn new(default: u32) -> Arc<Self> {
+        Arc::new(TtlControl {
+            default,
+            wanted: AtomicU32::new(default),
+        })
+    }
+
+    pub fn want(&self, ttl: u32) {
+        self.wanted.store(ttl, Ordering::Relaxed);
+    }
+}
+
+pub struct Conn<S> {
+    inner: S,
+    ttl: Arc<TtlControl>,
+    applied: u32,
+    idle: Duration,
+    deadline: Pin<Box<Sleep>>,
+}
+
+impl<S> Conn<S> {
+    pub fn new(inner: S, ttl: Arc<TtlControl>, idle: Duration) -> Self {
+        let applied = ttl.default;
+        Conn {
+            inner,
+            ttl,
+            applied,
+            idle,
+            deadline: Box::pin(tokio::time::sleep(idle)),
+        }
+    }
+
+    fn touch(&mut self) {
+        self.deadline.as_mut().reset(Instant::now() + self.idle);
+    }
+
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        self.deadline.as_mut().poll(cx).is_ready()
+    }
+}
+
+fn idle_error() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "connection idle too long")
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Conn<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(r) => {
+                self.touch();
+                Poll::Ready(r)
+            }
+            Poll::Pending if self.expired(cx) => Poll::Ready(Err(idle_error())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncWrite + SetTtl + Unpin> AsyncWrite for Conn<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let wanted = self.ttl.wanted.load(Ordering::Relaxed);
+        if wanted != self.applied {
+            self.inner.set_ip_ttl(wanted)?;
+            self.applied = wanted;
+        }
+        match Pin::new(&mut self.inner).poll_write(cx, buf) {
+            Poll::Ready(r) => {
+                self.touch();
+                Poll::Ready(r)
+            }
+            Poll::Pending if self.expired(cx) => Poll::Ready(Err(idle_error())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let wanted = self.ttl.wanted.load(Ordering::Relaxed);
+        if wanted != self.applied {
+            self.inner.set_ip_ttl(wanted)?;
+            self.applied = wanted;
+        }
+        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
+            Poll::Ready(r) => {
+                self.touch();
+                Poll::Ready(r)
+            }
+            Poll::Pending if self.expired(cx) => Poll::Ready(Err(idle_error())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

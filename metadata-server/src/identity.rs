@@ -1,0 +1,248 @@
+//! Which instance is asking. Four ways, as in the spec: a listener bound to one
+//! instance; Neutron-style signed headers (only when a shared secret is configured);
+//! `X-Forwarded-For`, only from a trusted proxy; and the peer's own address.
+//!
+//! Pure: the connection's peer, the request headers and the instance set go in, an
+//! [`Identity`] comes out.
+
+use crate::signature::SharedSecret;
+use crate::store::{canonical_ip, InstanceEntry, InstanceSet};
+use crate::token_headers as h;
+use http::HeaderMap;
+use ipnetwork::IpNetwork;
+use std::net::IpAddr;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// What the connection itself says about the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    /// A TCP peer address.
+    Addr(IpAddr),
+    /// A listener bound to one instance (`--instance-listener`): every connection is it.
+    Bound(Uuid),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct IdentityConfig {
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNetwork>,
+    /// Secret shared with a Neutron-style proxy; signed headers are ignored without it.
+    pub shared_secret: Option<SharedSecret>,
+}
+
+/// Why a caller was refused before any lookup (status as Nova answers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// Signed headers missing one of the three, or one repeated: 400.
+    BadHeaders,
+    /// Signature does not match: 403.
+    BadSignature,
+    /// Signed for an instance we do not have, or for another tenant: 404.
+    NoSuchInstance,
+}
+
+#[derive(Debug, Clone)]
+pub enum Identity {
+    Instance(Arc<InstanceEntry>),
+    /// Nobody we know: sees only the version listings.
+    Unknown,
+    Rejected(Rejection),
+}
+
+impl Identity {
+    pub fn instance(&self) -> Option<&Arc<InstanceEntry>> {
+        match self {
+            Identity::Instance(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// The single value of a header that must appear at most once.
+fn single<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Rejection> {
+    let mut values = headers.get_all(name).iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(Rejection::BadHeaders);
+    }
+    first.to_str().map(Some).map_err(|_| Rejection::BadHeaders)
+}
+
+fn signed(set: &InstanceSet, headers: &HeaderMap, secret: &SharedSecret) -> Identity {
+    let parts = (|| {
+        let id = single(headers, h::INSTANCE_ID)?.ok_or(Rejection::BadHeaders)?;
+        let tenant = single(headers, h::TENANT_ID)?.ok_or(Rejection::BadHeaders)?;
+        let sig = single(headers, h::INSTANCE_ID_SIGNATURE)?.ok_or(Rejection::BadHeaders)?;
+        Ok((id, tenant, sig))
+    })();
+    let (id, tenant, sig) = match parts {
+        Ok(p) => p,
+        Err(r) => return Identity::Rejected(r),
+    };
+    if !secret.verify(id, sig) {
+        return Identity::Rejected(Rejection::BadSignature);
+    }
+    let entry = Uuid::try_parse(id).ok().and_then(|u| set.get(&u));
+    match entry {
+        Some(e) if e.instance.project_id().unwrap_or("") == tenant => Identity::Instance(e.clone()),
+        _ => Identity::Rejected(Rejection::NoSuchInstance),
+    }
+}
+
+/// The client address a trusted proxy reports: the right-most `X-Forwarded-For`
+/// entry, the one our proxy appended.
+fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
+    let last = headers.get_all(h::FORWARDED_FOR).iter().next_back()?;
+    let text = last.to_str().ok()?;
+    text.rsplit(',').next()?.trim().parse().ok()
+}
+
+pub fn identify(
+    config: &IdentityConfig,
+    set: &InstanceSet,
+    peer: Peer,
+    headers: &HeaderMap,
+) -> Identity {
+    let ip = match peer {
+        Peer::Bound(uuid) => {
+            return set
+                .get(&uuid)
+                .map_or(Identity::Unknown, |e| Identity::Instance(e.clone()));
+        }
+        Peer::Addr(ip) => canonical_ip(ip),
+    };
+    if let Some(secret) = &config.shared_secret {
+        let any = [h::INSTANCE_ID, h::TENANT_ID, h::INSTANCE_ID_SIGNATURE];
+        if h::any(headers, &any) {
+            return signed(set, headers, secret);
+        }
+    }
+    let ip = if config.trusted_proxies.iter().any(|n| n.contains(ip))
+        && headers.contains_key(h::FORWARDED_FOR)
+    {
+        match forwarded_for(headers) {
+            Some(ip) => canonical_ip(ip),
+            None => return Identity::Unknown,
+        }
+    } else {
+        ip
+    };
+    set.by_ip(&ip)
+        .map_or(Identity::Unknown, |e| Identity::Instance(e.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use compute::Instance;
+
+    fn instance(uuid: &str, ip: &str, project: &str) -> Instance {
+        let doc = format!(
+            r#"{{"uuid": "{uuid}", "name": "x", "project_id": "{project}", "network": {{"links": [{{"id": "l", "type": "phy",
+            "ethernet_mac_address": "fa:16:3e:00:00:01"}}], "networks": [{{"id": "n", "type": "ipv4", "link": "l",
+            "ip_address": "{ip}", "netmask": "255.255.255.0"}}], "services": []}}}}"#
+        );
+        Instance::from_json(doc.as_bytes()).expect("valid")
+    }
+
+    const A: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+    const B: &str = "bbbbbbbb-0000-4000-8000-000000000002";
+
+    fn set() -> InstanceSet {
+        InstanceSet::build(
+            vec![instance(A, "10.0.0.1", "pa"), instance(B, "10.0.0.2", "pb")],
+            None,
+        )
+        .expect("set")
+    }
+
+    fn who(
+        config: &IdentityConfig,
+        peer: Peer,
+        headers: &[(&'static str, &str)],
+    ) -> Option<String> {
+        let mut map = HeaderMap::new();
+        for (n, v) in headers {
+            map.append(*n, v.parse().expect("value"));
+        }
+        match identify(config, &set(), peer, &map) {
+            Identity::Instance(e) => Some(e.instance.uuid_str()),
+            Identity::Unknown => None,
+            Identity::Rejected(r) => Some(format!("{r:?}")),
+        }
+    }
+
+    fn addr(ip: &str) -> Peer {
+        Peer::Addr(ip.parse().expect("ip"))
+    }
+
+    #[test]
+    fn by_address_and_mapped_v6() {
+        let c = IdentityConfig::default();
+        assert_eq!(who(&c, addr("10.0.0.1"), &[]).as_deref(), Some(A));
+        assert_eq!(who(&c, addr("::ffff:10.0.0.2"), &[]).as_deref(), Some(B));
+        assert_eq!(who(&c, addr("10.0.0.9"), &[]), None);
+        assert_eq!(
+            who(&c, addr("10.0.0.1"), &[("x-forwarded-for", "10.0.0.2")]).as_deref(),
+            Some(A)
+        );
+        assert_eq!(
+            who(&c, Peer::Bound(B.parse().expect("uuid")), &[]).as_deref(),
+            Some(B)
+        );
+    }
+
+    #[test]
+    fn trusted_proxy_and_signed_headers() {
+        let c = IdentityConfig {
+            trusted_proxies: vec!["192.0.2.0/24".parse().expect("cidr")],
+            shared_secret: Some(SharedSecret::from_file_bytes(b"k")),
+        };
+        assert_eq!(
+            who(
+                &c,
+                addr("192.0.2.7"),
+                &[("x-forwarded-for", "1.1.1.1, 10.0.0.2")]
+            )
+            .as_deref(),
+            Some(B)
+        );
+        assert_eq!(
+            who(&c, addr("192.0.2.7"), &[]),
+            None,
+            "the proxy itself is nobody"
+        );
+        let sig = SharedSecret::from_file_bytes(b"k").sign(A);
+        let ok = [
+            (h::INSTANCE_ID, A),
+            (h::TENANT_ID, "pa"),
+            (h::INSTANCE_ID_SIGNATURE, sig.as_str()),
+        ];
+        assert_eq!(who(&c, addr("192.0.2.7"), &ok).as_deref(), Some(A));
+        let wrong_tenant = [
+            (h::INSTANCE_ID, A),
+            (h::TENANT_ID, "pb"),
+            (h::INSTANCE_ID_SIGNATURE, sig.as_str()),
+        ];
+        assert_eq!(
+            who(&c, addr("192.0.2.7"), &wrong_tenant).as_deref(),
+            Some("NoSuchInstance")
+        );
+        let forged = [
+            (h::INSTANCE_ID, B),
+            (h::TENANT_ID, "pb"),
+            (h::INSTANCE_ID_SIGNATURE, sig.as_str()),
+        ];
+        assert_eq!(
+            who(&c, addr("192.0.2.7"), &forged).as_deref(),
+            Some("BadSignature")
+        );
+        assert_eq!(
+            who(&c, addr("192.0.2.7"), &[(h::INSTANCE_ID, A)]).as_deref(),
+            Some("BadHeaders")
+        );
+    }
+}

@@ -1,0 +1,301 @@
+//! `metadata-server`: serve the metadata of instances, and let an operator read or
+//! clear the passwords guests posted. Flags and exit codes live here; everything else
+//! in the library.
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use compute::settings_args::SettingsArgs;
+use metadata_server::answer::{Responder, TokenMode};
+use metadata_server::cache::RenderCache;
+use metadata_server::identity::IdentityConfig;
+use metadata_server::listeners::{self, ListenerSpec};
+use metadata_server::metrics::Metrics;
+use metadata_server::password::{DirPasswordStore, PasswordStore};
+use metadata_server::ratelimit::RateLimiter;
+use metadata_server::reload::{reload, watch_source};
+use metadata_server::server::{serve, Limits, Listener, State};
+use metadata_server::signature::SharedSecret;
+use metadata_server::source::{FileSource, InstanceSource};
+use metadata_server::store::InstanceStore;
+use metadata_server::token::TokenAuthority;
+use metadata_server::vendordata::{DynamicTarget, DynamicVendorData};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+const DEFAULT_PASSWORD_DIR: &str = "/var/lib/metadata-server/passwords";
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "The 169.254.169.254 metadata service (OpenStack and EC2 APIs)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve metadata.
+    Serve(Box<ServeArgs>),
+    /// Read or clear the password an instance posted.
+    Password {
+        #[command(subcommand)]
+        action: PasswordAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum PasswordAction {
+    /// Print the stored password (exit 3 when none is stored).
+    Get(PasswordArgs),
+    /// Remove the stored password, so the guest may post a new one.
+    Clear(PasswordArgs),
+}
+
+#[derive(clap::Args)]
+struct PasswordArgs {
+    #[arg(long, value_name = "UUID")]
+    instance: Uuid,
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_PASSWORD_DIR)]
+    password_dir: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to serve on (repeatable).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8775")]
+    listen: Vec<SocketAddr>,
+    /// A socket belonging to one instance: TCP `ADDR=UUID` or unix `/PATH=UUID` (repeatable).
+    #[arg(long, value_name = "ADDR=UUID")]
+    instance_listener: Vec<ListenerSpec>,
+    /// A file of `ADDR=UUID` lines: bound listeners opened and closed as it changes.
+    #[arg(long, value_name = "FILE")]
+    instance_listeners_file: Option<PathBuf>,
+    /// Instance documents: a JSON file (array or one document) or a folder of them.
+    #[arg(long, value_name = "FILE|DIR")]
+    instances: PathBuf,
+    /// How often to look for changes to the instances (SIGHUP reloads at once).
+    #[arg(long, value_name = "SECONDS", default_value_t = 2)]
+    watch_interval: u64,
+    /// Proxy whose X-Forwarded-For is believed (repeatable).
+    #[arg(long, value_name = "CIDR")]
+    trusted_proxy: Vec<ipnetwork::IpNetwork>,
+    /// Secret shared with a Neutron-style metadata proxy (signed X-Instance-ID headers).
+    #[arg(long, value_name = "FILE")]
+    proxy_shared_secret_file: Option<PathBuf>,
+    /// Folder of the durable password store (shared with `password get|clear`).
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_PASSWORD_DIR)]
+    password_dir: PathBuf,
+    /// Whether IMDSv2 tokens are needed, for every instance.
+    #[arg(long, value_enum, default_value_t = TokenMode::Optional)]
+    tokens: TokenMode,
+    /// Per-instance override: `UUID=optional|required` (repeatable).
+    #[arg(long, value_name = "UUID=MODE")]
+    instance_tokens: Vec<String>,
+    /// IP TTL of the token reply (AWS's hop limit).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=255))]
+    token_hop_limit: u32,
+    /// Dynamic vendor data target `name@http://host:port/path` (repeatable).
+    #[arg(long, value_name = "NAME@URL")]
+    vendordata_dynamic: Vec<DynamicTarget>,
+    /// Serve /healthz and Prometheus /metrics here.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    header_read_timeout: u64,
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    idle_timeout: u64,
+    #[arg(long, value_name = "BYTES", default_value_t = 16384)]
+    max_body_bytes: usize,
+    #[arg(long, value_name = "BYTES", default_value_t = 16384)]
+    max_header_bytes: usize,
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    max_connections: usize,
+    /// Requests per second per instance (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = 0.0)]
+    rate_limit: f64,
+    /// Requests an instance may make at once before the rate applies.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    rate_burst: u32,
+    /// Rendered trees kept in memory (least recently used go first); a tree with
+    /// every version costs about 70 KiB.
+    #[arg(long, value_name = "N", default_value_t = 2048)]
+    cache_capacity: usize,
+    /// Seconds open connections get to finish after SIGTERM.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    shutdown_grace: u64,
+    #[command(flatten)]
+    settings: SettingsArgs,
+}
+
+async fn bind(args: &ServeArgs) -> Result<Vec<Listener>> {
+    let mut out = Vec::new();
+    for addr in &args.listen {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        out.push(Listener::Tcp(l));
+    }
+    for spec in &args.instance_listener {
+        out.push(listeners::bind(spec).await?);
+    }
+    Ok(out)
+}
+
+async fn run_serve(args: ServeArgs) -> Result<()> {
+    let settings = Arc::new(args.settings.to_settings()?);
+    let source: Arc<dyn InstanceSource> = Arc::new(FileSource::new(args.instances.clone()));
+    let store = Arc::new(InstanceStore::default());
+    let n = reload(&source, &store)
+        .await
+        .with_context(|| format!("loading {}", source.describe()))?;
+    tracing::info!(instances = n, source = %source.describe(), "instances loaded");
+
+    let shared_secret = match &args.proxy_shared_secret_file {
+        Some(p) => Some(SharedSecret::from_file_bytes(
+            &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+        )),
+        None => None,
+    };
+    let mut token_mode_for = HashMap::new();
+    for spec in &args.instance_tokens {
+        let (uuid, mode) = spec
+            .split_once('=')
+            .with_context(|| format!("`{spec}` is not UUID=MODE"))?;
+        let uuid = Uuid::try_parse(uuid).with_context(|| format!("`{uuid}` is not a UUID"))?;
+        let mode = <TokenMode as clap::ValueEnum>::from_str(mode, true)
+            .map_err(|_| anyhow::anyhow!("`{mode}` is not optional or required"))?;
+        token_mode_for.insert(uuid, mode);
+    }
+    let mut key = [0u8; 32];
+    getrandom::getrandom(&mut key)
+        .map_err(|e| anyhow::anyhow!("no randomness for the token key: {e}"))?;
+    let passwords: Arc<dyn PasswordStore> = Arc::new(DirPasswordStore::open(&args.password_dir)?);
+    let vendor = DynamicVendorData::new(args.vendordata_dynamic.clone());
+    let state = Arc::new(State {
+        responder: Responder {
+            cache: RenderCache::new(settings, args.cache_capacity),
+            tokens: TokenAuthority::new(key),
+            token_mode: args.tokens,
+            token_mode_for,
+            dynamic_vendor_data: !vendor.is_empty(),
+        },
+        store: store.clone(),
+        identity: IdentityConfig {
+            trusted_proxies: args.trusted_proxy.clone(),
+            shared_secret,
+        },
+        passwords,
+        vendor,
+        limiter: (args.rate_limit > 0.0)
+            .then(|| RateLimiter::new(args.rate_limit, args.rate_burst, 1_000_000)),
+        metrics: Metrics::default(),
+        limits: Limits {
+            header_read_timeout: Duration::from_secs(args.header_read_timeout),
+            idle_timeout: Duration::from_secs(args.idle_timeout),
+            body_read_timeout: Duration::from_secs(args.header_read_timeout),
+            max_body_bytes: args.max_body_bytes,
+            max_header_bytes: args.max_header_bytes,
+            max_connections: args.max_connections,
+            shutdown_grace: Duration::from_secs(args.shutdown_grace),
+        },
+        token_hop_limit: args.token_hop_limit,
+    });
+
+    let listeners = bind(&args).await?;
+    if listeners.is_empty() && args.instance_listeners_file.is_none() {
+        bail!("nothing to listen on");
+    }
+    for l in &listeners {
+        tracing::info!(listener = %l.describe(), "listening");
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(addr) = args.metrics_listen {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        tracing::info!(listener = %addr, "metrics listening");
+        tasks.spawn(metadata_server::server::serve_metrics(
+            state.clone(),
+            l,
+            stop_rx.clone(),
+        ));
+    }
+    let interval = Duration::from_secs(args.watch_interval.max(1));
+    tasks.spawn(watch_source(source, store, interval, stop_rx.clone()));
+    tasks.spawn(serve(
+        state,
+        listeners,
+        args.instance_listeners_file.clone(),
+        interval,
+        stop_rx,
+    ));
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+    tracing::info!("shutting down: no new connections, finishing open ones");
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn run_password(action: PasswordAction) -> Result<i32> {
+    match action {
+        PasswordAction::Get(a) => {
+            let store = DirPasswordStore::open(&a.password_dir)?;
+            match store.get(a.instance)? {
+                Some(p) => {
+                    use std::io::Write;
+                    std::io::stdout().write_all(&p)?;
+                    Ok(0)
+                }
+                None => {
+                    eprintln!("no password stored for {}", a.instance);
+                    Ok(3)
+                }
+            }
+        }
+        PasswordAction::Clear(a) => {
+            let store = DirPasswordStore::open(&a.password_dir)?;
+            if !store.clear(a.instance)? {
+                eprintln!("no password was stored for {}", a.instance);
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => tokio::runtime::Runtime::new()
+            .context("starting the runtime")
+            .and_then(|rt| rt.block_on(run_serve(*args)))
+            .map(|()| 0),
+        Command::Password { action } => run_password(action),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("metadata-server: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! Counters for `/metrics` in Prometheus' text format: requests by route and status,
+//! a latency histogram and the security-relevant events. Routes are a small fixed set
+//! of labels (never raw paths), so the series count stays bounded.
+
+use compute::metadata::MetadataPath;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+const BUCKETS_SECONDS: [f64; 10] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0,
+];
+
+/// Events counted besides requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A caller we could not place (unknown address, unknown signed instance).
+    IdentificationFailure,
+    /// Signed headers whose signature did not match.
+    SignatureMismatch,
+    /// A request from a known instance that carried no IMDSv2 token.
+    Tokenless,
+    /// A request refused with 429.
+    Throttled,
+}
+
+/// Every route label, in the order of the counters.
+const ROUTES: [&str; 15] = [
+    "invalid",
+    "ec2_versions",
+    "openstack_versions",
+    "token",
+    "ec2_meta_data",
+    "ec2_user_data",
+    "openstack_meta_data",
+    "openstack_network_data",
+    "openstack_user_data",
+    "openstack_password",
+    "openstack_vendor_data",
+    "openstack_vendor_data2",
+    "openstack_content",
+    "openstack_other",
+    "ec2_other",
+];
+
+/// Statuses counted one by one; anything else is counted as its class (`5xx`...).
+const STATUSES: [u16; 12] = [200, 400, 401, 403, 404, 405, 408, 409, 413, 429, 431, 500];
+const SLOTS: usize = STATUSES.len() + 5;
+
+fn status_slot(status: u16) -> usize {
+    STATUSES
+        .iter()
+        .position(|s| *s == status)
+        .unwrap_or_else(|| STATUSES.len() + usize::from(status / 100).clamp(1, 5) - 1)
+}
+
+fn slot_label(slot: usize) -> String {
+    match STATUSES.get(slot) {
+        Some(s) => s.to_string(),
+        None => format!("{}xx", slot - STATUSES.len() + 1),
+    }
+}
+
+/// Lock-free: one counter per (route, status slot).
+#[derive(Default)]
+pub struct Metrics {
+    requests: [[AtomicU64; SLOTS]; ROUTES.len()],
+    buckets: [AtomicU64; BUCKETS_SECONDS.len()],
+    latency_count: AtomicU64,
+    latency_sum_micros: AtomicU64,
+    identification_failures: AtomicU64,
+    signature_mismatches: AtomicU64,
+    tokenless: AtomicU64,
+    throttled: AtomicU64,
+}
+
+/// The label for a request path.
+pub fn route_label(path: Option<&MetadataPath>) -> &'static str {
+    let Some(path) = path else { return "invalid" };
+    let s: Vec<&str> = path.segments().iter().map(String::as_str).collect();
+    match s.as_slice() {
+        ["ec2"] => "ec2_versions",
+        ["openstack"] => "openstack_versions",
+        ["ec2", "latest", "api", "token"] => "token",
+        ["ec2", _, "meta-data", ..] => "ec2_meta_data",
+        ["ec2", _, "user-data"] => "ec2_user_data",
+        ["openstack", _, "meta_data.json"] => "openstack_meta_data",
+        ["openstack", _, "network_data.json"] => "openstack_network_data",
+        ["openstack", _, "user_data"] => "openstack_user_data",
+        ["openstack", _, "password"] => "openstack_password",
+        ["openstack", _, "vendor_data.json"] => "openstack_vendor_data",
+        ["openstack", _, "vendor_data2.json"] => "openstack_vendor_data2",
+        ["openstack", "content", ..] => "openstack_content",
+        ["openstack", ..] => "openstack_other",
+        _ => "ec2_other",
+    }
+}
+
+impl Metrics {
+    pub fn request(&self, route: &'static str, status: u16, took: Duration) {
+        let r = ROUTES
+            .iter()
+            .position(|n| *n == route)
+            .unwrap_or(ROUTES.len() - 1);
+        self.requests[r][status_slot(status)].fetch_add(1, Ordering::Relaxed);
+        let secs = took.as_secs_f64();
+        if let Some(i) = BUCKETS_SECONDS.iter().position(|b| secs <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_micros
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    pub fn event(&self, event: Event) {
+        let c = match event {
+            Event::IdentificationFailure => &self.identification_failures,
+            Event::SignatureMismatch => &self.signature_mismatches,
+            Event::Tokenless => &self.tokenless,
+            Event::Throttled => &self.throttled,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The exposition text.
+    pub fn render(&self, instances: usize, cached_trees: usize) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP metadata_requests_total Requests answered, by route and status.\n");
+        out.push_str("# TYPE metadata_requests_total counter\n");
+        for (route, counters) in ROUTES.iter().zip(&self.requests) {
+            for (slot, c) in counters.iter().enumerate() {
+                let n = c.load(Ordering::Relaxed);
+                if n > 0 {
+                    let status = slot_label(slot);
+                    let _ = writeln!(
+                        out,
+                        "metadata_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+                    );
+                }
+            }
+        }
+        out.push_str("# HELP metadata_request_duration_seconds Time to answer a request.\n");
+        out.push_str("# TYPE metadata_request_duration_seconds histogram\n");
+        let mut cumulative = 0;
+        for (b, c) in BUCKETS_SECONDS.iter().zip(&self.buckets) {
+            cumulative += c.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "metadata_request_duration_seconds_bucket{{le=\"{b}\"}} {cumulative}"
+            );
+        }
+        let count = self.latency_count.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "metadata_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let sum = self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "metadata_request_duration_seconds_sum {sum}");
+        let _ = writeln!(out, "metadata_request_duration_seconds_count {count}");
+        let counters = [
+            (
+                "metadata_identification_failures_total",
+                "Callers that could not be placed.",
+                &self.identification_failures,
+            ),
+            (
+                "metadata_signature_mismatches_total",
+                "Signed proxy headers with a bad signature.",
+                &self.signature_mismatches,
+            ),
+            (
+                "metadata_tokenless_requests_total",
+                "Requests from instances without an IMDSv2 token.",
+                &self.tokenless,
+            ),
+            (
+                "metadata_throttled_requests_total",
+                "Requests refused by the rate limit.",
+                &self.throttled,
+            ),
+        ];
+        for (name, help, c) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                c.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(out, "# HELP metadata_instances Instances loaded.\n# TYPE metadata_instances gauge\nmetadata_instances {instances}");
+        let _ = writeln!(
+            out,
+            "# HELP metadata_cached_trees Rendered trees in the cache.\n# TYPE metadata_cached_trees gauge\nmetadata_cached_trees {cached_trees}"
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_by_route_and_status() {
+        let m = Metrics::default();
+        m.request("token", 200, Duration::from_micros(50));
+        m.request("token", 200, Duration::from_micros(50));
+        m.request("ec2_other", 502, Duration::from_millis(2));
+        m.request("ec2_other", 302, Duration::from_millis(2));
+        let text = m.render(3, 1);
+        assert!(
+            text.contains("metadata_requests_total{route=\"token\",status=\"200\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("metadata_requests_total{route=\"ec2_other\",status=\"5xx\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("metadata_requests_total{route=\"ec2_other\",status=\"3xx\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("metadata_request_duration_seconds_count 4"));
+        assert!(text.contains("metadata_instances 3"));
+    }
+
+    #[test]
+    fn every_label_is_countable() {
+        for p in [
+            "/",
+            "/openstack",
+            "/latest/api/token",
+            "/openstack/latest/password",
+            "/x/y",
+        ] {
+            let label = route_label(MetadataPath::parse(p).as_ref());
+            assert!(ROUTES.contains(&label), "{label}");
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! The durable password store shared by the server and the operator command.
+//!
+//! One file per instance (`<dir>/<uuid>`). "Store unless one is stored" is atomic
+//! across processes without locks: the password is written and synced to a temporary
+//! file, then hard-linked to its final name, which fails when the name exists. Clear
+//! is an unlink. A restart loses nothing; passwords never go on drives.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    #[error("password store {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Where passwords live, as the server and the operator command see it.
+pub trait PasswordStore: Send + Sync + 'static {
+    fn get(&self, instance: Uuid) -> Result<Option<Vec<u8>>, PasswordError>;
+    /// Stores `password` unless one is stored; `false` when one already was.
+    fn set_if_absent(&self, instance: Uuid, password: &[u8]) -> Result<bool, PasswordError>;
+    /// Removes the password; `false` when there was none.
+    fn clear(&self, instance: Uuid) -> Result<bool, PasswordError>;
+}
+
+#[derive(Debug, Clone)]
+pub struct DirPasswordStore {
+    dir: PathBuf,
+}
+
+/// Bound on what is read back (posts are capped far below it).
+const MAX_READ: u64 = 64 * 1024;
+
+impl DirPasswordStore {
+    /// Opens (creating when needed) the store folder, readable by its owner only.
+    pub fn open(dir: &Path) -> Result<Self, PasswordError> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|source| PasswordError::Io {
+                path: dir.to_owned(),
+                source,
+            })?;
+        Ok(DirPasswordStore {
+            dir: dir.to_owned(),
+        })
+    }
+
+    fn path(&self, instance: Uuid) -> PathBuf {
+        self.dir.join(instance.hyphenated().to_string())
+    }
+
+    fn io(&self, path: &Path) -> impl Fn(std::io::Error) -> PasswordError {
+        let path = path.to_owned();
+        move |source| PasswordError::Io {
+            path: path.clone(),
+            source,
+        }
+    }
+
+    fn sync_dir(&self) -> Result<(), PasswordError> {
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(self.io(&self.dir))
+    }
+}
+
+impl PasswordStore for DirPasswordStore {
+    fn get(&self, instance: Uuid) -> Result<Option<Vec<u8>>, PasswordError> {
+        use std::io::Read;
+        let path = self.path(instance);
+        match std::fs::File::open(&path) {
+            Ok(f) => {
+                let mut buf = Vec::new();
+                f.take(MAX_READ)
+                    .read_to_end(&mut buf)
+                    .map_err(self.io(&path))?;
+                Ok(Some(buf))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io(&path)(e)),
+        }
+    }
+
+    fn set_if_absent(&self, instance: Uuid, password: &[u8]) -> Result<bool, PasswordError> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.path(instance);
+        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(self.io(&self.dir))?;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(self.io(tmp.path()))?;
+        tmp.write_all(password).map_err(self.io(tmp.path()))?;
+        tmp.as_file().sync_all().map_err(self.io(tmp.path()))?;
+        let linked = match std::fs::hard_link(tmp.path(), &path) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+            Err(e) => return Err(self.io(&path)(e)),
+        };
+        drop(tmp);
+        if linked {
+            self.sync_dir()?;
+        }
+        Ok(linked)
+    }
+
+    fn clear(&self, instance: Uuid) -> Result<bool, PasswordError> {
+        let path = self.path(instance);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                self.sync_dir()?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(self.io(&path)(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_once_survives_reopen_and_clears() -> Result<(), PasswordError> {
+        let dir = tempfile::tempdir().map_err(|source| PasswordError::Io {
+            path: "tmp".into(),
+            source,
+        })?;
+        let id = Uuid::from_u128(1);
+        let store = DirPasswordStore::open(&dir.path().join("pw"))?;
+        assert_eq!(store.get(id)?, None);
+        assert!(store.set_if_absent(id, b"secret")?);
+        assert!(!store.set_if_absent(id, b"other")?);
+        let reopened = DirPasswordStore::open(&dir.path().join("pw"))?;
+        assert_eq!(reopened.get(id)?, Some(b"secret".to_vec()));
+        assert!(reopened.clear(id)?);
+        assert!(!reopened.clear(id)?);
+        assert_eq!(store.get(id)?, None);
+        // Only the password file itself is left behind, never temporaries.
+        assert!(store.set_if_absent(id, b"x")?);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("pw"))
+                .map(|d| d.count())
+                .unwrap_or(0),
+            1
+        );
+        Ok(())
+    }
+}

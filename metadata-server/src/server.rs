@@ -1,0 +1,496 @@
+//! The HTTP edge: listeners, connections and limits around [`Responder::answer`].
+//!
+//! Everything here is plumbing: read a bounded request, find out who is asking,
+//! apply the rate limit, ask the pure core, do the I/O an outcome names (password
+//! store, dynamic vendor data), write the reply, count and log it. SIGTERM stops the
+//! accept loops and lets open connections finish their request.
+
+use crate::answer::{password_get_reply, password_post_check, Outcome, RequestParts, Responder};
+use crate::conn::{Conn, SetTtl, TtlControl};
+use crate::identity::{identify, Identity, IdentityConfig, Peer, Rejection};
+use crate::metrics::{route_label, Event, Metrics};
+use crate::password::PasswordStore;
+use crate::ratelimit::{RateKey, RateLimiter};
+use crate::reply::Reply;
+use crate::store::InstanceStore;
+use crate::vendordata::DynamicVendorData;
+use base64::Engine;
+use bytes::Bytes;
+use compute::metadata::MetadataPath;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{watch, Semaphore};
+use uuid::Uuid;
+
+/// Bounds on what one client may cost.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Time to send a request's headers (also the keep-alive wait for the next one).
+    pub header_read_timeout: Duration,
+    /// No byte either way for this long closes the connection.
+    pub idle_timeout: Duration,
+    /// Time to send a request body.
+    pub body_read_timeout: Duration,
+    pub max_body_bytes: usize,
+    pub max_header_bytes: usize,
+    pub max_connections: usize,
+    /// Time open connections get to finish after SIGTERM.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(10),
+            max_body_bytes: 16 * 1024,
+            max_header_bytes: 16 * 1024,
+            max_connections: 4096,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Everything a request needs, shared by all connections.
+pub struct State {
+    pub responder: Responder,
+    pub store: Arc<InstanceStore>,
+    pub identity: IdentityConfig,
+    pub passwords: Arc<dyn PasswordStore>,
+    pub vendor: DynamicVendorData,
+    pub limiter: Option<RateLimiter>,
+    pub metrics: Metrics,
+    pub limits: Limits,
+    /// IP TTL of the token reply.
+    pub token_hop_limit: u32,
+}
+
+/// A socket to accept on.
+pub enum Listener {
+    /// `--listen`: callers identified per request.
+    Tcp(TcpListener),
+    /// `--instance-listener ADDR=UUID` on a TCP address.
+    BoundTcp(TcpListener, Uuid),
+    /// `--instance-listener PATH=UUID` on a unix socket (QEMU `guestfwd`).
+    BoundUnix(UnixListener, Uuid, PathBuf),
+}
+
+impl Listener {
+    pub fn describe(&self) -> String {
+        match self {
+            Listener::Tcp(l) => l.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            Listener::BoundTcp(l, u) => {
+                format!(
+                    "{} (instance {u})",
+                    l.local_addr().map(|a| a.to_string()).unwrap_or_default()
+                )
+            }
+            Listener::BoundUnix(_, u, p) => format!("{} (instance {u})", p.display()),
+        }
+    }
+}
+
+struct ConnCtx {
+    peer: Peer,
+    /// The connection's last tree; requests on one connection never overlap.
+    memo: std::sync::Mutex<crate::cache::TreeMemo>,
+    peer_text: String,
+    ttl: Arc<TtlControl>,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn fresh_seed() -> String {
+    let mut seed = [0u8; 512];
+    if let Err(e) = getrandom::getrandom(&mut seed) {
+        tracing::error!(error = %e, "no randomness for random_seed");
+    }
+    base64::engine::general_purpose::STANDARD.encode(seed)
+}
+
+/// Serves every listener until `shutdown` turns true, then drains connections.
+/// Serves every listener until `shutdown` turns true, then drains connections. With
+/// `listeners_file`, bound listeners named there come and go at run time.
+pub async fn serve(
+    state: Arc<State>,
+    listeners: Vec<Listener>,
+    listeners_file: Option<PathBuf>,
+    watch_interval: Duration,
+    shutdown: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(Semaphore::new(state.limits.max_connections));
+    let mut tasks = tokio::task::JoinSet::new();
+    for l in listeners {
+        tasks.spawn(accept_loop(
+            state.clone(),
+            l,
+            permits.clone(),
+            shutdown.clone(),
+        ));
+    }
+    if let Some(file) = listeners_file {
+        let spawn = {
+            let (state, permits) = (state.clone(), permits.clone());
+            move |l: Listener, stop: watch::Receiver<bool>| {
+                tokio::spawn(accept_loop(state.clone(), l, permits.clone(), stop))
+            }
+        };
+        tasks.spawn(crate::listeners::manage(
+            file,
+            watch_interval,
+            spawn,
+            shutdown.clone(),
+        ));
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn accept_loop(
+    state: Arc<State>,
+    listener: Listener,
+    permits: Arc<Semaphore>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = shutdown.wait_for(|s| *s) => break,
+        };
+        let accepted = tokio::select! {
+            a = accept(&listener) => a,
+            _ = shutdown.wait_for(|s| *s) => break,
+        };
+        match accepted {
+            Ok(Accepted::Tcp(stream, addr, bound)) => {
+                let _ = stream.set_nodelay(true);
+                let default_ttl = stream.ttl().unwrap_or(64);
+                let peer = bound.map_or(Peer::Addr(addr.ip()), Peer::Bound);
+                let ctx = ConnCtx {
+                    peer,
+                    memo: Default::default(),
+                    peer_text: addr.to_string(),
+                    ttl: TtlControl::new(default_ttl),
+                };
+                spawn_conn(&state, &graceful, stream, ctx, permit);
+            }
+            Ok(Accepted::Unix(stream, uuid, path)) => {
+                let ctx = ConnCtx {
+                    peer: Peer::Bound(uuid),
+                    memo: Default::default(),
+                    peer_text: path,
+                    ttl: TtlControl::new(64),
+                };
+                spawn_conn(&state, &graceful, stream, ctx, permit);
+            }
+            Err(e) => {
+                tracing::warn!(listener = %listener.describe(), error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    if tokio::time::timeout(state.limits.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(listener = %listener.describe(), "connections still open after the grace period; closing");
+    }
+}
+
+enum Accepted {
+    Tcp(tokio::net::TcpStream, SocketAddr, Option<Uuid>),
+    Unix(tokio::net::UnixStream, Uuid, String),
+}
+
+async fn accept(listener: &Listener) -> std::io::Result<Accepted> {
+    Ok(match listener {
+        Listener::Tcp(l) => {
+            let (s, a) = l.accept().await?;
+            Accepted::Tcp(s, a, None)
+        }
+        Listener::BoundTcp(l, u) => {
+            let (s, a) = l.accept().await?;
+            Accepted::Tcp(s, a, Some(*u))
+        }
+        Listener::BoundUnix(l, u, p) => {
+            let (s, _) = l.accept().await?;
+            Accepted::Unix(s, *u, p.display().to_string())
+        }
+    })
+}
+
+fn spawn_conn<S>(
+    state: &Arc<State>,
+    graceful: &hyper_util::server::graceful::GracefulShutdown,
+    stream: S,
+    ctx: ConnCtx,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) where
+    S: AsyncRead + AsyncWrite + SetTtl + Unpin + Send + 'static,
+{
+    let ctx = Arc::new(ctx);
+    let io = TokioIo::new(Conn::new(
+        stream,
+        ctx.ttl.clone(),
+        state.limits.idle_timeout,
+    ));
+    let svc_state = state.clone();
+    let svc_ctx = ctx.clone();
+    let svc =
+        hyper::service::service_fn(move |req| handle(svc_state.clone(), svc_ctx.clone(), req));
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(state.limits.header_read_timeout)
+        .max_buf_size(state.limits.max_header_bytes.max(8192))
+        .keep_alive(true)
+        .serve_connection(io, svc);
+    let conn = graceful.watch(conn);
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(peer = %ctx.peer_text, error = %e, "connection ended");
+        }
+        drop(permit);
+    });
+}
+
+async fn read_body(state: &State, body: Incoming) -> Result<Bytes, Reply> {
+    let limited = Limited::new(body, state.limits.max_body_bytes);
+    match tokio::time::timeout(state.limits.body_read_timeout, limited.collect()).await {
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(Reply::error(StatusCode::PAYLOAD_TOO_LARGE))
+        }
+        Ok(Err(_)) => Err(Reply::error(StatusCode::BAD_REQUEST)),
+        Err(_) => Err(Reply::error(StatusCode::REQUEST_TIMEOUT)),
+    }
+}
+
+async fn handle(
+    state: Arc<State>,
+    ctx: Arc<ConnCtx>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let started = Instant::now();
+    ctx.ttl.want(ctx.ttl.default);
+    let (parts, body) = req.into_parts();
+    let raw_path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let parsed = MetadataPath::parse(raw_path);
+    let route = route_label(parsed.as_ref());
+    let mut instance = None;
+    let reply = match read_body(&state, body).await {
+        Err(reply) => reply,
+        Ok(body) => {
+            let set = state.store.snapshot();
+            let who = identify(&state.identity, &set, ctx.peer, &parts.headers);
+            instance = who.instance().map(|e| e.instance.uuid());
+            match &who {
+                Identity::Unknown | Identity::Rejected(Rejection::NoSuchInstance) => {
+                    state.metrics.event(Event::IdentificationFailure)
+                }
+                Identity::Rejected(Rejection::BadSignature) => {
+                    state.metrics.event(Event::SignatureMismatch)
+                }
+                Identity::Instance(_)
+                    if !crate::token_headers::any(&parts.headers, &crate::token_headers::TOKEN) =>
+                {
+                    state.metrics.event(Event::Tokenless)
+                }
+                _ => {}
+            }
+            let key = match (&who, ctx.peer) {
+                (Identity::Instance(e), _) => Some(RateKey::Instance(e.instance.uuid())),
+                (_, Peer::Addr(ip)) => Some(RateKey::Peer(ip)),
+                (_, Peer::Bound(u)) => Some(RateKey::Instance(u)),
+            };
+            let throttled = match (&state.limiter, key) {
+                (Some(l), Some(k)) => l.check(k, started).err(),
+                _ => None,
+            };
+            match throttled {
+                Some(wait) => {
+                    state.metrics.event(Event::Throttled);
+                    Reply::too_many_requests(wait)
+                }
+                None => {
+                    let parts_ref = RequestParts {
+                        method: &parts.method,
+                        path: parsed.as_ref(),
+                        headers: &parts.headers,
+                        body: &body,
+                    };
+                    let outcome = {
+                        let mut memo = ctx.memo.lock().unwrap_or_else(|p| p.into_inner());
+                        state
+                            .responder
+                            .answer(parts_ref, &who, now_secs(), &mut memo)
+                    };
+                    execute(&state, outcome).await
+                }
+            }
+        }
+    };
+    if reply.hop_limited {
+        ctx.ttl.want(state.token_hop_limit);
+    }
+    let head = parts.method == Method::HEAD;
+    let response = to_response(reply, head);
+    let status = response.status().as_u16();
+    let took = started.elapsed();
+    state.metrics.request(route, status, took);
+    tracing::info!(
+        target: "access",
+        peer = %ctx.peer_text,
+        instance = %instance.map(|u| u.to_string()).unwrap_or_else(|| "-".into()),
+        method = %parts.method,
+        path = %parsed.as_ref().map(|p| p.display()).unwrap_or_else(|| "-".into()),
+        status,
+        micros = took.as_micros() as u64,
+    );
+    Ok(response)
+}
+
+async fn execute(state: &State, outcome: Outcome) -> Reply {
+    match outcome {
+        Outcome::Reply(r) => r,
+        Outcome::PasswordGet(uuid) => {
+            let store = state.passwords.clone();
+            match tokio::task::spawn_blocking(move || store.get(uuid)).await {
+                Ok(Ok(stored)) => password_get_reply(stored),
+                Ok(Err(e)) => store_failed(e),
+                Err(e) => store_failed(e),
+            }
+        }
+        Outcome::PasswordPost(uuid, body) => {
+            let store = state.passwords.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                if let Some(refusal) = password_post_check(&body, store.get(uuid)?.is_some()) {
+                    return Ok(refusal);
+                }
+                Ok(match store.set_if_absent(uuid, &body)? {
+                    true => password_get_reply(None),
+                    false => Reply::error(StatusCode::CONFLICT),
+                })
+            })
+            .await;
+            match result {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => store_failed::<crate::password::PasswordError>(e),
+                Err(e) => store_failed(e),
+            }
+        }
+        Outcome::VendorData2 { entry, static_json } => {
+            let body = state.vendor.vendor_data2(&entry, &static_json).await;
+            Reply::ok(compute::metadata::ContentType::Json.header_value(), body)
+        }
+    }
+}
+
+fn store_failed<E: std::fmt::Display>(e: E) -> Reply {
+    tracing::error!(error = %e, "password store failed");
+    Reply::error(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// Length of a fresh seed in base64: 512 bytes.
+const SEED_B64_LEN: usize = 684;
+
+fn to_response(reply: Reply, head: bool) -> Response<Full<Bytes>> {
+    let (body, len) = match (&reply.body, head) {
+        (compute::metadata::Body::Static(b), _) => (b.clone(), b.len()),
+        (seeded, false) => {
+            let b = seeded.with_seed(&fresh_seed());
+            let len = b.len();
+            (b, len)
+        }
+        // HEAD: the length a GET would have; no randomness drawn.
+        (seeded, true) => (Bytes::new(), seeded.len_with_seed(SEED_B64_LEN)),
+    };
+    let mut resp = Response::new(Full::new(if head { Bytes::new() } else { body }));
+    *resp.status_mut() = reply.status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(reply.content_type),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if let Some(allow) = reply.allow {
+        h.insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
+    if let Some(secs) = reply.retry_after {
+        h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
+}
+
+/// `--metrics-listen`: `/healthz` and `/metrics`, nothing else, no identification.
+pub async fn serve_metrics(
+    state: Arc<State>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let state = state.clone();
+        let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let state = state.clone();
+            async move {
+                let (status, ct, body) = match (req.method(), req.uri().path()) {
+                    (&Method::GET, "/healthz") => (
+                        StatusCode::OK,
+                        "text/plain; charset=UTF-8",
+                        "ok\n".to_owned(),
+                    ),
+                    (&Method::GET, "/metrics") => {
+                        let set = state.store.snapshot();
+                        let text = state.metrics.render(set.len(), state.responder.cache.len());
+                        (
+                            StatusCode::OK,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                            text,
+                        )
+                    }
+                    _ => (
+                        StatusCode::NOT_FOUND,
+                        "text/plain; charset=UTF-8",
+                        "not found\n".to_owned(),
+                    ),
+                };
+                let mut resp = Response::new(Full::new(Bytes::from(body)));
+                *resp.status_mut() = status;
+                resp.headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+                Ok::<_, Infallible>(resp)
+            }
+        });
+        tokio::spawn(async move {
+            let io = TokioIo::new(stream);
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(io, svc);
+            let _ = tokio::time::timeout(Duration::from_secs(30), conn).await;
+        });
+    }
+}

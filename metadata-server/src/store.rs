@@ -1,0 +1,138 @@
+//! The instances being served, indexed by uuid and by fixed IP, swapped as a whole.
+//!
+//! A reload builds a new [`InstanceSet`] beside the old one and swaps an `Arc`, so
+//! in-flight requests finish on the set they started with. An instance whose document
+//! did not change keeps its generation, so its rendered tree stays cached.
+
+use compute::Instance;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("instance {0} appears more than once")]
+    DuplicateUuid(Uuid),
+    #[error("fixed IP {ip} belongs to both {first} and {second}; callers from it could not be told apart")]
+    DuplicateIp {
+        ip: IpAddr,
+        first: Uuid,
+        second: Uuid,
+    },
+}
+
+/// One instance as served: the validated document and its generation (bumped
+/// whenever the document changes, which invalidates its rendered tree).
+#[derive(Debug)]
+pub struct InstanceEntry {
+    pub instance: Instance,
+    pub generation: u64,
+}
+
+/// An immutable set of instances with its indexes.
+#[derive(Debug, Default)]
+pub struct InstanceSet {
+    by_uuid: HashMap<Uuid, Arc<InstanceEntry>>,
+    by_ip: HashMap<IpAddr, Uuid>,
+}
+
+/// An IPv4 caller reaching a dual-stack socket shows as `::ffff:a.b.c.d`: use the v4 form.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+static GENERATION: AtomicU64 = AtomicU64::new(1);
+
+impl InstanceSet {
+    /// Builds a set, reusing entries (and so generations) of `previous` whose
+    /// documents are unchanged. Refuses duplicate uuids and shared fixed IPs.
+    pub fn build(
+        instances: Vec<Instance>,
+        previous: Option<&InstanceSet>,
+    ) -> Result<Self, StoreError> {
+        let mut set = InstanceSet::default();
+        set.by_uuid.reserve(instances.len());
+        for instance in instances {
+            let uuid = instance.uuid();
+            for ip in instance.fixed_ips() {
+                if let Some(first) = set.by_ip.insert(ip, uuid) {
+                    if first != uuid {
+                        return Err(StoreError::DuplicateIp {
+                            ip,
+                            first,
+                            second: uuid,
+                        });
+                    }
+                }
+            }
+            let entry = match previous.and_then(|p| p.by_uuid.get(&uuid)) {
+                Some(old) if old.instance == instance => old.clone(),
+                _ => Arc::new(InstanceEntry {
+                    instance,
+                    generation: GENERATION.fetch_add(1, Ordering::Relaxed),
+                }),
+            };
+            if set.by_uuid.insert(uuid, entry).is_some() {
+                return Err(StoreError::DuplicateUuid(uuid));
+            }
+        }
+        Ok(set)
+    }
+
+    pub fn get(&self, uuid: &Uuid) -> Option<&Arc<InstanceEntry>> {
+        self.by_uuid.get(uuid)
+    }
+
+    pub fn by_ip(&self, ip: &IpAddr) -> Option<&Arc<InstanceEntry>> {
+        self.by_ip
+            .get(&canonical_ip(*ip))
+            .and_then(|u| self.by_uuid.get(u))
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_uuid.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_uuid.is_empty()
+    }
+}
+
+/// The current set, shared by every connection.
+#[derive(Debug, Default)]
+pub struct InstanceStore {
+    current: RwLock<Arc<InstanceSet>>,
+}
+
+impl InstanceStore {
+    pub fn new(set: InstanceSet) -> Self {
+        InstanceStore {
+            current: RwLock::new(Arc::new(set)),
+        }
+    }
+
+    /// The set to answer one request from.
+    pub fn snapshot(&self) -> Arc<InstanceSet> {
+        match self.current.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the set with one built from `instances`; on error the old set stays.
+    pub fn replace(&self, instances: Vec<Instance>) -> Result<usize, StoreError> {
+        let old = self.snapshot();
+        let new = InstanceSet::build(instances, Some(&old))?;
+        let n = new.len();
+        match self.current.write() {
+            Ok(mut g) => *g = Arc::new(new),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(new),
+        }
+        Ok(n)
+    }
+}

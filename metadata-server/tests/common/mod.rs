@@ -1,0 +1,294 @@
+//! A running `metadata-server` binary for tests, and a raw HTTP/1.1 client that binds
+//! its source address (loopback 127.0.0.0/8: 127.0.0.2 is instance A, 127.0.0.3 is B)
+//! and shows the exact bytes the server sent.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub const A: &str = "d8e02d56-2648-49a3-bf97-6be8f1204f38";
+pub const B: &str = "2f1d4c3b-8a7e-4b6d-9c5f-0e1a2b3c4d5e";
+pub const C: &str = "3c3c3c3c-0000-4000-8000-000000000003";
+pub const A_IP: &str = "127.0.0.2";
+pub const B_IP: &str = "127.0.0.3";
+pub const NOBODY_IP: &str = "127.0.0.1";
+pub const NOT_FOUND_BODY: &[u8] = b"404 Not Found\n\nThe resource could not be found.\n\n   ";
+
+pub fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/instances.json")
+}
+
+pub fn instances() -> Vec<compute::Instance> {
+    let bytes = std::fs::read(fixture()).expect("fixture");
+    metadata_server::source::parse_documents(&fixture(), &bytes).expect("fixture parses")
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+pub struct Server {
+    pub port: u16,
+    pub metrics_port: u16,
+    pub dir: tempfile::TempDir,
+    pub instances: PathBuf,
+    child: Option<Child>,
+    extra: Vec<String>,
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_metadata-server")
+}
+
+impl Server {
+    /// Starts the server on a fresh loopback port with a copy of the fixture.
+    pub fn start(extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let instances = dir.path().join("instances.json");
+        std::fs::copy(fixture(), &instances).expect("copy fixture");
+        let mut s = Server {
+            port: 0,
+            metrics_port: 0,
+            dir,
+            instances,
+            child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        s.spawn();
+        s
+    }
+
+    pub fn password_dir(&self) -> PathBuf {
+        self.dir.path().join("passwords")
+    }
+
+    fn spawn(&mut self) {
+        self.port = free_port();
+        self.metrics_port = free_port();
+        let log = std::fs::File::create(self.dir.path().join("server.log")).expect("log");
+        let child = Command::new(bin())
+            .arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .arg("--metrics-listen")
+            .arg(format!("127.0.0.1:{}", self.metrics_port))
+            .arg("--instances")
+            .arg(&self.instances)
+            .arg("--password-dir")
+            .arg(self.password_dir())
+            .arg("--watch-interval")
+            .arg("1")
+            .args(&self.extra)
+            .env("RUST_LOG", "info")
+            .stderr(log)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn metadata-server");
+        self.child = Some(child);
+        self.wait_ready(self.port);
+    }
+
+    pub fn wait_ready(&mut self, port: u16) {
+        for _ in 0..200 {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("server exited with {status}: {}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server did not listen on {port}: {}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        let status = self.child.as_mut().expect("running").wait().expect("wait");
+        self.child = None;
+        status
+    }
+
+    /// Waits for the exit after a signal was sent.
+    pub fn stop_after_signal(&mut self) -> std::process::ExitStatus {
+        let status = self.child.as_mut().expect("running").wait().expect("wait");
+        self.child = None;
+        status
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    pub fn get(&self, from: &str, path: &str) -> Resp {
+        request(from, self.port, "GET", path, &[], b"")
+    }
+
+    pub fn req(
+        &self,
+        from: &str,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Resp {
+        request(from, self.port, method, path, headers, body)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Connects from `from` (a loopback address) to the server.
+pub fn connect(from: &str, port: u16) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let from: IpAddr = from.parse().expect("ip");
+    // Binding a source port first can collide with a connection still in TIME_WAIT
+    // when many tests hammer the same addresses; a fresh socket gets another port.
+    let mut last_err = None;
+    let mut stream = None;
+    for _ in 0..20 {
+        let attempt = rt.block_on(async {
+            let sock = tokio::net::TcpSocket::new_v4()?;
+            sock.set_reuseaddr(true)?;
+            sock.bind(SocketAddr::new(from, 0))?;
+            sock.connect(SocketAddr::from(([127, 0, 0, 1], port))).await
+        });
+        match attempt {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(e) => last_err = Some(e),
+        }
+    }
+    let stream =
+        stream.unwrap_or_else(|| panic!("connect from {from} to port {port}: {last_err:?}"));
+    let std = stream.into_std().expect("std");
+    std.set_nonblocking(false).expect("blocking");
+    std.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    std
+}
+
+pub fn request(
+    from: &str,
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Resp {
+    let mut s = connect(from, port);
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: 169.254.169.254\r\nConnection: close\r\n");
+    for (n, v) in headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" || method == "PUT" {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).expect("write");
+    s.write_all(body).expect("write body");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    parse_response(&raw, method == "HEAD")
+}
+
+pub fn parse_response(raw: &[u8], head: bool) -> Resp {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of head");
+    let head_text = std::str::from_utf8(&raw[..split]).expect("ascii head");
+    let mut lines = head_text.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .expect("status line")
+        .split(' ')
+        .nth(1)
+        .expect("code")
+        .parse()
+        .expect("num");
+    let headers: Vec<(String, String)> = lines
+        .map(|l| {
+            let (n, v) = l.split_once(':').expect("header");
+            (n.trim().to_owned(), v.trim().to_owned())
+        })
+        .collect();
+    let body = raw[split + 4..].to_vec();
+    let resp = Resp {
+        status,
+        headers,
+        body,
+    };
+    if !head {
+        let len: usize = resp
+            .header("content-length")
+            .expect("content-length")
+            .parse()
+            .expect("len");
+        assert_eq!(len, resp.body.len(), "Content-Length matches the body");
+    }
+    resp
+}
