@@ -1,99 +1,17 @@
 //! Faults through the real `compute` binary: each leaves a consistent database and a
 //! clear message. A fake QEMU (a shell script) stands in where the fault is QEMU's.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-struct Env {
-    dir: tempfile::TempDir,
-}
+mod common;
 
-impl Env {
-    fn new() -> Env {
-        let env = Env {
-            dir: tempfile::tempdir().expect("tempdir"),
-        };
-        let disk = env.dir.path().join("root.qcow2");
-        let ok = Command::new("qemu-img")
-            .args(["create", "-q", "-f", "qcow2"])
-            .arg(&disk)
-            .arg("16M")
-            .status();
-        assert!(ok
-            .expect("qemu-img: install qemu-utils (scripts/test does)")
-            .success());
-        let out = env.run(
-            &[
-                "image-import",
-                "--name",
-                "blank",
-                "--file",
-                disk.to_str().expect("utf-8"),
-            ],
-            None,
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        env
-    }
-
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("state")
-    }
-
-    fn command(&self, args: &[&str], qemu: Option<&Path>) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_compute"));
-        c.arg("--state-dir")
-            .arg(self.state())
-            .args(["--accel", "tcg", "--cidr", "10.99.0.0/24"]);
-        if let Some(q) = qemu {
-            c.arg("--qemu").arg(q);
-        }
-        c.args(args);
-        c
-    }
-
-    fn run(&self, args: &[&str], qemu: Option<&Path>) -> Output {
-        self.command(args, qemu).output().expect("run compute")
-    }
-
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        let out = self.run(args, None);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("json")
-    }
-
-    fn fake_qemu(&self, body: &str) -> PathBuf {
-        let path = self.dir.path().join("fake-qemu");
-        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write script");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        path
-    }
-
-    fn instance_dirs(&self) -> usize {
-        std::fs::read_dir(self.state().join("instances"))
-            .map(|d| d.count())
-            .unwrap_or(0)
-    }
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use common::{stderr, Env};
 
 #[test]
 fn unknown_flavor_and_missing_image_are_refused_before_anything_is_recorded() {
     let env = Env::new();
-    let out = env.run(
+    let out = env.run_with(
         &["boot", "--image", "blank", "--flavor", "m9.huge", "vm"],
         None,
     );
@@ -103,7 +21,7 @@ fn unknown_flavor_and_missing_image_are_refused_before_anything_is_recorded() {
         "{}",
         stderr(&out)
     );
-    let out = env.run(
+    let out = env.run_with(
         &["boot", "--image", "nope", "--flavor", "m1.tiny", "vm"],
         None,
     );
@@ -124,7 +42,7 @@ fn a_qemu_that_fails_to_start_leaves_an_error_with_its_message() {
     let env = Env::new();
     let qemu =
         env.fake_qemu("echo 'qemu-system-x86_64: -drive: could not open disk: boom' >&2; exit 1");
-    let out = env.run(
+    let out = env.run_with(
         &["boot", "--image", "blank", "--flavor", "m1.tiny", "vm"],
         Some(&qemu),
     );
@@ -140,7 +58,7 @@ fn a_qemu_that_fails_to_start_leaves_an_error_with_its_message() {
     assert!(fault.contains("boom"), "{fault}");
     assert_eq!(show["fault"]["code"], 500);
     assert_eq!(env.instance_dirs(), 0, "no stray files");
-    let out = env.run(&["delete", "vm"], None);
+    let out = env.run(&["delete", "vm"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         env.json(&["list", "--format", "json"]),
@@ -175,7 +93,7 @@ fn a_sigkilled_qemu_shows_as_shutdown() {
     assert!(show["pid"].is_null());
     let start = env.json(&["start", "vm", "--format", "json"]);
     assert_eq!(start["status"], "ACTIVE");
-    let out = env.run(&["delete", "vm"], None);
+    let out = env.run(&["delete", "vm"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(env.instance_dirs(), 0);
 }
@@ -229,5 +147,5 @@ fn compute_killed_mid_boot_is_cleaned_up_by_the_next_run() {
         "the stray QEMU is gone"
     );
     assert_eq!(env.instance_dirs(), 0, "its files are gone");
-    assert!(env.run(&["delete", "vm"], None).status.success());
+    assert!(env.run(&["delete", "vm"]).status.success());
 }

@@ -1,75 +1,11 @@
 //! Keypairs, flavors, quotas, name resolution and per-instance locking through the
 //! real `compute` binary (guests here are a blank disk: QEMU runs, nothing boots).
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-struct Env {
-    dir: tempfile::TempDir,
-}
+mod common;
 
-impl Env {
-    fn new() -> Env {
-        let env = Env {
-            dir: tempfile::tempdir().expect("tempdir"),
-        };
-        let disk = env.dir.path().join("root.qcow2");
-        let ok = Command::new("qemu-img")
-            .args(["create", "-q", "-f", "qcow2"])
-            .arg(&disk)
-            .arg("16M")
-            .status();
-        assert!(ok
-            .expect("qemu-img: install qemu-utils (scripts/test does)")
-            .success());
-        env.ok(&[
-            "image-import",
-            "--name",
-            "blank",
-            "--file",
-            disk.to_str().expect("utf-8"),
-        ]);
-        env
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_compute"));
-        c.arg("--state-dir")
-            .arg(self.dir.path().join("state"))
-            .args(["--accel", "tcg"])
-            .args(args);
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("run compute")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn err(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(!out.status.success(), "{args:?} should fail");
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    }
-
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        serde_json::from_str(&self.ok(args)).expect("json")
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-}
+use common::Env;
 
 #[test]
 fn keypairs_are_generated_imported_fingerprinted_and_injected() {
@@ -117,8 +53,7 @@ fn keypairs_are_generated_imported_fingerprinted_and_injected() {
         "json",
         "vm",
     ]);
-    let mut reader =
-        compute::store::DocumentReader::open(&env.dir.path().join("state")).expect("reader");
+    let mut reader = compute::store::DocumentReader::open(&env.state()).expect("reader");
     let (_, docs) = reader.documents().expect("docs");
     let doc = compute::Instance::from_json(&docs[0].document).expect("valid");
     assert_eq!(doc.keys()[0].data, pubkey);
@@ -219,7 +154,7 @@ fn two_commands_on_one_instance_never_interleave() {
     env.ok(&["boot", "--image", "blank", "--flavor", "m1.tiny", "vm"]);
     // The blank guest ignores the ACPI power button, so stop holds the lock for its timeout.
     let mut stop = env
-        .command(&["stop", "--timeout", "3", "vm"])
+        .command(&["stop", "--timeout", "3", "vm"], None)
         .spawn()
         .expect("spawn stop");
     let deadline = Instant::now() + Duration::from_secs(60);
