@@ -52,7 +52,7 @@ pub fn render_drive(instance: &Instance, settings: &Settings) -> DriveTree {
         .chain([("latest", latest_os)])
     {
         for file in openstack::files_of(instance, v) {
-            if let Some(doc) = docs.document(v, file) {
+            if let Some(doc) = docs.document(instance, v, file) {
                 let bytes = match doc.body {
                     Body::Static(b) => b,
                     // Unreachable for drives (no seed is made up), but never panic.

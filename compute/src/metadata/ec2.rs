@@ -88,71 +88,55 @@ fn newest_meta_data(instance: &Instance, settings: &Settings) -> Map<String, Val
     m
 }
 
-/// `/<version>/` for each version asked for: `meta-data/` and, when there is user
-/// data, `user-data`. Leaves are built once and shared; versions that show the same
-/// keys share one directory.
-pub(super) fn version_dirs(
-    instance: &Instance,
-    settings: &Settings,
-    versions: &[V],
-) -> Vec<(V, Arc<Dir>)> {
-    let newest = object_dir(&newest_meta_data(instance, settings));
-    let user_data = instance
-        .user_data()
-        .map(|ud| Entry::File(text(Bytes::copy_from_slice(ud))));
-    let mut names = vec!["meta-data/"];
-    if user_data.is_some() {
-        names.push("user-data");
-    }
-    let version_listing = listing(names);
-
-    // Each child once: its shared name, entry, listing line and first version.
-    let children: Vec<Child<'_>> = newest
-        .shared_entries()
-        .map(|child| {
-            (
-                child,
-                listed_name(&child.0, Some(&child.1)),
-                since(&child.0),
-            )
-        })
-        .collect();
-    let mut out: Vec<(V, Arc<Dir>)> = Vec::with_capacity(versions.len());
-    let mut previous: Option<(usize, Arc<Dir>)> = None;
-    for &v in versions {
-        let shown: Vec<_> = children
-            .iter()
-            .filter(|(_, _, first)| *first <= v)
-            .collect();
-        if let Some((count, dir)) = &previous {
-            // Keys only ever get added with versions, so an equal count is an equal set.
-            if *count == shown.len() {
-                out.push((v, dir.clone()));
-                continue;
-            }
-        }
-        let mut meta = Dir::with_capacity(
-            Some(listing(shown.iter().map(|(_, line, _)| line))),
-            shown.len(),
-        );
-        for ((name, entry), _, _) in &shown {
-            meta.insert_shared(name.clone(), entry.clone());
-        }
-        let mut dir = Dir::with_capacity(Some(version_listing.clone()), 2);
-        dir.insert("meta-data", Entry::Dir(Arc::new(meta)));
-        if let Some(ud) = &user_data {
-            dir.insert("user-data", ud.clone());
-        }
-        let dir = Arc::new(dir);
-        out.push((v, dir.clone()));
-        previous = Some((shown.len(), dir));
-    }
-    out
+/// What every version's `/<version>/` is made of, built once: the newest
+/// `meta-data/` children (each with its listing line and first version), the version
+/// listing and the user data. A version's directory then only picks children.
+#[derive(Debug)]
+pub(super) struct Ec2Parts {
+    children: Vec<(Arc<str>, Entry, String, V)>,
+    version_listing: Bytes,
+    user_data: Option<Entry>,
 }
 
-/// A child of the newest `meta-data/`: its name and entry, its listing line, and the
-/// first version that has it.
-type Child<'a> = (&'a (Arc<str>, Entry), String, V);
+impl Ec2Parts {
+    pub(super) fn new(instance: &Instance, settings: &Settings) -> Self {
+        let newest = object_dir(&newest_meta_data(instance, settings));
+        let children = newest
+            .shared_entries()
+            .map(|(name, entry)| {
+                let line = listed_name(name, Some(entry));
+                (name.clone(), entry.clone(), line, since(name))
+            })
+            .collect();
+        let user_data = instance
+            .user_data()
+            .map(|ud| Entry::File(text(Bytes::copy_from_slice(ud))));
+        let mut names = vec!["meta-data/"];
+        if user_data.is_some() {
+            names.push("user-data");
+        }
+        Ec2Parts {
+            children,
+            version_listing: listing(names),
+            user_data,
+        }
+    }
+
+    /// `/<version>/`: `meta-data/` and, when there is user data, `user-data`.
+    pub(super) fn version_dir(&self, v: V) -> Dir {
+        let shown: Vec<_> = self.children.iter().filter(|c| c.3 <= v).collect();
+        let mut meta = Dir::with_capacity(Some(listing(shown.iter().map(|c| &c.2))), shown.len());
+        for (name, entry, _, _) in shown {
+            meta.insert_shared(name.clone(), entry.clone());
+        }
+        let mut dir = Dir::with_capacity(Some(self.version_listing.clone()), 2);
+        dir.insert("meta-data", Entry::Dir(Arc::new(meta)));
+        if let Some(ud) = &self.user_data {
+            dir.insert("user-data", ud.clone());
+        }
+        dir
+    }
+}
 
 /// How a child shows in its parent's listing: `key/` for a directory, `N=name` for a
 /// public key (its `_name`), the bare key for a leaf.

@@ -11,6 +11,7 @@ mod ec2;
 mod openstack;
 mod path;
 mod read;
+mod service;
 mod tree;
 mod version;
 
@@ -18,12 +19,12 @@ pub use drive::{render_drive, DriveTree};
 pub use openstack::vendor_data2_json;
 pub use path::{MetadataPath, MAX_PATH_LEN};
 pub use read::{FileReference, MetaDataDocument};
-pub use tree::{listing, Body, ContentType, Dir, Entry, File, MetadataTree};
+pub use service::{render_service, MetadataTree};
+pub use tree::{listing, Body, ContentType, Dir, Entry, File};
 pub use version::{AnyVersion, Ec2Version, OpenStackVersion, UnknownVersion};
 
 use crate::instance::Instance;
 use bytes::Bytes;
-use std::sync::Arc;
 
 /// The deployment's side of rendering: what is the same for every instance.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,36 +105,4 @@ impl Settings {
 pub enum View {
     Service,
     Drive,
-}
-
-/// Renders everything the metadata service serves for one instance.
-pub fn render_service(instance: &Instance, settings: &Settings) -> MetadataTree {
-    let mut ec2_root = Dir::new(Some(settings.ec2_versions_listing()));
-    for (v, dir) in ec2::version_dirs(instance, settings, &settings.ec2_versions) {
-        if settings.latest_ec2() == Some(v) {
-            ec2_root.insert("latest", Entry::Dir(dir.clone()));
-        }
-        ec2_root.insert(v.as_str(), Entry::Dir(dir));
-    }
-
-    let mut os_root = Dir::new(Some(settings.openstack_versions_listing()));
-    let docs = openstack::Documents::new(instance, settings, View::Service);
-    for &v in &settings.openstack_versions {
-        let dir = Arc::new(docs.version_dir(v));
-        if settings.latest_openstack() == Some(v) {
-            os_root.insert("latest", Entry::Dir(dir.clone()));
-        }
-        os_root.insert(v.as_str(), Entry::Dir(dir));
-    }
-    if settings.serve_files && !instance.files().is_empty() {
-        os_root.insert(
-            "content",
-            Entry::Dir(Arc::new(openstack::content_dir(instance))),
-        );
-    }
-
-    let mut root = Dir::new(None);
-    root.insert("ec2", Entry::Dir(Arc::new(ec2_root)));
-    root.insert("openstack", Entry::Dir(Arc::new(os_root)));
-    MetadataTree { root }
 }

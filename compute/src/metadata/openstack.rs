@@ -38,8 +38,8 @@ pub(super) fn files_of(instance: &Instance, v: V) -> Vec<&'static str> {
 
 /// Everything of an instance's OpenStack tree that does not depend on the version,
 /// rendered once; each version then only adds the tail of its `meta_data.json`.
-pub(super) struct Documents<'a> {
-    instance: &'a Instance,
+#[derive(Debug)]
+pub(super) struct Documents {
     view: View,
     /// `meta_data.json` up to and including `availability_zone`.
     meta_prefix: ObjectWriter,
@@ -49,11 +49,10 @@ pub(super) struct Documents<'a> {
     network_data: Bytes,
 }
 
-impl<'a> Documents<'a> {
-    pub(super) fn new(instance: &'a Instance, settings: &Settings, view: View) -> Self {
+impl Documents {
+    pub(super) fn new(instance: &Instance, settings: &Settings, view: View) -> Self {
         let vendor = vendor_data(instance, settings);
         Documents {
-            instance,
             view,
             meta_prefix: meta_data_prefix(instance, settings, view),
             user_data: instance.user_data().map(Bytes::copy_from_slice),
@@ -63,13 +62,13 @@ impl<'a> Documents<'a> {
         }
     }
 
-    pub(super) fn version_dir(&self, v: V) -> Dir {
-        let files = files_of(self.instance, v);
+    pub(super) fn version_dir(&self, instance: &Instance, v: V) -> Dir {
+        let files = files_of(instance, v);
         let mut dir = Dir::with_capacity(Some(listing(&files)), files.len());
         for name in files {
             let entry = match name {
                 PASSWORD => Entry::Password,
-                _ => match self.document(v, name) {
+                _ => match self.document(instance, v, name) {
                     Some(file) => Entry::File(file),
                     None => continue,
                 },
@@ -80,9 +79,9 @@ impl<'a> Documents<'a> {
     }
 
     /// One document of a version (`None` for the password, which is no document).
-    pub(super) fn document(&self, v: V, name: &str) -> Option<File> {
+    pub(super) fn document(&self, instance: &Instance, v: V, name: &str) -> Option<File> {
         let (body, content_type) = match name {
-            META_DATA => (self.meta_data(v), ContentType::Json),
+            META_DATA => (self.meta_data(instance, v), ContentType::Json),
             USER_DATA => (Body::Static(self.user_data.clone()?), ContentType::Text),
             VENDOR_DATA => (Body::Static(self.vendor_data.clone()), ContentType::Json),
             // Nova serves network_data.json as text/plain; keep the quirk.
@@ -93,8 +92,7 @@ impl<'a> Documents<'a> {
         Some(File { body, content_type })
     }
 
-    fn meta_data(&self, v: V) -> Body {
-        let instance = self.instance;
+    fn meta_data(&self, instance: &Instance, v: V) -> Body {
         let mut w = self.meta_prefix.clone();
         let mut head = None;
         if v >= V::V2013_04_04 {
