@@ -6,7 +6,7 @@
 //! and a panic inside the library on a corrupt image becomes an error.
 
 use super::budget::Device;
-use super::{join, Limits, MediaError, MediaTree, TreeBuilder};
+use super::{join, read_if_present, Limits, MediaError, MediaTree, TreeBuilder};
 use std::io::{Read, Seek};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -16,15 +16,8 @@ pub const MAX_DIR_ENTRIES: usize = 4096;
 /// The volume label from the boot sector, if this looks like FAT at all.
 pub fn probe_label<R: Read + Seek>(dev: &mut Device<R>) -> Result<Option<String>, MediaError> {
     let mut boot = [0u8; 512];
-    match dev.read_exact_at(0, &mut boot) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(source) => {
-            return Err(MediaError::Io {
-                what: "the FAT boot sector".into(),
-                source,
-            })
-        }
+    if !read_if_present(dev, 0, &mut boot, "the FAT boot sector")? {
+        return Ok(None);
     }
     let bytes_per_sector = u16::from_le_bytes([boot[11], boot[12]]);
     if boot[510..512] != [0x55, 0xAA]

@@ -9,7 +9,7 @@
 //! crate: 0.1 has no Joliet and does not bound what it reads.
 
 use super::budget::Device;
-use super::{join, Limits, MediaError, MediaTree, TreeBuilder};
+use super::{join, read_if_present, Limits, MediaError, MediaTree, TreeBuilder};
 use std::collections::BTreeSet;
 use std::io::{Read, Seek};
 
@@ -71,15 +71,13 @@ pub struct IsoFs<R> {
 /// The volume label from the primary volume descriptor, if this is ISO9660 at all.
 pub fn probe_label<R: Read + Seek>(dev: &mut Device<R>) -> Result<Option<String>, MediaError> {
     let mut sector = [0u8; SECTOR as usize];
-    match dev.read_exact_at(16 * SECTOR, &mut sector) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(source) => {
-            return Err(MediaError::Io {
-                what: "the primary volume descriptor".into(),
-                source,
-            })
-        }
+    if !read_if_present(
+        dev,
+        16 * SECTOR,
+        &mut sector,
+        "the primary volume descriptor",
+    )? {
+        return Ok(None);
     }
     if &sector[1..6] != b"CD001" || sector[0] != 1 {
         return Ok(None);

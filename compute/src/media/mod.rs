@@ -161,6 +161,24 @@ pub(crate) fn join(parent: &str, name: &str) -> String {
     }
 }
 
+/// Reads `buf` at `offset` for a probe: a medium too short to hold it is `false`,
+/// not an error (short means "not this filesystem").
+fn read_if_present<R: Read + Seek>(
+    dev: &mut Device<R>,
+    offset: u64,
+    buf: &mut [u8],
+    what: &str,
+) -> Result<bool, MediaError> {
+    match dev.read_exact_at(offset, buf) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(source) => Err(MediaError::Io {
+            what: what.into(),
+            source,
+        }),
+    }
+}
+
 /// What kind of medium `dev` holds and its label, reading only the first sectors.
 pub fn probe<R: Read + Seek>(
     dev: &mut Device<R>,
