@@ -12,6 +12,7 @@ pub mod instance;
 pub mod keypair;
 pub mod lifecycle;
 pub mod mac;
+pub mod media;
 pub mod metadata;
 pub mod netalloc;
 pub mod pyjson;

@@ -38,8 +38,9 @@ pub fn read_image(path: &Path) -> anyhow::Result<ReadDrive> {
             path.display()
         );
     }
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    ReadDrive::from_bytes(&bytes, &Limits::default())
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    ReadDrive::from_reader(std::io::BufReader::new(file), len, &Limits::default())
         .with_context(|| format!("cannot read {}", path.display()))
 }
 

@@ -1,9 +1,9 @@
-//! [`ConfigDriveSource`]: a `config-2` drive (ISO9660 or FAT) read without mounting.
+//! [`ConfigDriveSource`]: a `config-2` drive (ISO9660 or FAT) read without mounting,
+//! through `compute::media`. This module owns what makes it a config drive: the
+//! label, the OpenStack version folder, the size bounds on each document.
 
-use super::device::{Device, DEFAULT_READ_BUDGET};
-use super::fat::{self, FatFs};
-use super::iso::{self, IsoFs};
 use super::{Provider, SourceError, MAX_CONTENT_BYTES, MAX_DOCUMENT_BYTES};
+use compute::media::{self, Device, MediaError, MediaKind, Medium, DEFAULT_READ_BUDGET};
 use compute::metadata::OpenStackVersion;
 use std::fs::File;
 use std::path::Path;
@@ -11,94 +11,52 @@ use std::path::Path;
 /// The label Nova gives config drives; matched in any case.
 pub const CONFIG_DRIVE_LABEL: &str = "config-2";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DriveKind {
-    Iso9660,
-    Fat,
-}
-
-impl DriveKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DriveKind::Iso9660 => "iso9660",
-            DriveKind::Fat => "vfat",
-        }
-    }
-}
-
-#[derive(Debug)]
-enum DriveFs {
-    Iso(IsoFs<File>),
-    Fat(FatFs<File>),
-}
+/// Bytes a probe may read: the descriptors or the boot sector, with room to spare.
+const PROBE_BUDGET: u64 = 1024 * 1024;
 
 /// A config drive: an image file or a block device holding one.
 #[derive(Debug)]
 pub struct ConfigDriveSource {
     path: String,
-    kind: DriveKind,
-    fs: DriveFs,
+    fs: Medium<File>,
     /// The `openstack/<dir>` documents are read from: `latest`, else the newest known.
     version_dir: String,
 }
 
+fn open_file(path: &Path) -> Result<File, SourceError> {
+    File::open(path).map_err(|source| SourceError::Open {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
 /// What kind of drive `path` holds and its label, without reading any file.
-pub fn probe(path: &Path) -> Result<Option<(DriveKind, String)>, SourceError> {
-    let p = path.display().to_string();
-    let file = File::open(path).map_err(|source| SourceError::Open {
-        path: p.clone(),
+pub fn probe(path: &Path) -> Result<Option<(MediaKind, String)>, SourceError> {
+    let mut dev = Device::new(open_file(path)?, PROBE_BUDGET);
+    media::probe(&mut dev).map_err(|source| SourceError::Media {
+        path: path.display().to_string(),
         source,
-    })?;
-    let mut dev = Device::new(file, 1024 * 1024);
-    if let Some(label) = iso::probe_label(&mut dev).map_err(|source| SourceError::Iso {
-        path: p.clone(),
-        source,
-    })? {
-        return Ok(Some((DriveKind::Iso9660, label)));
-    }
-    if let Some(label) =
-        fat::probe_label(&mut dev).map_err(|source| SourceError::Fat { path: p, source })?
-    {
-        return Ok(Some((DriveKind::Fat, label)));
-    }
-    Ok(None)
+    })
 }
 
 impl ConfigDriveSource {
     /// Opens a drive, checks its label and finds the OpenStack version to read.
     pub fn open(path: &Path) -> Result<Self, SourceError> {
         let p = path.display().to_string();
-        let (kind, _) =
-            probe(path)?.ok_or_else(|| SourceError::UnknownFilesystem { path: p.clone() })?;
-        let file = File::open(path).map_err(|source| SourceError::Open {
-            path: p.clone(),
-            source,
+        let dev = Device::new(open_file(path)?, DEFAULT_READ_BUDGET);
+        let fs = Medium::open(dev).map_err(|source| match source {
+            MediaError::Unknown => SourceError::UnknownFilesystem { path: p.clone() },
+            source => SourceError::Media {
+                path: p.clone(),
+                source,
+            },
         })?;
-        let dev = Device::new(file, DEFAULT_READ_BUDGET);
-        let (fs, label) = match kind {
-            DriveKind::Iso9660 => {
-                let fs = IsoFs::open(dev).map_err(|source| SourceError::Iso {
-                    path: p.clone(),
-                    source,
-                })?;
-                let label = fs.label().to_owned();
-                (DriveFs::Iso(fs), label)
-            }
-            DriveKind::Fat => {
-                let fs = FatFs::open(dev).map_err(|source| SourceError::Fat {
-                    path: p.clone(),
-                    source,
-                })?;
-                let label = fs.label();
-                (DriveFs::Fat(fs), label)
-            }
-        };
+        let label = fs.label();
         if !label.eq_ignore_ascii_case(CONFIG_DRIVE_LABEL) {
             return Err(SourceError::WrongLabel { path: p, label });
         }
         let mut src = ConfigDriveSource {
             path: p,
-            kind,
             fs,
             version_dir: "latest".into(),
         };
@@ -106,8 +64,8 @@ impl ConfigDriveSource {
         Ok(src)
     }
 
-    pub fn kind(&self) -> DriveKind {
-        self.kind
+    pub fn kind(&self) -> MediaKind {
+        self.fs.kind()
     }
 
     fn choose_version(&mut self) -> Result<String, SourceError> {
@@ -132,16 +90,12 @@ impl ConfigDriveSource {
 
     fn read(&mut self, rel: &str, limit: u64) -> Result<Option<Vec<u8>>, SourceError> {
         let path = format!("{}:{rel}", self.path);
-        match &mut self.fs {
-            DriveFs::Iso(fs) => fs.read_file(rel, limit).map_err(|source| match source {
-                iso::IsoError::TooLarge { limit, .. } => SourceError::TooLarge { path, limit },
-                source => SourceError::Iso { path, source },
-            }),
-            DriveFs::Fat(fs) => fs.read_file(rel, limit).map_err(|source| match source {
-                fat::FatError::TooLarge { limit, .. } => SourceError::TooLarge { path, limit },
-                source => SourceError::Fat { path, source },
-            }),
-        }
+        self.fs
+            .read_file(rel, limit)
+            .map_err(|source| match source {
+                MediaError::TooLarge { limit, .. } => SourceError::TooLarge { path, limit },
+                source => SourceError::Media { path, source },
+            })
     }
 
     fn document(&mut self, name: &str) -> Result<Option<Vec<u8>>, SourceError> {
@@ -155,7 +109,7 @@ impl Provider for ConfigDriveSource {
         format!(
             "config drive {} ({}, openstack/{})",
             self.path,
-            self.kind.as_str(),
+            self.kind().as_str(),
             self.version_dir
         )
     }

@@ -4,20 +4,17 @@
 //! them; every method defaults to "nothing here", so a provider implements only what
 //! its medium has. Parsing into typed documents happens once, in [`crate::view`],
 //! with `compute`'s own types. Providers bound every size and wait; none of them
-//! writes anything.
+//! writes anything. The drive's filesystems are read by `compute::media`.
 
-mod device;
 mod drive;
-mod fat;
 mod http;
-mod iso;
 mod scan;
 
-pub use device::{Device, DEFAULT_READ_BUDGET};
-pub use drive::{ConfigDriveSource, DriveKind, CONFIG_DRIVE_LABEL};
-pub use fat::{FatError, FatFs};
+pub use compute::media::{
+    Device, FatFs, IsoFs, MediaError, MediaKind, NameSet, DEFAULT_READ_BUDGET,
+};
+pub use drive::{ConfigDriveSource, CONFIG_DRIVE_LABEL};
 pub use http::{MetadataSource, RetryPolicy, DEFAULT_METADATA_URL};
-pub use iso::{IsoError, IsoFs, NameSet};
 pub use scan::BlockScan;
 
 use std::time::Duration;
@@ -30,16 +27,10 @@ pub const MAX_CONTENT_BYTES: u64 = 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("{path}: {source}")]
-    Iso {
+    Media {
         path: String,
         #[source]
-        source: IsoError,
-    },
-    #[error("{path}: {source}")]
-    Fat {
-        path: String,
-        #[source]
-        source: FatError,
+        source: MediaError,
     },
     #[error("cannot open {path}: {source}")]
     Open {

@@ -1,13 +1,13 @@
-//! A drive opened read-only, with a budget on how much may be read from it.
+//! A medium opened read-only, with a budget on how much may be read from it.
 //!
-//! Every filesystem reader goes through [`Device`]: a corrupt image (a loop in a FAT
-//! cluster chain, a directory that claims gigabytes) runs out of budget and fails
-//! with a clear error instead of spinning. Writes are refused, so a reader that tries
-//! to touch the drive (FAT's dirty flag) cannot change it.
+//! Every filesystem reader in [`crate::media`] goes through [`Device`]: a corrupt
+//! image (a loop in a FAT cluster chain, a directory that claims gigabytes) runs out
+//! of budget and fails with a clear error instead of spinning. Writes are refused, so
+//! a reader that tries to touch the medium (FAT's dirty flag) cannot change it.
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
-/// Bytes any one drive may hand us in one run: far above a real config drive.
+/// Bytes one config drive may hand a reader in one run: far above a real drive.
 pub const DEFAULT_READ_BUDGET: u64 = 64 * 1024 * 1024;
 
 /// A read-only, budgeted view of a drive image or block device.
@@ -36,7 +36,7 @@ impl<R: Read + Seek> Device<R> {
                     io::ErrorKind::UnexpectedEof,
                     format!(
                         "the drive ends before byte {} (truncated image?)",
-                        offset + buf.len() as u64
+                        offset.saturating_add(buf.len() as u64)
                     ),
                 )
             } else {
