@@ -48,9 +48,14 @@ impl Env {
 
     fn command(&self, args: &[&str], qemu: Option<&Path>) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_compute"));
-        c.arg("--state-dir")
-            .arg(self.state())
-            .args(["--accel", "tcg", "--cidr", "10.99.0.0/24"]);
+        c.arg("--state-dir").arg(self.state()).args([
+            "--accel",
+            "tcg",
+            "--network",
+            "plain",
+            "--cidr",
+            "10.99.0.0/24",
+        ]);
         if let Some(q) = qemu {
             c.arg("--qemu").arg(q);
         }

@@ -37,7 +37,7 @@ impl Env {
         let mut c = Command::new(env!("CARGO_BIN_EXE_compute"));
         c.arg("--state-dir")
             .arg(self.dir.path().join("state"))
-            .args(["--accel", "tcg"])
+            .args(["--accel", "tcg", "--network", "plain"])
             .args(args);
         c
     }
