@@ -163,3 +163,23 @@ fn the_binary_serves_the_database_and_picks_up_changes_without_restart() {
     assert!(status.success(), "{status}: {}", log());
     assert!(!pid_file.exists(), "the pid file goes with the server");
 }
+
+#[test]
+fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
+    // `printf 'PUT /latest/api/token ...' | nc 169.254.169.254 80` in a busybox guest
+    // sends FIN right after the request; the relay passes it on.
+    let server = Server::start(&[]);
+    let mut s = connect(A_IP, server.port);
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(
+        b"PUT /latest/api/token HTTP/1.0\r\nX-aws-ec2-metadata-token-ttl-seconds: 60\r\n\r\n",
+    )
+    .expect("write");
+    s.shutdown(std::net::Shutdown::Write).expect("half-close");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let r = parse_response(&raw, false);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&raw));
+    assert!(!r.body.is_empty(), "a token");
+}
