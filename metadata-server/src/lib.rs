@@ -8,11 +8,13 @@
 pub mod answer;
 pub mod cache;
 pub mod conn;
+pub mod dbsource;
 pub mod identity;
 pub mod listeners;
 pub mod metrics;
 pub mod password;
 pub mod ratelimit;
+pub mod relay;
 pub mod reload;
 pub mod reply;
 pub mod server;

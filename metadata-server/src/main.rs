@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use compute::settings_args::SettingsArgs;
 use metadata_server::answer::{Responder, TokenMode};
 use metadata_server::cache::RenderCache;
+use metadata_server::dbsource::DbSource;
 use metadata_server::identity::IdentityConfig;
 use metadata_server::listeners::{self, ListenerSpec};
 use metadata_server::metrics::Metrics;
@@ -42,6 +43,9 @@ struct Cli {
 enum Command {
     /// Serve metadata.
     Serve(Box<ServeArgs>),
+    /// Relay one instance's connections into its network namespace (compute runs it).
+    #[command(hide = true)]
+    Relay(RelayArgs),
     /// Read or clear the password an instance posted.
     Password {
         #[command(subcommand)]
@@ -66,9 +70,35 @@ struct PasswordArgs {
 }
 
 #[derive(clap::Args)]
+struct RelayArgs {
+    /// The instance this relay serves (also lets compute recognise the process).
+    #[arg(long, value_name = "UUID")]
+    instance: Uuid,
+    /// The instance's network namespace (`/run/netns/NAME`).
+    #[arg(long, value_name = "PATH")]
+    netns: PathBuf,
+    /// Host-namespace address forwarded to QEMU's SSH `hostfwd` (bound before entering).
+    #[arg(long, value_name = "ADDR", requires = "ssh_target")]
+    ssh_listen: Option<SocketAddr>,
+    /// QEMU's SSH `hostfwd` address inside the namespace.
+    #[arg(long, value_name = "ADDR")]
+    ssh_target: Option<SocketAddr>,
+    /// Where guests reach the metadata service inside the namespace.
+    #[arg(long, value_name = "ADDR", default_value = "169.254.169.254:80")]
+    metadata_listen: SocketAddr,
+    /// The metadata server's unix socket bound to this instance.
+    #[arg(long, value_name = "PATH")]
+    metadata_socket: PathBuf,
+    /// Written once both listeners are up.
+    #[arg(long, value_name = "FILE")]
+    pid_file: PathBuf,
+}
+
+#[derive(clap::Args)]
 struct ServeArgs {
-    /// Address to serve on (repeatable).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8775")]
+    /// Address to serve on (repeatable); 127.0.0.1:8775 when nothing else is given to
+    /// listen on (no --listen, --instance-listener or --instance-listeners-file).
+    #[arg(long, value_name = "ADDR")]
     listen: Vec<SocketAddr>,
     /// A socket belonging to one instance: TCP `ADDR=UUID` or unix `/PATH=UUID` (repeatable).
     #[arg(long, value_name = "ADDR=UUID")]
@@ -77,8 +107,19 @@ struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     instance_listeners_file: Option<PathBuf>,
     /// Instance documents: a JSON file (array or one document) or a folder of them.
-    #[arg(long, value_name = "FILE|DIR")]
-    instances: PathBuf,
+    #[arg(
+        long,
+        value_name = "FILE|DIR",
+        required_unless_present = "state_dir",
+        conflicts_with = "state_dir"
+    )]
+    instances: Option<PathBuf>,
+    /// Serve the instances of compute's state folder (its database, read-only).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Write the server's pid here once it listens (for a supervisor such as compute).
+    #[arg(long, value_name = "FILE")]
+    pid_file: Option<PathBuf>,
     /// How often to look for changes to the instances (SIGHUP reloads at once).
     #[arg(long, value_name = "SECONDS", default_value_t = 2)]
     watch_interval: u64,
@@ -133,9 +174,16 @@ struct ServeArgs {
     settings: SettingsArgs,
 }
 
+const DEFAULT_LISTEN: &str = "127.0.0.1:8775";
+
 async fn bind(args: &ServeArgs) -> Result<Vec<Listener>> {
     let mut out = Vec::new();
-    for addr in &args.listen {
+    let nothing_else = args.instance_listener.is_empty() && args.instance_listeners_file.is_none();
+    let default: Vec<SocketAddr> = match (args.listen.is_empty(), nothing_else) {
+        (true, true) => vec![DEFAULT_LISTEN.parse()?],
+        _ => Vec::new(),
+    };
+    for addr in args.listen.iter().chain(&default) {
         let l = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
@@ -149,7 +197,11 @@ async fn bind(args: &ServeArgs) -> Result<Vec<Listener>> {
 
 async fn run_serve(args: ServeArgs) -> Result<()> {
     let settings = Arc::new(args.settings.to_settings()?);
-    let source: Arc<dyn InstanceSource> = Arc::new(FileSource::new(args.instances.clone()));
+    let source: Arc<dyn InstanceSource> = match (&args.instances, &args.state_dir) {
+        (Some(path), _) => Arc::new(FileSource::new(path.clone())),
+        (None, Some(dir)) => Arc::new(DbSource::new(dir.clone())),
+        (None, None) => bail!("give --instances or --state-dir"),
+    };
     let store = Arc::new(InstanceStore::default());
     let n = reload(&source, &store)
         .await
@@ -214,6 +266,9 @@ async fn run_serve(args: ServeArgs) -> Result<()> {
     for l in &listeners {
         tracing::info!(listener = %l.describe(), "listening");
     }
+    if let Some(p) = &args.pid_file {
+        write_pid_file(p)?;
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(addr) = args.metrics_listen {
@@ -245,7 +300,68 @@ async fn run_serve(args: ServeArgs) -> Result<()> {
     tracing::info!("shutting down: no new connections, finishing open ones");
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
+    if let Some(p) = &args.pid_file {
+        let _ = std::fs::remove_file(p);
+    }
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// The relay: binds in the host namespace, enters the instance's, binds there, and
+/// only then starts a runtime (a thread made before `setns` would stay outside).
+fn run_relay(args: RelayArgs) -> Result<()> {
+    use metadata_server::relay::{self, Route, Target};
+    // Our own session: a terminal closing behind compute does not reach us.
+    let _ = rustix::process::setsid();
+    let ssh = match args.ssh_listen {
+        Some(addr) => Some(relay::bind(addr)?),
+        None => None,
+    };
+    relay::enter_namespace(&args.netns)?;
+    let metadata = relay::bind(args.metadata_listen)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(async move {
+        let mut routes = vec![Route {
+            listener: tokio::net::TcpListener::from_std(metadata)?,
+            target: Target::Unix(args.metadata_socket.clone()),
+        }];
+        if let (Some(l), Some(target)) = (ssh, args.ssh_target) {
+            routes.push(Route {
+                listener: tokio::net::TcpListener::from_std(l)?,
+                target: Target::Tcp(target),
+            });
+        }
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        write_pid_file(&args.pid_file)?;
+        tracing::info!(instance = %args.instance, netns = %args.netns.display(), "relay up");
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let served = tokio::spawn(relay::serve(routes, stop_rx));
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = tokio::signal::ctrl_c() => {},
+        }
+        let _ = stop_tx.send(true);
+        let _ = served.await;
+        let _ = std::fs::remove_file(&args.pid_file);
+        Ok(())
+    })
+}
+
+/// Writes our pid atomically (temp file + rename), so a reader never sees half of it.
+fn write_pid_file(path: &std::path::Path) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a pid file in {}", dir.display()))?;
+    use std::io::Write;
+    writeln!(tmp, "{}", std::process::id())?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 
@@ -289,6 +405,7 @@ fn main() {
             .context("starting the runtime")
             .and_then(|rt| rt.block_on(run_serve(*args)))
             .map(|()| 0),
+        Command::Relay(args) => run_relay(args).map(|()| 0),
         Command::Password { action } => run_password(action),
     };
     match result {

@@ -258,6 +258,9 @@ fn spawn_conn<S>(
         .header_read_timeout(state.limits.header_read_timeout)
         .max_buf_size(state.limits.max_header_bytes.max(8192))
         .keep_alive(true)
+        // `printf 'GET ...' | nc` and relays that pass a half-close on send FIN right
+        // after the request: they still get their answer.
+        .half_close(true)
         .serve_connection(io, svc);
     let conn = graceful.watch(conn);
     tokio::spawn(async move {

@@ -1,5 +1,6 @@
 //! Where instance documents come from, behind a small trait so the server does not
-//! care: a JSON file or a folder of them today, compute's state database later.
+//! care: a JSON file or a folder of them here, compute's state database in
+//! [`crate::dbsource`].
 //!
 //! A source answers two questions: "what is your fingerprint now?" (cheap, polled to
 //! notice changes) and "give me every instance" (validated). Both block: call them
@@ -30,6 +31,11 @@ pub enum SourceError {
         path: PathBuf,
         index: usize,
         source: InstanceError,
+    },
+    #[error("{path}: {source}")]
+    Database {
+        path: PathBuf,
+        source: compute::store::StoreError,
     },
     #[error("{path} holds more than {MAX_FILES} files")]
     TooManyFiles { path: PathBuf },

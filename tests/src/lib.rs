@@ -1,3 +1,4 @@
 //! Shared helpers for the end-to-end tests in `tests/tests/`.
 
 pub mod guest;
+pub mod netguest;

@@ -51,6 +51,36 @@ impl Layout {
         self.locks().join(format!("{uuid}.lock"))
     }
 
+    /// The managed metadata server's folder (pid, log, listeners file, sockets).
+    pub fn metadata_dir(&self) -> PathBuf {
+        self.root.join("metadata")
+    }
+
+    pub fn metadata_listeners(&self) -> PathBuf {
+        self.metadata_dir().join("listeners")
+    }
+
+    pub fn metadata_lock(&self) -> PathBuf {
+        self.metadata_dir().join("listeners.lock")
+    }
+
+    pub fn metadata_pidfile(&self) -> PathBuf {
+        self.metadata_dir().join("server.pid")
+    }
+
+    pub fn metadata_log(&self) -> PathBuf {
+        self.metadata_dir().join("server.log")
+    }
+
+    pub fn metadata_passwords(&self) -> PathBuf {
+        self.metadata_dir().join("passwords")
+    }
+
+    /// The server's unix socket bound to one instance (its relay connects here).
+    pub fn metadata_socket(&self, uuid: &str) -> PathBuf {
+        self.metadata_dir().join(format!("{uuid}.sock"))
+    }
+
     pub fn accel_cache(&self) -> PathBuf {
         self.root.join("accel")
     }
@@ -89,6 +119,12 @@ impl InstancePaths {
     }
     pub fn pidfile(&self) -> PathBuf {
         self.dir.join("qemu.pid")
+    }
+    pub fn relay_pidfile(&self) -> PathBuf {
+        self.dir.join("relay.pid")
+    }
+    pub fn relay_log(&self) -> PathBuf {
+        self.dir.join("relay.log")
     }
     pub fn saved_state(&self) -> PathBuf {
         self.dir.join("suspended.state")

@@ -7,8 +7,10 @@ mod boot;
 pub mod images;
 pub mod layout;
 pub mod lock;
+pub mod metaserver;
 mod power;
 mod reconcile;
+pub mod usernet;
 
 pub use boot::BootRequest;
 
@@ -48,6 +50,10 @@ pub enum DriverError {
     Img(#[from] ImgError),
     #[error(transparent)]
     Drive(#[from] DriveBuildError),
+    #[error(transparent)]
+    UserNet(#[from] usernet::UserNetError),
+    #[error(transparent)]
+    MetaServer(#[from] metaserver::MetaServerError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -81,8 +87,38 @@ pub struct HostConfig {
     pub drive_builder: Box<dyn DriveBuilder>,
 }
 
+/// How guests are networked (and reach 169.254.169.254).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum NetworkMode {
+    /// QEMU user networking inside a per-instance network namespace, with the
+    /// metadata service at 169.254.169.254 through a relay (needs root).
+    #[default]
+    User,
+    /// QEMU user networking alone: no metadata service, no privileges.
+    Plain,
+}
+
+/// Networking of a host: the mode, and the `metadata-server` binary that serves
+/// metadata and relays connections in `user` mode.
+#[derive(Debug, Clone)]
+pub struct Networking {
+    pub mode: NetworkMode,
+    pub metadata_server: PathBuf,
+}
+
+impl Networking {
+    /// No metadata service (what [`Host::open`] uses).
+    pub fn plain() -> Networking {
+        Networking {
+            mode: NetworkMode::Plain,
+            metadata_server: PathBuf::new(),
+        }
+    }
+}
+
 pub struct Host {
     pub(crate) layout: Layout,
+    pub(crate) networking: Networking,
     pub(crate) store: Store,
     pub(crate) qemu: PathBuf,
     accel_choice: AccelChoice,
@@ -115,8 +151,14 @@ pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], DriverError> {
 
 impl Host {
     /// Opens the state folder (creating it), then reconciles the database with the
-    /// QEMU processes actually running.
+    /// QEMU processes actually running. Guests get plain user networking (no
+    /// metadata service); see [`Host::open_networked`].
     pub fn open(config: HostConfig) -> Result<Host, DriverError> {
+        Host::open_networked(config, Networking::plain())
+    }
+
+    /// [`Host::open`] with the given networking (the CLI's `--network`).
+    pub fn open_networked(config: HostConfig, networking: Networking) -> Result<Host, DriverError> {
         let layout = Layout::new(&config.state_dir);
         for dir in [
             layout.root().to_owned(),
@@ -129,6 +171,7 @@ impl Host {
         let store = Store::open(layout.root(), config.cidr)?;
         let mut host = Host {
             layout,
+            networking,
             store,
             qemu: config.qemu,
             accel_choice: config.accel,
@@ -236,11 +279,17 @@ impl Host {
         let p = self.layout.instance(&rec.uuid);
         let _ = std::fs::remove_file(p.pidfile());
         let _ = std::fs::remove_file(p.qmp());
-        let argv = cmd
+        let mut argv = cmd
             .argv()
             .map_err(|e| DriverError::Invalid(e.to_string()))?;
-        let pid = process::spawn_daemon(&argv, &p.pidfile())?;
         let ssh_port = cmd.net.as_ref().and_then(|n| n.ssh_port);
+        if self.networking.mode == NetworkMode::User {
+            self.wire_user_net(rec, ssh_port)?;
+            let mut prefixed = usernet::enter_prefix(&rec.uuid);
+            prefixed.append(&mut argv);
+            argv = prefixed;
+        }
+        let pid = process::spawn_daemon(&argv, &p.pidfile())?;
         self.store.set_runtime(&rec.uuid, Some(pid), ssh_port)?;
         let mut qmp = Qmp::connect(&p.qmp(), QMP_TIMEOUT)?;
         let status = qmp.query_status()?;
@@ -264,6 +313,59 @@ impl Host {
             process::kill(pid, &rec.uuid, KILL_TIMEOUT)?;
         }
         self.store.set_runtime(&rec.uuid, None, None)?;
+        self.unwire_net(&rec.uuid)
+    }
+
+    fn meta_server(&self) -> metaserver::MetaServer<'_> {
+        metaserver::MetaServer {
+            layout: &self.layout,
+            binary: &self.networking.metadata_server,
+        }
+    }
+
+    /// User mode: the namespace, the metadata server (started when needed), the relay,
+    /// and the server's socket for this instance, before QEMU starts.
+    fn wire_user_net(
+        &self,
+        rec: &InstanceRecord,
+        ssh_port: Option<u16>,
+    ) -> Result<(), DriverError> {
+        let p = self.layout.instance(&rec.uuid);
+        let socket = self.layout.metadata_socket(&rec.uuid);
+        usernet::check_socket_path(&socket)?;
+        usernet::stop_relay(&rec.uuid, &p.relay_pidfile())?;
+        usernet::create_netns(&rec.uuid)?;
+        let wired = (|| -> Result<(), DriverError> {
+            let server = self.meta_server();
+            server.ensure_running()?;
+            usernet::start_relay(&usernet::RelaySpec {
+                binary: &self.networking.metadata_server,
+                uuid: &rec.uuid,
+                ssh_port,
+                metadata_socket: &socket,
+                pid_file: &p.relay_pidfile(),
+                log: &p.relay_log(),
+            })?;
+            server.sync()?;
+            server.wait_bound(&rec.uuid)?;
+            Ok(())
+        })();
+        if wired.is_err() {
+            let _ = self.unwire_net(&rec.uuid);
+        }
+        wired
+    }
+
+    /// Undoes [`Host::wire_user_net`] (whatever part of it exists); stops the metadata
+    /// server once no instance is wired.
+    pub(crate) fn unwire_net(&self, uuid: &str) -> Result<(), DriverError> {
+        let p = self.layout.instance(uuid);
+        let had_relay = p.relay_pidfile().exists();
+        usernet::stop_relay(uuid, &p.relay_pidfile())?;
+        usernet::delete_netns(uuid)?;
+        if had_relay || self.meta_server().running().is_some() {
+            self.meta_server().sync()?;
+        }
         Ok(())
     }
 

@@ -1,7 +1,8 @@
 //! Reconciling the database with the QEMU processes that actually exist, at every
 //! start of `compute`: a crashed or killed QEMU shows as `shutdown`; a task whose
 //! `compute` died (its lock is free) is cleared; an interrupted boot becomes `error`
-//! with a fault, and its stray process and files are removed.
+//! with a fault, and its stray process and files are removed. A guest's relay and
+//! network namespace (user mode) are treated like its QEMU.
 
 use super::{lock, now, DriverError, Host, KILL_TIMEOUT};
 use crate::lifecycle::{PowerState, VmState};
@@ -43,6 +44,7 @@ impl Host {
                 if let Some(pid) = alive {
                     process::kill(pid, &s.uuid, KILL_TIMEOUT)?;
                 }
+                self.unwire_net(&s.uuid)?;
                 let _ = std::fs::remove_dir_all(&self.layout.instance(&s.uuid).dir);
                 self.store.set_runtime(&s.uuid, None, None)?;
                 let fault = Fault {
@@ -64,6 +66,10 @@ impl Host {
             }
             if alive.is_none() && rec.pid.is_some() {
                 self.store.set_runtime(&s.uuid, None, None)?;
+            }
+            if alive.is_none() {
+                // Its relay and namespace go with it, like its QEMU.
+                self.unwire_net(&s.uuid)?;
             }
         }
         Ok(())

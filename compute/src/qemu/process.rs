@@ -111,6 +111,34 @@ pub fn kill(pid: i32, uuid: &str, timeout: Duration) -> Result<(), ProcessError>
     wait_gone(pid, uuid, timeout)
 }
 
+/// Asks a process of ours (`marker` in its argv) to exit with SIGTERM; SIGKILL when it
+/// is still there after `timeout`.
+pub fn terminate(pid: i32, marker: &str, timeout: Duration) -> Result<(), ProcessError> {
+    if !is_guest(pid, marker) {
+        return Ok(());
+    }
+    match rustix::process::kill_process(pid_of(pid)?, rustix::process::Signal::TERM) {
+        Ok(()) | Err(rustix::io::Errno::SRCH) => {}
+        Err(e) => {
+            return Err(ProcessError::Signal {
+                pid,
+                source: e.into(),
+            })
+        }
+    }
+    match wait_gone(pid, marker, timeout) {
+        Ok(()) => Ok(()),
+        Err(_) => kill(pid, marker, timeout),
+    }
+}
+
+/// Sends SIGHUP (reload) to a process of ours; false when it is not running.
+pub fn hangup(pid: i32, marker: &str) -> bool {
+    is_guest(pid, marker)
+        && pid_of(pid)
+            .is_ok_and(|p| rustix::process::kill_process(p, rustix::process::Signal::HUP).is_ok())
+}
+
 /// Waits until the guest's QEMU has exited.
 pub fn wait_gone(pid: i32, uuid: &str, timeout: Duration) -> Result<(), ProcessError> {
     let deadline = Instant::now() + timeout;

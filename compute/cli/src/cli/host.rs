@@ -1,8 +1,9 @@
-//! Flags every instance verb shares (`--state-dir`, `--qemu`, `--accel`, `--cidr`)
-//! and opening the host with them (which reconciles with running QEMU processes).
+//! Flags every instance verb shares (`--state-dir`, `--qemu`, `--accel`, `--cidr`,
+//! `--network`, `--metadata-server`) and opening the host with them (which
+//! reconciles with running QEMU processes).
 
 use anyhow::Context;
-use compute::driver::{Host, HostConfig};
+use compute::driver::{Host, HostConfig, NetworkMode, Networking};
 use compute::qemu::accel::AccelChoice;
 use compute::Settings;
 use configdrive::ConfigDriveBuilder;
@@ -43,18 +44,52 @@ pub struct HostArgs {
         default_value = "10.0.0.0/16"
     )]
     pub cidr: ipnetwork::Ipv4Network,
+    /// How guests are networked: `user` runs each QEMU in its own network namespace
+    /// with the metadata service at 169.254.169.254 (needs root); `plain` is QEMU
+    /// user networking alone (no metadata service, no privileges).
+    #[arg(
+        long,
+        global = true,
+        env = "COMPUTE_NETWORK",
+        value_enum,
+        default_value_t
+    )]
+    pub network: NetworkMode,
+    /// The `metadata-server` binary compute runs (default: beside `compute`, else
+    /// from PATH).
+    #[arg(long, global = true, env = "COMPUTE_METADATA_SERVER")]
+    pub metadata_server: Option<PathBuf>,
+}
+
+/// `metadata-server` next to our own binary (a cargo build or an install), else PATH.
+fn default_metadata_server() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join("metadata-server")))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("metadata-server"))
 }
 
 impl HostArgs {
     pub fn open(&self, settings: Settings) -> anyhow::Result<Host> {
-        Host::open(HostConfig {
-            state_dir: self.state_dir.clone(),
-            qemu: self.qemu.clone(),
-            accel: self.accel,
-            cidr: self.cidr,
-            settings,
-            drive_builder: Box::new(ConfigDriveBuilder::default()),
-        })
+        let networking = Networking {
+            mode: self.network,
+            metadata_server: self
+                .metadata_server
+                .clone()
+                .unwrap_or_else(default_metadata_server),
+        };
+        Host::open_networked(
+            HostConfig {
+                state_dir: self.state_dir.clone(),
+                qemu: self.qemu.clone(),
+                accel: self.accel,
+                cidr: self.cidr,
+                settings,
+                drive_builder: Box::new(ConfigDriveBuilder::default()),
+            },
+            networking,
+        )
         .with_context(|| format!("cannot open the state folder {}", self.state_dir.display()))
     }
 }

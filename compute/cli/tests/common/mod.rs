@@ -49,7 +49,15 @@ impl Env {
         let mut c = Command::new(env!("CARGO_BIN_EXE_compute"));
         c.arg("--state-dir")
             .arg(self.state())
-            .args(["--accel", "tcg", "--cidr", "10.99.0.0/24"]);
+            // Plain networking: these tests are about the CLI, not the metadata wiring.
+            .args([
+                "--accel",
+                "tcg",
+                "--network",
+                "plain",
+                "--cidr",
+                "10.99.0.0/24",
+            ]);
         if let Some(q) = qemu {
             c.arg("--qemu").arg(q);
         }

@@ -1,0 +1,199 @@
+//! The metadata server compute runs for its instances: one `metadata-server serve
+//! --state-dir` process per state folder, reading the same database, started on
+//! demand when an instance starts and stopped when no instance runs any more.
+//!
+//! compute tells it which unix socket belongs to which instance through a listeners
+//! file (`metadata/listeners`, `PATH=UUID` lines) that it rewrites atomically under a
+//! lock whenever a relay comes or goes, then sends SIGHUP so the change (and the
+//! database's) applies at once. The file lists exactly the instances whose relay is
+//! alive, so it is derived from what runs, never remembered.
+
+use super::layout::Layout;
+use super::lock::{self, LockError};
+use super::usernet;
+use crate::qemu::process;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a new server gets to start listening.
+pub const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a bound socket may take to appear after SIGHUP.
+pub const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the server gets to finish on SIGTERM.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetaServerError {
+    #[error("cannot run the metadata server {program}: {source}")]
+    Spawn {
+        program: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the metadata server did not start: {log}")]
+    Failed { log: String },
+    #[error("the metadata server did not open {path} for instance {uuid}")]
+    NotApplied { path: PathBuf, uuid: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Process(#[from] process::ProcessError),
+}
+
+/// The managed server of one state folder.
+pub struct MetaServer<'a> {
+    pub layout: &'a Layout,
+    pub binary: &'a Path,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MetaServerError + '_ {
+    move |source| MetaServerError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let start = text.len().saturating_sub(2000);
+    text.get(start..).unwrap_or_default().trim().to_owned()
+}
+
+impl MetaServer<'_> {
+    /// The argv element that marks the process as this folder's server.
+    fn marker(&self) -> String {
+        self.layout.metadata_listeners().display().to_string()
+    }
+
+    /// The server's pid when it is running.
+    pub fn running(&self) -> Option<i32> {
+        process::read_pidfile(&self.layout.metadata_pidfile())
+            .ok()
+            .filter(|pid| process::is_guest(*pid, &self.marker()))
+    }
+
+    /// Starts the server unless it runs; returns its pid.
+    pub fn ensure_running(&self) -> Result<i32, MetaServerError> {
+        if let Some(pid) = self.running() {
+            return Ok(pid);
+        }
+        let dir = self.layout.metadata_dir();
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let listeners = self.layout.metadata_listeners();
+        if !listeners.exists() {
+            std::fs::write(&listeners, b"").map_err(io(&listeners))?;
+        }
+        let pidfile = self.layout.metadata_pidfile();
+        let _ = std::fs::remove_file(&pidfile);
+        let log_path = self.layout.metadata_log();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(io(&log_path))?;
+        // `setsid`: the server outlives this command and its terminal.
+        let mut child = Command::new("setsid")
+            .arg(self.binary)
+            .arg("serve")
+            .arg("--state-dir")
+            .arg(self.layout.root())
+            .arg("--instance-listeners-file")
+            .arg(&listeners)
+            .arg("--password-dir")
+            .arg(self.layout.metadata_passwords())
+            .arg("--pid-file")
+            .arg(&pidfile)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|source| MetaServerError::Spawn {
+                program: self.binary.to_owned(),
+                source,
+            })?;
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(pid) = self.running() {
+                return Ok(pid);
+            }
+            let exited = matches!(child.try_wait(), Ok(Some(_)));
+            if exited || Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(MetaServerError::Failed {
+                    log: tail(&log_path),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Rewrites the listeners file from the relays alive now and tells the server.
+    /// Returns how many instances are wired; with none, the server is stopped.
+    pub fn sync(&self) -> Result<usize, MetaServerError> {
+        let dir = self.layout.metadata_dir();
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let _guard = lock::lock(&self.layout.metadata_lock())?;
+        let mut lines = Vec::new();
+        let instances = self.layout.instances();
+        if let Ok(entries) = std::fs::read_dir(&instances) {
+            for e in entries.flatten() {
+                let uuid = e.file_name().to_string_lossy().into_owned();
+                let paths = self.layout.instance(&uuid);
+                if usernet::relay_alive(&uuid, &paths.relay_pidfile()) {
+                    lines.push(format!(
+                        "{}={uuid}",
+                        self.layout.metadata_socket(&uuid).display()
+                    ));
+                }
+            }
+        }
+        lines.sort();
+        let path = self.layout.metadata_listeners();
+        let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io(&dir))?;
+        let mut text = String::from("# written by compute: PATH=UUID of every relay alive\n");
+        for l in &lines {
+            text.push_str(l);
+            text.push('\n');
+        }
+        tmp.write_all(text.as_bytes()).map_err(io(&path))?;
+        tmp.persist(&path).map_err(|e| io(&path)(e.error))?;
+        if lines.is_empty() {
+            self.stop()?;
+        } else if let Some(pid) = self.running() {
+            process::hangup(pid, &self.marker());
+        }
+        Ok(lines.len())
+    }
+
+    /// Waits until the server listens on the instance's socket.
+    pub fn wait_bound(&self, uuid: &str) -> Result<(), MetaServerError> {
+        let path = self.layout.metadata_socket(uuid);
+        let deadline = Instant::now() + APPLY_TIMEOUT;
+        while std::os::unix::net::UnixStream::connect(&path).is_err() {
+            if Instant::now() >= deadline {
+                return Err(MetaServerError::NotApplied {
+                    path,
+                    uuid: uuid.to_owned(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// Stops the server (SIGTERM: open connections finish).
+    pub fn stop(&self) -> Result<(), MetaServerError> {
+        if let Some(pid) = self.running() {
+            process::terminate(pid, &self.marker(), STOP_TIMEOUT)?;
+        }
+        let _ = std::fs::remove_file(self.layout.metadata_pidfile());
+        Ok(())
+    }
+}

@@ -1,0 +1,185 @@
+//! Serving compute's state database (`--state-dir`): documents written by compute's
+//! store are served without a restart (the generation counter is polled), a bad
+//! document keeps the last good set, a deleted instance is gone; and the same through
+//! the binary, over a unix socket bound to one instance.
+
+mod common;
+
+use common::*;
+use compute::store::{NewInstance, Store};
+use metadata_server::dbsource::DbSource;
+use metadata_server::source::InstanceSource;
+use std::io::{Read, Write};
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn fixture_doc(index: usize) -> serde_json::Value {
+    let docs: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture()).expect("read")).expect("json");
+    docs[index].clone()
+}
+
+fn open_store(dir: &Path) -> Store {
+    Store::open(dir, "10.0.0.0/24".parse().expect("cidr")).expect("store")
+}
+
+fn insert(store: &mut Store, doc: &serde_json::Value, tail: u8) {
+    let uuid = doc["uuid"].as_str().expect("uuid").to_owned();
+    let name = doc["name"].as_str().expect("name").to_owned();
+    let flavor = store.flavor("m1.tiny").expect("flavor");
+    let text = doc.to_string();
+    let document = |_: Ipv4Addr, _| Ok(text.clone());
+    store
+        .insert_instance(&NewInstance {
+            uuid: &uuid,
+            name: &name,
+            flavor: &flavor,
+            image_id: "img",
+            key_name: None,
+            now: "2024-01-01T00:00:00Z",
+            mac_candidates: vec![[0, 0, tail]],
+            document: &document,
+        })
+        .expect("insert");
+}
+
+#[test]
+fn the_source_follows_the_database_generation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = DbSource::new(dir.path().to_owned());
+    assert!(
+        source.fingerprint().is_err(),
+        "no database yet: an error, not an empty set"
+    );
+    let mut store = open_store(dir.path());
+    let empty = source.fingerprint().expect("fingerprint");
+    assert!(source.load().expect("load").is_empty());
+
+    let a = fixture_doc(0);
+    insert(&mut store, &a, 1);
+    let one = source.fingerprint().expect("fingerprint");
+    assert_ne!(one, empty);
+    let loaded = source.load().expect("load");
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0].uuid_str(), a["uuid"].as_str().expect("uuid"));
+    assert_eq!(source.fingerprint().expect("fingerprint"), one, "stable");
+
+    let uuid = a["uuid"].as_str().expect("uuid");
+    store
+        .set_document(uuid, "img", "{\"uuid\": 1}")
+        .expect("bad");
+    assert_ne!(source.fingerprint().expect("fingerprint"), one);
+    assert!(source.load().is_err(), "an invalid document fails the load");
+    store.delete_instance(uuid).expect("delete");
+    assert!(source.load().expect("load").is_empty());
+}
+
+fn get_unix(sock: &Path, path: &str) -> (u16, String) {
+    let mut s = std::os::unix::net::UnixStream::connect(sock).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 169.254.169.254\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let r = parse_response(&raw, false);
+    (r.status, r.text())
+}
+
+fn wait_until(mut f: impl FnMut() -> bool) -> bool {
+    for _ in 0..200 {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn the_binary_serves_the_database_and_picks_up_changes_without_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = open_store(dir.path());
+    let mut a = fixture_doc(0);
+    insert(&mut store, &a, 1);
+    let uuid = a["uuid"].as_str().expect("uuid").to_owned();
+    let sock = dir.path().join("a.sock");
+    let log_path = dir.path().join("server.log");
+    let pid_file = dir.path().join("server.pid");
+    let mut child = Command::new(bin())
+        .arg("serve")
+        .arg("--state-dir")
+        .arg(dir.path())
+        .arg("--instance-listener")
+        .arg(format!("{}={uuid}", sock.display()))
+        .arg("--password-dir")
+        .arg(dir.path().join("passwords"))
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .args(["--watch-interval", "1"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).expect("log"))
+        .spawn()
+        .expect("spawn");
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    assert!(wait_until(|| pid_file.exists()), "{}", log());
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).expect("pid").trim(),
+        child.id().to_string()
+    );
+    let name = || get_unix(&sock, "/openstack/latest/meta_data.json").1;
+    assert!(name().contains("\"name\": \"test\""), "{}", name());
+
+    a["name"] = "renamed".into();
+    store
+        .set_document(&uuid, "img", &a.to_string())
+        .expect("update");
+    assert!(
+        wait_until(|| name().contains("\"name\": \"renamed\"")),
+        "{}",
+        log()
+    );
+
+    store
+        .set_document(&uuid, "img", "{\"uuid\": \"nope\"}")
+        .expect("bad");
+    assert!(wait_until(|| log().contains("reload failed")), "{}", log());
+    assert!(name().contains("\"name\": \"renamed\""), "last good set");
+
+    store.delete_instance(&uuid).expect("delete");
+    assert!(
+        wait_until(|| get_unix(&sock, "/openstack/latest/meta_data.json").0 == 404),
+        "{}",
+        log()
+    );
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{status}: {}", log());
+    assert!(!pid_file.exists(), "the pid file goes with the server");
+}
+
+#[test]
+fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
+    // `printf 'PUT /latest/api/token ...' | nc 169.254.169.254 80` in a busybox guest
+    // sends FIN right after the request; the relay passes it on.
+    let server = Server::start(&[]);
+    let mut s = connect(A_IP, server.port);
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(
+        b"PUT /latest/api/token HTTP/1.0\r\nX-aws-ec2-metadata-token-ttl-seconds: 60\r\n\r\n",
+    )
+    .expect("write");
+    s.shutdown(std::net::Shutdown::Write).expect("half-close");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let r = parse_response(&raw, false);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&raw));
+    assert!(!r.body.is_empty(), "a token");
+}
