@@ -1,0 +1,204 @@
+//! A real guest booted by compute's driver with a config drive and no network
+//! metadata: the static guest-agent in a busybox initramfs finds the drive on the IDE
+//! CD-ROM, configures hostname, SSH key, injected files, the static IPv4 network
+//! compute chose for the NIC, runs the user data, then prints what it did on the
+//! serial console (see `e2e::agent_guest`). Every item is checked from the log.
+
+use compute::driver::images::ImageImport;
+use compute::driver::{BootRequest, Host, HostConfig};
+use compute::flavor::Flavor;
+use compute::keypair::Keypair;
+use compute::qemu::accel::AccelChoice;
+use configdrive::ConfigDriveBuilder;
+use e2e::agent_guest::{self, AgentOutput};
+use std::time::{Duration, Instant};
+
+/// A safeguard against a hung guest, not a speed assertion (TCG on a busy host).
+const PATIENCE: Duration = Duration::from_secs(900);
+const PUBLIC_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHD80EN7Q4OWRVZagx/vfN4LLy67/OYLARcRyvsw2AfL e2e@test";
+const USER_DATA: &str =
+    "#!/bin/sh\necho \"USER-DATA-RAN uid=$(id -u) host=$(hostname)\" > /dev/console\n";
+const MOTD: &[u8] = b"hello from the config drive\n";
+const BLOB: &[u8] = b"line one\nno newline at the end: \xc3\xa9";
+
+#[test]
+fn the_agent_configures_a_real_guest_from_its_config_drive() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = agent_guest::static_agent();
+    let img = agent_guest::build(dir.path(), &agent, None);
+    let mut host = Host::open(HostConfig {
+        state_dir: dir.path().join("state"),
+        qemu: "qemu-system-x86_64".into(),
+        accel: AccelChoice::Auto,
+        cidr: "10.78.0.0/24".parse().expect("cidr"),
+        settings: compute::Settings::default(),
+        drive_builder: Box::new(ConfigDriveBuilder::default()),
+    })
+    .expect("open host");
+    host.import_image(&ImageImport {
+        name: "agent".into(),
+        disk: img.disk.clone(),
+        kernel: Some(img.kernel.clone()),
+        ramdisk: Some(img.initramfs.clone()),
+        cmdline: Some(agent_guest::TEST_CMDLINE.into()),
+    })
+    .expect("import");
+    host.store()
+        .add_flavor(&Flavor {
+            name: "t1".into(),
+            vcpus: 1,
+            ram_mb: 256,
+            disk_gb: 1,
+            ephemeral_gb: 0,
+            swap_mb: 0,
+        })
+        .expect("flavor");
+    host.store()
+        .add_keypair(&Keypair::new("ops", PUBLIC_KEY).expect("key"))
+        .expect("keypair");
+    let mut meta = indexmap::IndexMap::new();
+    meta.insert("role".to_owned(), "e2e".to_owned());
+    let rec = host
+        .boot(&BootRequest {
+            name: "Agent Guest".into(),
+            image: "agent".into(),
+            flavor: "t1".into(),
+            key_name: Some("ops".into()),
+            user_data: Some(USER_DATA.as_bytes().to_vec()),
+            files: vec![
+                ("/etc/motd".into(), MOTD.to_vec()),
+                ("/srv/data/blob.txt".into(), BLOB.to_vec()),
+            ],
+            meta,
+            config_drive: true,
+            admin_pass: None,
+        })
+        .expect("boot");
+    let uuid = rec.uuid.clone();
+    let doc = compute::Instance::from_json(rec.document.as_bytes()).expect("document");
+
+    let start = Instant::now();
+    let (log, out) = loop {
+        let log = host.console_log(&uuid, None).expect("console log");
+        if let Some(out) = agent_guest::parse(&log) {
+            break (log, out);
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the guest never printed the agent's results:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    eprintln!("guest printed its results after {:?}", start.elapsed());
+    check(&host, &rec, &doc, &log, &out);
+    host.delete(&uuid).expect("delete");
+}
+
+fn check(
+    host: &Host,
+    rec: &compute::store::InstanceRecord,
+    doc: &compute::Instance,
+    log: &str,
+    out: &AgentOutput,
+) {
+    let ctx = format!("{out:#?}\n--- console ---\n{log}");
+    assert!(!log.contains("INSMOD-FAILED"), "{ctx}");
+    assert_eq!(out.exit, 0, "agent exit code: {ctx}");
+    assert_eq!(out.report["instance_id"], rec.uuid.as_str(), "{ctx}");
+    assert!(
+        out.report["source"]
+            .as_str()
+            .is_some_and(|s| s.contains("/dev/sr0")),
+        "the data came from the CD-ROM: {ctx}"
+    );
+    for step in [
+        "network",
+        "hostname",
+        "ssh-keys",
+        "files",
+        "random-seed",
+        "user-data",
+    ] {
+        assert_eq!(out.outcome(step), Some("ok"), "step {step}: {ctx}");
+    }
+
+    // What the agent found on the drive, as `guest-agent show` prints it.
+    let md = &out.show["meta_data"];
+    assert_eq!(md["uuid"], rec.uuid.as_str(), "{ctx}");
+    assert_eq!(md["meta"]["role"], "e2e", "meta: {ctx}");
+    assert_eq!(
+        md["public_keys"]["ops"].as_str().map(str::trim_end),
+        Some(PUBLIC_KEY),
+        "{ctx}"
+    );
+    assert_eq!(out.show["user_data"]["bytes"], USER_DATA.len(), "{ctx}");
+
+    // Hostname: kernel and /etc/hostname.
+    let hostname = doc.hostname();
+    assert_eq!(out.hostname, hostname, "{ctx}");
+    assert_eq!(
+        out.files.get("/etc/hostname").map(Vec::as_slice),
+        Some(format!("{hostname}\n").as_bytes()),
+        "{ctx}"
+    );
+    // The key, for root (the only user of the image).
+    let keys = String::from_utf8_lossy(&out.files["/root/.ssh/authorized_keys"]).into_owned();
+    assert!(keys.lines().any(|l| l == PUBLIC_KEY), "{keys}\n{ctx}");
+    // Injected files, byte for byte.
+    assert_eq!(
+        out.files.get("/etc/motd").map(Vec::as_slice),
+        Some(MOTD),
+        "{ctx}"
+    );
+    assert_eq!(
+        out.files.get("/srv/data/blob.txt").map(Vec::as_slice),
+        Some(BLOB),
+        "{ctx}"
+    );
+    // User data ran, as root, after the hostname was set.
+    assert!(
+        log.contains(&format!("USER-DATA-RAN uid=0 host={hostname}")),
+        "{ctx}"
+    );
+
+    // The network: the NIC with compute's MAC has compute's fixed IP and the default
+    // route through the subnet's gateway, exactly as network_data said.
+    let mac = rec.mac.to_string();
+    let ifname = out
+        .links
+        .iter()
+        .find(|l| l.contains(&format!("link/ether {mac}")))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|n| n.trim().to_owned())
+        .unwrap_or_else(|| panic!("no link with MAC {mac}: {ctx}"));
+    assert!(
+        out.links
+            .iter()
+            .any(|l| l.contains(&format!(" {ifname}: ")) && l.contains("UP")),
+        "{ifname} is up: {ctx}"
+    );
+    let subnet = host.store().subnet();
+    let prefix = subnet.cidr.prefix();
+    assert!(
+        out.addrs.iter().any(|l| l.contains(&format!(" {ifname} "))
+            && l.contains(&format!("inet {}/{prefix}", rec.fixed_ip))),
+        "{ifname} has {}/{prefix}: {ctx}",
+        rec.fixed_ip
+    );
+    let gateway = subnet.gateway();
+    assert!(
+        out.routes
+            .iter()
+            .any(|l| l.starts_with(&format!("default via {gateway} dev {ifname}"))),
+        "default route via {gateway}: {ctx}"
+    );
+    let (ip, doc_mac) = doc.local_ipv4().expect("document has an IPv4 address");
+    assert_eq!((ip, doc_mac), (rec.fixed_ip, Some(rec.mac)), "{ctx}");
+    // resolv.conf names the subnet's DNS server.
+    let resolv = String::from_utf8_lossy(&out.files["/etc/resolv.conf"]).into_owned();
+    assert!(
+        resolv.contains(&format!("nameserver {}", subnet.dns())),
+        "{resolv}\n{ctx}"
+    );
+}
