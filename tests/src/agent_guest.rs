@@ -260,3 +260,59 @@ impl AgentOutput {
             .as_str()
     }
 }
+
+/// A readable account of the output: what came from where, each step, the network,
+/// and the files (text shown as is, binary as a size).
+pub fn summary(out: &AgentOutput) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "source:      {}",
+        out.report["source"].as_str().unwrap_or("?")
+    );
+    let _ = writeln!(
+        s,
+        "instance id: {}",
+        out.report["instance_id"].as_str().unwrap_or("?")
+    );
+    let _ = writeln!(s, "agent exit:  {}", out.exit);
+    let _ = writeln!(s, "hostname:    {}", out.hostname);
+    if let Some(meta) = out.show["meta_data"]["meta"].as_object() {
+        for (k, v) in meta {
+            let _ = writeln!(s, "meta:        {k}={}", v.as_str().unwrap_or_default());
+        }
+    }
+    let _ = writeln!(s, "\nsteps:");
+    for step in out.report["steps"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            s,
+            "  {:<12} {}",
+            step["step"].as_str().unwrap_or("?"),
+            step["outcome"].as_str().unwrap_or("?")
+        );
+        for d in step["details"].as_array().into_iter().flatten() {
+            let _ = writeln!(s, "               {}", d.as_str().unwrap_or_default());
+        }
+    }
+    let _ = writeln!(s, "\nip -o addr:");
+    out.addrs.iter().for_each(|l| {
+        let _ = writeln!(s, "  {l}");
+    });
+    let _ = writeln!(s, "ip route:");
+    out.routes.iter().for_each(|l| {
+        let _ = writeln!(s, "  {l}");
+    });
+    for (path, bytes) in &out.files {
+        let _ = writeln!(s, "\n{path}:");
+        match std::str::from_utf8(bytes) {
+            Ok(text) => text.lines().for_each(|l| {
+                let _ = writeln!(s, "  {l}");
+            }),
+            Err(_) => {
+                let _ = writeln!(s, "  ({} bytes, not text)", bytes.len());
+            }
+        }
+    }
+    s
+}
