@@ -137,3 +137,18 @@ pub fn run_to_poweroff(dir: &Path, boot: &DirectBoot<'_>) -> String {
     assert!(status.success(), "qemu failed ({status}): {err}\n{console}");
     console
 }
+
+/// compute's driver on a state folder, as the `compute` binary opens it: QEMU from
+/// PATH, KVM only when it really works (TCG otherwise), configdrive's ISO builder.
+/// Each test uses its own `cidr` so that parallel tests never share addresses.
+pub fn open_host(state: &Path, cidr: &str) -> compute::driver::Host {
+    compute::driver::Host::open(compute::driver::HostConfig {
+        state_dir: state.to_owned(),
+        qemu: "qemu-system-x86_64".into(),
+        accel: compute::qemu::accel::AccelChoice::Auto,
+        cidr: cidr.parse().expect("cidr"),
+        settings: compute::Settings::default(),
+        drive_builder: Box::new(configdrive::ConfigDriveBuilder::default()),
+    })
+    .expect("open compute host")
+}

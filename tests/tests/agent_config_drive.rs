@@ -5,12 +5,11 @@
 //! serial console (see `e2e::agent_guest`). Every item is checked from the log.
 
 use compute::driver::images::ImageImport;
-use compute::driver::{BootRequest, Host, HostConfig};
+use compute::driver::{BootRequest, Host};
 use compute::flavor::Flavor;
 use compute::keypair::Keypair;
-use compute::qemu::accel::AccelChoice;
-use configdrive::ConfigDriveBuilder;
 use e2e::agent_guest::{self, AgentOutput};
+use e2e::guest;
 use std::time::{Duration, Instant};
 
 /// A safeguard against a hung guest, not a speed assertion (TCG on a busy host).
@@ -27,15 +26,7 @@ fn the_agent_configures_a_real_guest_from_its_config_drive() {
     let dir = tempfile::tempdir().expect("tempdir");
     let agent = agent_guest::static_agent();
     let img = agent_guest::build(dir.path(), &agent, None);
-    let mut host = Host::open(HostConfig {
-        state_dir: dir.path().join("state"),
-        qemu: "qemu-system-x86_64".into(),
-        accel: AccelChoice::Auto,
-        cidr: "10.78.0.0/24".parse().expect("cidr"),
-        settings: compute::Settings::default(),
-        drive_builder: Box::new(ConfigDriveBuilder::default()),
-    })
-    .expect("open host");
+    let mut host = guest::open_host(&dir.path().join("state"), "10.78.0.0/24");
     host.import_image(&ImageImport {
         name: "agent".into(),
         disk: img.disk.clone(),
