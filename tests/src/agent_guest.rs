@@ -17,6 +17,8 @@ use std::process::Command;
 
 pub const BEGIN: &str = "===GUEST-AGENT-BEGIN===";
 pub const END: &str = "===GUEST-AGENT-END===";
+/// Printed once the SSH server listens (images with one, without [`POWEROFF_FLAG`]).
+pub const SSH_READY: &str = "GUEST-SSH-READY";
 /// On the kernel command line: power off after printing.
 pub const POWEROFF_FLAG: &str = "guest.poweroff";
 /// The command line for tests; the demo drops [`POWEROFF_FLAG`].
@@ -166,6 +168,12 @@ fn add_dynamic_binary(img: &mut Initramfs, bin: &Path, dest: &str) {
 /// RUSTFLAGS in the main target folder would rebuild every crate there for each
 /// switch, and the `cargo test` that runs us may hold that folder's lock.
 pub fn static_agent() -> PathBuf {
+    // Once per test binary: its tests run in parallel.
+    static AGENT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    AGENT.get_or_init(build_static_agent).clone()
+}
+
+fn build_static_agent() -> PathBuf {
     if let Some(p) = std::env::var_os("GUEST_AGENT_STATIC") {
         return PathBuf::from(p);
     }
