@@ -164,7 +164,8 @@ fn add_dynamic_binary(img: &mut Initramfs, bin: &Path, dest: &str) {
 
 /// The static guest-agent, built with `cargo build --release -p guest-agent` and
 /// `crt-static` (the guest has no libc). `GUEST_AGENT_STATIC` names a prebuilt one.
-/// Otherwise it is built into its own target folder, `target/guest-static`: other
+/// Otherwise it is built into its own target folder, `target/guest-static` (under
+/// `CARGO_TARGET_DIR` when set; the demo uses the same folder): other
 /// RUSTFLAGS in the main target folder would rebuild every crate there for each
 /// switch, and the `cargo test` that runs us may hold that folder's lock.
 pub fn static_agent() -> PathBuf {
@@ -181,7 +182,10 @@ fn build_static_agent() -> PathBuf {
         .parent()
         .expect("workspace root")
         .to_owned();
-    let target_dir = workspace.join("target/guest-static");
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target"))
+        .join("guest-static");
     let triple = "x86_64-unknown-linux-gnu";
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
