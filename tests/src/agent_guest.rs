@@ -126,37 +126,17 @@ fn add_dynamic_binary(img: &mut Initramfs, bin: &Path, dest: &str) {
         .output()
         .unwrap_or_else(|e| panic!("ldd (package libc-bin): {e}"));
     assert!(out.status.success(), "ldd {}", bin.display());
-    let mut dirs: Vec<String> = Vec::new();
-    let mut libs: Vec<String> = Vec::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         // "libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x...)" or "/lib64/ld-linux... (0x...)"
-        let path = line
+        let lib = line
             .split("=>")
             .last()
             .and_then(|p| p.split_whitespace().next())
             .filter(|p| p.starts_with('/'));
-        if let Some(p) = path {
-            libs.push(p.to_owned());
+        if let Some(lib) = lib {
+            let data = std::fs::read(lib).unwrap_or_else(|e| panic!("{lib}: {e}"));
+            img.file(lib, 0o755, data);
         }
-    }
-    for lib in &libs {
-        let mut acc = String::new();
-        for part in Path::new(lib)
-            .parent()
-            .into_iter()
-            .flat_map(|p| p.iter())
-            .skip(1)
-        {
-            acc = format!("{acc}/{}", part.to_string_lossy());
-            if !dirs.contains(&acc)
-                && !["/bin", "/etc", "/dev", "/proc", "/sys"].contains(&acc.as_str())
-            {
-                img.dir(&acc);
-                dirs.push(acc.clone());
-            }
-        }
-        let data = std::fs::read(lib).unwrap_or_else(|e| panic!("{lib}: {e}"));
-        img.file(lib, 0o755, data);
     }
     let data = std::fs::read(bin).unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
     img.file(dest, 0o755, data);

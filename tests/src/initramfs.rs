@@ -34,6 +34,7 @@ struct Entry {
 /// An initramfs being put together; [`Initramfs::to_cpio`] gives its bytes.
 pub struct Initramfs {
     entries: Vec<Entry>,
+    dirs: std::collections::BTreeSet<String>,
     modules: Vec<String>,
 }
 
@@ -45,6 +46,7 @@ impl Initramfs {
         });
         let mut me = Initramfs {
             entries: Vec::new(),
+            dirs: Default::default(),
             modules: Vec::new(),
         };
         for d in ["bin", "dev", "proc", "sys", "etc", "modules"] {
@@ -61,9 +63,18 @@ impl Initramfs {
         me
     }
 
+    /// A folder (mode 755) and its missing parents; an existing one is kept.
     pub fn dir(&mut self, path: &str) -> &mut Self {
+        let name = path.trim_matches('/');
+        if name.is_empty() || self.dirs.contains(name) {
+            return self;
+        }
+        if let Some((parent, _)) = name.rsplit_once('/') {
+            self.dir(parent);
+        }
+        self.dirs.insert(name.to_owned());
         self.entries.push(Entry {
-            name: path.trim_start_matches('/').to_owned(),
+            name: name.to_owned(),
             mode: 0o040755,
             rdev: (0, 0),
             data: Vec::new(),
@@ -71,8 +82,11 @@ impl Initramfs {
         self
     }
 
-    /// A regular file; its parent folders must have been added before.
+    /// A regular file, with its missing parent folders.
     pub fn file(&mut self, path: &str, mode: u32, data: Vec<u8>) -> &mut Self {
+        if let Some((parent, _)) = path.trim_start_matches('/').rsplit_once('/') {
+            self.dir(parent);
+        }
         self.entries.push(Entry {
             name: path.trim_start_matches('/').to_owned(),
             mode: 0o100000 | mode,
@@ -181,5 +195,54 @@ fn newc(out: &mut Vec<u8>, ino: u32, name: &str, mode: u32, rdev: (u32, u32), da
     out.extend_from_slice(data);
     while out.len() % 4 != 0 {
         out.push(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (name, mode, size) of every entry of a newc archive.
+    fn entries(cpio: &[u8]) -> Vec<(String, u32, usize)> {
+        let field = |at: usize, i: usize| {
+            let hex = std::str::from_utf8(&cpio[at + 6 + i * 8..at + 14 + i * 8]).expect("hex");
+            u32::from_str_radix(hex, 16).expect("field") as usize
+        };
+        let align = |n: usize| n.div_ceil(4) * 4;
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < cpio.len() {
+            assert_eq!(&cpio[at..at + 6], b"070701");
+            let (mode, size, namesize) = (field(at, 1), field(at, 6), field(at, 11));
+            let name = String::from_utf8_lossy(&cpio[at + 110..at + 110 + namesize - 1]);
+            out.push((name.into_owned(), mode as u32, size));
+            at = align(align(at + 110 + namesize) + size);
+        }
+        out
+    }
+
+    #[test]
+    fn files_get_their_parent_folders_once_and_the_archive_ends_with_the_trailer() {
+        let mut img = Initramfs::new("echo hi\n");
+        img.file("/lib/x86_64-linux-gnu/libz.so.1", 0o755, vec![1, 2, 3])
+            .file("lib/x86_64-linux-gnu/libc.so.6", 0o755, vec![4]);
+        let all = entries(&img.to_cpio());
+        let names: Vec<&str> = all.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(names.iter().filter(|n| **n == "lib").count(), 1);
+        assert_eq!(names.iter().filter(|n| **n == "bin").count(), 1);
+        let lib = names
+            .iter()
+            .position(|n| *n == "lib/x86_64-linux-gnu")
+            .expect("dir");
+        let libz = names
+            .iter()
+            .position(|n| *n == "lib/x86_64-linux-gnu/libz.so.1")
+            .expect("file");
+        assert!(lib < libz, "a folder comes before its files");
+        assert!(all.contains(&("lib/x86_64-linux-gnu/libz.so.1".into(), 0o100755, 3)));
+        assert!(all.contains(&("dev/console".into(), 0o020600, 0)));
+        let init = all.iter().find(|e| e.0 == "init").expect("init");
+        assert_eq!(init.2, PRELUDE.len() + "echo hi\n".len());
+        assert_eq!(names.last(), Some(&"TRAILER!!!"));
     }
 }
