@@ -1,118 +1,154 @@
-//! A tiny real guest for tests: the host's Debian kernel and a busybox-static
-//! initramfs whose `/init` prints markers on the serial console (ttyS0):
+//! A tiny real guest for tests: Debian's kernel (package linux-image-amd64) and a
+//! busybox-static initramfs ([`crate::initramfs`]). The "tick" guest's `/init` prints
 //! `GUEST-BOOT serial=<smbios serial> product=<smbios product>` once per boot, then
-//! `GUEST-TICK <n>` every second. Also a small qcow2 root disk made by `qemu-img`.
-//! Reused by every test that needs a guest; fails loudly when a tool is missing.
+//! `GUEST-TICK <n>` every second. Also a small qcow2 root disk made by `qemu-img`, and
+//! [`run_to_poweroff`] for tests that drive QEMU themselves. Fails loudly when a tool
+//! is missing.
 
+use crate::initramfs::Initramfs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-/// Printed once per boot by the guest's `/init`.
+/// Printed once per boot by the tick guest's `/init`.
 pub const BOOT_MARKER: &str = "GUEST-BOOT";
 /// Printed every second with a counter that survives suspend/resume.
 pub const TICK_MARKER: &str = "GUEST-TICK";
 /// The kernel command line to import the image with.
 pub const CMDLINE: &str = "console=ttyS0 quiet panic=-1";
 
-const INIT: &str = r#"#!/bin/busybox sh
-/bin/busybox mkdir -p /proc /sys /dev /tmp
-/bin/busybox --install -s /bin
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev 2>/dev/null
-echo "GUEST-BOOT serial=$(cat /sys/class/dmi/id/product_serial) product=$(cat /sys/class/dmi/id/product_name)"
+const TICK_BODY: &str = r#"echo "GUEST-BOOT serial=$(cat /sys/class/dmi/id/product_serial) product=$(cat /sys/class/dmi/id/product_name)"
 n=0
 while true; do n=$((n+1)); echo "GUEST-TICK $n"; sleep 1; done
 "#;
 
-/// The files of the test guest.
+/// The kernel the guests boot: its image and the version naming its modules.
+pub struct Kernel {
+    pub version: String,
+    pub image: PathBuf,
+}
+
+/// The newest kernel with both `/boot/vmlinuz-<v>` and `/lib/modules/<v>`. The host may
+/// run another kernel (`uname -r`); the guest's modules must match the guest's kernel.
+pub fn kernel() -> Kernel {
+    let mut versions: Vec<String> = std::fs::read_dir("/lib/modules")
+        .expect("/lib/modules: install linux-image-amd64 (scripts/test does)")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|v| Path::new(&format!("/boot/vmlinuz-{v}")).exists())
+        .collect();
+    versions.sort();
+    let version = versions.pop().expect(
+        "no /boot/vmlinuz-* with its /lib/modules: install linux-image-amd64 (scripts/test does)",
+    );
+    Kernel {
+        image: PathBuf::from(format!("/boot/vmlinuz-{version}")),
+        version,
+    }
+}
+
+/// The files of a test guest.
 pub struct TestGuest {
     pub kernel: PathBuf,
     pub initramfs: PathBuf,
     pub disk: PathBuf,
 }
 
-/// One newc ("070701") cpio entry.
-fn newc(out: &mut Vec<u8>, ino: u32, name: &str, mode: u32, rdev: (u32, u32), data: &[u8]) {
-    let fields = [
-        ino,
-        mode,
-        0,
-        0,
-        1,
-        0,
-        data.len() as u32,
-        0,
-        0,
-        rdev.0,
-        rdev.1,
-        name.len() as u32 + 1,
-        0,
-    ];
-    out.extend_from_slice(b"070701");
-    for f in fields {
-        out.extend_from_slice(format!("{f:08X}").as_bytes());
-    }
-    out.extend_from_slice(name.as_bytes());
-    out.push(0);
-    while out.len() % 4 != 0 {
-        out.push(0);
-    }
-    out.extend_from_slice(data);
-    while out.len() % 4 != 0 {
-        out.push(0);
-    }
-}
-
-/// An uncompressed newc initramfs with busybox and the marker-printing `/init`.
-pub fn initramfs(busybox: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(busybox.len() + 4096);
-    newc(&mut out, 1, ".", 0o040755, (0, 0), &[]);
-    newc(&mut out, 2, "bin", 0o040755, (0, 0), &[]);
-    newc(&mut out, 3, "dev", 0o040755, (0, 0), &[]);
-    newc(&mut out, 4, "dev/console", 0o020600, (5, 1), &[]);
-    newc(&mut out, 5, "proc", 0o040755, (0, 0), &[]);
-    newc(&mut out, 6, "sys", 0o040755, (0, 0), &[]);
-    newc(&mut out, 7, "bin/busybox", 0o100755, (0, 0), busybox);
-    newc(&mut out, 8, "init", 0o100755, (0, 0), INIT.as_bytes());
-    newc(&mut out, 0, "TRAILER!!!", 0, (0, 0), &[]);
-    out
-}
-
-/// The newest `/boot/vmlinuz-*` (package linux-image-amd64).
-pub fn host_kernel() -> PathBuf {
-    let mut kernels: Vec<PathBuf> = std::fs::read_dir("/boot")
-        .expect("/boot must exist: install linux-image-amd64 (scripts/test does)")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("vmlinuz-"))
-        })
-        .collect();
-    kernels.sort();
-    kernels
-        .pop()
-        .expect("no /boot/vmlinuz-*: install linux-image-amd64 (scripts/test does)")
-}
-
-/// Builds the guest's files in `dir`.
-pub fn build(dir: &Path) -> TestGuest {
-    let busybox = std::fs::read("/bin/busybox")
-        .expect("/bin/busybox: install busybox-static (scripts/test does)");
-    let cpio = dir.join("initramfs.cpio");
-    std::fs::write(&cpio, initramfs(&busybox)).expect("write initramfs");
-    let disk = dir.join("root.qcow2");
+/// An empty qcow2 disk of `size` (e.g. "64M"): the root disk images need.
+pub fn blank_disk(path: &Path, size: &str) {
     let status = Command::new("qemu-img")
         .args(["create", "-q", "-f", "qcow2"])
-        .arg(&disk)
-        .arg("64M")
+        .arg(path)
+        .arg(size)
         .status()
         .expect("qemu-img: install qemu-utils (scripts/test does)");
     assert!(status.success(), "qemu-img create failed");
+}
+
+/// Builds the tick guest's files in `dir`.
+pub fn build(dir: &Path) -> TestGuest {
+    let cpio = dir.join("initramfs.cpio");
+    Initramfs::new(TICK_BODY).write(&cpio);
+    let disk = dir.join("root.qcow2");
+    blank_disk(&disk, "64M");
     TestGuest {
-        kernel: host_kernel(),
+        kernel: kernel().image,
         initramfs: cpio,
         disk,
     }
+}
+
+/// A guest that runs to `poweroff -f` under plain QEMU (TCG unless `accel` says
+/// otherwise: nested KVM hangs on this kind of machine).
+pub struct DirectBoot<'a> {
+    pub kernel: &'a Path,
+    pub initramfs: &'a Path,
+    pub append: &'a str,
+    pub accel: &'a str,
+    /// Extra QEMU arguments (drives, devices).
+    pub args: Vec<String>,
+    /// A safeguard against a hung guest, not a speed assertion.
+    pub patience: Duration,
+}
+
+/// Runs the guest until it powers off; returns its serial console output (`\r`
+/// removed). Panics with the console output when QEMU fails or the guest hangs.
+pub fn run_to_poweroff(dir: &Path, boot: &DirectBoot<'_>) -> String {
+    let log = dir.join("console.log");
+    let mut child = Command::new("qemu-system-x86_64")
+        .args([
+            "-machine", "q35", "-accel", boot.accel, "-m", "256", "-smp", "1",
+        ])
+        .args(["-nodefaults", "-no-reboot", "-display", "none", "-serial"])
+        .arg(format!("file:{}", log.display()))
+        .arg("-kernel")
+        .arg(boot.kernel)
+        .arg("-initrd")
+        .arg(boot.initramfs)
+        .args(["-append", boot.append])
+        .args(&boot.args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("qemu-system-x86_64: install qemu-system-x86 (scripts/test does)");
+    let read_log =
+        || String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).replace('\r', "");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for qemu") {
+            break s;
+        }
+        if start.elapsed() > boot.patience {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "guest did not power off within {:?}:\n{}",
+                boot.patience,
+                read_log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+    }
+    let console = read_log();
+    assert!(status.success(), "qemu failed ({status}): {err}\n{console}");
+    console
+}
+
+/// compute's driver on a state folder, as the `compute` binary opens it: QEMU from
+/// PATH, KVM only when it really works (TCG otherwise), configdrive's ISO builder.
+/// Each test uses its own `cidr` so that parallel tests never share addresses.
+pub fn open_host(state: &Path, cidr: &str) -> compute::driver::Host {
+    compute::driver::Host::open(compute::driver::HostConfig {
+        state_dir: state.to_owned(),
+        qemu: "qemu-system-x86_64".into(),
+        accel: compute::qemu::accel::AccelChoice::Auto,
+        cidr: cidr.parse().expect("cidr"),
+        settings: compute::Settings::default(),
+        drive_builder: Box::new(configdrive::ConfigDriveBuilder::default()),
+    })
+    .expect("open compute host")
 }

@@ -1,4 +1,8 @@
-//! Shared helpers for the end-to-end tests in `tests/tests/`.
+//! Shared helpers for the end-to-end tests in `tests/tests/`: one initramfs builder,
+//! one set of guest images, one way to read what a guest printed.
 
+pub mod agent_guest;
+pub mod console;
 pub mod guest;
+pub mod initramfs;
 pub mod netguest;

@@ -3,31 +3,16 @@
 //! rebuild, snapshot, delete; each step checked through QMP and the console log.
 
 use compute::driver::images::ImageImport;
-use compute::driver::{BootRequest, Host, HostConfig};
+use compute::driver::{BootRequest, Host};
 use compute::flavor::Flavor;
-use compute::qemu::accel::AccelChoice;
 use compute::qemu::process;
 use compute::qemu::Qmp;
 use compute::store::DocumentReader;
-use configdrive::ConfigDriveBuilder;
 use e2e::guest::{self, BOOT_MARKER, TICK_MARKER};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// A safeguard against a hung guest, not a speed assertion (TCG on a busy host).
 const PATIENCE: Duration = Duration::from_secs(900);
-
-fn open(state: &Path) -> Host {
-    Host::open(HostConfig {
-        state_dir: state.to_owned(),
-        qemu: "qemu-system-x86_64".into(),
-        accel: AccelChoice::Auto,
-        cidr: "10.77.0.0/24".parse().expect("cidr"),
-        settings: compute::Settings::default(),
-        drive_builder: Box::new(ConfigDriveBuilder::default()),
-    })
-    .expect("open host")
-}
 
 fn console(host: &Host, uuid: &str) -> String {
     host.console_log(uuid, None).expect("console log")
@@ -68,7 +53,7 @@ fn a_real_guest_walks_the_whole_lifecycle() {
     let dir = tempfile::tempdir().expect("tempdir");
     let g = guest::build(dir.path());
     let state = dir.path().join("state");
-    let mut host = open(&state);
+    let mut host = guest::open_host(&state, "10.77.0.0/24");
     let image = host
         .import_image(&ImageImport {
             name: "busybox".into(),

@@ -26,14 +26,8 @@ use std::time::{Duration, Instant};
 /// A safeguard against a hung guest, not a speed assertion (TCG on a busy host).
 const PATIENCE: Duration = Duration::from_secs(900);
 
-const INIT: &str = r#"#!/bin/busybox sh
-/bin/busybox mkdir -p /proc /sys /dev /tmp
-/bin/busybox --install -s /bin
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev 2>/dev/null
-@LOAD_MODULES@
-cat > /tmp/dhcp.sh <<'EOS'
+/// The guest's `/init` after the common prelude (busybox, /proc, /sys, /dev, modules).
+const INIT: &str = r#"cat > /tmp/dhcp.sh <<'EOS'
 #!/bin/sh
 case "$1" in
 bound|renew)
@@ -198,8 +192,7 @@ fn check_guest(host: &Host, uuid: &str, booted_at: Instant) -> Duration {
 #[test]
 fn guests_reach_their_own_metadata_over_user_networking() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let init = INIT.replace("@LOAD_MODULES@", netguest::LOAD_MODULES);
-    let g = netguest::build(dir.path(), &init);
+    let g = netguest::build(dir.path(), INIT);
     let state = dir.path().join("state");
     let host = Host::open_networked(
         HostConfig {
