@@ -144,7 +144,7 @@ fn main() {
         .unwrap_or(10_000);
     // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this file too,
     // unoptimised: there, a small run only checks that it still works.
-    let sizes: &[usize] = if std::env::args().any(|a| a == "--bench") {
+    let sizes: &[u32] = if std::env::args().any(|a| a == "--bench") {
         &[1_000, 100_000]
     } else {
         &[1_000]
