@@ -43,6 +43,11 @@ echo "=== hostname"; hostname
 echo "=== link"; ip -o link
 echo "=== addr"; ip -o addr
 echo "=== route"; ip route
+# The metadata service, as an unmodified client sees it (compute's user networking
+# relays 169.254.169.254 to the server; without it these simply fail and print nothing).
+for p in /openstack /openstack/latest/meta_data.json /latest/meta-data/ /latest/meta-data/instance-id; do
+    wget -q -T 5 -O /run/md "http://169.254.169.254$p" 2>/dev/null && { echo "=== metadata $p"; base64 < /run/md; }
+done
 for f in $( (echo /etc/hostname; echo /root/.ssh/authorized_keys; grep -o 'wrote /[^ ]*' /run/report.json | cut -c7-) | sort -u); do
     [ -f "$f" ] && [ "$f" != /etc/shadow ] || continue
     echo "=== file $f"; base64 < "$f"
@@ -202,6 +207,8 @@ pub struct AgentOutput {
     pub routes: Vec<String>,
     /// Files the agent wrote (and the hostname and root's authorized_keys), by path.
     pub files: BTreeMap<String, Vec<u8>>,
+    /// What `wget http://169.254.169.254<path>` answered, by path (only paths that did).
+    pub metadata: BTreeMap<String, Vec<u8>>,
 }
 
 /// Parses the console log; None until the end marker is there.
@@ -228,18 +235,24 @@ pub fn parse(console: &str) -> Option<AgentOutput> {
         addrs: take("addr"),
         routes: take("route"),
         files: BTreeMap::new(),
+        metadata: BTreeMap::new(),
     };
-    let files = s
-        .into_iter()
-        .filter_map(|(name, lines)| {
-            let path = name.strip_prefix("file ")?.to_owned();
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(lines.concat())
-                .unwrap_or_else(|e| panic!("{path}: bad base64 from the guest: {e}"));
-            Some((path, bytes))
-        })
-        .collect();
-    Some(AgentOutput { files, ..out })
+    let decoded = |prefix: &str| -> BTreeMap<String, Vec<u8>> {
+        s.iter()
+            .filter_map(|(name, lines)| {
+                let path = name.strip_prefix(prefix)?.to_owned();
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(lines.concat())
+                    .unwrap_or_else(|e| panic!("{path}: bad base64 from the guest: {e}"));
+                Some((path, bytes))
+            })
+            .collect()
+    };
+    Some(AgentOutput {
+        files: decoded("file "),
+        metadata: decoded("metadata "),
+        ..out
+    })
 }
 
 impl AgentOutput {
@@ -295,6 +308,23 @@ pub fn summary(out: &AgentOutput) -> String {
     out.routes.iter().for_each(|l| {
         let _ = writeln!(s, "  {l}");
     });
+    if !out.metadata.is_empty() {
+        let _ = writeln!(s, "\nmetadata service, as the guest reached it:");
+        for (path, bytes) in &out.metadata {
+            let text = String::from_utf8_lossy(bytes);
+            let shown: String = text.chars().take(160).collect();
+            let more = if text.chars().count() > 160 {
+                " ..."
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                s,
+                "  GET http://169.254.169.254{path}\n    {}{more}",
+                shown.replace('\n', "\n    ")
+            );
+        }
+    }
     for (path, bytes) in &out.files {
         let _ = writeln!(s, "\n{path}:");
         match std::str::from_utf8(bytes) {

@@ -295,4 +295,11 @@ fn check(
         resolv.contains(&format!("nameserver {}", subnet.dns())),
         "{resolv}\n{ctx}"
     );
+    // This host runs plain networking (no relay): the guest had only its drive, and
+    // 169.254.169.254 answered nothing.
+    assert!(
+        out.metadata.is_empty(),
+        "plain networking reached a metadata service: {:?}\n{ctx}",
+        out.metadata.keys()
+    );
 }
