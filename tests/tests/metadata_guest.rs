@@ -206,6 +206,7 @@ fn guests_reach_their_own_metadata_over_user_networking() {
         Networking {
             mode: NetworkMode::User,
             metadata_server: metadata_server(),
+            bridge: compute::driver::bridge::DEFAULT_BRIDGE.into(),
         },
     )
     .expect("open host");

@@ -50,6 +50,8 @@ pub enum MetaServerError {
 pub struct MetaServer<'a> {
     pub layout: &'a Layout,
     pub binary: &'a Path,
+    /// Addresses served to every caller, who is known by source IP (bridge mode).
+    pub listen: Vec<std::net::SocketAddr>,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MetaServerError + '_ {
@@ -109,6 +111,11 @@ impl MetaServer<'_> {
             .arg(self.layout.metadata_passwords())
             .arg("--pid-file")
             .arg(&pidfile)
+            .args(
+                self.listen
+                    .iter()
+                    .flat_map(|a| ["--listen".to_owned(), a.to_string()]),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -186,6 +193,13 @@ impl MetaServer<'_> {
             std::thread::sleep(Duration::from_millis(20));
         }
         Ok(())
+    }
+
+    /// Tells a running server to reload the instances now (SIGHUP).
+    pub fn reload(&self) {
+        if let Some(pid) = self.running() {
+            process::hangup(pid, &self.marker());
+        }
     }
 
     /// Stops the server (SIGTERM: open connections finish).

@@ -4,6 +4,7 @@
 //! outcome (a fault on failure). The CLI is a thin layer over [`Host`].
 
 mod boot;
+pub mod bridge;
 pub mod images;
 pub mod layout;
 pub mod lock;
@@ -17,7 +18,7 @@ pub use boot::BootRequest;
 use crate::drive_builder::{DriveBuildError, DriveBuilder};
 use crate::lifecycle::{Action, LifecycleError, State};
 use crate::qemu::accel::{self, AccelChoice};
-use crate::qemu::command::{ConfigDrive, Disk, DiskFormat, KernelBoot, UserNet};
+use crate::qemu::command::{ConfigDrive, Disk, DiskFormat, KernelBoot, Nic, TapNet, UserNet};
 use crate::qemu::img::ImgError;
 use crate::qemu::process::{self, ProcessError};
 use crate::qemu::qmp::{Qmp, QmpError};
@@ -52,6 +53,8 @@ pub enum DriverError {
     Drive(#[from] DriveBuildError),
     #[error(transparent)]
     UserNet(#[from] usernet::UserNetError),
+    #[error(transparent)]
+    Bridge(#[from] bridge::BridgeError),
     #[error(transparent)]
     MetaServer(#[from] metaserver::MetaServerError),
     #[error("{path}: {source}")]
@@ -96,6 +99,9 @@ pub enum NetworkMode {
     User,
     /// QEMU user networking alone: no metadata service, no privileges.
     Plain,
+    /// A Linux bridge with one tap per instance, 169.254.169.254 on the bridge, the
+    /// metadata server knowing guests by their fixed IP (needs root).
+    Bridge,
 }
 
 /// Networking of a host: the mode, and the `metadata-server` binary that serves
@@ -104,6 +110,8 @@ pub enum NetworkMode {
 pub struct Networking {
     pub mode: NetworkMode,
     pub metadata_server: PathBuf,
+    /// The bridge of `bridge` mode ([`bridge::DEFAULT_BRIDGE`] unless told).
+    pub bridge: String,
 }
 
 impl Networking {
@@ -112,6 +120,7 @@ impl Networking {
         Networking {
             mode: NetworkMode::Plain,
             metadata_server: PathBuf::new(),
+            bridge: bridge::DEFAULT_BRIDGE.into(),
         }
     }
 }
@@ -253,14 +262,20 @@ impl Host {
             kernel,
             disks,
             config_drive,
-            net: Some(UserNet {
-                cidr: subnet.cidr,
-                gateway: subnet.gateway(),
-                dns: subnet.dns(),
-                fixed_ip: rec.fixed_ip,
-                mac: rec.mac,
-                hostname,
-                ssh_port: Some(free_port()?),
+            net: Some(match self.networking.mode {
+                NetworkMode::Bridge => Nic::Tap(TapNet {
+                    ifname: bridge::tap_name(&rec.uuid),
+                    mac: rec.mac,
+                }),
+                NetworkMode::User | NetworkMode::Plain => Nic::User(UserNet {
+                    cidr: subnet.cidr,
+                    gateway: subnet.gateway(),
+                    dns: subnet.dns(),
+                    fixed_ip: rec.fixed_ip,
+                    mac: rec.mac,
+                    hostname,
+                    ssh_port: Some(free_port()?),
+                }),
             }),
             console_log: p.console_log(),
             qmp_socket: p.qmp(),
@@ -282,15 +297,23 @@ impl Host {
         let mut argv = cmd
             .argv()
             .map_err(|e| DriverError::Invalid(e.to_string()))?;
-        let ssh_port = cmd.net.as_ref().and_then(|n| n.ssh_port);
-        if self.networking.mode == NetworkMode::User {
-            self.wire_user_net(rec, ssh_port)?;
-            let mut prefixed = usernet::enter_prefix(&rec.uuid);
-            prefixed.append(&mut argv);
-            argv = prefixed;
+        let ssh_port = cmd.net.as_ref().and_then(Nic::ssh_port);
+        match self.networking.mode {
+            NetworkMode::User => {
+                self.wire_user_net(rec, ssh_port)?;
+                let mut prefixed = usernet::enter_prefix(&rec.uuid);
+                prefixed.append(&mut argv);
+                argv = prefixed;
+            }
+            NetworkMode::Bridge => self.wire_bridge()?,
+            NetworkMode::Plain => {}
         }
         let pid = process::spawn_daemon(&argv, &p.pidfile())?;
         self.store.set_runtime(&rec.uuid, Some(pid), ssh_port)?;
+        if self.networking.mode == NetworkMode::Bridge {
+            // QEMU made the tap before it daemonized.
+            bridge::attach(&bridge::tap_name(&rec.uuid), &self.networking.bridge)?;
+        }
         let mut qmp = Qmp::connect(&p.qmp(), QMP_TIMEOUT)?;
         let status = qmp.query_status()?;
         // A guest saved while paused comes back paused; resume continues it.
@@ -317,10 +340,46 @@ impl Host {
     }
 
     fn meta_server(&self) -> metaserver::MetaServer<'_> {
+        let listen = match self.networking.mode {
+            NetworkMode::Bridge => vec![std::net::SocketAddr::from((bridge::METADATA_ADDR, 80))],
+            NetworkMode::User | NetworkMode::Plain => Vec::new(),
+        };
         metaserver::MetaServer {
             layout: &self.layout,
             binary: &self.networking.metadata_server,
+            listen,
         }
+    }
+
+    /// Bridge mode, before QEMU starts: the bridge with its addresses, and the
+    /// metadata server listening on 169.254.169.254:80 (told to reload, so it knows
+    /// the new instance's address at once).
+    fn wire_bridge(&self) -> Result<(), DriverError> {
+        let subnet = self.store.subnet();
+        let gateway = ipnetwork::Ipv4Network::new(subnet.gateway(), subnet.cidr.prefix())
+            .map_err(|e| DriverError::Invalid(e.to_string()))?;
+        bridge::ensure_bridge(&self.networking.bridge, gateway)?;
+        let server = self.meta_server();
+        server.ensure_running()?;
+        server.reload();
+        Ok(())
+    }
+
+    /// Bridge mode, after QEMU is gone: its tap (QEMU's own goes with it; a leftover
+    /// is deleted); with no guest left running, the metadata server and the bridge.
+    fn unwire_bridge(&self, uuid: &str) -> Result<(), DriverError> {
+        bridge::delete_link(&bridge::tap_name(uuid))?;
+        let others_alive = self
+            .store
+            .instances_claiming_processes()?
+            .into_iter()
+            .filter(|s| s.uuid != uuid)
+            .any(|s| s.pid.is_some_and(|pid| process::is_guest(pid, &s.uuid)));
+        if !others_alive {
+            self.meta_server().stop()?;
+            bridge::delete_link(&self.networking.bridge)?;
+        }
+        Ok(())
     }
 
     /// User mode: the namespace, the metadata server (started when needed), the relay,
@@ -359,6 +418,9 @@ impl Host {
     /// Undoes [`Host::wire_user_net`] (whatever part of it exists); stops the metadata
     /// server once no instance is wired.
     pub(crate) fn unwire_net(&self, uuid: &str) -> Result<(), DriverError> {
+        if self.networking.mode == NetworkMode::Bridge {
+            return self.unwire_bridge(uuid);
+        }
         let p = self.layout.instance(uuid);
         let had_relay = p.relay_pidfile().exists();
         usernet::stop_relay(uuid, &p.relay_pidfile())?;

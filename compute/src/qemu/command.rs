@@ -72,6 +72,32 @@ pub struct UserNet {
     pub ssh_port: Option<u16>,
 }
 
+/// A tap QEMU opens (and creates, running as root) by name; compute puts it on the
+/// bridge once QEMU runs. No scripts: QEMU never runs a helper.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TapNet {
+    /// At most 15 bytes (IFNAMSIZ), no commas.
+    pub ifname: String,
+    pub mac: MacAddr,
+}
+
+/// The guest's one NIC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Nic {
+    User(UserNet),
+    Tap(TapNet),
+}
+
+impl Nic {
+    /// The host port forwarded to the guest's SSH (user networking only).
+    pub fn ssh_port(&self) -> Option<u16> {
+        match self {
+            Nic::User(n) => n.ssh_port,
+            Nic::Tap(_) => None,
+        }
+    }
+}
+
 /// Everything QEMU needs to know about one guest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QemuCommand {
@@ -85,7 +111,7 @@ pub struct QemuCommand {
     /// Root first (`vda`), then ephemeral (`vdb`) and swap.
     pub disks: Vec<Disk>,
     pub config_drive: Option<ConfigDrive>,
-    pub net: Option<UserNet>,
+    pub net: Option<Nic>,
     pub console_log: PathBuf,
     pub qmp_socket: PathBuf,
     pub pidfile: PathBuf,
@@ -219,7 +245,16 @@ impl QemuCommand {
             }
         }
         match &self.net {
-            Some(n) => {
+            Some(Nic::Tap(t)) => push(&[
+                "-netdev",
+                &format!(
+                    "tap,id=net0,ifname={},script=no,downscript=no",
+                    opt_text(&t.ifname)
+                ),
+                "-device",
+                &format!("virtio-net-pci,netdev=net0,mac={}", t.mac),
+            ]),
+            Some(Nic::User(n)) => {
                 let mut netdev = format!(
                     "user,id=net0,net={},host={},dns={},dhcpstart={},hostname={}",
                     n.cidr,
@@ -278,7 +313,7 @@ mod tests {
                 path: "/s/instances/u/disk.config".into(),
                 medium: DriveMedium::Cdrom,
             }),
-            net: Some(UserNet {
+            net: Some(Nic::User(UserNet {
                 cidr: "10.0.0.0/16".parse().expect("cidr"),
                 gateway: Ipv4Addr::new(10, 0, 0, 2),
                 dns: Ipv4Addr::new(10, 0, 0, 3),
@@ -286,7 +321,7 @@ mod tests {
                 mac: "fa:16:3e:00:00:01".parse().expect("mac"),
                 hostname: "web-1".into(),
                 ssh_port: Some(40022),
-            }),
+            })),
             console_log: "/s/instances/u/console.log".into(),
             qmp_socket: "/s/instances/u/qmp.sock".into(),
             pidfile: "/s/instances/u/qemu.pid".into(),
@@ -321,6 +356,18 @@ mod tests {
         });
         c.incoming = Some("/s/it's/state".into());
         assert_eq!(golden(&c), include_str!("golden/kvm-vfat-resume.argv"));
+    }
+
+    #[test]
+    fn argv_matches_golden_tcg_tap() {
+        let mut c = sample();
+        c.config_drive = None;
+        c.disks.truncate(1);
+        c.net = Some(Nic::Tap(TapNet {
+            ifname: "tapd8e02d56-26".into(),
+            mac: "fa:16:3e:00:00:01".parse().expect("mac"),
+        }));
+        assert_eq!(golden(&c), include_str!("golden/tcg-tap.argv"));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Flags every instance verb shares (`--state-dir`, `--qemu`, `--accel`, `--cidr`,
-//! `--network`, `--metadata-server`) and opening the host with them (which
+//! `--network`, `--bridge`, `--metadata-server`) and opening the host with them (which
 //! reconciles with running QEMU processes).
 
 use anyhow::Context;
@@ -46,7 +46,8 @@ pub struct HostArgs {
     pub cidr: ipnetwork::Ipv4Network,
     /// How guests are networked: `user` runs each QEMU in its own network namespace
     /// with the metadata service at 169.254.169.254 (needs root); `plain` is QEMU
-    /// user networking alone (no metadata service, no privileges).
+    /// user networking alone (no metadata service, no privileges); `bridge` puts
+    /// each guest's tap on a Linux bridge carrying 169.254.169.254 (needs root).
     #[arg(
         long,
         global = true,
@@ -55,6 +56,15 @@ pub struct HostArgs {
         default_value_t
     )]
     pub network: NetworkMode,
+    /// The Linux bridge of `--network bridge` (made on first boot, removed when the
+    /// last guest stops).
+    #[arg(
+        long,
+        global = true,
+        env = "COMPUTE_BRIDGE",
+        default_value = compute::driver::bridge::DEFAULT_BRIDGE
+    )]
+    pub bridge: String,
     /// The `metadata-server` binary compute runs (default: beside `compute`, else
     /// from PATH).
     #[arg(long, global = true, env = "COMPUTE_METADATA_SERVER")]
@@ -78,6 +88,7 @@ impl HostArgs {
                 .metadata_server
                 .clone()
                 .unwrap_or_else(default_metadata_server),
+            bridge: self.bridge.clone(),
         };
         Host::open_networked(
             HostConfig {
