@@ -4,5 +4,6 @@
 pub mod agent_guest;
 pub mod console;
 pub mod guest;
+pub mod hostguest;
 pub mod initramfs;
 pub mod netguest;

@@ -1,0 +1,255 @@
+//! The metadata service from inside real guests over compute's `bridge` networking,
+//! entirely inside a network namespace this test creates (`e2b-<pid>`), so the
+//! bridge, the taps and 169.254.169.254 never touch the host's network: the test's
+//! compute work runs on a thread that joined that namespace (`setns`), and every
+//! process compute starts (QEMU, the metadata server) and every netlink socket it
+//! opens inherit it.
+//!
+//! Two drive-less busybox guests set their fixed IP from the kernel command line
+//! (no DHCP in bridge mode; a guest with the guest-agent reads it from
+//! network_data.json), then fetch `/openstack/latest/meta_data.json` and an EC2 leaf
+//! from http://169.254.169.254 with busybox `wget`; the bytes must equal compute's
+//! renderer for that instance, so the server knew each guest by its source address.
+//! Deleting both removes the taps, the server and the bridge.
+//!
+//! Needs root and the `metadata-server` binary built beside the test.
+
+use compute::driver::images::ImageImport;
+use compute::driver::{bridge, BootRequest, Host, HostConfig, NetworkMode, Networking};
+use compute::flavor::Flavor;
+use compute::qemu::accel::AccelChoice;
+use configdrive::ConfigDriveBuilder;
+use e2e::hostguest::{console, metadata_server, rendered, section, wait_for};
+use e2e::{guest, netguest};
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+use std::os::fd::AsFd;
+use std::process::Command;
+use std::time::Duration;
+
+/// A safeguard against a hung guest, not a speed assertion (TCG on a busy host).
+const PATIENCE: Duration = Duration::from_secs(900);
+const BRIDGE: &str = "e2b-br0";
+
+/// The guest's `/init` after the common prelude: its address and gateway come from
+/// the kernel command line (`e2e_ip=A/P e2e_gw=G`).
+const INIT: &str = r#"for w in $(cat /proc/cmdline); do
+  case "$w" in e2e_ip=*) addr=${w#e2e_ip=};; e2e_gw=*) gw=${w#e2e_gw=};; esac
+done
+ip link set lo up
+ip addr add "$addr" dev eth0
+ip link set eth0 up
+ip route add default via "$gw" dev eth0
+echo "GUEST-ADDR $addr"
+show() { echo "GUEST-BEGIN $1"; [ -f /tmp/out ] && base64 /tmp/out; echo "GUEST-END $1 rc=$2"; }
+get() { name=$1; shift; rm -f /tmp/out; wget -q -O /tmp/out "$@"; rc=$?; show $name $rc; }
+i=0
+until wget -q -O /tmp/out http://169.254.169.254/openstack/latest/meta_data.json; do
+  i=$((i+1)); [ $i -ge 120 ] && break; sleep 1
+done
+echo "GUEST-FIRST-ANSWER tries=$i"
+show meta_data 0
+get instance_id http://169.254.169.254/latest/meta-data/instance-id
+get local_ipv4 http://169.254.169.254/latest/meta-data/local-ipv4
+echo GUEST-DONE
+while true; do sleep 60; done
+"#;
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("run ip (iproute2)");
+    assert!(
+        out.status.success(),
+        "ip {} failed (this test needs root): {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The test's namespace, deleted however the test ends.
+struct Netns(String);
+
+impl Netns {
+    fn create() -> Netns {
+        let name = format!("e2b-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "delete", &name]).output();
+        ip(&["netns", "add", &name]);
+        Netns(name)
+    }
+
+    fn path(&self) -> String {
+        format!("/run/netns/{}", self.0)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.0])
+            .output();
+    }
+}
+
+/// Deletes what the test booted even when an assertion fails.
+struct Cleanup {
+    host: Host,
+    uuids: Vec<String>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for u in self.uuids.drain(..) {
+            let _ = self.host.delete(&u);
+        }
+    }
+}
+
+fn check_guest(host: &Host, uuid: &str, fixed_ip: Ipv4Addr) {
+    wait_for(host, uuid, "GUEST-DONE", PATIENCE);
+    let log = console(host, uuid);
+    let (meta, rc) = section(&log, "meta_data");
+    assert_eq!(rc, "0", "{log}");
+    assert_eq!(
+        String::from_utf8_lossy(&meta),
+        String::from_utf8_lossy(&rendered(host, uuid, "/openstack/latest/meta_data.json")),
+        "{log}"
+    );
+    let parsed: serde_json::Value = serde_json::from_slice(&meta).expect("json");
+    assert_eq!(parsed["uuid"], uuid, "the guest got its own document");
+    for (name, path) in [
+        ("instance_id", "/latest/meta-data/instance-id"),
+        ("local_ipv4", "/latest/meta-data/local-ipv4"),
+    ] {
+        let (got, rc) = section(&log, name);
+        assert_eq!(rc, "0", "{name}: {log}");
+        assert_eq!(got, rendered(host, uuid, path), "{name}");
+    }
+    let (ipv4, _) = section(&log, "local_ipv4");
+    assert_eq!(String::from_utf8_lossy(&ipv4), fixed_ip.to_string());
+}
+
+/// Everything compute does, on a thread inside the test's namespace.
+fn run_in_namespace() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let g = netguest::build(dir.path(), INIT);
+    let state = dir.path().join("state");
+    let host = Host::open_networked(
+        HostConfig {
+            state_dir: state.clone(),
+            qemu: "qemu-system-x86_64".into(),
+            accel: AccelChoice::Auto,
+            cidr: "10.79.0.0/24".parse().expect("cidr"),
+            settings: compute::Settings::default(),
+            drive_builder: Box::new(ConfigDriveBuilder::default()),
+        },
+        Networking {
+            mode: NetworkMode::Bridge,
+            metadata_server: metadata_server(),
+            bridge: BRIDGE.into(),
+        },
+    )
+    .expect("open host");
+    let mut t = Cleanup {
+        host,
+        uuids: Vec::new(),
+    };
+    t.host
+        .store()
+        .add_flavor(&Flavor {
+            name: "t1".into(),
+            vcpus: 1,
+            ram_mb: 256,
+            disk_gb: 1,
+            ephemeral_gb: 0,
+            swap_mb: 0,
+        })
+        .expect("flavor");
+    let subnet = t.host.store().subnet();
+
+    // compute gives out the first free address; the guest learns it from its image's
+    // kernel command line, so each guest gets an image naming the address it will get.
+    let boot = |t: &mut Cleanup, name: &str, used: &HashSet<Ipv4Addr>| {
+        let expected = subnet.allocate_ip(used).expect("free address");
+        let image = format!("busybox-{name}");
+        t.host
+            .import_image(&ImageImport {
+                name: image.clone(),
+                disk: g.disk.clone(),
+                kernel: Some(g.kernel.clone()),
+                ramdisk: Some(g.initramfs.clone()),
+                cmdline: Some(format!(
+                    "{} e2e_ip={expected}/{} e2e_gw={}",
+                    guest::CMDLINE,
+                    subnet.cidr.prefix(),
+                    subnet.gateway()
+                )),
+            })
+            .expect("import");
+        let rec = t
+            .host
+            .boot(&BootRequest {
+                name: name.into(),
+                image,
+                flavor: "t1".into(),
+                config_drive: false,
+                ..Default::default()
+            })
+            .expect("boot");
+        t.uuids.push(rec.uuid.clone());
+        assert_eq!(
+            rec.fixed_ip, expected,
+            "compute allocated the address foreseen"
+        );
+        assert!(
+            bridge::exists(&bridge::tap_name(&rec.uuid)).expect("netlink"),
+            "the guest's tap exists"
+        );
+        (rec.uuid, rec.fixed_ip)
+    };
+    let (a, a_ip) = boot(&mut t, "first", &HashSet::new());
+    let (b, b_ip) = boot(&mut t, "second", &HashSet::from([a_ip]));
+    check_guest(&t.host, &a, a_ip);
+    check_guest(&t.host, &b, b_ip);
+    assert!(
+        !console(&t.host, &b).contains(&a),
+        "nothing of the first guest reaches the second"
+    );
+
+    let taps: Vec<String> = [&a, &b].iter().map(|u| bridge::tap_name(u)).collect();
+    for u in t.uuids.drain(..).collect::<Vec<_>>() {
+        t.host.delete(&u).expect("delete");
+    }
+    for tap in &taps {
+        assert!(!bridge::exists(tap).expect("netlink"), "{tap} is gone");
+    }
+    assert!(
+        !bridge::exists(BRIDGE).expect("netlink"),
+        "the bridge goes with the last guest"
+    );
+    assert!(
+        !state.join("metadata/server.pid").exists(),
+        "the metadata server stops with the last guest"
+    );
+}
+
+#[test]
+fn guests_reach_their_own_metadata_over_a_bridge_in_a_namespace() {
+    let ns = Netns::create();
+    let path = ns.path();
+    let worker = std::thread::spawn(move || {
+        let f = std::fs::File::open(&path).expect("open the namespace");
+        rustix::thread::move_into_link_name_space(
+            f.as_fd(),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )
+        .expect("setns into the test's namespace");
+        run_in_namespace();
+    });
+    let outcome = worker.join();
+    drop(ns);
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
