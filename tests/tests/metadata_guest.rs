@@ -11,16 +11,14 @@
 //! Needs root (network namespaces) and the `metadata-server` binary built beside the
 //! test (`cargo test --workspace` builds it; or set E2E_METADATA_SERVER).
 
-use base64::Engine;
 use compute::driver::images::ImageImport;
 use compute::driver::usernet;
 use compute::driver::{BootRequest, Host, HostConfig, NetworkMode, Networking};
 use compute::flavor::Flavor;
-use compute::metadata::{Entry, MetadataPath};
 use compute::qemu::accel::AccelChoice;
 use configdrive::ConfigDriveBuilder;
+use e2e::hostguest::{console, metadata_server, rendered, section, wait_for};
 use e2e::{guest, netguest};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// A safeguard against a hung guest, not a speed assertion (TCG on a busy host).
@@ -60,24 +58,6 @@ echo GUEST-DONE
 while true; do sleep 60; done
 "#;
 
-fn metadata_server() -> PathBuf {
-    if let Ok(p) = std::env::var("E2E_METADATA_SERVER") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("current exe");
-    let beside = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("metadata-server"))
-        .expect("target dir");
-    assert!(
-        beside.is_file(),
-        "{} is missing: build it first (`cargo build -p metadata-server`; `cargo test --workspace` does) or set E2E_METADATA_SERVER",
-        beside.display()
-    );
-    beside
-}
-
 /// Deletes what the test booted even when an assertion fails.
 struct Cleanup {
     host: Host,
@@ -92,69 +72,11 @@ impl Drop for Cleanup {
     }
 }
 
-fn console(host: &Host, uuid: &str) -> String {
-    host.console_log(uuid, None)
-        .expect("console log")
-        .replace('\r', "")
-}
-
-fn wait_for(host: &Host, uuid: &str, marker: &str) -> Duration {
-    let start = Instant::now();
-    loop {
-        let log = console(host, uuid);
-        if log.contains(marker) {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < PATIENCE,
-            "guest {uuid} never printed {marker}:\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The bytes a guest printed between `GUEST-BEGIN name` and `GUEST-END name rc=N`.
-fn section(log: &str, name: &str) -> (Vec<u8>, String) {
-    let begin = format!("GUEST-BEGIN {name}\n");
-    let start = log
-        .find(&begin)
-        .unwrap_or_else(|| panic!("no section {name}:\n{log}"))
-        + begin.len();
-    let end_marker = format!("GUEST-END {name} rc=");
-    let end = start
-        + log[start..]
-            .find(&end_marker)
-            .unwrap_or_else(|| panic!("section {name} not closed:\n{log}"));
-    let b64: String = log[start..end].split_whitespace().collect();
-    let rc = log[end + end_marker.len()..]
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_owned();
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .unwrap_or_else(|e| panic!("section {name} is not base64: {e}"));
-    (bytes, rc)
-}
-
-/// What compute's one renderer serves at `path` for the instance.
-fn rendered(host: &Host, uuid: &str, path: &str) -> Vec<u8> {
-    let rec = host.store().instance_by_uuid(uuid).expect("record");
-    let instance = compute::Instance::from_json(rec.document.as_bytes()).expect("document");
-    let tree = compute::render_service(&instance, &compute::Settings::default());
-    let p = MetadataPath::parse(path).expect("path");
-    match tree.lookup(p.segments()) {
-        Some(Entry::File(f)) => f.body.with_seed("").to_vec(),
-        other => panic!("{path} is not a file: {other:?}"),
-    }
-}
-
 /// Checks one guest's answers; returns its boot-to-first-answer time.
 fn check_guest(host: &Host, uuid: &str, booted_at: Instant) -> Duration {
-    wait_for(host, uuid, "GUEST-FIRST-ANSWER");
+    wait_for(host, uuid, "GUEST-FIRST-ANSWER", PATIENCE);
     let first_answer = booted_at.elapsed();
-    wait_for(host, uuid, "GUEST-DONE");
+    wait_for(host, uuid, "GUEST-DONE", PATIENCE);
     let log = console(host, uuid);
     assert!(!log.contains("GUEST-DHCP-FAILED"), "{log}");
     let rec = host.store().instance_by_uuid(uuid).expect("record");
