@@ -10,7 +10,11 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                // netlink-packet-route warns on every link when the kernel is newer
+                // than it (bridge mode lists links): noise, not a problem.
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new("warn,netlink_packet_route=error")
+                }),
         )
         .with_writer(std::io::stderr)
         .init();
