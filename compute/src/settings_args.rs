@@ -20,20 +20,20 @@ pub enum SettingsError {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct SettingsArgs {
     /// Domain appended to hostnames (Nova's `dhcp_domain`); pass '' for none.
-    #[arg(long, default_value = "novalocal")]
+    #[arg(long, global = true, default_value = "novalocal")]
     pub dhcp_domain: String,
     /// The deployment's static vendor data: a JSON object file.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE")]
     pub vendor_data: Option<PathBuf>,
     /// Versions not to offer at all, of either tree (repeatable or comma-separated).
-    #[arg(long, value_name = "VERSION", value_delimiter = ',')]
+    #[arg(long, global = true, value_name = "VERSION", value_delimiter = ',')]
     pub disable_version: Vec<String>,
     /// Versions left off config drives (default: EC2 versions older than 2009-04-04,
     /// as Nova's `config_drive_skip_versions`); pass '' to skip none.
-    #[arg(long, value_name = "VERSION", value_delimiter = ',')]
+    #[arg(long, global = true, value_name = "VERSION", value_delimiter = ',')]
     pub skip_versions: Option<Vec<String>>,
     /// Serve injected files over HTTP at /openstack/content/NNNN (Nova never does).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub serve_files: bool,
 }
 
@@ -83,5 +83,81 @@ impl SettingsArgs {
                 })?;
         }
         Ok(s)
+    }
+}
+
+/// The flags that give a metadata server `settings`: the inverse of
+/// [`SettingsArgs::to_settings`] for everything the service uses (drive skip lists
+/// are for drives only). Vendor data travels as a file: `vendor_data_file` must hold
+/// `settings.vendor_data` when it is not empty.
+pub fn server_args(
+    settings: &Settings,
+    vendor_data_file: Option<&std::path::Path>,
+) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "--dhcp-domain".into(),
+        settings.dhcp_domain.clone().unwrap_or_default().into(),
+    ];
+    let disabled: Vec<&str> = OpenStackVersion::ALL
+        .iter()
+        .filter(|v| !settings.openstack_versions.contains(v))
+        .map(|v| v.as_str())
+        .chain(
+            Ec2Version::ALL
+                .iter()
+                .filter(|v| !settings.ec2_versions.contains(v))
+                .map(|v| v.as_str()),
+        )
+        .collect();
+    if !disabled.is_empty() {
+        args.push("--disable-version".into());
+        args.push(disabled.join(",").into());
+    }
+    if let (false, Some(path)) = (settings.vendor_data.is_empty(), vendor_data_file) {
+        args.push("--vendor-data".into());
+        args.push(path.into());
+    }
+    if settings.serve_files {
+        args.push("--serve-files".into());
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: SettingsArgs,
+    }
+
+    fn parse(args: &[std::ffi::OsString]) -> Settings {
+        let mut argv: Vec<std::ffi::OsString> = vec!["x".into()];
+        argv.extend(args.iter().cloned());
+        Cli::try_parse_from(argv)
+            .expect("flags parse")
+            .settings
+            .to_settings()
+            .expect("settings")
+    }
+
+    #[test]
+    fn server_args_give_back_the_same_service_settings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vendor = dir.path().join("vendor.json");
+        let mut s = Settings::default();
+        assert_eq!(parse(&server_args(&s, None)), s);
+        s.dhcp_domain = None;
+        s.serve_files = true;
+        s.openstack_versions
+            .retain(|v| *v != OpenStackVersion::V2025_04_04);
+        s.ec2_versions.retain(|v| *v != Ec2Version::V1_0);
+        s.vendor_data
+            .insert("cloud-init".into(), "#cloud-config\n".into());
+        std::fs::write(&vendor, serde_json::to_vec(&s.vendor_data).expect("json")).expect("write");
+        assert_eq!(parse(&server_args(&s, Some(&vendor))), s);
     }
 }

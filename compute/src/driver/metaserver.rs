@@ -11,7 +11,10 @@
 use super::layout::Layout;
 use super::lock::{self, LockError};
 use super::usernet;
+use crate::metadata::Settings;
 use crate::qemu::process;
+use crate::settings_args::server_args;
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -50,6 +53,9 @@ pub enum MetaServerError {
 pub struct MetaServer<'a> {
     pub layout: &'a Layout,
     pub binary: &'a Path,
+    /// The rendering settings the server must use: the ones compute builds drives
+    /// with, so that a guest reads the same bytes from both.
+    pub settings: &'a Settings,
     /// Addresses served to every caller, who is known by source IP (bridge mode).
     pub listen: Vec<std::net::SocketAddr>,
 }
@@ -80,13 +86,38 @@ impl MetaServer<'_> {
             .filter(|pid| process::is_guest(*pid, &self.marker()))
     }
 
-    /// Starts the server unless it runs; returns its pid.
-    pub fn ensure_running(&self) -> Result<i32, MetaServerError> {
-        if let Some(pid) = self.running() {
-            return Ok(pid);
+    /// The settings flags for the server, writing the vendor data file they name.
+    fn settings_args(&self) -> Result<Vec<OsString>, MetaServerError> {
+        let vendor = self.layout.metadata_dir().join("vendor_data.json");
+        if !self.settings.vendor_data.is_empty() {
+            let bytes = crate::pyjson::to_vec(&self.settings.vendor_data);
+            write_atomically(&vendor, &bytes)?;
         }
+        Ok(server_args(self.settings, Some(&vendor)))
+    }
+
+    /// Starts the server unless it runs with these settings and listeners (a server
+    /// started with other ones is restarted); returns its pid.
+    pub fn ensure_running(&self) -> Result<i32, MetaServerError> {
         let dir = self.layout.metadata_dir();
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let mut settings = self.settings_args()?;
+        for addr in &self.listen {
+            settings.extend(["--listen".into(), addr.to_string().into()]);
+        }
+        let recorded = dir.join("settings.args");
+        let wanted: Vec<u8> = settings
+            .iter()
+            .flat_map(|a| a.as_encoded_bytes().iter().copied().chain([0]))
+            .collect();
+        if let Some(pid) = self.running() {
+            if std::fs::read(&recorded).ok().as_deref() == Some(&wanted[..]) {
+                return Ok(pid);
+            }
+            tracing::info!("rendering settings changed: restarting the metadata server");
+            self.stop()?;
+        }
+        write_atomically(&recorded, &wanted)?;
         let listeners = self.layout.metadata_listeners();
         if !listeners.exists() {
             std::fs::write(&listeners, b"").map_err(io(&listeners))?;
@@ -111,11 +142,7 @@ impl MetaServer<'_> {
             .arg(self.layout.metadata_passwords())
             .arg("--pid-file")
             .arg(&pidfile)
-            .args(
-                self.listen
-                    .iter()
-                    .flat_map(|a| ["--listen".to_owned(), a.to_string()]),
-            )
+            .args(&settings)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -162,15 +189,12 @@ impl MetaServer<'_> {
             }
         }
         lines.sort();
-        let path = self.layout.metadata_listeners();
-        let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io(&dir))?;
         let mut text = String::from("# written by compute: PATH=UUID of every relay alive\n");
         for l in &lines {
             text.push_str(l);
             text.push('\n');
         }
-        tmp.write_all(text.as_bytes()).map_err(io(&path))?;
-        tmp.persist(&path).map_err(|e| io(&path)(e.error))?;
+        write_atomically(&self.layout.metadata_listeners(), text.as_bytes())?;
         if lines.is_empty() {
             self.stop()?;
         } else if let Some(pid) = self.running() {
@@ -210,4 +234,13 @@ impl MetaServer<'_> {
         let _ = std::fs::remove_file(self.layout.metadata_pidfile());
         Ok(())
     }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), MetaServerError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
+    tmp.write_all(bytes).map_err(io(path))?;
+    tmp.persist(path).map_err(|e| io(path)(e.error))?;
+    Ok(())
 }

@@ -347,6 +347,7 @@ impl Host {
         metaserver::MetaServer {
             layout: &self.layout,
             binary: &self.networking.metadata_server,
+            settings: &self.settings,
             listen,
         }
     }

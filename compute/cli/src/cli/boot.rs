@@ -4,7 +4,6 @@ use super::host::HostArgs;
 use super::Format;
 use anyhow::{bail, Context};
 use compute::driver::BootRequest;
-use compute::settings_args::SettingsArgs;
 use indexmap::IndexMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,8 +35,6 @@ pub struct BootArgs {
     pub admin_pass: Option<String>,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
-    #[command(flatten)]
-    pub settings: SettingsArgs,
     pub name: String,
 }
 
@@ -64,7 +61,7 @@ pub fn run(host: &HostArgs, args: BootArgs) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
-    let mut host = host.open(args.settings.to_settings()?)?;
+    let mut host = host.open()?;
     let req = BootRequest {
         name: args.name,
         image: args.image,

@@ -1,7 +1,6 @@
 //! `compute console-log`: the guest's serial console (`nova console-log`).
 
 use super::host::HostArgs;
-use compute::Settings;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -15,7 +14,7 @@ pub struct ConsoleLogArgs {
 }
 
 pub fn run(host: &HostArgs, args: ConsoleLogArgs) -> anyhow::Result<ExitCode> {
-    let host = host.open(Settings::default())?;
+    let host = host.open()?;
     let text = host.console_log(&args.instance, args.length)?;
     std::io::stdout().write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)

@@ -3,7 +3,6 @@
 use super::host::HostArgs;
 use super::Format;
 use compute::flavor::Flavor;
-use compute::Settings;
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
@@ -38,7 +37,7 @@ pub struct FlavorDeleteArgs {
 }
 
 pub fn run_list(host: &HostArgs, a: FlavorListArgs) -> anyhow::Result<ExitCode> {
-    let host = host.open(Settings::default())?;
+    let host = host.open()?;
     let flavors = host.store().flavors()?;
     match a.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&flavors)?),
@@ -60,7 +59,7 @@ pub fn run_list(host: &HostArgs, a: FlavorListArgs) -> anyhow::Result<ExitCode> 
 }
 
 pub fn run_create(host: &HostArgs, a: FlavorCreateArgs) -> anyhow::Result<ExitCode> {
-    let host = host.open(Settings::default())?;
+    let host = host.open()?;
     let f = Flavor {
         name: a.name,
         vcpus: a.vcpus,
@@ -75,7 +74,7 @@ pub fn run_create(host: &HostArgs, a: FlavorCreateArgs) -> anyhow::Result<ExitCo
 }
 
 pub fn run_delete(host: &HostArgs, a: FlavorDeleteArgs) -> anyhow::Result<ExitCode> {
-    let host = host.open(Settings::default())?;
+    let host = host.open()?;
     host.store().delete_flavor(&a.name)?;
     Ok(ExitCode::SUCCESS)
 }

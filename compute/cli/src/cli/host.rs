@@ -1,11 +1,11 @@
 //! Flags every instance verb shares (`--state-dir`, `--qemu`, `--accel`, `--cidr`,
-//! `--network`, `--bridge`, `--metadata-server`) and opening the host with them (which
-//! reconciles with running QEMU processes).
+//! `--network`, `--bridge`, `--metadata-server`, and the rendering settings) and
+//! opening the host with them (which reconciles with running QEMU processes).
 
 use anyhow::Context;
 use compute::driver::{Host, HostConfig, NetworkMode, Networking};
 use compute::qemu::accel::AccelChoice;
-use compute::Settings;
+use compute::settings_args::SettingsArgs;
 use configdrive::ConfigDriveBuilder;
 use std::path::PathBuf;
 
@@ -69,6 +69,11 @@ pub struct HostArgs {
     /// from PATH).
     #[arg(long, global = true, env = "COMPUTE_METADATA_SERVER")]
     pub metadata_server: Option<PathBuf>,
+    /// How documents are rendered, for drives and the metadata service alike. They are
+    /// the deployment's settings: give the same ones to every command (a change
+    /// restarts the managed metadata server with the new ones).
+    #[command(flatten)]
+    pub settings: SettingsArgs,
 }
 
 /// `metadata-server` next to our own binary (a cargo build or an install), else PATH.
@@ -81,7 +86,8 @@ fn default_metadata_server() -> PathBuf {
 }
 
 impl HostArgs {
-    pub fn open(&self, settings: Settings) -> anyhow::Result<Host> {
+    pub fn open(&self) -> anyhow::Result<Host> {
+        let settings = self.settings.to_settings()?;
         let networking = Networking {
             mode: self.network,
             metadata_server: self

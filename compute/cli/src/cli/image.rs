@@ -5,7 +5,6 @@ use super::host::HostArgs;
 use super::Format;
 use compute::driver::images::ImageImport;
 use compute::store::Image;
-use compute::Settings;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -68,7 +67,7 @@ fn print(image: &Image, format: Format) -> anyhow::Result<()> {
 }
 
 pub fn run_import(host: &HostArgs, a: ImageImportArgs) -> anyhow::Result<ExitCode> {
-    let mut host = host.open(Settings::default())?;
+    let mut host = host.open()?;
     let req = ImageImport {
         name: a.name,
         disk: a.file,
@@ -81,7 +80,7 @@ pub fn run_import(host: &HostArgs, a: ImageImportArgs) -> anyhow::Result<ExitCod
 }
 
 pub fn run_list(host: &HostArgs, a: ImageListArgs) -> anyhow::Result<ExitCode> {
-    let host = host.open(Settings::default())?;
+    let host = host.open()?;
     let images = host.store().images()?;
     match a.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&images)?),
@@ -102,20 +101,20 @@ pub fn run_list(host: &HostArgs, a: ImageListArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run_show(host: &HostArgs, a: ImageKeyArgs) -> anyhow::Result<ExitCode> {
-    let host = host.open(Settings::default())?;
+    let host = host.open()?;
     print(&host.store().image(&a.image)?, a.format)?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn run_delete(host: &HostArgs, a: ImageKeyArgs) -> anyhow::Result<ExitCode> {
-    let mut host = host.open(Settings::default())?;
+    let mut host = host.open()?;
     let image = host.delete_image(&a.image)?;
     eprintln!("deleted image {} ({})", image.name, image.id);
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn run_create(host: &HostArgs, a: ImageCreateArgs) -> anyhow::Result<ExitCode> {
-    let mut host = host.open(Settings::default())?;
+    let mut host = host.open()?;
     print(&host.snapshot(&a.instance, &a.name)?, a.format)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -5,7 +5,6 @@ use super::host::HostArgs;
 use super::Format;
 use anyhow::{bail, Context};
 use compute::keypair::Keypair;
-use compute::Settings;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
@@ -52,7 +51,7 @@ fn generate(name: &str) -> anyhow::Result<(String, String)> {
 }
 
 pub fn run_add(host: &HostArgs, a: KeypairAddArgs) -> anyhow::Result<ExitCode> {
-    let host = host.open(Settings::default())?;
+    let host = host.open()?;
     let (private, public) = match &a.pub_key {
         Some(p) => (
             None,
@@ -73,7 +72,7 @@ pub fn run_add(host: &HostArgs, a: KeypairAddArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run_list(host: &HostArgs, a: KeypairListArgs) -> anyhow::Result<ExitCode> {
-    let host = host.open(Settings::default())?;
+    let host = host.open()?;
     let keys = host.store().keypairs()?;
     match a.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&keys)?),
@@ -87,7 +86,7 @@ pub fn run_list(host: &HostArgs, a: KeypairListArgs) -> anyhow::Result<ExitCode>
 }
 
 pub fn run_show(host: &HostArgs, a: KeypairNameArgs) -> anyhow::Result<ExitCode> {
-    let host = host.open(Settings::default())?;
+    let host = host.open()?;
     let k = host.store().keypair(&a.name)?;
     match a.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&k)?),
@@ -104,7 +103,7 @@ pub fn run_show(host: &HostArgs, a: KeypairNameArgs) -> anyhow::Result<ExitCode>
 }
 
 pub fn run_delete(host: &HostArgs, a: KeypairNameArgs) -> anyhow::Result<ExitCode> {
-    let host = host.open(Settings::default())?;
+    let host = host.open()?;
     host.store().delete_keypair(&a.name)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -4,7 +4,6 @@
 use super::host::HostArgs;
 use super::Format;
 use compute::settings_args::SettingsArgs;
-use compute::Settings;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -57,7 +56,7 @@ pub enum Verb {
 }
 
 pub fn run_simple(host: &HostArgs, verb: Verb, t: Target) -> anyhow::Result<ExitCode> {
-    let mut host = host.open(Settings::default())?;
+    let mut host = host.open()?;
     let rec = match verb {
         Verb::Start => host.start(&t.instance)?,
         Verb::Pause => host.pause(&t.instance)?,
@@ -75,7 +74,7 @@ pub fn run_simple(host: &HostArgs, verb: Verb, t: Target) -> anyhow::Result<Exit
 }
 
 pub fn run_stop(host: &HostArgs, args: StopArgs) -> anyhow::Result<ExitCode> {
-    let mut host = host.open(Settings::default())?;
+    let mut host = host.open()?;
     let rec = host.stop(
         &args.target.instance,
         Duration::from_secs(args.timeout.min(3600)),
@@ -85,14 +84,14 @@ pub fn run_stop(host: &HostArgs, args: StopArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run_reboot(host: &HostArgs, args: RebootArgs) -> anyhow::Result<ExitCode> {
-    let mut host = host.open(Settings::default())?;
+    let mut host = host.open()?;
     let rec = host.reboot(&args.target.instance, args.hard)?;
     super::show::print(&rec, args.target.format)?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn run_rebuild(host: &HostArgs, args: RebuildArgs) -> anyhow::Result<ExitCode> {
-    let mut host = host.open(args.settings.to_settings()?)?;
+    let mut host = host.open()?;
     let rec = host.rebuild(&args.target.instance, args.image.as_deref())?;
     super::show::print(&rec, args.target.format)?;
     Ok(ExitCode::SUCCESS)

@@ -2,7 +2,6 @@
 
 use super::host::HostArgs;
 use super::Format;
-use compute::Settings;
 use serde_json::json;
 use std::process::ExitCode;
 
@@ -14,7 +13,7 @@ pub struct ListArgs {
 }
 
 pub fn run(host: &HostArgs, args: ListArgs) -> anyhow::Result<ExitCode> {
-    let host = host.open(Settings::default())?;
+    let host = host.open()?;
     let list = host.store().list_instances()?;
     match args.format {
         Format::Json => {

@@ -71,7 +71,7 @@ pub enum Format {
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Render(args) => render::run(args),
+        Command::Render(args) => render::run(args, &cli.host.settings),
         Command::Validate(args) => validate::run(args),
         Command::Boot(a) => boot::run(&cli.host, a),
         Command::List(a) => list::run(&cli.host, a),

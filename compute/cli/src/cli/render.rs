@@ -49,8 +49,6 @@ pub struct RenderArgs {
     /// Base64 seed to use in the service view where the instance has none.
     #[arg(long, value_name = "BASE64")]
     pub random_seed: Option<String>,
-    #[command(flatten)]
-    pub settings: SettingsArgs,
 }
 
 pub(crate) fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
@@ -64,9 +62,9 @@ pub(crate) fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read instance document {}", path.display()))
 }
 
-pub fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: RenderArgs, settings: &SettingsArgs) -> anyhow::Result<ExitCode> {
     let instance = Instance::from_json(&read_input(&args.instance)?)?;
-    let settings = args.settings.to_settings()?;
+    let settings = settings.to_settings()?;
     let files: Vec<(String, Vec<u8>)> = match args.view {
         View::Drive => render_drive(&instance, &settings)
             .into_iter()

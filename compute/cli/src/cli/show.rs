@@ -3,7 +3,6 @@
 use super::host::HostArgs;
 use super::Format;
 use compute::store::InstanceRecord;
-use compute::Settings;
 use serde_json::{json, Value};
 use std::process::ExitCode;
 
@@ -73,7 +72,7 @@ pub fn print(rec: &InstanceRecord, format: Format) -> anyhow::Result<()> {
 }
 
 pub fn run(host: &HostArgs, args: ShowArgs) -> anyhow::Result<ExitCode> {
-    let host = host.open(Settings::default())?;
+    let host = host.open()?;
     print(&host.store().find_instance(&args.instance)?, args.format)?;
     Ok(ExitCode::SUCCESS)
 }
