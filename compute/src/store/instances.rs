@@ -3,6 +3,10 @@
 
 use super::*;
 
+/// The columns every instance summary is read from, in `summaries`' order.
+const SUMMARY_SELECT: &str =
+    "SELECT uuid, name, vm_state, task_state, power_state, fixed_ip, pid FROM instances";
+
 pub(super) const INSTANCE_COLUMNS: &str =
     "uuid, name, flavor, image_id, key_name, vm_state, task_state, power_state, \
      fixed_ip, mac, ssh_port, pid, fault, document, created_at, updated_at";
@@ -135,34 +139,20 @@ impl Store {
     }
 
     pub fn list_instances(&self) -> Result<Vec<InstanceSummary>, StoreError> {
-        let mut st = self.conn.prepare(
-            "SELECT uuid, name, vm_state, task_state, power_state, fixed_ip, pid FROM instances ORDER BY created_at, uuid",
-        )?;
-        let mut out = Vec::new();
-        let mut rows = st.query([])?;
-        while let Some(r) = rows.next()? {
-            let uuid: String = r.get(0)?;
-            let (vm, task, power): (String, Option<String>, String) =
-                (r.get(2)?, r.get(3)?, r.get(4)?);
-            let state = parse_state(&vm, task.as_deref(), &power, &uuid)?;
-            out.push(InstanceSummary {
-                uuid,
-                name: r.get(1)?,
-                state,
-                fixed_ip: r.get(5)?,
-                pid: r.get(6)?,
-            });
-        }
-        Ok(out)
+        self.summaries(&format!("{SUMMARY_SELECT} ORDER BY created_at, uuid"))
     }
 
     /// Instances whose record says a QEMU may exist (a pid, a task, or a power
     /// state other than shutdown): all that reconciliation has to look at.
     pub fn instances_claiming_processes(&self) -> Result<Vec<InstanceSummary>, StoreError> {
-        let mut st = self.conn.prepare(
-            "SELECT uuid, name, vm_state, task_state, power_state, fixed_ip, pid FROM instances
-             WHERE pid IS NOT NULL OR task_state IS NOT NULL OR power_state != 'shutdown'",
-        )?;
+        self.summaries(&format!(
+            "{SUMMARY_SELECT} WHERE pid IS NOT NULL OR task_state IS NOT NULL OR power_state != 'shutdown'"
+        ))
+    }
+
+    /// The summaries a `SUMMARY_SELECT` query returns.
+    fn summaries(&self, sql: &str) -> Result<Vec<InstanceSummary>, StoreError> {
+        let mut st = self.conn.prepare(sql)?;
         let mut out = Vec::new();
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
