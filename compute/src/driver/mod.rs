@@ -3,6 +3,7 @@
 //! lock, checks the state machine, records the task, does the work, and records the
 //! outcome (a fault on failure). The CLI is a thin layer over [`Host`].
 
+pub mod antispoof;
 mod boot;
 pub mod bridge;
 pub mod images;
@@ -55,6 +56,8 @@ pub enum DriverError {
     UserNet(#[from] usernet::UserNetError),
     #[error(transparent)]
     Bridge(#[from] bridge::BridgeError),
+    #[error(transparent)]
+    AntiSpoof(#[from] antispoof::AntiSpoofError),
     #[error(transparent)]
     MetaServer(#[from] metaserver::MetaServerError),
     #[error("{path}: {source}")]
@@ -311,7 +314,10 @@ impl Host {
         let pid = process::spawn_daemon(&argv, &p.pidfile())?;
         self.store.set_runtime(&rec.uuid, Some(pid), ssh_port)?;
         if self.networking.mode == NetworkMode::Bridge {
-            // QEMU made the tap before it daemonized.
+            // QEMU made the tap before it daemonized; it may send only as itself before
+            // it joins the bridge.
+            let ports = self.bridge_ports(None)?;
+            antispoof::apply(&antispoof::ruleset(&self.networking.bridge, &ports))?;
             bridge::attach(&bridge::tap_name(&rec.uuid), &self.networking.bridge)?;
         }
         let mut qmp = Qmp::connect(&p.qmp(), QMP_TIMEOUT)?;
@@ -376,11 +382,34 @@ impl Host {
             .into_iter()
             .filter(|s| s.uuid != uuid)
             .any(|s| s.pid.is_some_and(|pid| process::is_guest(pid, &s.uuid)));
-        if !others_alive {
+        if others_alive {
+            let ports = self.bridge_ports(Some(uuid))?;
+            antispoof::apply(&antispoof::ruleset(&self.networking.bridge, &ports))?;
+        } else {
             self.meta_server().stop()?;
+            antispoof::apply(&antispoof::removal(&self.networking.bridge))?;
             bridge::delete_link(&self.networking.bridge)?;
         }
         Ok(())
+    }
+
+    /// The bridge ports of every guest whose QEMU runs (but `leaving`), with the only
+    /// MAC and address each may send from.
+    fn bridge_ports(&self, leaving: Option<&str>) -> Result<Vec<antispoof::Port>, DriverError> {
+        let mut ports = Vec::new();
+        for s in self.store.instances_claiming_processes()? {
+            let alive = s.pid.is_some_and(|pid| process::is_guest(pid, &s.uuid));
+            if !alive || Some(s.uuid.as_str()) == leaving {
+                continue;
+            }
+            let rec = self.store.instance_by_uuid(&s.uuid)?;
+            ports.push(antispoof::Port {
+                tap: bridge::tap_name(&rec.uuid),
+                mac: rec.mac,
+                ip: rec.fixed_ip,
+            });
+        }
+        Ok(ports)
     }
 
     /// User mode: the namespace, the metadata server (started when needed), the relay,
