@@ -45,8 +45,12 @@ echo "=== addr"; ip -o addr
 echo "=== route"; ip route
 # The metadata service, as an unmodified client sees it (compute's user networking
 # relays 169.254.169.254 to the server; without it these simply fail and print nothing).
+# Raw HTTP through nc -w: bounded where nothing answers (busybox wget -T crashes here).
 for p in /openstack /openstack/latest/meta_data.json /latest/meta-data/ /latest/meta-data/instance-id; do
-    wget -q -T 5 -O /run/md "http://169.254.169.254$p" 2>/dev/null && { echo "=== metadata $p"; base64 < /run/md; }
+    printf 'GET %s HTTP/1.0\r\nHost: 169.254.169.254\r\n\r\n' "$p" | nc -w 5 169.254.169.254 80 > /run/raw 2>/dev/null
+    if grep -q '^HTTP/1.[01] 200' /run/raw; then
+        sed '1,/^\r$/d' /run/raw > /run/md; echo "=== metadata $p"; base64 < /run/md
+    fi
 done
 for f in $( (echo /etc/hostname; echo /root/.ssh/authorized_keys; grep -o 'wrote /[^ ]*' /run/report.json | cut -c7-) | sort -u); do
     [ -f "$f" ] && [ "$f" != /etc/shadow ] || continue
