@@ -7,9 +7,11 @@
 //!
 //! Two drive-less busybox guests set their fixed IP from the kernel command line
 //! (no DHCP in bridge mode; a guest with the guest-agent reads it from
-//! network_data.json), then fetch `/openstack/latest/meta_data.json` and an EC2 leaf
-//! from http://169.254.169.254 with busybox `wget`; the bytes must equal compute's
-//! renderer for that instance, so the server knew each guest by its source address.
+//! network_data.json), then fetch `/openstack/latest/meta_data.json`, EC2 leaves and
+//! an IMDSv2-token-protected leaf from http://169.254.169.254 with busybox `wget` and
+//! `nc`; the bytes must equal compute's renderer for that instance, so the server knew
+//! each guest by its source address. The second guest then takes the first one's
+//! address and asks again: compute's anti-spoofing rules must leave it unanswered.
 //! Deleting both removes the taps, the server and the bridge.
 //!
 //! Needs root and the `metadata-server` binary built beside the test.
@@ -51,6 +53,10 @@ echo "GUEST-FIRST-ANSWER tries=$i"
 show meta_data 0
 get instance_id http://169.254.169.254/latest/meta-data/instance-id
 get local_ipv4 http://169.254.169.254/latest/meta-data/local-ipv4
+printf 'PUT /latest/api/token HTTP/1.0\r\nHost: 169.254.169.254\r\nX-aws-ec2-metadata-token-ttl-seconds: 300\r\n\r\n' | nc -w 5 169.254.169.254 80 > /tmp/raw
+echo "GUEST-TOKEN-STATUS $(head -n 1 /tmp/raw)"
+tok=$(tail -n 1 /tmp/raw)
+get token_instance_id --header "X-aws-ec2-metadata-token: $tok" http://169.254.169.254/latest/meta-data/instance-id
 if [ -n "$spoof" ]; then
   # Take another guest's address and ask as that guest.
   ip addr flush dev eth0
@@ -147,6 +153,17 @@ fn check_guest(host: &Host, uuid: &str, fixed_ip: Ipv4Addr, booted_at: Instant) 
         assert_eq!(rc, "0", "{name}: {log}");
         assert_eq!(got, rendered(host, uuid, path), "{name}");
     }
+    // IMDSv2 over the bridge: a token from PUT, then the leaf with it.
+    assert!(
+        log.contains("GUEST-TOKEN-STATUS HTTP/1.0 200 OK"),
+        "the token PUT succeeds:\n{log}"
+    );
+    let (with_token, rc) = section(&log, "token_instance_id");
+    assert_eq!(rc, "0", "{log}");
+    assert_eq!(
+        with_token,
+        rendered(host, uuid, "/latest/meta-data/instance-id")
+    );
     let (ipv4, _) = section(&log, "local_ipv4");
     assert_eq!(String::from_utf8_lossy(&ipv4), fixed_ip.to_string());
     first_answer
