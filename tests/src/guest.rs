@@ -142,13 +142,18 @@ pub fn run_to_poweroff(dir: &Path, boot: &DirectBoot<'_>) -> String {
 /// PATH, KVM only when it really works (TCG otherwise), configdrive's ISO builder.
 /// Each test uses its own `cidr` so that parallel tests never share addresses.
 pub fn open_host(state: &Path, cidr: &str) -> compute::driver::Host {
-    compute::driver::Host::open(compute::driver::HostConfig {
+    compute::driver::Host::open(host_config(state, cidr)).expect("open compute host")
+}
+
+/// The compute host every test guest runs on: state in `state`, fixed IPs from
+/// `cidr`, KVM when it works, config drives built in-process.
+pub fn host_config(state: &Path, cidr: &str) -> compute::driver::HostConfig {
+    compute::driver::HostConfig {
         state_dir: state.to_owned(),
         qemu: "qemu-system-x86_64".into(),
         accel: compute::qemu::accel::AccelChoice::Auto,
         cidr: cidr.parse().expect("cidr"),
         settings: compute::Settings::default(),
         drive_builder: Box::new(configdrive::ConfigDriveBuilder::default()),
-    })
-    .expect("open compute host")
+    }
 }

@@ -88,3 +88,22 @@ pub fn rendered(host: &Host, uuid: &str, path: &str) -> Vec<u8> {
         other => panic!("{path} is not a file: {other:?}"),
     }
 }
+
+/// A compute host (see [`crate::guest::host_config`]) networked in `mode`, running the
+/// `metadata-server` built beside the tests; `bridge` names the bridge of bridge mode.
+pub fn open_networked_host(
+    state: &Path,
+    cidr: &str,
+    mode: compute::driver::NetworkMode,
+    bridge: &str,
+) -> compute::driver::Host {
+    compute::driver::Host::open_networked(
+        crate::guest::host_config(state, cidr),
+        compute::driver::Networking {
+            mode,
+            metadata_server: metadata_server(),
+            bridge: bridge.into(),
+        },
+    )
+    .expect("open host")
+}

@@ -17,11 +17,9 @@
 //! Needs root and the `metadata-server` binary built beside the test.
 
 use compute::driver::images::ImageImport;
-use compute::driver::{bridge, BootRequest, Host, HostConfig, NetworkMode, Networking};
+use compute::driver::{bridge, BootRequest, Host, NetworkMode};
 use compute::flavor::Flavor;
-use compute::qemu::accel::AccelChoice;
-use configdrive::ConfigDriveBuilder;
-use e2e::hostguest::{console, metadata_server, rendered, section, wait_for};
+use e2e::hostguest::{console, open_networked_host, rendered, section, wait_for};
 use e2e::{guest, netguest};
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
@@ -174,22 +172,7 @@ fn run_in_namespace() {
     let dir = tempfile::tempdir().expect("tempdir");
     let g = netguest::build(dir.path(), INIT);
     let state = dir.path().join("state");
-    let host = Host::open_networked(
-        HostConfig {
-            state_dir: state.clone(),
-            qemu: "qemu-system-x86_64".into(),
-            accel: AccelChoice::Auto,
-            cidr: "10.79.0.0/24".parse().expect("cidr"),
-            settings: compute::Settings::default(),
-            drive_builder: Box::new(ConfigDriveBuilder::default()),
-        },
-        Networking {
-            mode: NetworkMode::Bridge,
-            metadata_server: metadata_server(),
-            bridge: BRIDGE.into(),
-        },
-    )
-    .expect("open host");
+    let host = open_networked_host(&state, "10.79.0.0/24", NetworkMode::Bridge, BRIDGE);
     let mut t = Cleanup {
         host,
         uuids: Vec::new(),

@@ -13,11 +13,9 @@
 
 use compute::driver::images::ImageImport;
 use compute::driver::usernet;
-use compute::driver::{BootRequest, Host, HostConfig, NetworkMode, Networking};
+use compute::driver::{BootRequest, Host, NetworkMode};
 use compute::flavor::Flavor;
-use compute::qemu::accel::AccelChoice;
-use configdrive::ConfigDriveBuilder;
-use e2e::hostguest::{console, metadata_server, rendered, section, wait_for};
+use e2e::hostguest::{console, open_networked_host, rendered, section, wait_for};
 use e2e::{guest, netguest};
 use std::time::{Duration, Instant};
 
@@ -116,22 +114,12 @@ fn guests_reach_their_own_metadata_over_user_networking() {
     let dir = tempfile::tempdir().expect("tempdir");
     let g = netguest::build(dir.path(), INIT);
     let state = dir.path().join("state");
-    let host = Host::open_networked(
-        HostConfig {
-            state_dir: state.clone(),
-            qemu: "qemu-system-x86_64".into(),
-            accel: AccelChoice::Auto,
-            cidr: "10.78.0.0/24".parse().expect("cidr"),
-            settings: compute::Settings::default(),
-            drive_builder: Box::new(ConfigDriveBuilder::default()),
-        },
-        Networking {
-            mode: NetworkMode::User,
-            metadata_server: metadata_server(),
-            bridge: compute::driver::bridge::DEFAULT_BRIDGE.into(),
-        },
-    )
-    .expect("open host");
+    let host = open_networked_host(
+        &state,
+        "10.78.0.0/24",
+        NetworkMode::User,
+        compute::driver::bridge::DEFAULT_BRIDGE,
+    );
     let mut t = Cleanup {
         host,
         uuids: Vec::new(),
