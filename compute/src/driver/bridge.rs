@@ -181,13 +181,17 @@ pub fn delete_link(name: &str) -> Result<(), BridgeError> {
             return Ok(());
         };
         let mut links = h.link();
-        links
-            .del(index)
-            .execute()
-            .await
-            .map_err(req(format!("deleting {name}")))
+        match links.del(index).execute().await {
+            // A tap QEMU owns vanishes when QEMU exits, possibly between the lookup
+            // and the request: gone is what was asked.
+            Err(rtnetlink::Error::NetlinkError(m)) if m.raw_code() == -ENODEV => Ok(()),
+            other => other.map_err(req(format!("deleting {name}"))),
+        }
     })
 }
+
+/// `ENODEV`: "no such device", what the kernel answers for a link that is gone.
+const ENODEV: i32 = 19;
 
 #[cfg(test)]
 mod tests {
