@@ -185,12 +185,20 @@ proptest! {
             prop_assert!(tree.lookup(&path.split('/').collect::<Vec<_>>()).is_some(), "{path} walked but not found");
         }
         prop_assert_eq!(early.as_ref(), tree.lookup(&["openstack", "latest", "meta_data.json"]));
+        // network_data.json exists exactly when the instance has a network.
+        let has_network = instance.network().is_some();
+        for v in &settings.openstack_versions {
+            let served = tree.lookup(&["openstack", v.as_str(), "network_data.json"]).is_some();
+            prop_assert_eq!(served, has_network && *v >= OpenStackVersion::V2015_10_15, "openstack/{}/network_data.json", v);
+        }
         // The drive view: every JSON parses, and no password is ever written.
         let drive = render_drive(&instance, &settings);
         prop_assert!(drive.contains_key("ec2/latest/meta-data.json"));
         prop_assert!(drive.contains_key("openstack/latest/meta_data.json"));
+        prop_assert_eq!(drive.contains_key("openstack/2015-10-15/network_data.json"), has_network);
         for (path, bytes) in &drive {
             prop_assert!(!path.ends_with("/password"));
+            prop_assert!(has_network || !path.ends_with("/network_data.json"), "{} without a network", path);
             if path.ends_with(".json") {
                 prop_assert!(serde_json::from_slice::<Value>(bytes).is_ok(), "{path} does not parse");
             }
