@@ -1,6 +1,7 @@
 //! `network_data.json` over a real socket, at every OpenStack version: an instance
 //! without a network gets 404 and no listing line; an instance with one gets Nova's
-//! bytes (checked against an oracle of Nova's key order run by Python's json.dumps).
+//! bytes (checked against an oracle of Nova's key order run by Python's json.dumps)
+//! at every version, also those before 2015-10-15 that do not list it, as Nova does.
 
 mod common;
 
@@ -100,24 +101,48 @@ fn no_network_means_404_and_no_listing_line_at_every_version() {
     assert_eq!(md.status, 200);
 }
 
-/// A and B keep Nova's bytes where the version lists the file.
+/// A and B get Nova's bytes at every version, as Nova answers them; the versions
+/// before 2015-10-15 do not list the file, as in Nova.
 #[test]
-fn instances_with_networks_keep_novas_bytes() {
+fn instances_with_networks_get_novas_bytes_at_every_version() {
     let server = Server::start(&[]);
     for (uuid, ip) in [(A, A_IP), (B, B_IP)] {
         let want = nova_bytes(&fixture_network(uuid).expect("has a network"));
-        for v in OpenStackVersion::ALL
-            .iter()
-            .filter(|v| **v >= OpenStackVersion::V2015_10_15)
-            .map(|v| v.as_str())
-            .chain(["latest"])
-        {
+        for v in versions() {
             let r = server.get(ip, &format!("/openstack/{v}/network_data.json"));
             assert_eq!(r.status, 200, "{uuid} {v}");
             assert_eq!(r.text(), String::from_utf8_lossy(&want), "{uuid} {v}");
             assert_eq!(r.header("content-type"), Some("text/plain; charset=UTF-8"));
+            let head = server.req(
+                ip,
+                "HEAD",
+                &format!("/openstack/{v}/network_data.json"),
+                &[],
+                b"",
+            );
+            assert_eq!(head.status, 200, "HEAD {v}");
+            assert_eq!(
+                head.header("content-length"),
+                Some(want.len().to_string().as_str())
+            );
             let lines = listed(&server.get(ip, &format!("/openstack/{v}")));
-            assert!(lines.contains(&"network_data.json".to_owned()), "{v}");
+            let old = ["2012-08-10", "2013-04-04", "2013-10-17"].contains(&v);
+            assert_eq!(
+                lines.contains(&"network_data.json".to_owned()),
+                !old,
+                "{v} lists {lines:?}"
+            );
+        }
+        // The old listings are exactly Nova's (both instances have user data).
+        for (v, want) in [
+            ("2012-08-10", "meta_data.json\nuser_data"),
+            ("2013-04-04", "meta_data.json\nuser_data\npassword"),
+            (
+                "2013-10-17",
+                "meta_data.json\nuser_data\npassword\nvendor_data.json",
+            ),
+        ] {
+            assert_eq!(server.get(ip, &format!("/openstack/{v}/")).text(), want);
         }
     }
 }

@@ -65,10 +65,14 @@ impl Documents {
         }
     }
 
+    /// `/openstack/<version>/` as the service answers it: the listed files, and
+    /// `network_data.json` at the versions before 2015-10-15 too, unlisted, because
+    /// Nova's handler answers it at every version. Drives carry only listed files.
     pub(super) fn version_dir(&self, instance: &Instance, v: V) -> Dir {
         let files = files_of(instance, v);
-        let mut dir = Dir::with_capacity(Some(listing(&files)), files.len());
-        for name in files {
+        let mut dir = Dir::with_capacity(Some(listing(&files)), files.len() + 1);
+        let unlisted = (v < V::V2015_10_15).then_some(NETWORK_DATA);
+        for name in files.into_iter().chain(unlisted) {
             let entry = match name {
                 PASSWORD => Entry::Password,
                 _ => match self.document(instance, v, name) {
