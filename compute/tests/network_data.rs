@@ -117,3 +117,49 @@ fn an_instance_with_network_serves_it_at_every_version_and_lists_it_from_2015_10
         }
     }
 }
+
+/// The dual-stack fixture: IPv4 by DHCP with the address Nova knows from the port,
+/// IPv6 by SLAAC. `dualstack.network_data.json` holds the bytes Nova's own
+/// `netutils.get_network_metadata` printed for that port (see the report of the
+/// change that added it): the DHCP network without its address.
+#[test]
+fn a_dhcp_address_stays_out_of_network_data_but_is_local_ipv4() {
+    let dual = fixture("dualstack");
+    let golden = std::fs::read(format!(
+        "{}/tests/fixtures/dualstack.network_data.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("golden network_data.json");
+    let drive = render_drive(&dual, &Settings::default());
+    for v in version_names() {
+        assert_eq!(served(&dual, v).as_ref(), Some(&golden), "service {v}");
+    }
+    for (path, bytes) in drive
+        .iter()
+        .filter(|(p, _)| p.ends_with("network_data.json"))
+    {
+        assert_eq!(bytes.as_ref(), golden.as_slice(), "{path}");
+    }
+    assert!(drive.contains_key("openstack/latest/network_data.json"));
+    assert!(!String::from_utf8_lossy(&golden).contains("10.20.0.14"));
+
+    // The document keeps the address, and EC2 shows it.
+    let ips: Vec<String> = dual.fixed_ips().iter().map(ToString::to_string).collect();
+    assert_eq!(ips, ["10.20.0.14", "2001:db8:20:0:f816:3eff:fe4c:2d81"]);
+    let (ip, mac) = dual.local_ipv4().expect("local-ipv4");
+    assert_eq!(ip.to_string(), "10.20.0.14");
+    assert_eq!(
+        mac.map(|m| m.to_string()).as_deref(),
+        Some("fa:16:3e:4c:2d:81")
+    );
+    let tree = render_service(&dual, &Settings::default());
+    for v in ["2009-04-04", "latest", "1.0"] {
+        match tree.lookup(&["ec2", v, "meta-data", "local-ipv4"]) {
+            Some(Entry::File(f)) => assert_eq!(f.body.with_seed("").as_ref(), b"10.20.0.14"),
+            other => panic!("ec2/{v}/meta-data/local-ipv4: {other:?}"),
+        }
+    }
+    let ec2: serde_json::Value =
+        serde_json::from_slice(&drive["ec2/latest/meta-data.json"]).expect("json");
+    assert_eq!(ec2["local-ipv4"], "10.20.0.14");
+}

@@ -61,7 +61,9 @@ impl Documents {
             user_data: instance.user_data().map(Bytes::copy_from_slice),
             vendor_data: pyjson::to_vec(&vendor).into(),
             vendor_data2: vendor_data2_json(&vendor, &[]).into(),
-            network_data: instance.network().map(|n| pyjson::to_vec(n).into()),
+            network_data: instance
+                .network()
+                .map(|n| pyjson::to_vec(&n.published()).into()),
         }
     }
 
