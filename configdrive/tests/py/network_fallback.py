@@ -20,7 +20,10 @@ with tempfile.TemporaryDirectory() as state:
     ds = DataSourceConfigDrive.DataSourceConfigDrive({}, None, paths)
     ds.network_eni = drive.get("network_config")
     ds.network_json = drive.get("networkdata")
-    ds.known_macs = {"fa:16:3e:00:00:01": "eth0", "fa:16:3e:00:00:02": "eth1"}
+    # The guest's NICs: one per link MAC, named in link order.
+    links = (drive.get("networkdata") or {}).get("links", [])
+    macs = [link["ethernet_mac_address"] for link in links]
+    ds.known_macs = {mac: "eth%d" % i for i, mac in enumerate(macs)}
     print(json.dumps({
         "uuid": drive["metadata"]["uuid"],
         "read_v2_has_networkdata": "networkdata" in drive,

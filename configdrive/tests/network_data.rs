@@ -1,8 +1,10 @@
-//! An instance without a network gets a drive without `network_data.json` (Nova
-//! writes `{}`, which cloud-init turns into an empty network config that leaves every
-//! NIC down). Checked on both formats, as extracted by independent tools, and with
-//! Debian's cloud-init (/usr/bin/python3): `read_v2` still reads the drive and the
-//! ConfigDrive datasource has no network config, so cloud-init falls back to DHCP.
+//! `network_data.json` on drives, read by Debian's cloud-init (/usr/bin/python3).
+//! An instance without a network gets a drive without the file (Nova writes `{}`,
+//! which cloud-init turns into an empty network config that leaves every NIC down):
+//! checked on both formats, as extracted by independent tools; `read_v2` still reads
+//! the drive and the ConfigDrive datasource has no network config, so cloud-init
+//! falls back to DHCP. A DHCP network's known address stays off the drive, as Nova
+//! leaves it, while EC2 `local-ipv4` shows it.
 
 #![allow(clippy::unwrap_used)]
 
@@ -141,4 +143,55 @@ fn build_help_says_what_happens_without_network_data() {
         text.contains("Without it the drive has no network_data.json"),
         "{text}"
     );
+}
+
+/// A DHCP network that knows its address: the drive's network_data.json is Nova's
+/// bytes for that port (the address left out), and cloud-init asks DHCP for IPv4 and
+/// takes SLAAC for IPv6.
+#[test]
+fn a_dhcp_address_stays_off_the_drive_and_cloud_init_uses_dhcp() {
+    let tmp = tempfile::tempdir().unwrap();
+    let doc = fixture("dualstack.json");
+    let image = build_from(
+        tmp.path(),
+        "iso9660",
+        &["--instance", doc.to_str().unwrap()],
+    );
+    let dir = tmp.path().join("x");
+    extract_independently(&image, "iso9660", &dir);
+    let golden = std::fs::read(fixture("dualstack.network_data.json")).unwrap();
+    let files = files_below(&dir);
+    let on_drive: Vec<&String> = files
+        .keys()
+        .filter(|p| p.ends_with("network_data.json"))
+        .collect();
+    assert_eq!(
+        on_drive.len(),
+        8,
+        "2015-10-15 and later, and latest: {on_drive:?}"
+    );
+    for p in on_drive {
+        assert_eq!(files[p], golden, "{p}");
+    }
+    let ec2: Value = serde_json::from_slice(&files["ec2/latest/meta-data.json"]).unwrap();
+    assert_eq!(ec2["local-ipv4"], "10.20.0.14");
+
+    let got = cloud_init_network(&dir);
+    assert_eq!(got["read_v2_has_networkdata"], true);
+    let config = got["network_config"]["config"].as_array().unwrap();
+    let eth0 = config.iter().find(|c| c["name"] == "eth0").unwrap();
+    assert_eq!(eth0["mac_address"], "fa:16:3e:4c:2d:81");
+    let types: Vec<&str> = eth0["subnets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["dhcp4", "ipv6_slaac"]);
+    let dns: Vec<&Value> = config
+        .iter()
+        .filter(|c| c["type"] == "nameserver")
+        .map(|c| &c["address"])
+        .collect();
+    assert_eq!(dns, [&json!("192.0.2.53"), &json!("2001:db8:53::53")]);
 }
