@@ -11,20 +11,26 @@ use std::process::{Command, ExitCode};
 /// Add a keypair: import a public key, or generate one (private key printed once).
 #[derive(Debug, clap::Args)]
 pub struct KeypairAddArgs {
+    /// Path to a public ssh key (without it, a key pair is generated).
     #[arg(long, value_name = "FILE")]
     pub pub_key: Option<PathBuf>,
+    /// Name of key.
     pub name: String,
 }
 
+// No `///`: it would become the about line of keypair-show and keypair-delete alike.
 #[derive(Debug, clap::Args)]
 pub struct KeypairNameArgs {
+    /// Keypair name.
     pub name: String,
+    /// Output format: text for people, json for scripts.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct KeypairListArgs {
+    /// Output format: text for people, json for scripts.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }
