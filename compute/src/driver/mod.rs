@@ -62,7 +62,7 @@ pub enum DriverError {
     #[error(transparent)]
     MetaServer(#[from] metaserver::MetaServerError),
     #[error(transparent)]
-    Tool(#[from] crate::tool::ToolError),
+    Tool(#[from] tool::ToolError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
