@@ -5,6 +5,7 @@
 //! `pyjson` writes JSON bytes exactly as Nova's Python does. This crate is pure data
 //! and rendering: sockets, disks and processes live at the edges.
 
+pub mod cli_help;
 pub mod drive_builder;
 pub mod driver;
 pub mod flavor;
@@ -20,6 +21,7 @@ pub mod qemu;
 pub mod quota;
 pub mod settings_args;
 pub mod store;
+pub mod tool;
 
 pub use instance::{Instance, InstanceDocument, InstanceError};
 pub use metadata::{render_drive, render_service, MetadataTree, Settings};

@@ -8,6 +8,7 @@
 # dosfstools, mtools, time; builds the release binaries first)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+scripts/check-tools cargo hyperfine genisoimage mkfs.vfat mcopy /usr/bin/time python3
 runs="${1:-200}"
 cargo build --release --quiet -p configdrive -p compute
 bin="$PWD/target/release/configdrive"

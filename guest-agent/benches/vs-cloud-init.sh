@@ -13,6 +13,7 @@ agent=$here/target/$target/release/guest-agent
 compute=$here/target/release/compute
 
 cd "$here"
+scripts/check-tools cargo hyperfine genisoimage py:cloudinit
 RUSTFLAGS='-C target-feature=+crt-static' cargo build -q --release -p guest-agent --target $target
 cargo build -q --release -p compute
 

@@ -32,11 +32,13 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct Common {
+    /// Where to read the instance's data from.
     #[arg(long, value_enum, default_value_t, global = true)]
     source: SourceChoice,
     /// A drive image or block device to read instead of scanning.
     #[arg(long, value_name = "PATH", global = true)]
     device: Option<PathBuf>,
+    /// The metadata service's base URL.
     #[arg(long, value_name = "URL", default_value = DEFAULT_METADATA_URL, global = true)]
     metadata_url: String,
     /// How long to wait for a config drive to appear.
@@ -45,6 +47,7 @@ struct Common {
     /// Overall deadline for the metadata service, retries included.
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0, global = true)]
     metadata_timeout: f64,
+    /// Output format: text for people, json (one line) for scripts.
     #[arg(long, value_enum, default_value_t, global = true)]
     format: Format,
 }
@@ -78,8 +81,10 @@ struct RunArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 enum Format {
+    /// The report as lines of text (`show`: indented JSON).
     #[default]
     Text,
+    /// One line of JSON.
     Json,
 }
 
@@ -184,5 +189,24 @@ fn real_main() -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_verb_and_flag_explains_itself() {
+        assert_eq!(
+            compute::cli_help::problems(&Cli::command()),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

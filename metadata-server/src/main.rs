@@ -41,7 +41,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve metadata.
+    /// Serve the metadata of instances (OpenStack and EC2 trees) over HTTP.
     Serve(Box<ServeArgs>),
     /// Relay one instance's connections into its network namespace (compute runs it).
     #[command(hide = true)]
@@ -63,8 +63,10 @@ enum PasswordAction {
 
 #[derive(clap::Args)]
 struct PasswordArgs {
+    /// The instance whose password it is.
     #[arg(long, value_name = "UUID")]
     instance: Uuid,
+    /// Folder of the password store (`serve --password-dir`).
     #[arg(long, value_name = "DIR", default_value = DEFAULT_PASSWORD_DIR)]
     password_dir: PathBuf,
 }
@@ -147,14 +149,19 @@ struct ServeArgs {
     /// Serve /healthz and Prometheus /metrics here.
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
+    /// Time a client gets to send a request's headers, or its body (408 after).
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     header_read_timeout: u64,
+    /// A connection silent this long either way is closed.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     idle_timeout: u64,
+    /// Largest request body (a posted password); 413 beyond.
     #[arg(long, value_name = "BYTES", default_value_t = 16384)]
     max_body_bytes: usize,
+    /// Largest request head (request line and headers).
     #[arg(long, value_name = "BYTES", default_value_t = 16384)]
     max_header_bytes: usize,
+    /// Connections served at once, over all listeners; more wait.
     #[arg(long, value_name = "N", default_value_t = 4096)]
     max_connections: usize,
     /// Requests per second per instance (0: no limit).
@@ -414,5 +421,24 @@ fn main() {
             eprintln!("metadata-server: {e:#}");
             std::process::exit(1);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_verb_and_flag_explains_itself() {
+        assert_eq!(
+            compute::cli_help::problems(&Cli::command()),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

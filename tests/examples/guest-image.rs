@@ -7,14 +7,21 @@
 //! cargo run -p e2e --example guest-image -- build --agent PATH [--ssh-server /usr/sbin/dropbear] --out DIR
 //! cargo run -p e2e --example guest-image -- summary --console console.log
 //! ```
+//!
+//! Errors (a missing tool, kernel or file) are printed once, as one line naming what
+//! is missing and how to get it; the exit status is then 1.
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use e2e::agent_guest;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "guest-image")]
+#[command(
+    name = "guest-image",
+    about = "The demo guest's image (Debian kernel, busybox, static guest-agent) and its report"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -22,69 +29,105 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Writes DIR/vmlinuz, DIR/initramfs.cpio, DIR/root.qcow2 and DIR/cmdline.
+    /// Write DIR/vmlinuz, DIR/initramfs.cpio, DIR/root.qcow2 and DIR/cmdline.
     Build {
         /// A statically linked guest-agent.
-        #[arg(long)]
+        #[arg(long, value_name = "FILE")]
         agent: PathBuf,
         /// An SSH server (dropbear) to start once the agent is done.
-        #[arg(long)]
+        #[arg(long, value_name = "FILE")]
         ssh_server: Option<PathBuf>,
         /// Power off after printing the results (tests) instead of staying up.
         #[arg(long)]
         poweroff: bool,
-        #[arg(long)]
+        /// The folder to write the image into (created when missing).
+        #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
-    /// Prints what the guest printed between the agent's markers; exit 3 when they
+    /// Print what the guest printed between the agent's markers; exit 3 when they
     /// are not (yet) in the log.
     Summary {
-        #[arg(long)]
+        /// The guest's serial console log (`compute console-log`).
+        #[arg(long, value_name = "FILE")]
         console: PathBuf,
     },
 }
 
+fn build(
+    agent: &Path,
+    ssh_server: Option<&Path>,
+    poweroff: bool,
+    out: &Path,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let img = agent_guest::build(out, agent, ssh_server)?;
+    let cmdline = if poweroff {
+        agent_guest::TEST_CMDLINE
+    } else {
+        agent_guest::DEMO_CMDLINE
+    };
+    let kernel = out.join("vmlinuz");
+    std::fs::copy(&img.kernel, &kernel).with_context(|| {
+        format!(
+            "cannot copy {} to {}",
+            img.kernel.display(),
+            kernel.display()
+        )
+    })?;
+    let cmdline_file = out.join("cmdline");
+    std::fs::write(&cmdline_file, cmdline)
+        .with_context(|| format!("cannot write {}", cmdline_file.display()))?;
+    println!("{}", out.display());
+    Ok(())
+}
+
+/// The summary, or None when the agent's end marker is not in the log yet.
+fn summary(console: &Path) -> anyhow::Result<Option<String>> {
+    let bytes =
+        std::fs::read(console).with_context(|| format!("cannot read {}", console.display()))?;
+    let log = String::from_utf8_lossy(&bytes);
+    let out = agent_guest::parse(&log)
+        .with_context(|| format!("the agent's results in {}", console.display()))?;
+    Ok(out.map(|o| agent_guest::summary(&o)))
+}
+
 fn main() -> ExitCode {
-    match Cli::parse().command {
+    let result = match Cli::parse().command {
         Command::Build {
             agent,
             ssh_server,
             poweroff,
             out,
-        } => {
-            if let Err(e) = std::fs::create_dir_all(&out) {
-                eprintln!("guest-image: {}: {e}", out.display());
-                return ExitCode::FAILURE;
+        } => build(&agent, ssh_server.as_deref(), poweroff, &out).map(|()| ExitCode::SUCCESS),
+        Command::Summary { console } => summary(&console).map(|s| match s {
+            Some(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
             }
-            let img = agent_guest::build(&out, &agent, ssh_server.as_deref());
-            let cmdline = if poweroff {
-                agent_guest::TEST_CMDLINE
-            } else {
-                agent_guest::DEMO_CMDLINE
-            };
-            let kernel = out.join("vmlinuz");
-            let written = std::fs::copy(&img.kernel, &kernel)
-                .and_then(|_| std::fs::write(out.join("cmdline"), cmdline));
-            if let Err(e) = written {
-                eprintln!("guest-image: {}: {e}", out.display());
-                return ExitCode::FAILURE;
-            }
-            println!("{}", out.display());
-            ExitCode::SUCCESS
-        }
-        Command::Summary { console } => {
-            let log = match std::fs::read(&console) {
-                Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-                Err(e) => {
-                    eprintln!("guest-image: {}: {e}", console.display());
-                    return ExitCode::FAILURE;
-                }
-            };
-            let Some(out) = agent_guest::parse(&log) else {
-                return ExitCode::from(3);
-            };
-            print!("{}", agent_guest::summary(&out));
-            ExitCode::SUCCESS
-        }
+            None => ExitCode::from(3),
+        }),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("guest-image: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_verb_and_flag_explains_itself() {
+        assert_eq!(
+            compute::cli_help::problems(&Cli::command()),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

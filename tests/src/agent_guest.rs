@@ -8,12 +8,58 @@
 //! Used by the e2e tests and by `examples/guest-image.rs` (the demo's image).
 
 use crate::console;
-use crate::guest::{self, Kernel};
-use crate::initramfs::Initramfs;
+use crate::guest::{self, GuestError, Kernel};
+use crate::initramfs::{Initramfs, InitramfsError};
 use base64::Engine;
+use compute::tool::{Tool, ToolError, LDD};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentGuestError {
+    #[error("cannot read the guest-agent {path}")]
+    Agent {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} is dynamically linked; build it with RUSTFLAGS='-C target-feature=+crt-static'"
+    )]
+    NotStatic { path: PathBuf },
+    #[error(transparent)]
+    Tool(#[from] ToolError),
+    #[error("ldd {path}: {stderr}")]
+    Ldd { path: PathBuf, stderr: String },
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Guest(#[from] GuestError),
+    #[error(transparent)]
+    Initramfs(#[from] InitramfsError),
+    #[error("the guest printed no exit code for the agent")]
+    NoExitCode,
+    #[error("the guest's {what} is not JSON")]
+    Json {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("the guest's {path} is not base64")]
+    Base64 {
+        path: String,
+        #[source]
+        source: base64::DecodeError,
+    },
+}
+
+/// The SSH server the demo image carries.
+pub const DROPBEAR: Tool = Tool::new("dropbear", "dropbear-bin");
 
 pub const BEGIN: &str = "===GUEST-AGENT-BEGIN===";
 pub const END: &str = "===GUEST-AGENT-END===";
@@ -74,15 +120,22 @@ pub struct AgentImage {
 
 /// Builds the image in `dir` around the static `agent` binary; `ssh_server` (e.g.
 /// dropbear) is copied in with the shared libraries `ldd` lists for it.
-pub fn build(dir: &Path, agent: &Path, ssh_server: Option<&Path>) -> AgentImage {
-    let k: Kernel = guest::kernel();
-    let agent_bytes = std::fs::read(agent).unwrap_or_else(|e| panic!("{}: {e}", agent.display()));
-    assert!(
-        is_static(&agent_bytes),
-        "{} is dynamically linked; build it with RUSTFLAGS='-C target-feature=+crt-static'",
-        agent.display()
-    );
-    let mut img = Initramfs::new(BODY);
+pub fn build(
+    dir: &Path,
+    agent: &Path,
+    ssh_server: Option<&Path>,
+) -> Result<AgentImage, AgentGuestError> {
+    let k: Kernel = guest::kernel()?;
+    let agent_bytes = std::fs::read(agent).map_err(|source| AgentGuestError::Agent {
+        path: agent.to_owned(),
+        source,
+    })?;
+    if !is_static(&agent_bytes) {
+        return Err(AgentGuestError::NotStatic {
+            path: agent.to_owned(),
+        });
+    }
+    let mut img = Initramfs::new(BODY)?;
     img.file("bin/guest-agent", 0o755, agent_bytes)
         .file(
             "etc/passwd",
@@ -91,19 +144,20 @@ pub fn build(dir: &Path, agent: &Path, ssh_server: Option<&Path>) -> AgentImage 
         )
         .file("etc/group", 0o644, b"root:x:0:\n".to_vec())
         .file("etc/shells", 0o644, b"/bin/sh\n".to_vec())
-        .modules(&k.version, MODULES);
+        .modules(&k.version, MODULES)?;
     if let Some(server) = ssh_server {
-        add_dynamic_binary(&mut img, server, "bin/dropbear");
+        let server = DROPBEAR.locate_at(server)?;
+        add_dynamic_binary(&mut img, &server, "bin/dropbear")?;
     }
     let initramfs = dir.join("initramfs.cpio");
-    img.write(&initramfs);
+    img.write(&initramfs)?;
     let disk = dir.join("root.qcow2");
-    guest::blank_disk(&disk, "64M");
-    AgentImage {
+    guest::blank_disk(&disk, "64M")?;
+    Ok(AgentImage {
         kernel: k.image,
         initramfs,
         disk,
-    }
+    })
 }
 
 /// A statically linked ELF has no program interpreter (`PT_INTERP`, type 3).
@@ -129,12 +183,20 @@ fn is_static(elf: &[u8]) -> bool {
 
 /// Copies a dynamically linked binary to `dest` and its libraries (from `ldd`) to
 /// the same absolute paths inside the image.
-fn add_dynamic_binary(img: &mut Initramfs, bin: &Path, dest: &str) {
-    let out = Command::new("ldd")
-        .arg(bin)
-        .output()
-        .unwrap_or_else(|e| panic!("ldd (package libc-bin): {e}"));
-    assert!(out.status.success(), "ldd {}", bin.display());
+fn add_dynamic_binary(img: &mut Initramfs, bin: &Path, dest: &str) -> Result<(), AgentGuestError> {
+    let out = LDD.command().arg(bin).output().map_err(|e| LDD.error(e))?;
+    if !out.status.success() {
+        return Err(AgentGuestError::Ldd {
+            path: bin.to_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
+    }
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|source| AgentGuestError::Read {
+            path: path.to_owned(),
+            source,
+        })
+    };
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         // "libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x...)" or "/lib64/ld-linux... (0x...)"
         let lib = line
@@ -143,12 +205,11 @@ fn add_dynamic_binary(img: &mut Initramfs, bin: &Path, dest: &str) {
             .and_then(|p| p.split_whitespace().next())
             .filter(|p| p.starts_with('/'));
         if let Some(lib) = lib {
-            let data = std::fs::read(lib).unwrap_or_else(|e| panic!("{lib}: {e}"));
-            img.file(lib, 0o755, data);
+            img.file(lib, 0o755, read(Path::new(lib))?);
         }
     }
-    let data = std::fs::read(bin).unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
-    img.file(dest, 0o755, data);
+    img.file(dest, 0o755, read(bin)?);
+    Ok(())
 }
 
 /// The static guest-agent, built with `cargo build --release -p guest-agent` and
@@ -215,20 +276,23 @@ pub struct AgentOutput {
     pub metadata: BTreeMap<String, Vec<u8>>,
 }
 
-/// Parses the console log; None until the end marker is there.
-pub fn parse(console: &str) -> Option<AgentOutput> {
-    let mut s = console::sections(console, BEGIN, END)?;
+/// Parses the console log; None until the end marker is there, an error when what
+/// the guest printed between the markers is malformed.
+pub fn parse(console: &str) -> Result<Option<AgentOutput>, AgentGuestError> {
+    let Some(mut s) = console::sections(console, BEGIN, END) else {
+        return Ok(None);
+    };
     let mut take = |name: &str| s.remove(name).unwrap_or_default();
-    let json = |lines: Vec<String>, what: &str| -> serde_json::Value {
+    let json = |lines: Vec<String>, what| -> Result<serde_json::Value, AgentGuestError> {
         serde_json::from_str(&lines.join("\n"))
-            .unwrap_or_else(|e| panic!("the guest's {what} is not JSON ({e}): {lines:?}"))
+            .map_err(|source| AgentGuestError::Json { what, source })
     };
     let exit = take("exit")
         .first()
         .and_then(|c| c.trim().parse().ok())
-        .expect("the guest printed the agent's exit code");
-    let report = json(take("report"), "report");
-    let show = json(take("show"), "show output");
+        .ok_or(AgentGuestError::NoExitCode)?;
+    let report = json(take("report"), "report")?;
+    let show = json(take("show"), "show output")?;
     let out = AgentOutput {
         exit,
         report,
@@ -241,22 +305,24 @@ pub fn parse(console: &str) -> Option<AgentOutput> {
         files: BTreeMap::new(),
         metadata: BTreeMap::new(),
     };
-    let decoded = |prefix: &str| -> BTreeMap<String, Vec<u8>> {
+    let decoded = |prefix: &str| -> Result<BTreeMap<String, Vec<u8>>, AgentGuestError> {
         s.iter()
             .filter_map(|(name, lines)| {
                 let path = name.strip_prefix(prefix)?.to_owned();
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(lines.concat())
-                    .unwrap_or_else(|e| panic!("{path}: bad base64 from the guest: {e}"));
-                Some((path, bytes))
+                Some(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(lines.concat())
+                        .map(|bytes| (path.clone(), bytes))
+                        .map_err(|source| AgentGuestError::Base64 { path, source }),
+                )
             })
             .collect()
     };
-    Some(AgentOutput {
-        files: decoded("file "),
-        metadata: decoded("metadata "),
+    Ok(Some(AgentOutput {
+        files: decoded("file ")?,
+        metadata: decoded("metadata ")?,
         ..out
-    })
+    }))
 }
 
 impl AgentOutput {

@@ -2,13 +2,29 @@
 //! busybox-static initramfs ([`crate::initramfs`]). The "tick" guest's `/init` prints
 //! `GUEST-BOOT serial=<smbios serial> product=<smbios product>` once per boot, then
 //! `GUEST-TICK <n>` every second. Also a small qcow2 root disk made by `qemu-img`, and
-//! [`run_to_poweroff`] for tests that drive QEMU themselves. Fails loudly when a tool
-//! is missing.
+//! [`run_to_poweroff`] for tests that drive QEMU themselves. A missing tool or kernel
+//! is an error naming the package that brings it.
 
-use crate::initramfs::Initramfs;
+use crate::initramfs::{Initramfs, InitramfsError};
+use compute::tool::{ToolError, QEMU_IMG, QEMU_SYSTEM};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GuestError {
+    #[error(
+        "no kernel with its modules (/boot/vmlinuz-<v> and /lib/modules/<v>): install it \
+         with 'apt-get install linux-image-amd64'"
+    )]
+    NoKernel,
+    #[error(transparent)]
+    Tool(#[from] ToolError),
+    #[error("qemu-img create {path}: {stderr}")]
+    QemuImg { path: PathBuf, stderr: String },
+    #[error(transparent)]
+    Initramfs(#[from] InitramfsError),
+}
 
 /// Printed once per boot by the tick guest's `/init`.
 pub const BOOT_MARKER: &str = "GUEST-BOOT";
@@ -30,21 +46,19 @@ pub struct Kernel {
 
 /// The newest kernel with both `/boot/vmlinuz-<v>` and `/lib/modules/<v>`. The host may
 /// run another kernel (`uname -r`); the guest's modules must match the guest's kernel.
-pub fn kernel() -> Kernel {
+pub fn kernel() -> Result<Kernel, GuestError> {
     let mut versions: Vec<String> = std::fs::read_dir("/lib/modules")
-        .expect("/lib/modules: install linux-image-amd64 (scripts/test does)")
+        .map_err(|_| GuestError::NoKernel)?
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|v| Path::new(&format!("/boot/vmlinuz-{v}")).exists())
         .collect();
     versions.sort();
-    let version = versions.pop().expect(
-        "no /boot/vmlinuz-* with its /lib/modules: install linux-image-amd64 (scripts/test does)",
-    );
-    Kernel {
+    let version = versions.pop().ok_or(GuestError::NoKernel)?;
+    Ok(Kernel {
         image: PathBuf::from(format!("/boot/vmlinuz-{version}")),
         version,
-    }
+    })
 }
 
 /// The files of a test guest.
@@ -55,27 +69,35 @@ pub struct TestGuest {
 }
 
 /// An empty qcow2 disk of `size` (e.g. "64M"): the root disk images need.
-pub fn blank_disk(path: &Path, size: &str) {
-    let status = Command::new("qemu-img")
+pub fn blank_disk(path: &Path, size: &str) -> Result<(), GuestError> {
+    let out = QEMU_IMG
+        .command()
         .args(["create", "-q", "-f", "qcow2"])
         .arg(path)
         .arg(size)
-        .status()
-        .expect("qemu-img: install qemu-utils (scripts/test does)");
-    assert!(status.success(), "qemu-img create failed");
+        .output()
+        .map_err(|e| QEMU_IMG.error(e))?;
+    if !out.status.success() {
+        return Err(GuestError::QemuImg {
+            path: path.to_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// Builds the tick guest's files in `dir`.
-pub fn build(dir: &Path) -> TestGuest {
+pub fn build(dir: &Path) -> Result<TestGuest, GuestError> {
+    let kernel = kernel()?;
     let cpio = dir.join("initramfs.cpio");
-    Initramfs::new(TICK_BODY).write(&cpio);
+    Initramfs::new(TICK_BODY)?.write(&cpio)?;
     let disk = dir.join("root.qcow2");
-    blank_disk(&disk, "64M");
-    TestGuest {
-        kernel: kernel().image,
+    blank_disk(&disk, "64M")?;
+    Ok(TestGuest {
+        kernel: kernel.image,
         initramfs: cpio,
         disk,
-    }
+    })
 }
 
 /// A guest that runs to `poweroff -f` under plain QEMU (TCG unless `accel` says
@@ -95,7 +117,8 @@ pub struct DirectBoot<'a> {
 /// removed). Panics with the console output when QEMU fails or the guest hangs.
 pub fn run_to_poweroff(dir: &Path, boot: &DirectBoot<'_>) -> String {
     let log = dir.join("console.log");
-    let mut child = Command::new("qemu-system-x86_64")
+    let mut child = QEMU_SYSTEM
+        .command()
         .args([
             "-machine", "q35", "-accel", boot.accel, "-m", "256", "-smp", "1",
         ])
@@ -110,7 +133,7 @@ pub fn run_to_poweroff(dir: &Path, boot: &DirectBoot<'_>) -> String {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("qemu-system-x86_64: install qemu-system-x86 (scripts/test does)");
+        .unwrap_or_else(|e| panic!("{}", QEMU_SYSTEM.error(e)));
     let read_log =
         || String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).replace('\r', "");
     let start = Instant::now();

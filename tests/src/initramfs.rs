@@ -3,10 +3,36 @@
 //! modules in dependency order) and the caller's body, and any extra files (the static
 //! guest-agent, /etc/passwd, ...). Modules come from `/lib/modules/<version>` of the
 //! kernel the guest boots, never from the host's running kernel, which may differ.
-//! Fails loudly (panics naming the package) when a tool or file is missing.
+//! A missing tool or file is an error naming the package that brings it.
 
-use std::path::Path;
-use std::process::Command;
+use compute::tool::{Tool, ToolError, MODPROBE};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitramfsError {
+    #[error(transparent)]
+    Tool(#[from] ToolError),
+    #[error("modprobe --show-depends {module} for kernel {version}: {stderr}")]
+    Modprobe {
+        module: String,
+        version: String,
+        stderr: String,
+    },
+    #[error("compressed module {path}: teach the initramfs builder to decompress it")]
+    Compressed { path: String },
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// What every `/init` starts with. `INSMOD-FAILED <module>` on the console means a
 /// module did not load.
@@ -23,6 +49,7 @@ fi
 
 /// The busybox binary every image carries (package busybox-static).
 pub const BUSYBOX: &str = "/bin/busybox";
+const BUSYBOX_TOOL: Tool = Tool::new(BUSYBOX, "busybox-static");
 
 struct Entry {
     name: String,
@@ -40,10 +67,14 @@ pub struct Initramfs {
 
 impl Initramfs {
     /// Busybox, the base folders, `/dev/console`, and `/init` = [`PRELUDE`] + `body`.
-    pub fn new(body: &str) -> Initramfs {
-        let busybox = std::fs::read(BUSYBOX).unwrap_or_else(|e| {
-            panic!("{BUSYBOX}: install busybox-static (scripts/test does): {e}")
-        });
+    pub fn new(body: &str) -> Result<Initramfs, InitramfsError> {
+        let busybox = std::fs::read(BUSYBOX).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => BUSYBOX_TOOL.not_found_at(Path::new(BUSYBOX)).into(),
+            _ => InitramfsError::Read {
+                path: BUSYBOX.into(),
+                source,
+            },
+        })?;
         let mut me = Initramfs {
             entries: Vec::new(),
             dirs: Default::default(),
@@ -60,7 +91,7 @@ impl Initramfs {
         });
         me.file("bin/busybox", 0o755, busybox);
         me.file("init", 0o755, format!("{PRELUDE}{body}").into_bytes());
-        me
+        Ok(me)
     }
 
     /// A folder (mode 755) and its missing parents; an existing one is kept.
@@ -98,17 +129,20 @@ impl Initramfs {
 
     /// The modules `names` and everything they depend on, for kernel `version`, in
     /// load order (`modprobe --show-depends`); the prelude insmods them at boot.
-    pub fn modules(&mut self, version: &str, names: &[&str]) -> &mut Self {
+    pub fn modules(&mut self, version: &str, names: &[&str]) -> Result<&mut Self, InitramfsError> {
         for m in names {
-            let out = Command::new("modprobe")
+            let out = MODPROBE
+                .command()
                 .args(["-S", version, "--show-depends", m])
                 .output()
-                .unwrap_or_else(|e| panic!("modprobe: install kmod (scripts/test does): {e}"));
-            assert!(
-                out.status.success(),
-                "modprobe --show-depends {m} for {version}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+                .map_err(|e| MODPROBE.error(e))?;
+            if !out.status.success() {
+                return Err(InitramfsError::Modprobe {
+                    module: (*m).to_owned(),
+                    version: version.to_owned(),
+                    stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+                });
+            }
             for line in String::from_utf8_lossy(&out.stdout).lines() {
                 // `builtin X` lines need nothing; `insmod PATH [params]` lines do.
                 let Some(path) = line
@@ -121,18 +155,22 @@ impl Initramfs {
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                assert!(
-                    name.ends_with(".ko"),
-                    "compressed module {path}: teach the initramfs builder to decompress it"
-                );
+                if !name.ends_with(".ko") {
+                    return Err(InitramfsError::Compressed {
+                        path: path.to_owned(),
+                    });
+                }
                 if !self.modules.contains(&name) {
-                    let data = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+                    let data = std::fs::read(path).map_err(|source| InitramfsError::Read {
+                        path: path.into(),
+                        source,
+                    })?;
                     self.file(&format!("modules/{name}"), 0o644, data);
                     self.modules.push(name);
                 }
             }
         }
-        self
+        Ok(self)
     }
 
     /// The image: an uncompressed newc ("070701") cpio archive.
@@ -161,8 +199,11 @@ impl Initramfs {
     }
 
     /// Writes the image to `path`.
-    pub fn write(&self, path: &Path) {
-        std::fs::write(path, self.to_cpio()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    pub fn write(&self, path: &Path) -> Result<(), InitramfsError> {
+        std::fs::write(path, self.to_cpio()).map_err(|source| InitramfsError::Write {
+            path: path.to_owned(),
+            source,
+        })
     }
 }
 
@@ -223,7 +264,7 @@ mod tests {
 
     #[test]
     fn files_get_their_parent_folders_once_and_the_archive_ends_with_the_trailer() {
-        let mut img = Initramfs::new("echo hi\n");
+        let mut img = Initramfs::new("echo hi\n").expect("busybox");
         img.file("/lib/x86_64-linux-gnu/libz.so.1", 0o755, vec![1, 2, 3])
             .file("lib/x86_64-linux-gnu/libc.so.6", 0o755, vec![4]);
         let all = entries(&img.to_cpio());

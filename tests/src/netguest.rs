@@ -2,7 +2,7 @@
 //! virtio network modules, with the caller's `/init` body after the common prelude
 //! (which loads the modules). Built with [`crate::initramfs`], like every test guest.
 
-use crate::guest::{blank_disk, kernel, TestGuest};
+use crate::guest::{blank_disk, kernel, GuestError, TestGuest};
 use crate::initramfs::Initramfs;
 use std::path::Path;
 
@@ -10,17 +10,17 @@ use std::path::Path;
 pub const NET_MODULES: &[&str] = &["virtio_pci", "virtio_net"];
 
 /// Builds the guest in `dir`; `body` runs after the prelude has loaded the modules.
-pub fn build(dir: &Path, body: &str) -> TestGuest {
-    let k = kernel();
+pub fn build(dir: &Path, body: &str) -> Result<TestGuest, GuestError> {
+    let k = kernel()?;
     let initramfs = dir.join("initramfs-net.cpio");
-    Initramfs::new(body)
-        .modules(&k.version, NET_MODULES)
-        .write(&initramfs);
+    Initramfs::new(body)?
+        .modules(&k.version, NET_MODULES)?
+        .write(&initramfs)?;
     let disk = dir.join("net-root.qcow2");
-    blank_disk(&disk, "64M");
-    TestGuest {
+    blank_disk(&disk, "64M")?;
+    Ok(TestGuest {
         kernel: k.image,
         initramfs,
         disk,
-    }
+    })
 }

@@ -42,7 +42,8 @@ struct Booted {
 fn boot(cidr: &str, cmdline: &str, ssh_server: bool, public_key: &str) -> Booted {
     let dir = tempfile::tempdir().expect("tempdir");
     let agent = agent_guest::static_agent();
-    let img = agent_guest::build(dir.path(), &agent, ssh_server.then_some(DROPBEAR.as_ref()));
+    let img = agent_guest::build(dir.path(), &agent, ssh_server.then_some(DROPBEAR.as_ref()))
+        .expect("agent image");
     let mut host = guest::open_host(&dir.path().join("state"), cidr);
     host.import_image(&ImageImport {
         name: "agent".into(),
@@ -87,7 +88,7 @@ fn boot(cidr: &str, cmdline: &str, ssh_server: bool, public_key: &str) -> Booted
     let start = Instant::now();
     let (log, out) = loop {
         let log = host.console_log(&rec.uuid, None).expect("console log");
-        if let Some(out) = agent_guest::parse(&log) {
+        if let Some(out) = agent_guest::parse(&log).expect("the agent's results") {
             break (log, out);
         }
         assert!(

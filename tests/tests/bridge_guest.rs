@@ -170,7 +170,7 @@ fn check_guest(host: &Host, uuid: &str, fixed_ip: Ipv4Addr, booted_at: Instant) 
 /// Everything compute does, on a thread inside the test's namespace.
 fn run_in_namespace() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let g = netguest::build(dir.path(), INIT);
+    let g = netguest::build(dir.path(), INIT).expect("test guest");
     let state = dir.path().join("state");
     let host = open_networked_host(&state, "10.79.0.0/24", NetworkMode::Bridge, BRIDGE);
     let mut t = Cleanup {

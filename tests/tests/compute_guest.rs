@@ -51,7 +51,7 @@ fn qmp_status(host: &Host, uuid: &str) -> String {
 #[test]
 fn a_real_guest_walks_the_whole_lifecycle() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let g = guest::build(dir.path());
+    let g = guest::build(dir.path()).expect("test guest");
     let state = dir.path().join("state");
     let mut host = guest::open_host(&state, "10.77.0.0/24");
     let image = host

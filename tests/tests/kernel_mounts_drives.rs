@@ -83,11 +83,14 @@ fn build(dir: &Path, format: Format) -> PathBuf {
 
 /// Boots the guest with the two drives and returns its console output.
 fn boot(dir: &Path, iso: &Path, vfat: &Path) -> String {
-    let kernel = guest::kernel();
+    let kernel = guest::kernel().expect("kernel");
     let initrd = dir.join("initramfs.cpio");
     Initramfs::new(BODY)
+        .expect("initramfs")
         .modules(&kernel.version, MODULES)
-        .write(&initrd);
+        .expect("modules")
+        .write(&initrd)
+        .expect("write initramfs");
     let accel = std::env::var("E2E_QEMU_ACCEL").unwrap_or_else(|_| "tcg".into());
     let drive = |p: &Path| {
         vec![

@@ -112,7 +112,7 @@ fn check_guest(host: &Host, uuid: &str, booted_at: Instant) -> Duration {
 #[test]
 fn guests_reach_their_own_metadata_over_user_networking() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let g = netguest::build(dir.path(), INIT);
+    let g = netguest::build(dir.path(), INIT).expect("test guest");
     let state = dir.path().join("state");
     let host = open_networked_host(
         &state,

@@ -6,14 +6,17 @@
 //! whole (`nft -f` applies a script atomically), never edited rule by rule.
 
 use crate::mac::MacAddr;
+use crate::tool::{ToolError, NFT};
 use std::io::Write;
 use std::net::Ipv4Addr;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AntiSpoofError {
-    #[error("cannot run nft (install the nftables package): {0}")]
-    Spawn(std::io::Error),
+    #[error(transparent)]
+    Tool(#[from] ToolError),
+    #[error("cannot hand the anti-spoofing rules to nft")]
+    Pipe(#[source] std::io::Error),
     #[error("nft refused the anti-spoofing rules: {0}")]
     Failed(String),
 }
@@ -63,19 +66,20 @@ pub fn removal(bridge: &str) -> String {
 
 /// Applies a script with `nft -f -` (all or nothing).
 pub fn apply(script: &str) -> Result<(), AntiSpoofError> {
-    let mut child = Command::new("nft")
+    let mut child = NFT
+        .command()
         .args(["-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(AntiSpoofError::Spawn)?;
+        .map_err(|e| NFT.error(e))?;
     if let Some(mut stdin) = child.stdin.take() {
         stdin
             .write_all(script.as_bytes())
-            .map_err(AntiSpoofError::Spawn)?;
+            .map_err(AntiSpoofError::Pipe)?;
     }
-    let out = child.wait_with_output().map_err(AntiSpoofError::Spawn)?;
+    let out = child.wait_with_output().map_err(AntiSpoofError::Pipe)?;
     if out.status.success() {
         Ok(())
     } else {

@@ -12,7 +12,7 @@ use crate::mac::MacAddr;
 use crate::qemu::command::DiskFormat;
 use crate::qemu::img;
 use crate::store::{Image, InstanceRecord, NewInstance};
-use crate::{quota, Instance};
+use crate::{quota, tool, Instance};
 use base64::Engine;
 use indexmap::IndexMap;
 use std::net::Ipv4Addr;
@@ -208,6 +208,8 @@ impl Host {
             MacAddr([0xfa, 0x16, 0x3e, 0, 0, 0]),
         );
         Instance::new(probe).map_err(|e| DriverError::Invalid(e.to_string()))?;
+        tool::QEMU_IMG.locate()?;
+        self.check_tools()?;
 
         let _lock = lock::lock(&self.layout.lock(&uuid))?;
         let tails: Vec<[u8; 3]> = random_bytes::<48>()?

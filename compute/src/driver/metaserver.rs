@@ -14,10 +14,11 @@ use super::usernet;
 use crate::metadata::Settings;
 use crate::qemu::process;
 use crate::settings_args::server_args;
+use crate::tool::{self, ToolError, SETSID};
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// How long a new server gets to start listening.
@@ -29,11 +30,13 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetaServerError {
-    #[error("cannot run the metadata server {program}: {source}")]
-    Spawn {
-        program: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(
+        "{program} not found: build it with 'cargo build -p metadata-server' (compute looks \
+         beside itself, then on PATH) or name it with --metadata-server"
+    )]
+    NotFound { program: PathBuf },
+    #[error(transparent)]
+    Tool(#[from] ToolError),
     #[error("the metadata server did not start: {log}")]
     Failed { log: String },
     #[error("the metadata server did not open {path} for instance {uuid}")]
@@ -71,6 +74,13 @@ fn tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let start = text.len().saturating_sub(2000);
     text.get(start..).unwrap_or_default().trim().to_owned()
+}
+
+/// Where the `metadata-server` binary `program` is (a path, or a name on PATH).
+pub fn locate(program: &Path) -> Result<PathBuf, MetaServerError> {
+    tool::find_program(program.as_os_str()).ok_or_else(|| MetaServerError::NotFound {
+        program: program.to_owned(),
+    })
 }
 
 impl MetaServer<'_> {
@@ -130,9 +140,12 @@ impl MetaServer<'_> {
             .append(true)
             .open(&log_path)
             .map_err(io(&log_path))?;
+        // setsid would report a missing server only by its exit status.
+        let binary = locate(self.binary)?;
         // `setsid`: the server outlives this command and its terminal.
-        let mut child = Command::new("setsid")
-            .arg(self.binary)
+        let mut child = SETSID
+            .command()
+            .arg(binary)
             .arg("serve")
             .arg("--state-dir")
             .arg(self.layout.root())
@@ -147,10 +160,7 @@ impl MetaServer<'_> {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .map_err(|source| MetaServerError::Spawn {
-                program: self.binary.to_owned(),
-                source,
-            })?;
+            .map_err(|e| SETSID.error(e))?;
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Some(pid) = self.running() {

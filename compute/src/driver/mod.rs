@@ -25,6 +25,7 @@ use crate::qemu::process::{self, ProcessError};
 use crate::qemu::qmp::{Qmp, QmpError};
 use crate::qemu::{Accel, QemuCommand};
 use crate::store::{Fault, InstanceRecord, Store, StoreError};
+use crate::tool;
 use crate::Settings;
 use layout::Layout;
 use lock::LockError;
@@ -60,6 +61,8 @@ pub enum DriverError {
     AntiSpoof(#[from] antispoof::AntiSpoofError),
     #[error(transparent)]
     MetaServer(#[from] metaserver::MetaServerError),
+    #[error(transparent)]
+    Tool(#[from] tool::ToolError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -287,12 +290,36 @@ impl Host {
         })
     }
 
+    /// Checks that the programs starting a guest needs are there, before anything
+    /// is made: QEMU (run through `nsenter` in user mode, which would report a missing
+    /// QEMU only by its exit status; and probed for KVM, which would take a missing
+    /// one for a broken KVM), and what this networking mode runs.
+    pub(crate) fn check_tools(&self) -> Result<(), DriverError> {
+        tool::QEMU_SYSTEM.locate_at(&self.qemu)?;
+        match self.networking.mode {
+            NetworkMode::Plain => {}
+            NetworkMode::User => {
+                tool::IP.locate()?;
+                tool::NSENTER.locate()?;
+                tool::SETSID.locate()?;
+                metaserver::locate(&self.networking.metadata_server)?;
+            }
+            NetworkMode::Bridge => {
+                tool::NFT.locate()?;
+                tool::SETSID.locate()?;
+                metaserver::locate(&self.networking.metadata_server)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Starts QEMU for the instance and waits until QMP answers; records the pid.
     pub(crate) fn start_qemu(
         &mut self,
         rec: &InstanceRecord,
         incoming: bool,
     ) -> Result<i32, DriverError> {
+        self.check_tools()?;
         let cmd = self.command_for(rec, incoming)?;
         let p = self.layout.instance(&rec.uuid);
         let _ = std::fs::remove_file(p.pidfile());

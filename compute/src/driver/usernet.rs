@@ -12,6 +12,7 @@
 //! This module owns the namespace and the relay process; it never touches QEMU.
 
 use crate::qemu::process;
+use crate::tool::{ToolError, IP};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -31,6 +32,8 @@ pub const MAX_SOCKET_PATH: usize = 107;
 pub enum UserNetError {
     #[error("`ip {args}` failed: {stderr} (user networking with metadata needs root for network namespaces; `--network plain` needs none)")]
     Ip { args: String, stderr: String },
+    #[error(transparent)]
+    Tool(#[from] ToolError),
     #[error("cannot run {program}: {source}")]
     Spawn {
         program: String,
@@ -55,14 +58,12 @@ pub fn netns_path(uuid: &str) -> PathBuf {
 }
 
 fn ip(args: &[&str]) -> Result<(), UserNetError> {
-    let out = Command::new("ip")
+    let out = IP
+        .command()
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .map_err(|source| UserNetError::Spawn {
-            program: "ip (install iproute2)".into(),
-            source,
-        })?;
+        .map_err(|e| IP.error(e))?;
     if out.status.success() {
         return Ok(());
     }

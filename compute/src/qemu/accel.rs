@@ -20,7 +20,9 @@ pub enum AccelChoice {
     /// KVM when the probe shows it works, else TCG.
     #[default]
     Auto,
+    /// KVM, without probing (QEMU fails when it is unusable).
     Kvm,
+    /// QEMU's emulator: slower, works everywhere.
     Tcg,
 }
 

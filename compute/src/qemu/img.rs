@@ -2,14 +2,14 @@
 //! Every call is bounded (QEMU's own tool; output parsed as JSON, never as text).
 
 use super::command::DiskFormat;
+use crate::tool::{ToolError, QEMU_IMG};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImgError {
-    #[error("cannot run qemu-img: {0}")]
-    Spawn(std::io::Error),
+    #[error(transparent)]
+    Tool(#[from] ToolError),
     #[error("qemu-img {verb} {path}: {stderr}")]
     Failed {
         verb: &'static str,
@@ -41,10 +41,11 @@ struct RawInfo {
 }
 
 fn run(verb: &'static str, path: &Path, args: &[&std::ffi::OsStr]) -> Result<Vec<u8>, ImgError> {
-    let out = Command::new("qemu-img")
+    let out = QEMU_IMG
+        .command()
         .args(args)
         .output()
-        .map_err(ImgError::Spawn)?;
+        .map_err(|e| QEMU_IMG.error(e))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr)
             .trim()

@@ -24,15 +24,17 @@ const MAX_DOCUMENT_BYTES: u64 = 16 * 1024 * 1024;
 /// else the document's created_at, else 2020-01-01: the same input always gives
 /// the same bytes.
 #[derive(Debug, clap::Args)]
-#[command(verbatim_doc_comment)]
+#[command(verbatim_doc_comment, about = "Build a drive image")]
 pub struct BuildArgs {
     /// The instance document (JSON); `-` reads standard input.
     #[arg(long, value_name = "FILE")]
     pub instance: Option<PathBuf>,
     #[command(flatten)]
     pub flags: InstanceFlags,
+    /// The image's filesystem.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+    /// The guest-side reader the drive is for: Nova's config drive or a NoCloud seed.
     #[arg(long, value_enum, default_value_t)]
     pub target: Target,
     /// `ironic`: gzip then base64, as Ironic's configdrive field takes it.

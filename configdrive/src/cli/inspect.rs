@@ -13,8 +13,10 @@ pub const MAX_IMAGE_BYTES: u64 = 1 << 30;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum OutputFormat {
+    /// A report for people.
     #[default]
     Text,
+    /// JSON for scripts.
     Json,
 }
 
@@ -23,6 +25,7 @@ pub enum OutputFormat {
 pub struct InspectArgs {
     /// The image file (ISO9660 or VFAT).
     pub image: PathBuf,
+    /// Output format: text for people, json for scripts.
     #[arg(long, value_enum, default_value_t)]
     pub format: OutputFormat,
 }

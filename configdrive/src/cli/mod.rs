@@ -18,6 +18,8 @@ pub struct Cli {
     command: Command,
 }
 
+/// The verbs; each argument struct's doc comment is its verb's description (`build`
+/// keeps a long one for `build --help`).
 #[derive(Debug, clap::Subcommand)]
 enum Command {
     Build(Box<build::BuildArgs>),
@@ -30,5 +32,24 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Build(a) => build::run(*a),
         Command::Inspect(a) => inspect::run(a),
         Command::Extract(a) => extract::run(a),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_verb_and_flag_explains_itself() {
+        assert_eq!(
+            compute::cli_help::problems(&Cli::command()),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

@@ -11,12 +11,13 @@ use std::process::ExitCode;
 /// Boot a new instance.
 #[derive(Debug, clap::Args)]
 pub struct BootArgs {
-    /// Image name or id.
+    /// Name or ID of image (see `compute image-list`).
     #[arg(long)]
     pub image: String,
-    /// Flavor name.
+    /// Name of flavor (see `compute flavor-list`).
     #[arg(long)]
     pub flavor: String,
+    /// Key name of keypair that should be created earlier with `compute keypair-add`.
     #[arg(long)]
     pub key_name: Option<String>,
     /// User data file (at most 65535 bytes once base64-encoded).
@@ -31,10 +32,13 @@ pub struct BootArgs {
     /// Attach a config drive (default true: it is how the guest gets its data).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub config_drive: bool,
+    /// Admin password for the instance.
     #[arg(long)]
     pub admin_pass: Option<String>,
+    /// Output format: text for people, json for scripts.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+    /// Name for the new server.
     pub name: String,
 }
 

@@ -7,9 +7,10 @@ use std::process::ExitCode;
 /// Print the instance's console output.
 #[derive(Debug, clap::Args)]
 pub struct ConsoleLogArgs {
+    /// Name or ID of server.
     pub instance: String,
-    /// Only the last N lines.
-    #[arg(long)]
+    /// Length in lines to tail (default: the whole log).
+    #[arg(long, value_name = "N")]
     pub length: Option<usize>,
 }
 

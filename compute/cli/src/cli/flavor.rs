@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
 pub struct FlavorListArgs {
+    /// Output format: text for people, json for scripts.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }
@@ -14,25 +15,28 @@ pub struct FlavorListArgs {
 /// Create a custom flavor.
 #[derive(Debug, clap::Args)]
 pub struct FlavorCreateArgs {
+    /// Unique name of the new flavor.
     pub name: String,
+    /// Number of vcpus.
     #[arg(long)]
     pub vcpus: u32,
-    /// Memory in MiB.
-    #[arg(long)]
+    /// Memory size in MiB.
+    #[arg(long, value_name = "MiB")]
     pub ram: u32,
-    /// Root disk in GB.
-    #[arg(long)]
+    /// Root disk size in GB.
+    #[arg(long, value_name = "GB")]
     pub disk: u32,
-    /// Ephemeral disk in GB.
-    #[arg(long, default_value_t = 0)]
+    /// Ephemeral space size in GB.
+    #[arg(long, value_name = "GB", default_value_t = 0)]
     pub ephemeral: u32,
-    /// Swap in MiB.
-    #[arg(long, default_value_t = 0)]
+    /// Swap space size in MiB.
+    #[arg(long, value_name = "MiB", default_value_t = 0)]
     pub swap: u32,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct FlavorDeleteArgs {
+    /// Name of the flavor to delete.
     pub name: String,
 }
 

@@ -11,31 +11,39 @@ use std::process::ExitCode;
 /// Import a qcow2 or raw disk image, optionally with a kernel for direct boot.
 #[derive(Debug, clap::Args)]
 pub struct ImageImportArgs {
+    /// Name of the new image.
     #[arg(long)]
     pub name: String,
+    /// The disk image file, qcow2 or raw (probed with qemu-img, never guessed).
     #[arg(long, value_name = "DISK")]
     pub file: PathBuf,
-    #[arg(long)]
+    /// A kernel to boot directly (Nova's `kernel_id`).
+    #[arg(long, value_name = "FILE")]
     pub kernel: Option<PathBuf>,
-    #[arg(long)]
+    /// The initial ramdisk for --kernel (Nova's `ramdisk_id`).
+    #[arg(long, value_name = "FILE")]
     pub ramdisk: Option<PathBuf>,
     /// Kernel command line (Nova's `os_command_line`).
     #[arg(long)]
     pub cmdline: Option<String>,
+    /// Output format: text for people, json for scripts.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }
 
+// No `///`: it would become the about line of image-show and image-delete alike.
 #[derive(Debug, clap::Args)]
 pub struct ImageKeyArgs {
     /// Image name or id.
     pub image: String,
+    /// Output format: text for people, json for scripts.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct ImageListArgs {
+    /// Output format: text for people, json for scripts.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }
@@ -43,8 +51,11 @@ pub struct ImageListArgs {
 /// Snapshot an instance's root disk into a new image.
 #[derive(Debug, clap::Args)]
 pub struct ImageCreateArgs {
+    /// Name or ID of server.
     pub instance: String,
+    /// Name of snapshot.
     pub name: String,
+    /// Output format: text for people, json for scripts.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }

@@ -5,26 +5,33 @@ use super::host::HostArgs;
 use super::Format;
 use anyhow::{bail, Context};
 use compute::keypair::Keypair;
+use compute::tool::SSH_KEYGEN;
 use std::path::PathBuf;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
 /// Add a keypair: import a public key, or generate one (private key printed once).
 #[derive(Debug, clap::Args)]
 pub struct KeypairAddArgs {
+    /// Path to a public ssh key (without it, a key pair is generated).
     #[arg(long, value_name = "FILE")]
     pub pub_key: Option<PathBuf>,
+    /// Name of key.
     pub name: String,
 }
 
+// No `///`: it would become the about line of keypair-show and keypair-delete alike.
 #[derive(Debug, clap::Args)]
 pub struct KeypairNameArgs {
+    /// Keypair name.
     pub name: String,
+    /// Output format: text for people, json for scripts.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct KeypairListArgs {
+    /// Output format: text for people, json for scripts.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }
@@ -33,11 +40,12 @@ pub struct KeypairListArgs {
 fn generate(name: &str) -> anyhow::Result<(String, String)> {
     let dir = tempfile::tempdir().context("temporary folder for key generation")?;
     let path = dir.path().join("key");
-    let out = Command::new("ssh-keygen")
+    let out = SSH_KEYGEN
+        .command()
         .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
         .arg(&path)
         .output()
-        .context("cannot run ssh-keygen (package openssh-client)")?;
+        .map_err(|e| SSH_KEYGEN.error(e))?;
     if !out.status.success() {
         bail!(
             "ssh-keygen failed: {}",

@@ -7,10 +7,13 @@ use compute::settings_args::SettingsArgs;
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// An instance (by name or uuid) and the output format.
+// The arguments of every verb on one instance. No `///` here: a doc comment on an
+// argument struct becomes the about line of each verb using it (the verbs have theirs).
 #[derive(Debug, clap::Args)]
 pub struct Target {
+    /// Name or ID of server.
     pub instance: String,
+    /// Output format of the server afterwards: text for people, json for scripts.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 /// List instances.
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
+    /// Output format: text for people, json for scripts.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }

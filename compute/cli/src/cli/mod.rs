@@ -30,42 +30,73 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The verbs. Each has its own one-line description here (Nova's words where
+/// `nova help` has them), never its argument struct's doc comment: several verbs
+/// share one struct. `render` is the exception: its struct carries the long help.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Render(render::RenderArgs),
+    /// Check an instance document and name every invalid field (exit 1 when invalid).
     Validate(validate::ValidateArgs),
+    /// Boot a new server.
     Boot(boot::BootArgs),
+    /// List servers.
     List(list::ListArgs),
+    /// Show details about the given server.
     Show(show::ShowArgs),
+    /// Stop a server: ACPI shutdown, then a hard stop after --timeout.
     Stop(lifecycle::StopArgs),
+    /// Start a stopped server.
     Start(lifecycle::Target),
+    /// Reboot a server (--hard restarts QEMU itself).
     Reboot(lifecycle::RebootArgs),
+    /// Pause a server (its vCPUs stop, its memory stays).
     Pause(lifecycle::Target),
+    /// Unpause a paused server.
     Unpause(lifecycle::Target),
+    /// Suspend a server: its state is saved to disk and QEMU exits.
     Suspend(lifecycle::Target),
+    /// Resume a suspended server from its saved state.
     Resume(lifecycle::Target),
+    /// Shutdown, re-image, and re-boot a server (same uuid and addresses).
     Rebuild(lifecycle::RebuildArgs),
+    /// Immediately shut down and delete a server and its files.
     Delete(lifecycle::Target),
+    /// Get console log output of a server.
     ConsoleLog(console_log::ConsoleLogArgs),
+    /// Import a qcow2 or raw disk image, optionally with a kernel for direct boot.
     ImageImport(image::ImageImportArgs),
+    /// Print a list of available images to boot from.
     ImageList(image::ImageListArgs),
+    /// Show details about the given image.
     ImageShow(image::ImageKeyArgs),
+    /// Delete an image (refused while a server uses it).
     ImageDelete(image::ImageKeyArgs),
+    /// Create a new image by taking a snapshot of a server's root disk.
     ImageCreate(image::ImageCreateArgs),
+    /// Create a new key pair (the private key is printed once), or import one.
     KeypairAdd(keypair::KeypairAddArgs),
+    /// Print a list of keypairs.
     KeypairList(keypair::KeypairListArgs),
+    /// Show details about the given keypair.
     KeypairShow(keypair::KeypairNameArgs),
+    /// Delete keypair given by its name.
     KeypairDelete(keypair::KeypairNameArgs),
+    /// Print a list of available flavors (sizes of servers).
     FlavorList(flavor::FlavorListArgs),
+    /// Create a new flavor.
     FlavorCreate(flavor::FlavorCreateArgs),
+    /// Delete a specific flavor.
     FlavorDelete(flavor::FlavorDeleteArgs),
 }
 
 /// Output for people (text) or for scripts (json).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum Format {
+    /// A table for people.
     #[default]
     Text,
+    /// JSON for scripts.
     Json,
 }
 
@@ -98,5 +129,24 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::FlavorList(a) => flavor::run_list(&cli.host, a),
         Command::FlavorCreate(a) => flavor::run_create(&cli.host, a),
         Command::FlavorDelete(a) => flavor::run_delete(&cli.host, a),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_verb_and_flag_explains_itself() {
+        assert_eq!(
+            compute::cli_help::problems(&Cli::command()),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

@@ -33,7 +33,10 @@ pub enum View {
 /// contents are whatever the guest posted. An instance without `random_seed` gets a
 /// fresh seed in `meta_data.json`, as every request to the service would.
 #[derive(Debug, clap::Args)]
-#[command(verbatim_doc_comment)]
+#[command(
+    verbatim_doc_comment,
+    about = "Render an instance's metadata into a folder"
+)]
 pub struct RenderArgs {
     /// The instance document (JSON); `-` reads standard input.
     #[arg(long, value_name = "FILE")]
@@ -41,6 +44,7 @@ pub struct RenderArgs {
     /// Folder to write; it must not exist or be empty, unless --force.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// What to write: the config-drive tree, or every path the service answers.
     #[arg(long, value_enum, default_value_t)]
     pub view: View,
     /// Replace a non-empty output folder.

@@ -9,7 +9,9 @@ use std::process::ExitCode;
 /// Show one instance (by name or uuid).
 #[derive(Debug, clap::Args)]
 pub struct ShowArgs {
+    /// Name or ID of server.
     pub instance: String,
+    /// Output format: text for people, json for scripts.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }

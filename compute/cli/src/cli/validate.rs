@@ -12,6 +12,7 @@ pub struct ValidateArgs {
     /// The instance document (JSON); `-` reads standard input.
     #[arg(long, value_name = "FILE")]
     pub instance: PathBuf,
+    /// Output format: text for people, json for scripts.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }
