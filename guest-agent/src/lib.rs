@@ -10,6 +10,7 @@
 pub mod apply;
 pub mod cloudconfig;
 pub mod discover;
+pub mod file_batch;
 pub mod netplan;
 pub mod plan;
 pub mod report;

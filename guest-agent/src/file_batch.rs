@@ -1,0 +1,541 @@
+//! [`FileBatch`]: replacing a set of files atomically, compare-first, with one
+//! durability rule for the whole set.
+//!
+//! Self-contained on purpose (std, `thiserror` and `rustix` only; nothing else of
+//! the agent), so it can move to a shared crate unchanged. Callers hand in final
+//! host paths: resolving guest paths, refusing `..` and keeping symlinks inside a
+//! root are the caller's business, as is creating parent folders (tell the batch
+//! about created folders with [`FileBatch::sync_dir`]).
+//!
+//! # Compare first
+//! [`FileBatch::stage`] looks at what is on disk: a regular file with the same bytes,
+//! the same mode and (when one is asked for) the same owner is left alone and the
+//! answer is [`Staged::Unchanged`]. Nothing is written, so its inode, mtime and ctime
+//! stay as they are. Staging a path again replaces the earlier staged contents (the
+//! earlier ticket ends as [`Written::Superseded`]); [`FileBatch::pending`] shows what
+//! a later read of the path should see.
+//!
+//! # The durability rule
+//! [`FileBatch::commit`] makes every staged file either its old self or its complete
+//! new self, never empty or partial, even across a crash, and when it reports
+//! [`Written::Replaced`] the new file's directory entry is durable. In this order:
+//!
+//! 1. every new file is written to a temporary file in its target's folder (same
+//!    filesystem, so the rename below is atomic), owner then mode set on the open
+//!    file, and its write-back started without waiting;
+//! 2. every temporary file is `fsync`ed. Write-back was started for all of them in
+//!    step 1, so on a journalling filesystem the first `fsync` commits all their
+//!    blocks and the rest find little left to do: one commit, not one per file;
+//! 3. only then each temporary file is renamed over its target. A crash before this
+//!    point leaves every target old; a rename never exposes unsynced data;
+//! 4. every folder that received a rename (and every folder given to
+//!    [`FileBatch::sync_dir`]) is `fsync`ed once, making the renames durable.
+//!
+//! The result of a file is known only after step 4: a file whose folder could not be
+//! synced is reported failed even though its new contents are visible. Two commits
+//! in a row are ordered: everything the first reports replaced is durable before
+//! the second writes anything, which is how a caller records "done" markers only
+//! after the work they stand for.
+//!
+//! Not `syncfs`: it would also flush every unrelated dirty page of the filesystem
+//! (other programs' writes), which on a busy disk costs far more than the few
+//! files here.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FileBatchError {
+    #[error("{path} is not an absolute path with a file name")]
+    BadPath { path: PathBuf },
+    #[error("{path} is a folder; remove it or choose another path")]
+    IsFolder { path: PathBuf },
+    #[error("cannot read {path} to compare it with the new contents")]
+    Compare {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write the new contents of {path} to {temp}; the old file is intact")]
+    Temp {
+        path: PathBuf,
+        temp: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot make the new contents of {path} durable; the old file is intact")]
+    Sync {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot rename the new {path} into place; the old file is intact")]
+    Rename {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} was replaced, but folder {dir} could not be synced: the change may not survive a crash")]
+    SyncDir {
+        path: PathBuf,
+        dir: PathBuf,
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+}
+
+/// The desired state of one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewFile {
+    /// Absolute host path, already resolved by the caller.
+    pub path: PathBuf,
+    pub contents: Vec<u8>,
+    /// Permission bits (`0o7777` at most).
+    pub mode: u32,
+    /// `(uid, gid)`. `None`: any owner is fine for an existing file, and a new one
+    /// belongs to whoever runs the commit.
+    pub owner: Option<(u32, u32)>,
+}
+
+/// Names one staged file; its result comes back from [`FileBatch::commit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ticket(u64);
+
+/// What [`FileBatch::stage`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Staged {
+    /// The file on disk is already as asked; nothing will be written.
+    Unchanged,
+    /// The file will be replaced by the next commit.
+    Pending(Ticket),
+}
+
+/// How a staged file ended, when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// Replaced, and durable.
+    Replaced,
+    /// A later [`FileBatch::stage`] of the same path took its place.
+    Superseded,
+}
+
+#[derive(Debug)]
+struct Entry {
+    ticket: Ticket,
+    file: NewFile,
+    superseded: bool,
+}
+
+/// A set of file replacements committed together. See the module docs.
+#[derive(Debug, Default)]
+pub struct FileBatch {
+    entries: Vec<Entry>,
+    dirs: BTreeSet<PathBuf>,
+    next_ticket: u64,
+}
+
+impl FileBatch {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Compares `file` with what is on disk and stages it when it differs.
+    pub fn stage(&mut self, file: NewFile) -> Result<Staged, FileBatchError> {
+        let NewFile { path, mode, .. } = &file;
+        if !path.is_absolute() || path.file_name().is_none() || path.parent().is_none() {
+            return Err(FileBatchError::BadPath { path: path.clone() });
+        }
+        let mode = mode & 0o7777;
+        let same = on_disk_matches(&file)?;
+        // The latest wish for a path wins: an earlier staged version is dropped.
+        for e in &mut self.entries {
+            if e.file.path == file.path && !e.superseded {
+                e.superseded = true;
+            }
+        }
+        if same {
+            return Ok(Staged::Unchanged);
+        }
+        let ticket = Ticket(self.next_ticket);
+        self.next_ticket += 1;
+        self.entries.push(Entry {
+            ticket,
+            file: NewFile { mode, ..file },
+            superseded: false,
+        });
+        Ok(Staged::Pending(ticket))
+    }
+
+    /// What the next commit will put at `path`, if it will change it.
+    pub fn pending(&self, path: &Path) -> Option<&NewFile> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|e| !e.superseded && e.file.path == path)
+            .map(|e| &e.file)
+    }
+
+    /// Also `fsync` this folder at the next commit: one created for the batch's
+    /// files (pass its parent, whose entry changed) or whose mode was changed.
+    pub fn sync_dir(&mut self, dir: PathBuf) {
+        self.dirs.insert(dir);
+    }
+
+    /// Nothing staged and no folder to sync.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty() && self.dirs.is_empty()
+    }
+
+    /// Writes, syncs and renames everything staged, in the order of the module docs,
+    /// and empties the batch. Every ticket staged since the last commit gets a result.
+    pub fn commit(&mut self) -> HashMap<Ticket, Result<Written, FileBatchError>> {
+        let entries = std::mem::take(&mut self.entries);
+        let mut dirs = std::mem::take(&mut self.dirs);
+        let mut results = HashMap::with_capacity(entries.len());
+
+        // 1. Temporary files, write-back started.
+        let mut temps: Vec<(Entry, PathBuf)> = Vec::with_capacity(entries.len());
+        for (n, e) in entries.into_iter().enumerate() {
+            if e.superseded {
+                results.insert(e.ticket, Ok(Written::Superseded));
+                continue;
+            }
+            let temp = temp_path(&e.file.path, n);
+            match write_temp(&e.file, &temp) {
+                Ok(()) => temps.push((e, temp)),
+                Err(source) => {
+                    let _ = fs::remove_file(&temp);
+                    let path = e.file.path;
+                    results.insert(e.ticket, Err(FileBatchError::Temp { path, temp, source }));
+                }
+            }
+        }
+
+        // 2. Their data and inodes durable.
+        let mut synced = Vec::with_capacity(temps.len());
+        for (e, temp) in temps {
+            match OpenOptions::new()
+                .write(true)
+                .open(&temp)
+                .and_then(|f| f.sync_all())
+            {
+                Ok(()) => synced.push((e, temp)),
+                Err(source) => {
+                    let _ = fs::remove_file(&temp);
+                    let path = e.file.path;
+                    results.insert(e.ticket, Err(FileBatchError::Sync { path, source }));
+                }
+            }
+        }
+
+        // 3. Renames.
+        let mut renamed = Vec::with_capacity(synced.len());
+        for (e, temp) in synced {
+            match fs::rename(&temp, &e.file.path) {
+                Ok(()) => {
+                    dirs.insert(parent(&e.file.path).to_path_buf());
+                    renamed.push(e);
+                }
+                Err(source) => {
+                    let _ = fs::remove_file(&temp);
+                    let path = e.file.path;
+                    results.insert(e.ticket, Err(FileBatchError::Rename { path, source }));
+                }
+            }
+        }
+
+        // 4. The folders, once each.
+        let failed_dirs: Vec<(PathBuf, Arc<std::io::Error>)> = dirs
+            .into_iter()
+            .filter_map(|d| match File::open(&d).and_then(|f| f.sync_all()) {
+                Ok(()) => None,
+                Err(e) => Some((d, Arc::new(e))),
+            })
+            .collect();
+        for e in renamed {
+            // A failed folder on the way to the file (its own, or a created parent's
+            // entry) leaves the file's durability unknown.
+            let failed = failed_dirs.iter().find(|(d, _)| e.file.path.starts_with(d));
+            let result = match failed {
+                None => Ok(Written::Replaced),
+                Some((dir, source)) => Err(FileBatchError::SyncDir {
+                    path: e.file.path,
+                    dir: dir.clone(),
+                    source: Arc::clone(source),
+                }),
+            };
+            results.insert(e.ticket, result);
+        }
+        results
+    }
+}
+
+fn parent(path: &Path) -> &Path {
+    path.parent().unwrap_or(Path::new("/"))
+}
+
+/// Same bytes, mode and (if asked) owner as a regular file on disk.
+fn on_disk_matches(file: &NewFile) -> Result<bool, FileBatchError> {
+    let compare = |source| FileBatchError::Compare {
+        path: file.path.clone(),
+        source,
+    };
+    let meta = match fs::symlink_metadata(&file.path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(compare(e)),
+    };
+    if meta.is_dir() {
+        return Err(FileBatchError::IsFolder {
+            path: file.path.clone(),
+        });
+    }
+    let owner_ok = file
+        .owner
+        .is_none_or(|(uid, gid)| (meta.uid(), meta.gid()) == (uid, gid));
+    if !meta.is_file()
+        || meta.len() != file.contents.len() as u64
+        || meta.mode() & 0o7777 != file.mode & 0o7777
+        || !owner_ok
+    {
+        return Ok(false);
+    }
+    let mut on_disk = Vec::with_capacity(file.contents.len());
+    File::open(&file.path)
+        .and_then(|f| {
+            f.take(file.contents.len() as u64 + 1)
+                .read_to_end(&mut on_disk)
+        })
+        .map_err(compare)?;
+    Ok(on_disk == file.contents)
+}
+
+/// `.NAME.PID-N.tmp` beside the target; long names are cut so the temporary name
+/// stays within the usual 255-byte limit.
+fn temp_path(path: &Path, n: usize) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut cut = name.len().min(200);
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    parent(path).join(format!(".{}.{}-{n}.tmp", &name[..cut], std::process::id()))
+}
+
+fn write_temp(file: &NewFile, temp: &Path) -> std::io::Result<()> {
+    // A leftover of a crashed run with the same pid would block `create_new`.
+    let _ = fs::remove_file(temp);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(temp)?;
+    f.write_all(&file.contents)?;
+    // Owner first: a change of owner may clear set-id bits that the mode then sets.
+    if let Some((uid, gid)) = file.owner {
+        std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
+    }
+    f.set_permissions(fs::Permissions::from_mode(file.mode))?;
+    // Start write-back now so that step 2's fsyncs find the data on its way. Only a
+    // hint (these pages are not read again): its failure changes nothing.
+    let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_file(path: PathBuf, contents: &[u8], mode: u32) -> NewFile {
+        NewFile {
+            path,
+            contents: contents.to_vec(),
+            mode,
+            owner: None,
+        }
+    }
+
+    fn stamp(p: &Path) -> (u64, i64, i64, i64, i64) {
+        let m = fs::metadata(p).expect("stat");
+        (
+            m.ino(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec(),
+        )
+    }
+
+    fn pending(s: Staged) -> Ticket {
+        match s {
+            Staged::Pending(t) => t,
+            Staged::Unchanged => panic!("expected a pending write"),
+        }
+    }
+
+    #[test]
+    fn unchanged_files_are_not_touched_and_changes_are_replaced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = dir.path().join("a");
+        let b = dir.path().join("b");
+        let mut batch = FileBatch::new();
+        let ta = pending(
+            batch
+                .stage(new_file(a.clone(), b"one\n", 0o644))
+                .expect("stage"),
+        );
+        let tb = pending(
+            batch
+                .stage(new_file(b.clone(), b"two\n", 0o600))
+                .expect("stage"),
+        );
+        assert!(!a.exists(), "nothing is written before the commit");
+        let r = batch.commit();
+        assert!(matches!(r[&ta], Ok(Written::Replaced)), "{r:?}");
+        assert!(matches!(r[&tb], Ok(Written::Replaced)), "{r:?}");
+        assert_eq!(fs::read(&a).expect("a"), b"one\n");
+        assert_eq!(fs::metadata(&b).expect("b").mode() & 0o7777, 0o600);
+        assert!(batch.is_empty());
+
+        let (sa, sb) = (stamp(&a), stamp(&b));
+        let me = fs::metadata(&a).expect("a");
+        let same_owner = NewFile {
+            owner: Some((me.uid(), me.gid())),
+            ..new_file(a.clone(), b"one\n", 0o644)
+        };
+        assert_eq!(batch.stage(same_owner).expect("stage"), Staged::Unchanged);
+        assert_eq!(
+            batch
+                .stage(new_file(b.clone(), b"two\n", 0o600))
+                .expect("stage"),
+            Staged::Unchanged
+        );
+        assert!(batch.commit().is_empty());
+        assert_eq!((stamp(&a), stamp(&b)), (sa, sb), "inode, mtime, ctime kept");
+
+        // Same bytes, other mode: replaced. Same size, other bytes: replaced.
+        let t1 = pending(
+            batch
+                .stage(new_file(a.clone(), b"one\n", 0o640))
+                .expect("stage"),
+        );
+        let t2 = pending(
+            batch
+                .stage(new_file(b.clone(), b"TWO\n", 0o600))
+                .expect("stage"),
+        );
+        let r = batch.commit();
+        assert!(r[&t1].is_ok() && r[&t2].is_ok(), "{r:?}");
+        assert_ne!(stamp(&a).0, sa.0, "a new inode: renamed into place");
+        assert_eq!(fs::metadata(&a).expect("a").mode() & 0o7777, 0o640);
+        assert_eq!(fs::read(&b).expect("b"), b"TWO\n");
+        // An owner that differs forces a rewrite too.
+        let other_owner = NewFile {
+            owner: Some((me.uid() + 1, me.gid())),
+            ..new_file(a.clone(), b"one\n", 0o640)
+        };
+        assert!(matches!(batch.stage(other_owner), Ok(Staged::Pending(_))));
+        let leftovers: Vec<_> = fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .filter(|n| n.to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    #[test]
+    fn a_later_stage_supersedes_and_pending_shows_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("motd");
+        fs::write(&p, b"old").expect("write");
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).expect("chmod");
+        let mut batch = FileBatch::new();
+        let first = pending(
+            batch
+                .stage(new_file(p.clone(), b"new", 0o644))
+                .expect("stage"),
+        );
+        assert_eq!(
+            batch.pending(&p).map(|f| &f.contents[..]),
+            Some(&b"new"[..])
+        );
+        // Back to what is on disk: the earlier wish is dropped, nothing written.
+        let before = stamp(&p);
+        assert_eq!(
+            batch
+                .stage(new_file(p.clone(), b"old", 0o644))
+                .expect("stage"),
+            Staged::Unchanged
+        );
+        assert_eq!(batch.pending(&p), None);
+        let r = batch.commit();
+        assert!(matches!(r[&first], Ok(Written::Superseded)), "{r:?}");
+        assert_eq!(
+            (fs::read(&p).expect("read"), stamp(&p)),
+            (b"old".to_vec(), before)
+        );
+    }
+
+    #[test]
+    fn failures_keep_the_old_file_and_spare_the_others() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kept = dir.path().join("kept");
+        fs::write(&kept, b"old").expect("write");
+        let gone_dir = dir.path().join("gone");
+        fs::create_dir(&gone_dir).expect("mkdir");
+        let in_gone = gone_dir.join("f");
+        let ok = dir.path().join("ok");
+        let mut batch = FileBatch::new();
+        let t_kept = pending(
+            batch
+                .stage(new_file(kept.clone(), b"new", 0o644))
+                .expect("stage"),
+        );
+        let t_gone = pending(batch.stage(new_file(in_gone, b"x", 0o644)).expect("stage"));
+        let t_ok = pending(
+            batch
+                .stage(new_file(ok.clone(), b"fine", 0o644))
+                .expect("stage"),
+        );
+        // Between staging and commit the world changes: the target becomes a
+        // non-empty folder (the rename fails) and a parent folder disappears (the
+        // temporary file cannot be made).
+        fs::remove_file(&kept).expect("rm");
+        fs::create_dir(&kept).expect("mkdir");
+        fs::write(kept.join("inside"), b"old").expect("write");
+        fs::remove_dir(&gone_dir).expect("rmdir");
+        let r = batch.commit();
+        assert!(
+            matches!(r[&t_kept], Err(FileBatchError::Rename { .. })),
+            "{r:?}"
+        );
+        assert!(
+            matches!(r[&t_gone], Err(FileBatchError::Temp { .. })),
+            "{r:?}"
+        );
+        assert!(matches!(r[&t_ok], Ok(Written::Replaced)), "{r:?}");
+        assert_eq!(fs::read(kept.join("inside")).expect("intact"), b"old");
+        assert_eq!(fs::read(&ok).expect("ok"), b"fine");
+        let mut names: Vec<_> = fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["kept", "ok"], "no temporary file left behind");
+
+        assert!(matches!(
+            batch.stage(new_file(dir.path().into(), b"", 0o644)),
+            Err(FileBatchError::IsFolder { .. })
+        ));
+        assert!(matches!(
+            batch.stage(new_file("relative".into(), b"", 0o644)),
+            Err(FileBatchError::BadPath { .. })
+        ));
+    }
+}
