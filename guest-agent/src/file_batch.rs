@@ -5,7 +5,7 @@
 //! the agent), so it can move to a shared crate unchanged. Callers hand in final
 //! host paths: resolving guest paths, refusing `..` and keeping symlinks inside a
 //! root are the caller's business, as is creating parent folders (tell the batch
-//! about created folders with [`FileBatch::sync_dir`]).
+//! about created folders with [`FileBatch::also_sync`]).
 //!
 //! # Compare first
 //! [`FileBatch::stage`] looks at what is on disk: a regular file with the same bytes,
@@ -29,7 +29,7 @@
 //! 3. only then each temporary file is renamed over its target. A crash before this
 //!    point leaves every target old; a rename never exposes unsynced data;
 //! 4. every folder that received a rename (and every folder given to
-//!    [`FileBatch::sync_dir`]) is `fsync`ed once, making the renames durable.
+//!    [`FileBatch::also_sync`]) is `fsync`ed once, making the renames durable.
 //!
 //! The result of a file is known only after step 4: a file whose folder could not be
 //! synced is reported failed even though its new contents are visible. Two commits
@@ -179,10 +179,11 @@ impl FileBatch {
             .map(|e| &e.file)
     }
 
-    /// Also `fsync` this folder at the next commit: one created for the batch's
-    /// files (pass its parent, whose entry changed) or whose mode was changed.
-    pub fn sync_dir(&mut self, dir: PathBuf) {
-        self.dirs.insert(dir);
+    /// Also `fsync` this folder (or file) at the next commit, with the folders of
+    /// the renames: the parent of a folder created for the batch's files, or
+    /// something whose mode or owner was changed in place.
+    pub fn also_sync(&mut self, path: PathBuf) {
+        self.dirs.insert(path);
     }
 
     /// Nothing staged and no folder to sync.

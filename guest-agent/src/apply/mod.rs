@@ -1,21 +1,27 @@
 //! Carrying out a [`Plan`]: each step in the spec's order, each reported.
 //!
-//! Files go through [`FsRoot`], so with `--root` everything lands under that folder.
+//! Files go through [`GuestFiles`] ([`FsRoot`] and one [`crate::file_batch`]), so
+//! with `--root` everything lands under that folder, a file already as wanted is
+//! not rewritten (the step says `unchanged`), and changed files are replaced and
+//! made durable together.
 //! Live changes (netlink, the kernel hostname, `/dev/urandom`, running scripts) are
 //! made only when `live` is set, and are reported as skipped otherwise. A step's
 //! failure never stops the others. Steps other than network and hostname run once
 //! per instance id (see [`crate::state`]).
 
+pub mod files;
 mod guest;
 mod netlink;
 pub mod password;
 pub mod root;
 mod steps;
 
+use crate::file_batch::{Staged, Ticket, Written};
 use crate::plan::Plan;
-use crate::report::{Outcome, Report, Step, StepReport};
+use crate::report::{error_chain, Outcome, Report, Step, StepReport};
 use crate::source::Provider;
 use crate::state::InstanceState;
+use files::GuestFiles;
 use root::FsRoot;
 use std::path::PathBuf;
 
@@ -33,12 +39,25 @@ pub struct ApplyOptions {
     pub steps: Vec<Step>,
 }
 
-/// Lines of one step's report, each `ok:`, `skipped:` or `failed:`.
+/// One line of a step's report.
+#[derive(Debug)]
+enum Line {
+    Ok(String),
+    Unchanged(String),
+    Skipped(String),
+    Failed(String),
+    /// A staged file, reported as `ok` with this text once its commit succeeds.
+    Pending {
+        ticket: Ticket,
+        path: String,
+        ok: String,
+    },
+}
+
+/// Lines of one step's report.
 #[derive(Debug, Default)]
 pub(crate) struct StepLog {
-    lines: Vec<String>,
-    ok: bool,
-    failed: bool,
+    lines: Vec<Line>,
     /// A live change was left for a run on the live system, so the step is not
     /// recorded as done for the instance.
     deferred: bool,
@@ -46,11 +65,13 @@ pub(crate) struct StepLog {
 
 impl StepLog {
     pub(crate) fn ok(&mut self, s: impl Into<String>) {
-        self.ok = true;
-        self.lines.push(format!("ok: {}", s.into()));
+        self.lines.push(Line::Ok(s.into()));
+    }
+    pub(crate) fn unchanged(&mut self, s: impl Into<String>) {
+        self.lines.push(Line::Unchanged(s.into()));
     }
     pub(crate) fn skipped(&mut self, s: impl Into<String>) {
-        self.lines.push(format!("skipped: {}", s.into()));
+        self.lines.push(Line::Skipped(s.into()));
     }
     /// Skipped because it is a live change and this run is not live.
     pub(crate) fn deferred(&mut self, s: impl Into<String>) {
@@ -58,23 +79,66 @@ impl StepLog {
         self.skipped(s);
     }
     pub(crate) fn failed(&mut self, s: impl Into<String>) {
-        self.failed = true;
-        self.lines.push(format!("failed: {}", s.into()));
+        self.lines.push(Line::Failed(s.into()));
     }
+    /// A file staged for the run's commit; `ok` is the line once it is written.
+    pub(crate) fn pending(&mut self, ticket: Ticket, path: &str, ok: impl Into<String>) {
+        self.lines.push(Line::Pending {
+            ticket,
+            path: path.into(),
+            ok: ok.into(),
+        });
+    }
+
+    /// Turns pending lines into what their commit did.
+    fn resolve(&mut self, files: &mut GuestFiles) {
+        for line in &mut self.lines {
+            if let Line::Pending { ticket, path, ok } = line {
+                *line = match files.take_result(*ticket) {
+                    Some(Ok(Written::Replaced)) => Line::Ok(std::mem::take(ok)),
+                    Some(Ok(Written::Superseded)) => Line::Skipped(format!(
+                        "{path}: superseded by a later write of the same file in this run"
+                    )),
+                    Some(Err(e)) => Line::Failed(error_chain(&e)),
+                    None => Line::Failed(format!("{path}: never committed")),
+                };
+            }
+        }
+    }
+
+    fn has_failed(&self) -> bool {
+        self.lines.iter().any(|l| matches!(l, Line::Failed(_)))
+    }
+
     fn outcome(&self) -> Outcome {
-        if self.failed {
+        let any = |f: fn(&Line) -> bool| self.lines.iter().any(f);
+        if self.has_failed() {
             Outcome::Failed
-        } else if self.ok {
+        } else if any(|l| matches!(l, Line::Ok(_) | Line::Pending { .. })) {
             Outcome::Ok
+        } else if any(|l| matches!(l, Line::Unchanged(_))) {
+            Outcome::Unchanged
         } else {
             Outcome::Skipped
         }
+    }
+
+    fn details(self) -> Vec<String> {
+        self.lines
+            .into_iter()
+            .map(|l| match l {
+                Line::Ok(s) | Line::Pending { ok: s, .. } => format!("ok: {s}"),
+                Line::Unchanged(s) => format!("unchanged: {s}"),
+                Line::Skipped(s) => format!("skipped: {s}"),
+                Line::Failed(s) => format!("failed: {s}"),
+            })
+            .collect()
     }
 }
 
 /// What every step may use.
 pub(crate) struct Ctx<'a> {
-    pub root: FsRoot,
+    pub files: GuestFiles,
     pub live: bool,
     pub run_scripts: bool,
     pub networkd: bool,
@@ -83,6 +147,10 @@ pub(crate) struct Ctx<'a> {
 }
 
 /// Applies the plan; `provider` is needed only to post a generated password.
+///
+/// Files of all steps are committed together after the last step (earlier when a
+/// script is about to run); only then are the steps' "done" markers written, in a
+/// second commit, so a marker never outlives the files it stands for.
 pub fn apply(plan: &Plan, opts: &ApplyOptions, provider: Option<&mut dyn Provider>) -> Report {
     let mut report = Report {
         source: plan.source.clone(),
@@ -95,7 +163,7 @@ pub fn apply(plan: &Plan, opts: &ApplyOptions, provider: Option<&mut dyn Provide
         Ok(r) => r,
         Err(e) => {
             for step in Step::ALL {
-                let details = vec![format!("failed: root folder: {e}")];
+                let details = vec![format!("failed: root folder: {}", error_chain(&e))];
                 report.steps.push(StepReport {
                     step,
                     outcome: Outcome::Failed,
@@ -107,18 +175,21 @@ pub fn apply(plan: &Plan, opts: &ApplyOptions, provider: Option<&mut dyn Provide
     };
     let is_real_root = root.path() == std::path::Path::new("/");
     let mut ctx = Ctx {
-        root,
+        files: GuestFiles::new(root),
         live: opts.live,
         run_scripts: opts.live && is_real_root,
         networkd: opts.networkd,
         state: InstanceState::new(&plan.instance_id),
         provider,
     };
+    // (step, its log, whether it ran now)
+    let mut logs: Vec<(Step, StepLog, bool)> = Vec::new();
     for step in Step::ALL {
         let mut log = StepLog::default();
+        let mut ran = false;
         if !opts.steps.contains(&step) {
             log.skipped("not selected (--steps)");
-        } else if !step.every_boot() && ctx.state.is_done(&ctx.root, step) {
+        } else if !step.every_boot() && ctx.state.is_done(ctx.files.root(), step) {
             log.skipped(format!(
                 "already applied for instance {} ({})",
                 plan.instance_id,
@@ -128,20 +199,48 @@ pub fn apply(plan: &Plan, opts: &ApplyOptions, provider: Option<&mut dyn Provide
             log.skipped(format!("dry run: {}", steps::describe(plan, step)));
         } else {
             steps::run(step, plan, &mut ctx, &mut log);
-            // A live change left undone (scripts, the seed under --root) is still
-            // owed to this instance: the step is not recorded as done.
-            if !step.every_boot() && !log.failed && !log.deferred {
-                if let Err(e) = ctx.state.mark_done(&ctx.root, step) {
-                    log.failed(format!("cannot record the step as done: {e}"));
-                }
-            }
+            ran = true;
         }
+        logs.push((step, log, ran));
+    }
+    ctx.files.commit();
+    for (_, log, _) in &mut logs {
+        log.resolve(&mut ctx.files);
+    }
+
+    // A live change left undone (scripts, the seed under --root) is still owed to
+    // this instance: such a step is not recorded as done.
+    let mut markers = Vec::new();
+    for (i, (step, log, ran)) in logs.iter_mut().enumerate() {
+        if !*ran || step.every_boot() || log.has_failed() || log.deferred {
+            continue;
+        }
+        match ctx.state.mark_done(&mut ctx.files, *step) {
+            Ok(Staged::Pending(ticket)) => markers.push((i, ticket)),
+            Ok(Staged::Unchanged) => {}
+            Err(e) => log.failed(format!(
+                "cannot record the step as done: {}",
+                error_chain(&e)
+            )),
+        }
+    }
+    ctx.files.commit();
+    for (i, ticket) in markers {
+        if let Some(Err(e)) = ctx.files.take_result(ticket) {
+            logs[i].1.failed(format!(
+                "cannot record the step as done: {}",
+                error_chain(&e)
+            ));
+        }
+    }
+
+    for (step, log, _) in logs {
         let outcome = log.outcome();
         tracing::info!(step = step.as_str(), ?outcome, "step finished");
         report.steps.push(StepReport {
             step,
             outcome,
-            details: log.lines,
+            details: log.details(),
         });
     }
     report
