@@ -4,7 +4,7 @@
 
 use crate::apply::files::{GuestFiles, GuestFilesError};
 use crate::apply::root::{Attrs, FsRoot, RootError};
-use crate::file_batch::Staged;
+use crate::file_batch::{Staged, Ticket};
 use crate::report::Step;
 
 pub const STATE_DIR: &str = "/var/lib/guest-agent";
@@ -55,16 +55,19 @@ impl InstanceState {
         )
     }
 
-    /// Stages the step's marker; it is written by the caller's next commit.
-    pub fn mark_done(&self, files: &mut GuestFiles, step: Step) -> Result<Staged, GuestFilesError> {
+    /// Stages the step's marker to follow the step's own files (`after`); it is
+    /// written by the caller's next commit.
+    pub fn mark_done(
+        &self,
+        files: &mut GuestFiles,
+        step: Step,
+        after: &[Ticket],
+    ) -> Result<Staged, GuestFilesError> {
         self.create_dir(files)?;
-        files.stage(
-            &self.marker(step),
-            b"",
-            Attrs {
-                mode: 0o600,
-                owner: None,
-            },
-        )
+        let attrs = Attrs {
+            mode: 0o600,
+            owner: None,
+        };
+        files.stage_after(&self.marker(step), b"", attrs, after)
     }
 }

@@ -93,6 +93,18 @@ impl GuestFiles {
         contents: &[u8],
         attrs: Attrs,
     ) -> Result<Staged, GuestFilesError> {
+        self.stage_after(guest, contents, attrs, &[])
+    }
+
+    /// [`Self::stage`], renamed into place only after the files of `after` (see
+    /// [`FileBatch::stage_after`]).
+    pub fn stage_after(
+        &mut self,
+        guest: &str,
+        contents: &[u8],
+        attrs: Attrs,
+        after: &[Ticket],
+    ) -> Result<Staged, GuestFilesError> {
         // Refuses a bad path before making any folder for it.
         self.root.resolve(guest)?;
         let parent_guest = Path::new(guest)
@@ -101,12 +113,13 @@ impl GuestFiles {
             .unwrap_or("/");
         self.create_dirs(parent_guest, PARENT_DIRS)?;
         let path = self.root.resolve(guest)?;
-        Ok(self.batch.stage(NewFile {
+        let file = NewFile {
             path,
             contents: contents.to_vec(),
             mode: attrs.mode,
             owner: attrs.owner,
-        })?)
+        };
+        Ok(self.batch.stage_after(file, after)?)
     }
 
     /// Commits everything staged so far; results are kept for [`Self::take_result`].

@@ -16,7 +16,7 @@ pub mod password;
 pub mod root;
 mod steps;
 
-use crate::file_batch::{Staged, Ticket, Written};
+use crate::file_batch::{FileBatchError, Staged, Ticket, Written};
 use crate::plan::Plan;
 use crate::report::{error_chain, Outcome, Report, Step, StepReport};
 use crate::source::Provider;
@@ -106,6 +106,17 @@ impl StepLog {
         }
     }
 
+    /// Files this step staged whose commit is still to come or not yet reported.
+    fn pending_tickets(&self) -> Vec<Ticket> {
+        self.lines
+            .iter()
+            .filter_map(|l| match l {
+                Line::Pending { ticket, .. } => Some(*ticket),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn has_failed(&self) -> bool {
         self.lines.iter().any(|l| matches!(l, Line::Failed(_)))
     }
@@ -149,8 +160,8 @@ pub(crate) struct Ctx<'a> {
 /// Applies the plan; `provider` is needed only to post a generated password.
 ///
 /// Files of all steps are committed together after the last step (earlier when a
-/// script is about to run); only then are the steps' "done" markers written, in a
-/// second commit, so a marker never outlives the files it stands for.
+/// script is about to run). A step's "done" marker is staged to follow the step's
+/// files, so it is never durable before them and not written if one fails.
 pub fn apply(plan: &Plan, opts: &ApplyOptions, provider: Option<&mut dyn Provider>) -> Report {
     let mut report = Report {
         source: plan.source.clone(),
@@ -182,11 +193,11 @@ pub fn apply(plan: &Plan, opts: &ApplyOptions, provider: Option<&mut dyn Provide
         state: InstanceState::new(&plan.instance_id),
         provider,
     };
-    // (step, its log, whether it ran now)
-    let mut logs: Vec<(Step, StepLog, bool)> = Vec::new();
+    let mut logs: Vec<(Step, StepLog)> = Vec::new();
+    // The steps' "done" markers: (index in `logs`, marker ticket).
+    let mut markers = Vec::new();
     for step in Step::ALL {
         let mut log = StepLog::default();
-        let mut ran = false;
         if !opts.steps.contains(&step) {
             log.skipped("not selected (--steps)");
         } else if !step.every_boot() && ctx.state.is_done(ctx.files.root(), step) {
@@ -199,42 +210,30 @@ pub fn apply(plan: &Plan, opts: &ApplyOptions, provider: Option<&mut dyn Provide
             log.skipped(format!("dry run: {}", steps::describe(plan, step)));
         } else {
             steps::run(step, plan, &mut ctx, &mut log);
-            ran = true;
+            if !step.every_boot() {
+                if let Some(ticket) = mark_done(&mut ctx, step, &mut log) {
+                    markers.push((logs.len(), ticket));
+                }
+            }
         }
-        logs.push((step, log, ran));
+        logs.push((step, log));
     }
     ctx.files.commit();
-    for (_, log, _) in &mut logs {
+    for (_, log) in &mut logs {
         log.resolve(&mut ctx.files);
     }
-
-    // A live change left undone (scripts, the seed under --root) is still owed to
-    // this instance: such a step is not recorded as done.
-    let mut markers = Vec::new();
-    for (i, (step, log, ran)) in logs.iter_mut().enumerate() {
-        if !*ran || step.every_boot() || log.has_failed() || log.deferred {
-            continue;
-        }
-        match ctx.state.mark_done(&mut ctx.files, *step) {
-            Ok(Staged::Pending(ticket)) => markers.push((i, ticket)),
-            Ok(Staged::Unchanged) => {}
-            Err(e) => log.failed(format!(
+    for (i, ticket) in markers {
+        match ctx.files.take_result(ticket) {
+            // The step's own failed line says why.
+            Some(Err(FileBatchError::Prerequisite { .. })) | Some(Ok(_)) | None => {}
+            Some(Err(e)) => logs[i].1.failed(format!(
                 "cannot record the step as done: {}",
                 error_chain(&e)
             )),
         }
     }
-    ctx.files.commit();
-    for (i, ticket) in markers {
-        if let Some(Err(e)) = ctx.files.take_result(ticket) {
-            logs[i].1.failed(format!(
-                "cannot record the step as done: {}",
-                error_chain(&e)
-            ));
-        }
-    }
 
-    for (step, log, _) in logs {
+    for (step, log) in logs {
         let outcome = log.outcome();
         tracing::info!(step = step.as_str(), ?outcome, "step finished");
         report.steps.push(StepReport {
@@ -244,4 +243,26 @@ pub fn apply(plan: &Plan, opts: &ApplyOptions, provider: Option<&mut dyn Provide
         });
     }
     report
+}
+
+/// Stages the marker of a once-per-instance step that ran, to follow its files.
+/// A live change left undone (scripts, the seed under --root) is still owed to this
+/// instance: such a step is not recorded as done, nor is one that failed.
+fn mark_done(ctx: &mut Ctx<'_>, step: Step, log: &mut StepLog) -> Option<Ticket> {
+    let files = log.pending_tickets();
+    // Files committed early (before a script ran) have their result already.
+    if log.has_failed() || log.deferred || files.iter().any(|t| ctx.files.failed(*t)) {
+        return None;
+    }
+    match ctx.state.mark_done(&mut ctx.files, step, &files) {
+        Ok(Staged::Pending(ticket)) => Some(ticket),
+        Ok(Staged::Unchanged) => None,
+        Err(e) => {
+            log.failed(format!(
+                "cannot record the step as done: {}",
+                error_chain(&e)
+            ));
+            None
+        }
+    }
 }
