@@ -8,10 +8,10 @@
 //! about created folders with [`FileBatch::also_sync`]).
 //!
 //! # Compare first
-//! [`FileBatch::stage`] looks at what is on disk: a regular file with the same bytes,
-//! the same mode and (when one is asked for) the same owner is left alone and the
-//! answer is [`Staged::Unchanged`]. Nothing is written, so its inode, mtime and ctime
-//! stay as they are. Staging a path again replaces the earlier staged contents (the
+//! [`FileBatch::stage`] looks at what is on disk: a regular file with the same
+//! bytes, the same permission bits and (when one is asked for) the same owner is
+//! left alone and the answer is [`Staged::Unchanged`]. Nothing is written, so its
+//! inode, mtime and ctime stay as they are. Staging a path again replaces the earlier staged contents (the
 //! earlier ticket ends as [`Written::Superseded`]); [`FileBatch::pending`] shows what
 //! a later read of the path should see.
 //!
@@ -230,12 +230,12 @@ impl FileBatch {
 
         // 1. Temporary files.
         let mut temps: Vec<(Entry, PathBuf)> = Vec::with_capacity(entries.len());
-        for (n, e) in entries.into_iter().enumerate() {
+        for e in entries {
             if e.superseded {
                 results.insert(e.ticket, Ok(Written::Superseded));
                 continue;
             }
-            let temp = temp_path(&e.file.path, n);
+            let temp = temp_path(&e.file.path, e.ticket);
             match write_temp(&e.file, &temp) {
                 Ok(()) => temps.push((e, temp)),
                 Err(source) => {
@@ -436,9 +436,9 @@ fn on_disk_matches(file: &NewFile) -> Result<bool, FileBatchError> {
     Ok(on_disk == file.contents)
 }
 
-/// `.NAME.PID-N.tmp` beside the target; long names are cut so the temporary name
-/// stays within the usual 255-byte limit.
-fn temp_path(path: &Path, n: usize) -> PathBuf {
+/// `.NAME.PID-TICKET.tmp` beside the target; long names are cut so the temporary
+/// name stays within the usual 255-byte limit.
+fn temp_path(path: &Path, ticket: Ticket) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -447,7 +447,8 @@ fn temp_path(path: &Path, n: usize) -> PathBuf {
     while !name.is_char_boundary(cut) {
         cut -= 1;
     }
-    parent(path).join(format!(".{}.{}-{n}.tmp", &name[..cut], std::process::id()))
+    let (pid, n) = (std::process::id(), ticket.0);
+    parent(path).join(format!(".{}.{pid}-{n}.tmp", &name[..cut]))
 }
 
 fn write_temp(file: &NewFile, temp: &Path) -> std::io::Result<()> {
