@@ -304,3 +304,34 @@ fn a_run_killed_while_writing_changes_no_file() {
     assert_eq!(read(&root.join("etc/motd")).len(), 64 * 1024);
     assert_eq!(read(&root.join("etc/hostname")), "web-02\n");
 }
+
+#[test]
+fn the_kernel_hostname_is_compared_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let iso = iso_for(&fixture(MULTINIC), dir.path(), "cd");
+    let root = guest_root(dir.path());
+    let (d, r) = (iso.to_str().expect("utf8"), root.to_str().expect("utf8"));
+    let (code, report, _) = run_json(&run_args(d, r));
+    assert_eq!(code, 0, "{report}");
+
+    for (before, outcome) in [("web-02", "unchanged"), ("old-name", "ok")] {
+        // A UTS namespace of its own: the host's name is never touched. The name
+        // the kernel has afterwards goes to stderr.
+        let script = "hostname \"$1\" && shift && \"$@\" && hostname >&2";
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--uts", "sh", "-c", script, "sh", before, AGENT])
+            .args(["run", "--format", "json", "--live", "--steps", "hostname"])
+            .args(["--device", d, "--root", r]);
+        let out = guarded(&mut cmd);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{before}: {stderr}");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        let (got, details) = step(&report, "hostname");
+        assert_eq!(got, outcome, "{before}: {details:?}");
+        assert!(
+            details.contains(&format!("{outcome}: kernel hostname web-02").as_str()),
+            "{details:?}"
+        );
+        assert_eq!(stderr.lines().last(), Some("web-02"), "{stderr}");
+    }
+}
