@@ -5,11 +5,13 @@
 //! [`discover`] picks a [`source::Provider`]; [`view::read`] parses what it has with
 //! `compute`'s types; [`plan::build`] turns that into the desired state without
 //! touching anything; [`apply::apply`] carries the plan out step by step and returns
-//! a [`report::Report`].
+//! a [`report::Report`]. Files are replaced through [`file_batch`], compare-first
+//! and with one durability rule for the whole run.
 
 pub mod apply;
 pub mod cloudconfig;
 pub mod discover;
+pub mod file_batch;
 pub mod netplan;
 pub mod plan;
 pub mod report;

@@ -1,5 +1,10 @@
 //! What the agent did: one entry per step, its outcome and why, as text or JSON.
 //! Details never carry secrets (passwords, user data, tokens).
+//!
+//! Each detail line starts with `ok:` (changed), `unchanged:` (already as wanted,
+//! not written), `skipped:` or `failed:`. A step failed when one of its lines did,
+//! else is ok when one changed something, else unchanged when one found its part
+//! already as wanted, else skipped.
 
 use serde::Serialize;
 
@@ -52,7 +57,10 @@ impl Step {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
+    /// Something was changed.
     Ok,
+    /// Everything the step looked after was already as wanted; nothing written.
+    Unchanged,
     Skipped,
     Failed,
 }
@@ -84,6 +92,7 @@ impl Report {
         for step in &self.steps {
             let outcome = match step.outcome {
                 Outcome::Ok => "ok",
+                Outcome::Unchanged => "unchanged",
                 Outcome::Skipped => "skipped",
                 Outcome::Failed => "FAILED",
             };
@@ -94,4 +103,20 @@ impl Report {
         }
         s
     }
+}
+
+/// An error and its causes on one line, each once: a cause whose text its error
+/// already quotes is not repeated.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
 }

@@ -2,7 +2,9 @@
 //! `/var/lib/guest-agent/<instance id>/` (inside the root). A new instance id (an
 //! image cloned to another instance) has no markers, so everything runs again.
 
+use crate::apply::files::{GuestFiles, GuestFilesError};
 use crate::apply::root::{Attrs, FsRoot, RootError};
+use crate::file_batch::{Staged, Ticket};
 use crate::report::Step;
 
 pub const STATE_DIR: &str = "/var/lib/guest-agent";
@@ -34,29 +36,38 @@ impl InstanceState {
             .unwrap_or(false)
     }
 
-    pub fn mark_done(&self, root: &FsRoot, step: Step) -> Result<(), RootError> {
-        root.create_dirs(
+    /// Creates the instance's folder (0700) if missing; whatever goes in it (markers,
+    /// saved scripts) comes after this.
+    pub fn create_dir(&self, files: &mut GuestFiles) -> Result<(), RootError> {
+        files.create_dirs(
             STATE_DIR,
             Attrs {
                 mode: 0o755,
                 owner: None,
             },
         )?;
-        root.create_dirs(
+        files.create_dirs(
             &self.dir,
             Attrs {
                 mode: 0o700,
                 owner: None,
             },
-        )?;
-        root.write(
-            &self.marker(step),
-            b"",
-            Attrs {
-                mode: 0o600,
-                owner: None,
-            },
-        )?;
-        Ok(())
+        )
+    }
+
+    /// Stages the step's marker to follow the step's own files (`after`); it is
+    /// written by the caller's next commit.
+    pub fn mark_done(
+        &self,
+        files: &mut GuestFiles,
+        step: Step,
+        after: &[Ticket],
+    ) -> Result<Staged, GuestFilesError> {
+        self.create_dir(files)?;
+        let attrs = Attrs {
+            mode: 0o600,
+            owner: None,
+        };
+        files.stage_after(&self.marker(step), b"", attrs, after)
     }
 }

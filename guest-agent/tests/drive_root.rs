@@ -126,8 +126,9 @@ fn second_and_new_instance(
     }
     let state = root.join("var/lib/guest-agent/2f1d4c3b-8a7e-4b6d-9c5f-0e1a2b3c4d5e");
     assert!(state.join("files.done").exists() && !state.join("user-data.done").exists());
-    assert_eq!(step(&report, "network").0, "ok");
-    assert_eq!(step(&report, "hostname").0, "ok");
+    // Every-boot steps look again and find nothing to change.
+    assert_eq!(step(&report, "network").0, "unchanged");
+    assert_eq!(step(&report, "hostname").0, "unchanged");
 
     // An image cloned to a new instance: everything runs again.
     let mut doc = fixture(MULTINIC);
@@ -153,13 +154,20 @@ fn second_and_new_instance(
         report["instance_id"],
         "0b5e3c1a-0000-4000-8000-000000000001"
     );
+    // The same keys and files: looked at again, found in place, not rewritten.
     let (outcome, details) = step(&report, "ssh-keys");
-    assert_eq!(outcome, "ok");
+    assert_eq!(outcome, "unchanged");
     assert!(
-        details[0].contains("0 key(s) added"),
+        details[0].contains("all 1 key(s) already there for debian"),
         "no duplicates: {details:?}"
     );
-    assert_eq!(step(&report, "files").0, "ok");
+    assert_eq!(
+        read(&root.join("home/debian/.ssh/authorized_keys"))
+            .lines()
+            .count(),
+        1
+    );
+    assert_eq!(step(&report, "files").0, "unchanged");
     assert!(root
         .join("var/lib/guest-agent/0b5e3c1a-0000-4000-8000-000000000001/files.done")
         .exists());

@@ -1,21 +1,27 @@
 //! Carrying out a [`Plan`]: each step in the spec's order, each reported.
 //!
-//! Files go through [`FsRoot`], so with `--root` everything lands under that folder.
+//! Files go through [`GuestFiles`] ([`FsRoot`] and one [`crate::file_batch`]), so
+//! with `--root` everything lands under that folder, a file already as wanted is
+//! not rewritten (the step says `unchanged`), and changed files are replaced and
+//! made durable together.
 //! Live changes (netlink, the kernel hostname, `/dev/urandom`, running scripts) are
 //! made only when `live` is set, and are reported as skipped otherwise. A step's
 //! failure never stops the others. Steps other than network and hostname run once
 //! per instance id (see [`crate::state`]).
 
+pub mod files;
 mod guest;
 mod netlink;
 pub mod password;
 pub mod root;
 mod steps;
 
+use crate::file_batch::{FileBatchError, Staged, Ticket, Written};
 use crate::plan::Plan;
-use crate::report::{Outcome, Report, Step, StepReport};
+use crate::report::{error_chain, Outcome, Report, Step, StepReport};
 use crate::source::Provider;
 use crate::state::InstanceState;
+use files::GuestFiles;
 use root::FsRoot;
 use std::path::PathBuf;
 
@@ -33,12 +39,25 @@ pub struct ApplyOptions {
     pub steps: Vec<Step>,
 }
 
-/// Lines of one step's report, each `ok:`, `skipped:` or `failed:`.
+/// One line of a step's report.
+#[derive(Debug)]
+enum Line {
+    Ok(String),
+    Unchanged(String),
+    Skipped(String),
+    Failed(String),
+    /// A staged file, reported as `ok` with this text once its commit succeeds.
+    Pending {
+        ticket: Ticket,
+        path: String,
+        ok: String,
+    },
+}
+
+/// Lines of one step's report.
 #[derive(Debug, Default)]
 pub(crate) struct StepLog {
-    lines: Vec<String>,
-    ok: bool,
-    failed: bool,
+    lines: Vec<Line>,
     /// A live change was left for a run on the live system, so the step is not
     /// recorded as done for the instance.
     deferred: bool,
@@ -46,11 +65,13 @@ pub(crate) struct StepLog {
 
 impl StepLog {
     pub(crate) fn ok(&mut self, s: impl Into<String>) {
-        self.ok = true;
-        self.lines.push(format!("ok: {}", s.into()));
+        self.lines.push(Line::Ok(s.into()));
+    }
+    pub(crate) fn unchanged(&mut self, s: impl Into<String>) {
+        self.lines.push(Line::Unchanged(s.into()));
     }
     pub(crate) fn skipped(&mut self, s: impl Into<String>) {
-        self.lines.push(format!("skipped: {}", s.into()));
+        self.lines.push(Line::Skipped(s.into()));
     }
     /// Skipped because it is a live change and this run is not live.
     pub(crate) fn deferred(&mut self, s: impl Into<String>) {
@@ -58,23 +79,77 @@ impl StepLog {
         self.skipped(s);
     }
     pub(crate) fn failed(&mut self, s: impl Into<String>) {
-        self.failed = true;
-        self.lines.push(format!("failed: {}", s.into()));
+        self.lines.push(Line::Failed(s.into()));
     }
+    /// A file staged for the run's commit; `ok` is the line once it is written.
+    pub(crate) fn pending(&mut self, ticket: Ticket, path: &str, ok: impl Into<String>) {
+        self.lines.push(Line::Pending {
+            ticket,
+            path: path.into(),
+            ok: ok.into(),
+        });
+    }
+
+    /// Turns pending lines into what their commit did.
+    fn resolve(&mut self, files: &mut GuestFiles) {
+        for line in &mut self.lines {
+            if let Line::Pending { ticket, path, ok } = line {
+                *line = match files.take_result(*ticket) {
+                    Some(Ok(Written::Replaced)) => Line::Ok(std::mem::take(ok)),
+                    Some(Ok(Written::Superseded)) => Line::Skipped(format!(
+                        "{path}: superseded by a later write of the same file in this run"
+                    )),
+                    Some(Err(e)) => Line::Failed(error_chain(&e)),
+                    None => Line::Failed(format!("{path}: never committed")),
+                };
+            }
+        }
+    }
+
+    /// Files this step staged whose commit is still to come or not yet reported.
+    fn pending_tickets(&self) -> Vec<Ticket> {
+        self.lines
+            .iter()
+            .filter_map(|l| match l {
+                Line::Pending { ticket, .. } => Some(*ticket),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn has_failed(&self) -> bool {
+        self.lines.iter().any(|l| matches!(l, Line::Failed(_)))
+    }
+
     fn outcome(&self) -> Outcome {
-        if self.failed {
+        let any = |f: fn(&Line) -> bool| self.lines.iter().any(f);
+        if self.has_failed() {
             Outcome::Failed
-        } else if self.ok {
+        } else if any(|l| matches!(l, Line::Ok(_) | Line::Pending { .. })) {
             Outcome::Ok
+        } else if any(|l| matches!(l, Line::Unchanged(_))) {
+            Outcome::Unchanged
         } else {
             Outcome::Skipped
         }
+    }
+
+    fn details(self) -> Vec<String> {
+        self.lines
+            .into_iter()
+            .map(|l| match l {
+                Line::Ok(s) | Line::Pending { ok: s, .. } => format!("ok: {s}"),
+                Line::Unchanged(s) => format!("unchanged: {s}"),
+                Line::Skipped(s) => format!("skipped: {s}"),
+                Line::Failed(s) => format!("failed: {s}"),
+            })
+            .collect()
     }
 }
 
 /// What every step may use.
 pub(crate) struct Ctx<'a> {
-    pub root: FsRoot,
+    pub files: GuestFiles,
     pub live: bool,
     pub run_scripts: bool,
     pub networkd: bool,
@@ -83,6 +158,10 @@ pub(crate) struct Ctx<'a> {
 }
 
 /// Applies the plan; `provider` is needed only to post a generated password.
+///
+/// Files of all steps are committed together after the last step (earlier when a
+/// script is about to run). A step's "done" marker is staged to follow the step's
+/// files, so it is never durable before them and not written if one fails.
 pub fn apply(plan: &Plan, opts: &ApplyOptions, provider: Option<&mut dyn Provider>) -> Report {
     let mut report = Report {
         source: plan.source.clone(),
@@ -95,7 +174,7 @@ pub fn apply(plan: &Plan, opts: &ApplyOptions, provider: Option<&mut dyn Provide
         Ok(r) => r,
         Err(e) => {
             for step in Step::ALL {
-                let details = vec![format!("failed: root folder: {e}")];
+                let details = vec![format!("failed: root folder: {}", error_chain(&e))];
                 report.steps.push(StepReport {
                     step,
                     outcome: Outcome::Failed,
@@ -107,18 +186,21 @@ pub fn apply(plan: &Plan, opts: &ApplyOptions, provider: Option<&mut dyn Provide
     };
     let is_real_root = root.path() == std::path::Path::new("/");
     let mut ctx = Ctx {
-        root,
+        files: GuestFiles::new(root),
         live: opts.live,
         run_scripts: opts.live && is_real_root,
         networkd: opts.networkd,
         state: InstanceState::new(&plan.instance_id),
         provider,
     };
+    let mut logs: Vec<(Step, StepLog)> = Vec::new();
+    // The steps' "done" markers: (index in `logs`, marker ticket).
+    let mut markers = Vec::new();
     for step in Step::ALL {
         let mut log = StepLog::default();
         if !opts.steps.contains(&step) {
             log.skipped("not selected (--steps)");
-        } else if !step.every_boot() && ctx.state.is_done(&ctx.root, step) {
+        } else if !step.every_boot() && ctx.state.is_done(ctx.files.root(), step) {
             log.skipped(format!(
                 "already applied for instance {} ({})",
                 plan.instance_id,
@@ -128,21 +210,59 @@ pub fn apply(plan: &Plan, opts: &ApplyOptions, provider: Option<&mut dyn Provide
             log.skipped(format!("dry run: {}", steps::describe(plan, step)));
         } else {
             steps::run(step, plan, &mut ctx, &mut log);
-            // A live change left undone (scripts, the seed under --root) is still
-            // owed to this instance: the step is not recorded as done.
-            if !step.every_boot() && !log.failed && !log.deferred {
-                if let Err(e) = ctx.state.mark_done(&ctx.root, step) {
-                    log.failed(format!("cannot record the step as done: {e}"));
+            if !step.every_boot() {
+                if let Some(ticket) = mark_done(&mut ctx, step, &mut log) {
+                    markers.push((logs.len(), ticket));
                 }
             }
         }
+        logs.push((step, log));
+    }
+    ctx.files.commit();
+    for (_, log) in &mut logs {
+        log.resolve(&mut ctx.files);
+    }
+    for (i, ticket) in markers {
+        match ctx.files.take_result(ticket) {
+            // The step's own failed line says why.
+            Some(Err(FileBatchError::Prerequisite { .. })) | Some(Ok(_)) | None => {}
+            Some(Err(e)) => logs[i].1.failed(format!(
+                "cannot record the step as done: {}",
+                error_chain(&e)
+            )),
+        }
+    }
+
+    for (step, log) in logs {
         let outcome = log.outcome();
         tracing::info!(step = step.as_str(), ?outcome, "step finished");
         report.steps.push(StepReport {
             step,
             outcome,
-            details: log.lines,
+            details: log.details(),
         });
     }
     report
+}
+
+/// Stages the marker of a once-per-instance step that ran, to follow its files.
+/// A live change left undone (scripts, the seed under --root) is still owed to this
+/// instance: such a step is not recorded as done, nor is one that failed.
+fn mark_done(ctx: &mut Ctx<'_>, step: Step, log: &mut StepLog) -> Option<Ticket> {
+    let files = log.pending_tickets();
+    // Files committed early (before a script ran) have their result already.
+    if log.has_failed() || log.deferred || files.iter().any(|t| ctx.files.failed(*t)) {
+        return None;
+    }
+    match ctx.state.mark_done(&mut ctx.files, step, &files) {
+        Ok(Staged::Pending(ticket)) => Some(ticket),
+        Ok(Staged::Unchanged) => None,
+        Err(e) => {
+            log.failed(format!(
+                "cannot record the step as done: {}",
+                error_chain(&e)
+            ));
+            None
+        }
+    }
 }

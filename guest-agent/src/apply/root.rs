@@ -3,12 +3,12 @@
 //! Paths from metadata are absolute guest paths. They are resolved under the root the
 //! way a chroot would: `..` in a metadata path is refused outright, and a symlink met
 //! on the way (absolute, or relative with `..`) is followed *inside* the root, never
-//! out of it. Writes go to a temporary file in the same folder, then a rename, so a
-//! failure leaves the old file intact.
+//! out of it. Files are written through [`super::files::GuestFiles`], which resolves
+//! here and replaces them with [`crate::file_batch`].
 
-use std::fs::{self, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 const MAX_SYMLINK_HOPS: usize = 40;
@@ -118,8 +118,10 @@ impl FsRoot {
         p
     }
 
-    /// Creates the folders of a guest path (resolved in the root), new ones with `attrs`.
-    pub fn create_dirs(&self, guest_dir: &str, attrs: Attrs) -> Result<PathBuf, RootError> {
+    /// Creates the folders of a guest path (resolved in the root), new ones with
+    /// `attrs`. Returns the host folders it created, parents first.
+    pub fn create_dirs(&self, guest_dir: &str, attrs: Attrs) -> Result<Vec<PathBuf>, RootError> {
+        let mut created = Vec::new();
         let mut current = String::new();
         for part in guest_dir.split('/').filter(|p| !p.is_empty()) {
             current.push('/');
@@ -135,19 +137,27 @@ impl FsRoot {
                 }
                 Err(_) => {
                     // `host` is resolved, so every folder between the root and it is
-                    // real (no symlink) or missing; missing ones are made here.
+                    // real (no symlink) or missing; missing ones are made here, one
+                    // at a time so that each can be reported.
                     if !host.starts_with(&self.root) {
                         return Err(RootError::Io {
                             path: host.display().to_string(),
                             source: std::io::Error::other("resolves outside the root"),
                         });
                     }
-                    fs::create_dir_all(&host).map_err(io(&host))?;
-                    set_attrs(&host, attrs)?;
+                    let missing: Vec<&Path> = host
+                        .ancestors()
+                        .take_while(|a| *a != self.root && fs::symlink_metadata(a).is_err())
+                        .collect();
+                    for dir in missing.into_iter().rev() {
+                        fs::create_dir(dir).map_err(io(dir))?;
+                        set_attrs(dir, attrs)?;
+                        created.push(dir.to_path_buf());
+                    }
                 }
             }
         }
-        self.resolve(if guest_dir.is_empty() { "/" } else { guest_dir })
+        Ok(created)
     }
 
     /// Reads a guest file; `None` when it does not exist.
@@ -168,49 +178,18 @@ impl FsRoot {
         Ok(Some(buf))
     }
 
-    /// Writes a guest file atomically (temporary file, then rename), parents created
-    /// with mode 0755. Returns the host path written.
-    pub fn write(&self, guest: &str, contents: &[u8], attrs: Attrs) -> Result<PathBuf, RootError> {
+    /// Sets mode and owner of an existing guest file or folder when they differ.
+    /// Returns the host path when it changed something.
+    pub fn write_attrs(&self, guest: &str, attrs: Attrs) -> Result<Option<PathBuf>, RootError> {
         let host = self.resolve(guest)?;
-        let parent_guest = Path::new(guest)
-            .parent()
-            .and_then(Path::to_str)
-            .unwrap_or("/");
-        self.create_dirs(
-            parent_guest,
-            Attrs {
-                mode: 0o755,
-                owner: None,
-            },
-        )?;
-        let dir = host.parent().unwrap_or(&self.root);
-        let name = host
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.guest-agent-{}", std::process::id()));
-        let _ = fs::remove_file(&tmp);
-        let result = (|| {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(io(&tmp))?;
-            f.write_all(contents).map_err(io(&tmp))?;
-            set_attrs(&tmp, attrs)?;
-            f.sync_all().map_err(io(&tmp))?;
-            fs::rename(&tmp, &host).map_err(io(&host))
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
+        if self
+            .attrs_of(guest)
+            .is_some_and(|now| same_attrs(now, attrs))
+        {
+            return Ok(None);
         }
-        result.map(|_| host)
-    }
-
-    /// Sets mode and owner of an existing guest file or folder.
-    pub fn write_attrs(&self, guest: &str, attrs: Attrs) -> Result<(), RootError> {
-        set_attrs(&self.resolve(guest)?, attrs)
+        set_attrs(&host, attrs)?;
+        Ok(Some(host))
     }
 
     /// Mode and owner of an existing guest file, to keep them when rewriting it.
@@ -233,6 +212,10 @@ fn normal_parts(p: &Path) -> Vec<std::ffi::OsString> {
         .collect()
 }
 
+fn same_attrs(now: Attrs, wanted: Attrs) -> bool {
+    now.mode == wanted.mode & 0o7777 && wanted.owner.is_none_or(|o| now.owner == Some(o))
+}
+
 fn set_attrs(host: &Path, attrs: Attrs) -> Result<(), RootError> {
     if let Some((uid, gid)) = attrs.owner {
         std::os::unix::fs::lchown(host, Some(uid), Some(gid)).map_err(io(host))?;
@@ -243,7 +226,11 @@ fn set_attrs(host: &Path, attrs: Attrs) -> Result<(), RootError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::symlink;
+    use std::os::unix::fs::{symlink, MetadataExt};
+
+    fn mode(p: &Path) -> u32 {
+        fs::metadata(p).expect("stat").mode() & 0o7777
+    }
 
     #[test]
     fn symlinks_stay_inside_and_dotdot_is_refused() {
@@ -276,16 +263,40 @@ mod tests {
             Err(RootError::SymlinkLoop(_))
         ));
 
-        root.write(
-            "/rel/etc/motd",
-            b"hi",
-            Attrs {
-                mode: 0o644,
-                owner: None,
-            },
-        )
-        .expect("writes");
-        assert_eq!(fs::read(root_dir.join("etc/motd")).expect("inside"), b"hi");
+        let attrs = Attrs {
+            mode: 0o750,
+            owner: None,
+        };
+        let created = root.create_dirs("/rel/etc/app", attrs).expect("creates");
+        assert_eq!(created, [canon.join("etc"), canon.join("etc/app")]);
+        assert_eq!(mode(&root_dir.join("etc/app")), 0o750);
         assert!(!outer.path().join("etc").exists());
+        assert!(root
+            .create_dirs("/rel/etc/app", attrs)
+            .expect("exists")
+            .is_empty());
+        symlink("/deep/er", root_dir.join("etc/link")).expect("symlink");
+        let created = root.create_dirs("/etc/link/x", attrs).expect("creates");
+        assert_eq!(
+            created,
+            [
+                canon.join("deep"),
+                canon.join("deep/er"),
+                canon.join("deep/er/x")
+            ]
+        );
+        assert_eq!(mode(&root_dir.join("deep")), 0o750);
+
+        // Attributes are changed only when they differ.
+        assert_eq!(root.write_attrs("/etc/app", attrs).expect("same"), None);
+        let wider = Attrs {
+            mode: 0o755,
+            ..attrs
+        };
+        assert_eq!(
+            root.write_attrs("/etc/app", wider).expect("changes"),
+            Some(canon.join("etc/app"))
+        );
+        assert_eq!(mode(&root_dir.join("etc/app")), 0o755);
     }
 }

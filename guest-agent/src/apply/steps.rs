@@ -4,15 +4,20 @@ use super::guest::{self, PasswdEntry};
 use super::password::{self, PasswordError};
 use super::root::Attrs;
 use super::{netlink, Ctx, StepLog};
+use crate::file_batch::Staged;
 use crate::netplan;
 use crate::plan::{DataPlan, FileWrite, PasswordPlan, Plan};
-use crate::report::Step;
+use crate::report::{error_chain, Step};
 use crate::source::PasswordPost;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 const PUBLIC: Attrs = Attrs {
     mode: 0o644,
+    owner: None,
+};
+const SCRIPT: Attrs = Attrs {
+    mode: 0o700,
     owner: None,
 };
 /// A user script may run this long before it is killed.
@@ -132,19 +137,25 @@ fn hostname(plan: &Plan, ctx: &mut Ctx<'_>, log: &mut StepLog) {
         format!("{}\n", h.short).as_bytes(),
         PUBLIC,
     );
-    match ctx.root.read("/etc/hosts") {
+    match ctx.files.read("/etc/hosts") {
         Ok(existing) => {
             let existing = existing.map(|b| String::from_utf8_lossy(&b).into_owned());
-            let attrs = ctx.root.attrs_of("/etc/hosts").unwrap_or(PUBLIC);
+            let attrs = ctx.files.attrs_of("/etc/hosts").unwrap_or(PUBLIC);
             let text = guest::hosts_with(existing.as_deref(), &h.fqdn, &h.short);
             write(ctx, log, "/etc/hosts", text.as_bytes(), attrs);
         }
-        Err(e) => log.failed(format!("/etc/hosts: {e}")),
+        Err(e) => log.failed(format!("/etc/hosts: {}", error_chain(&e))),
     }
     if ctx.live {
-        match std::fs::write("/proc/sys/kernel/hostname", &h.short) {
-            Ok(()) => log.ok(format!("kernel hostname {}", h.short)),
-            Err(e) => log.failed(format!("setting the kernel hostname: {e}")),
+        const KERNEL_HOSTNAME: &str = "/proc/sys/kernel/hostname";
+        let now = std::fs::read_to_string(KERNEL_HOSTNAME).unwrap_or_default();
+        if now.trim_end() == h.short {
+            log.unchanged(format!("kernel hostname {}", h.short));
+        } else {
+            match std::fs::write(KERNEL_HOSTNAME, &h.short) {
+                Ok(()) => log.ok(format!("kernel hostname {}", h.short)),
+                Err(e) => log.failed(format!("setting the kernel hostname: {e}")),
+            }
         }
     } else {
         log.skipped("--root: kernel hostname not changed");
@@ -153,7 +164,7 @@ fn hostname(plan: &Plan, ctx: &mut Ctx<'_>, log: &mut StepLog) {
 
 fn user_entry(ctx: &Ctx<'_>, name: &str, log: &mut StepLog) -> PasswdEntry {
     let passwd = ctx
-        .root
+        .files
         .read("/etc/passwd")
         .ok()
         .flatten()
@@ -177,30 +188,38 @@ fn ssh_keys(plan: &Plan, ctx: &mut Ctx<'_>, log: &mut StepLog) {
     let user = user_entry(ctx, &plan.user, log);
     let owner = Some((user.uid, user.gid));
     let ssh_dir = format!("{}/.ssh", user.home.trim_end_matches('/'));
-    if let Err(e) = ctx.root.create_dirs(&ssh_dir, Attrs { mode: 0o700, owner }) {
-        return log.failed(format!("{ssh_dir}: {e}"));
+    if let Err(e) = ctx
+        .files
+        .create_dirs(&ssh_dir, Attrs { mode: 0o700, owner })
+    {
+        return log.failed(format!("{ssh_dir}: {}", error_chain(&e)));
     }
     // An existing folder may have the wrong mode or owner: fix it too.
-    if let Err(e) = ctx.root.write_attrs(&ssh_dir, Attrs { mode: 0o700, owner }) {
-        return log.failed(format!("{ssh_dir}: {e}"));
+    if let Err(e) = ctx
+        .files
+        .write_attrs(&ssh_dir, Attrs { mode: 0o700, owner })
+    {
+        return log.failed(format!("{ssh_dir}: {}", error_chain(&e)));
     }
     let path = format!("{ssh_dir}/authorized_keys");
-    let existing = match ctx.root.read(&path) {
+    let existing = match ctx.files.read(&path) {
         Ok(b) => b
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default(),
-        Err(e) => return log.failed(format!("{path}: {e}")),
+        Err(e) => return log.failed(format!("{path}: {}", error_chain(&e))),
     };
     let (text, added) = guest::merge_keys(&existing, &plan.ssh_keys);
-    match ctx
-        .root
-        .write(&path, text.as_bytes(), Attrs { mode: 0o600, owner })
-    {
-        Ok(_) => log.ok(format!(
-            "{path}: {added} key(s) added for {} (uid {})",
-            user.name, user.uid
+    let attrs = Attrs { mode: 0o600, owner };
+    let who = format!("{} (uid {})", user.name, user.uid);
+    match ctx.files.stage(&path, text.as_bytes(), attrs) {
+        Ok(Staged::Unchanged) => log.unchanged(format!(
+            "{path}: all {} key(s) already there for {who}",
+            plan.ssh_keys.len()
         )),
-        Err(e) => log.failed(format!("{path}: {e}")),
+        Ok(Staged::Pending(t)) => {
+            log.pending(t, &path, format!("{path}: {added} key(s) added for {who}"))
+        }
+        Err(e) => log.failed(error_chain(&e)),
     }
 }
 
@@ -241,9 +260,9 @@ fn set_password(plan: &Plan, ctx: &mut Ctx<'_>, log: &mut StepLog) {
         Ok(h) => h,
         Err(e) => return log.failed(e.to_string()),
     };
-    let existing = match ctx.root.read("/etc/shadow") {
+    let existing = match ctx.files.read("/etc/shadow") {
         Ok(b) => b.unwrap_or_default(),
-        Err(e) => return log.failed(format!("/etc/shadow: {e}")),
+        Err(e) => return log.failed(format!("/etc/shadow: {}", error_chain(&e))),
     };
     let days = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -251,14 +270,12 @@ fn set_password(plan: &Plan, ctx: &mut Ctx<'_>, log: &mut StepLog) {
         .unwrap_or(0);
     match password::with_root_hash(&existing, &hash, days) {
         Ok(text) => {
-            let attrs = ctx.root.attrs_of("/etc/shadow").unwrap_or(Attrs {
+            let attrs = ctx.files.attrs_of("/etc/shadow").unwrap_or(Attrs {
                 mode: 0o600,
                 owner: Some((0, 0)),
             });
-            match ctx.root.write("/etc/shadow", text.as_bytes(), attrs) {
-                Ok(_) => log.ok("root password set (SHA-512 crypt in /etc/shadow)"),
-                Err(e) => log.failed(format!("/etc/shadow: {e}")),
-            }
+            let ok = "root password set (SHA-512 crypt in /etc/shadow)".into();
+            stage(ctx, log, "/etc/shadow", text.as_bytes(), attrs, Some(ok));
         }
         Err(e) => log.failed(e.to_string()),
     }
@@ -311,26 +328,33 @@ fn data(d: &Result<Option<DataPlan>, String>, what: &str, ctx: &mut Ctx<'_>, log
     for f in &d.write_files {
         write_file(ctx, log, f);
     }
+    if !d.scripts.is_empty() {
+        if let Err(e) = ctx.state.create_dir(&mut ctx.files) {
+            return log.failed(format!("{}: {}", ctx.state.dir(), error_chain(&e)));
+        }
+    }
     for (name, body) in &d.scripts {
         let path = format!("{}/scripts/{name}", ctx.state.dir());
-        let host = match ctx.root.write(
-            &path,
-            body,
-            Attrs {
-                mode: 0o700,
-                owner: None,
-            },
-        ) {
-            Ok(h) => h,
-            Err(e) => {
-                log.failed(format!("{path}: {e}"));
-                continue;
-            }
+        let Some(staged) = stage(ctx, log, &path, body, SCRIPT, None) else {
+            continue;
         };
         if !ctx.run_scripts {
             log.deferred(format!("script {name} saved to {path}, not run (scripts run only on the live system, --root /)"));
             continue;
         }
+        // The script may read what this run wrote, and needs its own file.
+        ctx.files.commit();
+        if matches!(staged, Staged::Pending(t) if ctx.files.failed(t)) {
+            log.failed(format!("script {name} not run: its file was not written"));
+            continue;
+        }
+        let host = match ctx.files.root().resolve(&path) {
+            Ok(h) => h,
+            Err(e) => {
+                log.failed(format!("script {name}: {}", error_chain(&e)));
+                continue;
+            }
+        };
         match run_script(&host) {
             Ok(status) if status.success() => log.ok(format!("script {name} ran ({status})")),
             Ok(status) => log.failed(format!("script {name} {status}")),
@@ -371,13 +395,13 @@ fn run_script(path: &std::path::Path) -> std::io::Result<std::process::ExitStatu
 fn write_file(ctx: &mut Ctx<'_>, log: &mut StepLog, f: &FileWrite) {
     let mut contents = f.contents.clone();
     if f.append {
-        match ctx.root.read(&f.path) {
+        match ctx.files.read(&f.path) {
             Ok(Some(mut old)) => {
                 old.extend_from_slice(&contents);
                 contents = old;
             }
             Ok(None) => {}
-            Err(e) => return log.failed(format!("{}: {e}", f.path)),
+            Err(e) => return log.failed(format!("{}: {}", f.path, error_chain(&e))),
         }
     }
     write(
@@ -392,14 +416,37 @@ fn write_file(ctx: &mut Ctx<'_>, log: &mut StepLog, f: &FileWrite) {
     );
 }
 
+/// Stages a file and logs it: `wrote PATH (N bytes, mode M)` once committed, or
+/// unchanged.
 fn write(ctx: &mut Ctx<'_>, log: &mut StepLog, path: &str, contents: &[u8], attrs: Attrs) {
-    match ctx.root.write(path, contents, attrs) {
-        Ok(_) => log.ok(format!(
-            "wrote {path} ({} bytes, mode {:o})",
-            contents.len(),
-            attrs.mode
-        )),
-        Err(e) => log.failed(e.to_string()),
+    stage(ctx, log, path, contents, attrs, None);
+}
+
+/// [`write`] with the line to log once committed (`ok`, else `wrote ...`), returning
+/// what was staged; `None` when it could not be (logged as failed).
+fn stage(
+    ctx: &mut Ctx<'_>,
+    log: &mut StepLog,
+    path: &str,
+    contents: &[u8],
+    attrs: Attrs,
+    ok: Option<String>,
+) -> Option<Staged> {
+    let what = format!("{path} ({} bytes, mode {:o})", contents.len(), attrs.mode);
+    match ctx.files.stage(path, contents, attrs) {
+        Ok(staged) => {
+            match staged {
+                Staged::Unchanged => log.unchanged(what),
+                Staged::Pending(t) => {
+                    log.pending(t, path, ok.unwrap_or_else(|| format!("wrote {what}")))
+                }
+            }
+            Some(staged)
+        }
+        Err(e) => {
+            log.failed(error_chain(&e));
+            None
+        }
     }
 }
 

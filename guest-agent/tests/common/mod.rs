@@ -115,13 +115,18 @@ pub fn agent_in(netns: Option<&str>, args: &[&str]) -> Output {
         }
         None => Command::new(AGENT),
     };
+    guarded(cmd.args(args))
+}
+
+/// Runs a command with its output captured, killing it (and failing) if it runs
+/// past a generous guard.
+pub fn guarded(cmd: &mut Command) -> Output {
     let mut child = cmd
-        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("agent starts");
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?} (installed? scripts/packages.txt): {e}"));
     let start = Instant::now();
     loop {
         if child.try_wait().expect("wait").is_some() {
@@ -129,7 +134,7 @@ pub fn agent_in(netns: Option<&str>, args: &[&str]) -> Output {
         }
         if start.elapsed() > Duration::from_secs(120) {
             let _ = child.kill();
-            panic!("guest-agent {args:?} hung (killed after 120 s)");
+            panic!("{cmd:?} hung (killed after 120 s)");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
