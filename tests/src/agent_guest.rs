@@ -326,7 +326,7 @@ pub fn parse(console: &str) -> Result<Option<AgentOutput>, AgentGuestError> {
 }
 
 impl AgentOutput {
-    /// The outcome (`ok`, `skipped`, `failed`) of one step of the report.
+    /// The outcome (`ok`, `unchanged`, `skipped`, `failed`) of one step of the report.
     pub fn outcome(&self, step: &str) -> Option<&str> {
         self.report["steps"]
             .as_array()?
