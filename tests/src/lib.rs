@@ -3,6 +3,7 @@
 
 pub mod agent_guest;
 pub mod console;
+pub mod debian_image;
 pub mod guest;
 pub mod hostguest;
 pub mod initramfs;
