@@ -178,7 +178,22 @@ fn a_config_drive_without_network_data_brings_the_guest_up_on_dhcp() {
         format!("--- network_data.json on the drive ---\n{files:#?}")
     };
     let r = report(&mut guest, &key, &network_data);
-    check(&r, uuid, "debian-drive", "configdrive/config-disk (/dev/vdb)");
+    check(
+        &r,
+        uuid,
+        "debian-drive",
+        "configdrive/config-disk (/dev/vdb)",
+    );
+
+    // Debian's cloud-init gives root the key too, but only to say whom to log in as.
+    let root = guest.ssh(&key, "root", "id -un", Duration::from_secs(120));
+    assert!(
+        !root.ok
+            && root
+                .stdout
+                .contains(&format!("Please login as the user \"{DEFAULT_USER}\"")),
+        "root's key refers to {DEFAULT_USER}: {root:?}"
+    );
 }
 
 #[test]
