@@ -181,7 +181,7 @@ fn unknown_network_type_is_rejected() {
 }
 
 #[test]
-fn local_ipv4_and_mac_come_from_the_first_static_ipv4_network() {
+fn local_ipv4_and_mac_come_from_the_first_ipv4_address_static_or_dhcp() {
     let net = json!({
         "links": [{"id": "a", "type": "phy", "ethernet_mac_address": "fa:16:3e:00:00:0a"},
                   {"id": "b", "type": "phy", "ethernet_mac_address": "FA:16:3E:00:00:0B"}],
@@ -196,6 +196,78 @@ fn local_ipv4_and_mac_come_from_the_first_static_ipv4_network() {
     let (ip, mac) = i.local_ipv4().expect("has one");
     assert_eq!(ip.to_string(), "192.0.2.7");
     assert_eq!(mac.expect("mac").to_string(), "fa:16:3e:00:00:0b");
+    assert_eq!(i.fixed_ips().len(), 2);
+
+    // A DHCP network that knows its address comes first: it is local-ipv4.
+    let mut net = net;
+    net["networks"][0]["ip_address"] = "10.20.0.14".into();
+    let i =
+        Instance::from_json(with(json!({ "network": net })).to_string().as_bytes()).expect("valid");
+    let (ip, mac) = i.local_ipv4().expect("has one");
+    assert_eq!(ip.to_string(), "10.20.0.14");
+    assert_eq!(mac.expect("mac").to_string(), "fa:16:3e:00:00:0a");
+    let ips: Vec<String> = i.fixed_ips().iter().map(ToString::to_string).collect();
+    assert_eq!(ips, ["10.20.0.14", "2001:db8::9", "192.0.2.7"]);
+    // fixed_ips and local_ipv4 are views of the one list of fixed addresses.
+    let addrs = i.fixed_addresses();
+    assert_eq!(
+        addrs.iter().map(|a| a.ip).collect::<Vec<_>>(),
+        i.fixed_ips()
+    );
+    assert_eq!(addrs[0].kind, compute::instance::NetworkType::Ipv4Dhcp);
+}
+
+#[test]
+fn addresses_on_dhcp_and_slaac_networks_are_checked_like_static_ones() {
+    let net = json!({
+        "links": [{"id": "a", "type": "phy"}],
+        "networks": [
+            {"id": "n0", "type": "ipv4_dhcp", "link": "a", "ip_address": "10.20.0.300"},
+            {"id": "n1", "type": "ipv4_dhcp", "link": "a", "ip_address": "2001:db8::1"},
+            {"id": "n2", "type": "ipv6_dhcp", "link": "a", "ip_address": "2001:db8::2", "netmask": "255.255.255.0"},
+            {"id": "n3", "type": "ipv4_dhcp", "link": "a", "netmask": "255.255.255.0"},
+            {"id": "n4", "type": "ipv6_slaac", "link": "a", "ip_address": "10.0.0.4", "netmask": "ffff:ffff:ffff:ffff::"},
+            {"id": "n5", "type": "ipv4_dhcp", "link": "a", "ip_address": "10.20.0.5", "netmask": "255.0.255.0",
+             "routes": [{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": "10.20.0.1"}],
+             "services": [{"type": "dns", "address": "10.20.0.2"}]}
+        ]
+    });
+    let errs = errors(with(json!({ "network": net })));
+    let got: Vec<(&str, &str)> = errs
+        .iter()
+        .map(|e| (e.field.as_str(), e.value.as_str()))
+        .collect();
+    for want in [
+        ("network.networks[0].ip_address", "10.20.0.300"),
+        ("network.networks[1].ip_address", "2001:db8::1"),
+        ("network.networks[2].netmask", "255.255.255.0"),
+        ("network.networks[3].netmask", "255.255.255.0"),
+        ("network.networks[4].ip_address", "10.0.0.4"),
+        ("network.networks[5].netmask", "255.0.255.0"),
+        ("network.networks[5].routes", "1 route(s)"),
+        ("network.networks[5].services", "1 service(s)"),
+    ] {
+        assert!(got.contains(&want), "missing {want:?} in {got:?}");
+    }
+    assert_eq!(got.len(), 8, "{errs:#?}");
+    let text = InstanceError::Invalid(errs).to_string();
+    assert!(text.contains("give ip_address too"), "{text}");
+    assert!(
+        text.contains("remove them, or make the network static"),
+        "{text}"
+    );
+
+    // Valid: an address with or without its netmask, empty routes and services.
+    let ok = json!({
+        "links": [{"id": "a", "type": "phy"}],
+        "networks": [
+            {"id": "n0", "type": "ipv4_dhcp", "link": "a", "ip_address": "10.20.0.14"},
+            {"id": "n1", "type": "ipv6_dhcp", "link": "a", "ip_address": "2001:db8::2",
+             "netmask": "ffff:ffff:ffff:ffff::", "routes": [], "services": []}
+        ]
+    });
+    let i =
+        Instance::from_json(with(json!({ "network": ok })).to_string().as_bytes()).expect("valid");
     assert_eq!(i.fixed_ips().len(), 2);
 }
 

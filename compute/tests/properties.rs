@@ -24,7 +24,7 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 prop_compose! {
-    fn network()(n_links in 1usize..4, mtu in proptest::option::of(1280u32..9000), v6 in any::<bool>(), octet in 1u8..250)
+    fn network()(n_links in 1usize..4, mtu in proptest::option::of(1280u32..9000), v6 in any::<bool>(), octet in 1u8..250, dhcp_address in any::<bool>())
         -> Value {
         let links: Vec<Value> = (0..n_links).map(|i| json!({
             "id": format!("tap{i}"), "vif_id": format!("vif-{i}"), "type": "ovs", "mtu": mtu,
@@ -40,7 +40,12 @@ prop_compose! {
             networks.push(json!({"id": "network1", "type": "ipv6", "link": format!("tap{}", n_links - 1),
                 "ip_address": "2001:db8::5", "netmask": "ffff:ffff:ffff:ffff::", "routes": [], "network_id": "net6"}));
         }
-        networks.push(json!({"id": "network9", "type": "ipv4_dhcp", "link": "tap0", "network_id": "n9"}));
+        let mut dhcp = json!({"id": "network9", "type": "ipv4_dhcp", "link": "tap0", "network_id": "n9"});
+        if dhcp_address {
+            dhcp["ip_address"] = format!("10.9.{octet}.9").into();
+            dhcp["netmask"] = "255.255.255.0".into();
+        }
+        networks.push(dhcp);
         json!({"links": links, "networks": networks, "services": [{"type": "dns", "address": "10.0.0.2"}]})
     }
 }
@@ -102,9 +107,9 @@ prop_compose! {
 }
 
 /// Listing lines name the children exactly: directories with a trailing `/` (or by
-/// their `_name` form `N=name`), leaves bare; `content` under `/openstack` is the one
-/// child that is never listed.
-fn check_dir(path: &str, dir: &Dir) -> Result<(), TestCaseError> {
+/// their `_name` form `N=name`), leaves bare; `content` under `/openstack` and the
+/// `unlisted` children are the only ones never listed.
+fn check_dir(path: &str, dir: &Dir, unlisted: &[&str]) -> Result<(), TestCaseError> {
     let mut children: Vec<String> = dir.entries().map(|(n, _)| n.to_owned()).collect();
     if let Some(listing) = &dir.listing {
         let text = std::str::from_utf8(listing).map_err(|e| TestCaseError::fail(e.to_string()))?;
@@ -134,6 +139,7 @@ fn check_dir(path: &str, dir: &Dir) -> Result<(), TestCaseError> {
             }
             listed.push(name);
         }
+        children.retain(|c| !unlisted.contains(&c.as_str()));
         listed.sort();
         children.sort();
         prop_assert_eq!(listed, children, "{}: listing and children differ", path);
@@ -155,6 +161,20 @@ fn check_dir(path: &str, dir: &Dir) -> Result<(), TestCaseError> {
         }
     }
     Ok(())
+}
+
+/// Children a directory has without listing them: Nova answers network_data.json at
+/// the OpenStack versions before 2015-10-15, which do not list it.
+fn unlisted_children(path: &str, settings: &Settings) -> Vec<&'static str> {
+    let version = match path.strip_prefix("openstack/") {
+        Some("latest") => settings.latest_openstack(),
+        Some(name) => name.parse::<OpenStackVersion>().ok(),
+        None => None,
+    };
+    match version {
+        Some(v) if v < OpenStackVersion::V2015_10_15 => vec!["network_data.json"],
+        _ => Vec::new(),
+    }
 }
 
 proptest! {
@@ -179,18 +199,44 @@ proptest! {
                     let want = want.join("\n");
                     prop_assert_eq!(d.listing.as_deref(), Some(want.as_bytes()));
                 }
-                (_, Entry::Dir(d)) => check_dir(&path, d)?,
+                (_, Entry::Dir(d)) => check_dir(&path, d, &unlisted_children(&path, &settings))?,
                 _ => {}
             }
             prop_assert!(tree.lookup(&path.split('/').collect::<Vec<_>>()).is_some(), "{path} walked but not found");
         }
         prop_assert_eq!(early.as_ref(), tree.lookup(&["openstack", "latest", "meta_data.json"]));
+        // network_data.json exists exactly when the instance has a network, and shows
+        // a DHCP network with Nova's four keys only, whatever address it knows.
+        let has_network = instance.network().is_some();
+        for v in &settings.openstack_versions {
+            let served = tree.lookup(&["openstack", v.as_str(), "network_data.json"]);
+            prop_assert_eq!(served.is_some(), has_network, "openstack/{}/network_data.json", v);
+            if let Some(Entry::File(f)) = served {
+                let nd: Value = serde_json::from_slice(&f.body.with_seed("")).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                for n in nd["networks"].as_array().into_iter().flatten() {
+                    if n["type"].as_str().is_some_and(|t| t.ends_with("_dhcp")) {
+                        let keys: Vec<&String> = n.as_object().into_iter().flat_map(|o| o.keys()).collect();
+                        prop_assert_eq!(keys, ["id", "type", "link", "network_id"]);
+                    }
+                }
+            }
+        }
+        // EC2 local-ipv4 is the first IPv4 fixed address, static or DHCP.
+        let first_v4 = instance.fixed_ips().into_iter().find(|ip| ip.is_ipv4()).map(|ip| ip.to_string());
+        if let Some(v) = settings.latest_ec2() {
+            match tree.lookup(&["ec2", v.as_str(), "meta-data", "local-ipv4"]) {
+                Some(Entry::File(f)) => prop_assert_eq!(String::from_utf8_lossy(&f.body.with_seed("")).into_owned(), first_v4.unwrap_or_default()),
+                other => prop_assert!(false, "ec2/{}/meta-data/local-ipv4 is {:?}", v, other),
+            }
+        }
         // The drive view: every JSON parses, and no password is ever written.
         let drive = render_drive(&instance, &settings);
         prop_assert!(drive.contains_key("ec2/latest/meta-data.json"));
         prop_assert!(drive.contains_key("openstack/latest/meta_data.json"));
+        prop_assert_eq!(drive.contains_key("openstack/2015-10-15/network_data.json"), has_network);
         for (path, bytes) in &drive {
             prop_assert!(!path.ends_with("/password"));
+            prop_assert!(has_network || !path.ends_with("/network_data.json"), "{} without a network", path);
             if path.ends_with(".json") {
                 prop_assert!(serde_json::from_slice::<Value>(bytes).is_ok(), "{path} does not parse");
             }

@@ -196,6 +196,37 @@ mod tests {
     }
 
     #[test]
+    fn dhcp_and_slaac_addresses_identify_their_instance() {
+        let doc = r#"{"uuid": "cccccccc-0000-4000-8000-000000000003", "name": "d", "network": {
+            "links": [{"id": "l", "type": "ovs", "ethernet_mac_address": "fa:16:3e:4c:2d:81"}],
+            "networks": [{"id": "n0", "type": "ipv4_dhcp", "link": "l", "ip_address": "10.20.0.14"},
+                         {"id": "n1", "type": "ipv6_slaac", "link": "l", "ip_address": "2001:db8:20::14",
+                          "netmask": "ffff:ffff:ffff:ffff::"}]}}"#;
+        let dual = Instance::from_json(doc.as_bytes()).expect("valid");
+        let set = InstanceSet::build(vec![dual], None).expect("set");
+        let c = IdentityConfig {
+            trusted_proxies: vec!["192.0.2.0/24".parse().expect("cidr")],
+            shared_secret: None,
+        };
+        let who = |peer: &str, xff: Option<&str>| {
+            let mut headers = HeaderMap::new();
+            if let Some(x) = xff {
+                headers.append(h::FORWARDED_FOR, x.parse().expect("value"));
+            }
+            identify(&c, &set, addr(peer), &headers)
+                .instance()
+                .map(|e| e.instance.uuid_str())
+        };
+        let d = Some("cccccccc-0000-4000-8000-000000000003".to_owned());
+        assert_eq!(who("10.20.0.14", None), d);
+        assert_eq!(who("::ffff:10.20.0.14", None), d);
+        assert_eq!(who("2001:db8:20::14", None), d);
+        assert_eq!(who("192.0.2.7", Some("10.20.0.14")), d);
+        assert_eq!(who("192.0.2.7", Some("2001:db8:20::14")), d);
+        assert_eq!(who("10.20.0.15", None), None);
+    }
+
+    #[test]
     fn trusted_proxy_and_signed_headers() {
         let c = IdentityConfig {
             trusted_proxies: vec!["192.0.2.0/24".parse().expect("cidr")],

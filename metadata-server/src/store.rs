@@ -1,4 +1,5 @@
-//! The instances being served, indexed by uuid and by fixed IP, swapped as a whole.
+//! The instances being served, indexed by uuid and by fixed IP (every address of
+//! [`Instance::fixed_ips`]: static, DHCP or SLAAC), swapped as a whole.
 //!
 //! A reload builds a new [`InstanceSet`] beside the old one and swaps an `Arc`, so
 //! in-flight requests finish on the set they started with. An instance whose document

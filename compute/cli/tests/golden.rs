@@ -1,4 +1,4 @@
-//! Golden files: every document of every version, for both fixtures and both views,
+//! Golden files: every document of every version, for each fixture and both views,
 //! produced by the real `compute render` command. `UPDATE_GOLDEN=1` rewrites them
 //! (review the diff: it is the exact change a guest would see).
 
@@ -125,13 +125,23 @@ fn multinic_service() {
     check("multinic", "service");
 }
 
+#[test]
+fn dualstack_drive() {
+    check("dualstack", "drive");
+}
+
+#[test]
+fn dualstack_service() {
+    check("dualstack", "service");
+}
+
 /// Python's own `json.dumps`, given each document parsed with its key order kept,
 /// must give back exactly our bytes: that is what "Nova's bytes" means.
 #[test]
 fn every_json_document_is_byte_identical_to_python_json_dumps() {
     let mut paths = Vec::new();
     let mut dirs = Vec::new();
-    for fixture in ["basic", "multinic"] {
+    for fixture in ["basic", "multinic", "dualstack"] {
         for view in ["drive", "service"] {
             let dir = render(fixture, view);
             for (rel, _) in files_under(&dir.path().join("out")) {

@@ -14,12 +14,12 @@ mod validate;
 pub use device::{Bus, Device};
 pub use error::{FieldError, InstanceError};
 pub use hostname::{is_valid_hostname, sanitize_hostname};
-pub use network::{Link, Network, NetworkData, NetworkType, Route, Service};
+pub use network::{FixedAddress, Link, Network, NetworkData, NetworkType, Route, Service};
 
 use crate::mac::MacAddr;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use uuid::Uuid;
 
 /// Nova's limit on the base64 text of user data.
@@ -136,6 +136,7 @@ pub struct Instance {
     user_data: Option<Vec<u8>>,
     files: Vec<InjectedFile>,
     created_at: Option<i64>,
+    addresses: Vec<FixedAddress>,
 }
 
 impl InstanceDocument {
@@ -164,6 +165,11 @@ impl Instance {
             user_data: v.user_data,
             files: v.files,
             created_at: v.created_at,
+            addresses: doc
+                .network
+                .as_ref()
+                .map(NetworkData::fixed_addresses)
+                .unwrap_or_default(),
             doc,
         })
     }
@@ -309,33 +315,25 @@ impl Instance {
             .map(|id| ec2_image_id("ari", id))
     }
 
-    /// The first fixed IPv4 address and the MAC of its link (EC2 `local-ipv4`, `mac`).
+    /// Every fixed address (static, DHCP or SLAAC), in document order: see
+    /// [`NetworkData::fixed_addresses`]. Everything that needs "the instance's
+    /// addresses" starts here.
+    pub fn fixed_addresses(&self) -> &[FixedAddress] {
+        &self.addresses
+    }
+
+    /// The first fixed IPv4 address, static or DHCP, and the MAC of its link (EC2
+    /// `local-ipv4`, `mac`), as Nova takes the first fixed IPv4 of the ports.
     pub fn local_ipv4(&self) -> Option<(Ipv4Addr, Option<MacAddr>)> {
-        let net = self.network()?;
-        net.networks.iter().find_map(|n| {
-            if n.kind != NetworkType::Ipv4 {
-                return None;
-            }
-            let ip: Ipv4Addr = n.ip_address.as_deref()?.parse().ok()?;
-            let mac = net
-                .links
-                .iter()
-                .find(|l| l.id == n.link)
-                .and_then(|l| l.ethernet_mac_address.as_deref())
-                .and_then(|m| m.parse().ok());
-            Some((ip, mac))
+        self.addresses.iter().find_map(|a| match a.ip {
+            IpAddr::V4(ip) => Some((ip, a.mac)),
+            IpAddr::V6(_) => None,
         })
     }
 
     /// Every fixed IP address of the instance, for mapping a caller to it.
-    pub fn fixed_ips(&self) -> Vec<std::net::IpAddr> {
-        let Some(net) = self.network() else {
-            return Vec::new();
-        };
-        net.networks
-            .iter()
-            .filter_map(|n| n.ip_address.as_deref()?.parse().ok())
-            .collect()
+    pub fn fixed_ips(&self) -> Vec<IpAddr> {
+        self.addresses.iter().map(|a| a.ip).collect()
     }
 }
 

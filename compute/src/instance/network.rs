@@ -1,10 +1,15 @@
 //! The `network_data.json` shape, typed.
 //!
-//! The instance document carries its network exactly as Nova's `network_data.json`
-//! (links, networks, services). Field order in these structs is Nova's key order, so
-//! serialising them gives Nova's bytes whatever order the operator wrote.
+//! The instance document carries its network in the shape of Nova's
+//! `network_data.json` (links, networks, services). Field order in these structs is
+//! Nova's key order, so serialising them gives Nova's bytes whatever order the
+//! operator wrote. One difference: a DHCP network may carry the address the DHCP
+//! server hands out, which the document keeps and [`NetworkData::published`] leaves
+//! out, as Nova does.
 
+use crate::mac::MacAddr;
 use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
 
 /// The whole `network_data.json` document.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -16,6 +21,54 @@ pub struct NetworkData {
     pub networks: Vec<Network>,
     #[serde(default)]
     pub services: Vec<Service>,
+}
+
+/// One fixed address of an instance: a network's `ip_address`, whatever the network's
+/// type (static, DHCP or SLAAC), with the MAC of the link it sits on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FixedAddress {
+    pub ip: IpAddr,
+    pub kind: NetworkType,
+    pub mac: Option<MacAddr>,
+}
+
+impl NetworkData {
+    /// The instance's fixed addresses in document order: the one definition behind
+    /// EC2 `local-ipv4` and `mac` and the metadata server's lookup by source address.
+    /// Addresses that do not parse are skipped (validation refuses them).
+    pub fn fixed_addresses(&self) -> Vec<FixedAddress> {
+        self.networks
+            .iter()
+            .filter_map(|n| {
+                let ip = n.ip_address.as_deref()?.parse().ok()?;
+                let mac = self
+                    .links
+                    .iter()
+                    .find(|l| l.id == n.link)
+                    .and_then(|l| l.ethernet_mac_address.as_deref())
+                    .and_then(|m| m.parse().ok());
+                Some(FixedAddress {
+                    ip,
+                    kind: n.kind,
+                    mac,
+                })
+            })
+            .collect()
+    }
+
+    /// What `network_data.json` shows: the document's network with the `ipv4_dhcp`
+    /// and `ipv6_dhcp` networks cut to Nova's `id`, `type`, `link` and `network_id`
+    /// (their address is known but left to DHCP, as Nova leaves it).
+    pub fn published(&self) -> NetworkData {
+        let mut out = self.clone();
+        for n in out.networks.iter_mut().filter(|n| n.kind.is_dhcp()) {
+            n.ip_address = None;
+            n.netmask = None;
+            n.routes = None;
+            n.services = None;
+        }
+        out
+    }
 }
 
 /// A layer-2 link: a VIF, a physical NIC, a bond or a VLAN.
@@ -49,6 +102,7 @@ pub struct Link {
 }
 
 /// A layer-3 network on a link: static (`ipv4`, `ipv6`) or left to the OS (DHCP, SLAAC).
+/// `ip_address` is the instance's fixed address on it, whatever the type.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Network {
@@ -95,6 +149,12 @@ impl NetworkType {
 
     pub fn is_ipv4(self) -> bool {
         matches!(self, NetworkType::Ipv4 | NetworkType::Ipv4Dhcp)
+    }
+
+    /// Nova's DHCP networks: `network_data.json` shows only their `id`, `type`,
+    /// `link` and `network_id`.
+    pub fn is_dhcp(self) -> bool {
+        matches!(self, NetworkType::Ipv4Dhcp | NetworkType::Ipv6Dhcp)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::error::{FieldError, InstanceError};
 use super::hostname::{is_valid_hostname, sanitize_hostname};
-use super::network::NetworkData;
+use super::network::{Network, NetworkData};
 use super::{InjectedFile, InstanceDocument, MAX_USER_DATA_BASE64};
 use crate::mac::MacAddr;
 use base64::Engine;
@@ -358,47 +358,7 @@ fn validate_network(net: &NetworkData, errs: &mut Vec<FieldError>) {
                 "names no link in network.links",
             ));
         }
-        if n.kind.is_static() {
-            let want_v4 = n.kind.is_ipv4();
-            let family = if want_v4 { "IPv4" } else { "IPv6" };
-            match &n.ip_address {
-                None => errs.push(FieldError::new(
-                    at("ip_address"),
-                    "",
-                    "is required for a static network",
-                )),
-                Some(ip) => {
-                    if let Some(addr) = check_ip(at("ip_address"), ip, errs) {
-                        if addr.is_ipv4() != want_v4 {
-                            errs.push(FieldError::new(
-                                at("ip_address"),
-                                ip,
-                                format!("must be an {family} address for this network type"),
-                            ));
-                        }
-                    }
-                }
-            }
-            match &n.netmask {
-                None => errs.push(FieldError::new(
-                    at("netmask"),
-                    "",
-                    "is required for a static network",
-                )),
-                Some(mask) => {
-                    if let Some(addr) = check_ip(at("netmask"), mask, errs) {
-                        if addr.is_ipv4() != want_v4 || ipnetwork::ip_mask_to_prefix(addr).is_err()
-                        {
-                            errs.push(FieldError::new(
-                                at("netmask"),
-                                mask,
-                                format!("must be a contiguous {family} netmask"),
-                            ));
-                        }
-                    }
-                }
-            }
-        }
+        check_addressing(n, &at, errs);
         for (j, r) in n.routes.iter().flatten().enumerate() {
             check_ip(at(&format!("routes[{j}].network")), &r.network, errs);
             check_ip(at(&format!("routes[{j}].netmask")), &r.netmask, errs);
@@ -413,6 +373,76 @@ fn validate_network(net: &NetworkData, errs: &mut Vec<FieldError>) {
     for (j, s) in net.services.iter().enumerate() {
         if s.kind == "dns" {
             check_ip(format!("network.services[{j}].address"), &s.address, errs);
+        }
+    }
+}
+
+/// A network's `ip_address` and `netmask`: required on static networks, optional on
+/// the others (a DHCP network may carry the address its DHCP server hands out), and
+/// of the network's family wherever given. A DHCP network has nothing else to say:
+/// `network_data.json` shows it as Nova does, without routes or services.
+fn check_addressing(n: &Network, at: &dyn Fn(&str) -> String, errs: &mut Vec<FieldError>) {
+    let want_v4 = n.kind.is_ipv4();
+    let family = if want_v4 { "IPv4" } else { "IPv6" };
+    match &n.ip_address {
+        None if n.kind.is_static() => errs.push(FieldError::new(
+            at("ip_address"),
+            "",
+            "is required for a static network",
+        )),
+        None => {}
+        Some(ip) => {
+            if let Some(addr) = check_ip(at("ip_address"), ip, errs) {
+                if addr.is_ipv4() != want_v4 {
+                    errs.push(FieldError::new(
+                        at("ip_address"),
+                        ip,
+                        format!("must be an {family} address for this network type"),
+                    ));
+                }
+            }
+        }
+    }
+    match &n.netmask {
+        None if n.kind.is_static() => errs.push(FieldError::new(
+            at("netmask"),
+            "",
+            "is required for a static network",
+        )),
+        None => {}
+        Some(mask) => {
+            if let Some(addr) = check_ip(at("netmask"), mask, errs) {
+                if addr.is_ipv4() != want_v4 || ipnetwork::ip_mask_to_prefix(addr).is_err() {
+                    errs.push(FieldError::new(
+                        at("netmask"),
+                        mask,
+                        format!("must be a contiguous {family} netmask"),
+                    ));
+                }
+            }
+            if n.ip_address.is_none() && !n.kind.is_static() {
+                errs.push(FieldError::new(
+                    at("netmask"),
+                    mask,
+                    "is the netmask of ip_address; give ip_address too, or leave both out",
+                ));
+            }
+        }
+    }
+    if n.kind.is_dhcp() {
+        if let Some(routes) = n.routes.as_ref().filter(|r| !r.is_empty()) {
+            errs.push(FieldError::new(
+                at("routes"),
+                format!("{} route(s)", routes.len()),
+                "a DHCP network has none in network_data.json (the guest learns its routes from DHCP, as with Nova); remove them, or make the network static",
+            ));
+        }
+        if let Some(services) = n.services.as_ref().filter(|s| !s.is_empty()) {
+            errs.push(FieldError::new(
+                at("services"),
+                format!("{} service(s)", services.len()),
+                "a DHCP network has none in network_data.json (list DNS servers in network.services, as Nova does); remove them, or make the network static",
+            ));
         }
     }
 }

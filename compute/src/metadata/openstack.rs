@@ -15,7 +15,9 @@ pub(super) const VENDOR_DATA: &str = "vendor_data.json";
 pub(super) const NETWORK_DATA: &str = "network_data.json";
 pub(super) const VENDOR_DATA2: &str = "vendor_data2.json";
 
-/// The files a version has, in the order Nova lists them.
+/// The files a version lists, in the order Nova lists them. `network_data.json` only
+/// when the instance has a network: without the file cloud-init falls back to DHCP on
+/// the first NIC, while Nova's `{}` makes it leave every NIC down.
 pub(super) fn files_of(instance: &Instance, v: V) -> Vec<&'static str> {
     let mut files = vec![META_DATA];
     if instance.user_data().is_some() {
@@ -27,7 +29,7 @@ pub(super) fn files_of(instance: &Instance, v: V) -> Vec<&'static str> {
     if v >= V::V2013_10_17 {
         files.push(VENDOR_DATA);
     }
-    if v >= V::V2015_10_15 {
+    if v >= V::V2015_10_15 && instance.network().is_some() {
         files.push(NETWORK_DATA);
     }
     if v >= V::V2016_10_06 {
@@ -46,7 +48,8 @@ pub(super) struct Documents {
     user_data: Option<Bytes>,
     vendor_data: Bytes,
     vendor_data2: Bytes,
-    network_data: Bytes,
+    /// `None` when the instance has no network: then there is no such file.
+    network_data: Option<Bytes>,
 }
 
 impl Documents {
@@ -58,14 +61,20 @@ impl Documents {
             user_data: instance.user_data().map(Bytes::copy_from_slice),
             vendor_data: pyjson::to_vec(&vendor).into(),
             vendor_data2: vendor_data2_json(&vendor, &[]).into(),
-            network_data: network_data_json(instance).into(),
+            network_data: instance
+                .network()
+                .map(|n| pyjson::to_vec(&n.published()).into()),
         }
     }
 
+    /// `/openstack/<version>/` as the service answers it: the listed files, and
+    /// `network_data.json` at the versions before 2015-10-15 too, unlisted, because
+    /// Nova's handler answers it at every version. Drives carry only listed files.
     pub(super) fn version_dir(&self, instance: &Instance, v: V) -> Dir {
         let files = files_of(instance, v);
-        let mut dir = Dir::with_capacity(Some(listing(&files)), files.len());
-        for name in files {
+        let mut dir = Dir::with_capacity(Some(listing(&files)), files.len() + 1);
+        let unlisted = (v < V::V2015_10_15).then_some(NETWORK_DATA);
+        for name in files.into_iter().chain(unlisted) {
             let entry = match name {
                 PASSWORD => Entry::Password,
                 _ => match self.document(instance, v, name) {
@@ -78,14 +87,15 @@ impl Documents {
         dir
     }
 
-    /// One document of a version (`None` for the password, which is no document).
+    /// One document of a version: `None` for the password (no document) and for a
+    /// document the instance does not have (`user_data`, `network_data.json`).
     pub(super) fn document(&self, instance: &Instance, v: V, name: &str) -> Option<File> {
         let (body, content_type) = match name {
             META_DATA => (self.meta_data(instance, v), ContentType::Json),
             USER_DATA => (Body::Static(self.user_data.clone()?), ContentType::Text),
             VENDOR_DATA => (Body::Static(self.vendor_data.clone()), ContentType::Json),
             // Nova serves network_data.json as text/plain; keep the quirk.
-            NETWORK_DATA => (Body::Static(self.network_data.clone()), ContentType::Text),
+            NETWORK_DATA => (Body::Static(self.network_data.clone()?), ContentType::Text),
             VENDOR_DATA2 => (Body::Static(self.vendor_data2.clone()), ContentType::Json),
             _ => return None,
         };
@@ -255,13 +265,6 @@ fn devices(instance: &Instance, v: V) -> Vec<Value> {
         out.push(Value::Object(m));
     }
     out
-}
-
-fn network_data_json(instance: &Instance) -> Vec<u8> {
-    match instance.network() {
-        Some(net) => pyjson::to_vec(net),
-        None => b"{}".to_vec(),
-    }
 }
 
 /// The deployment's static vendor data with the instance's own merged over it.

@@ -45,7 +45,9 @@ pub struct InstanceFlags {
     /// Metadata item K=V (repeatable).
     #[arg(long = "meta", value_name = "K=V", conflicts_with = "instance")]
     pub meta: Vec<String>,
-    /// network_data.json-shaped file (links, networks, services).
+    /// network_data.json-shaped file (links, networks, services). Without it the
+    /// drive has no network_data.json at all (not Nova's `{}`), so cloud-init falls
+    /// back to DHCP on the first NIC.
     #[arg(long, value_name = "FILE", conflicts_with = "instance")]
     pub network_data: Option<PathBuf>,
     /// Administrator password, written to the drive's meta_data.json.
