@@ -12,6 +12,7 @@ pub mod apply;
 pub mod cloudconfig;
 pub mod discover;
 pub mod file_batch;
+pub mod guestfs;
 pub mod netplan;
 pub mod plan;
 pub mod report;

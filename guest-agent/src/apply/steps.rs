@@ -2,9 +2,9 @@
 
 use super::guest::{self, PasswdEntry};
 use super::password::{self, PasswordError};
-use super::root::Attrs;
 use super::{netlink, Ctx, StepLog};
 use crate::file_batch::Staged;
+use crate::guestfs::Attrs;
 use crate::netplan;
 use crate::plan::{DataPlan, FileWrite, PasswordPlan, Plan};
 use crate::report::{error_chain, Step};
