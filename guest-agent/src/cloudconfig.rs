@@ -2,9 +2,9 @@
 //! `ssh_authorized_keys`, `write_files` and `runcmd`. Every other top-level key is
 //! kept by name only, to be reported as not applied (values may hold secrets).
 
+use crate::gunzip;
 use base64::Engine;
 use serde_yaml_ng::Value;
-use std::io::Read;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CloudConfigError {
@@ -115,12 +115,7 @@ fn write_file(item: &Value) -> Result<WriteFile, String> {
             .map_err(|e| format!("{path}: bad base64: {e}"))
     };
     let gunzip = |b: Vec<u8>| {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&b[..])
-            .take(crate::userdata::MAX_UNPACKED_BYTES)
-            .read_to_end(&mut out)
-            .map(|_| out)
-            .map_err(|e| format!("{path}: bad gzip: {e}"))
+        gunzip::gunzip(&b, gunzip::MAX_UNPACKED_BYTES).map_err(|e| format!("{path}: bad gzip: {e}"))
     };
     let content = match encoding.as_str() {
         "text" | "" => raw.into_bytes(),

@@ -13,6 +13,7 @@ pub mod cloudconfig;
 pub mod discover;
 pub mod file_batch;
 pub mod guestfs;
+pub mod gunzip;
 pub mod netplan;
 pub mod plan;
 pub mod report;
