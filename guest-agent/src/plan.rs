@@ -7,11 +7,33 @@
 //! metadata first, then vendor data, then user data, later ones winning.
 
 use crate::cloudconfig::WriteFile;
-use crate::netplan::{self, NetworkPlan};
-use crate::userdata::{self, Part};
-use crate::view::InstanceData;
+use crate::netplan::{self, NetPlanError, NetworkPlan};
+use crate::userdata::{self, Part, UserDataError};
+use crate::view::{InstanceData, ViewError};
 use base64::Engine;
 use serde_json::Value;
+
+/// Why one step's part of the plan could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    View(#[from] ViewError),
+    #[error("network_data.json")]
+    Network(#[from] NetPlanError),
+    #[error("`{0}` is not a valid hostname")]
+    Hostname(String),
+    #[error("random_seed is not base64")]
+    RandomSeed(#[source] base64::DecodeError),
+    /// `what` is `user data` or `vendor data`.
+    #[error("{what}")]
+    Data {
+        what: &'static str,
+        #[source]
+        source: UserDataError,
+    },
+    #[error("vendor data: `cloud-init` is not a string")]
+    VendorDataNotText,
+}
 
 /// How the agent was asked to behave, where it matters for planning.
 #[derive(Debug, Clone)]
@@ -73,32 +95,36 @@ pub struct DataPlan {
 pub struct Plan {
     pub instance_id: String,
     pub source: String,
-    pub network: Result<Option<NetworkPlan>, String>,
-    pub hostname: Result<Option<HostnamePlan>, String>,
+    pub network: Result<Option<NetworkPlan>, PlanError>,
+    pub hostname: Result<Option<HostnamePlan>, PlanError>,
     pub user: String,
     pub ssh_keys: Vec<String>,
-    pub files: Vec<Result<FileWrite, String>>,
+    pub files: Vec<Result<FileWrite, PlanError>>,
     pub password: PasswordPlan,
-    pub random_seed: Result<Option<Vec<u8>>, String>,
-    pub vendor_data: Result<Option<DataPlan>, String>,
-    pub user_data: Result<Option<DataPlan>, String>,
+    pub random_seed: Result<Option<Vec<u8>>, PlanError>,
+    pub vendor_data: Result<Option<DataPlan>, PlanError>,
+    pub user_data: Result<Option<DataPlan>, PlanError>,
 }
 
-pub fn build(data: &InstanceData, opts: &PlanOptions) -> Plan {
+/// The plan for what was found; a document's problems end up in its steps' parts.
+pub fn build(data: InstanceData, opts: &PlanOptions) -> Plan {
     let meta = &data.meta;
-    let network = match &data.network {
-        Ok(Some(n)) => netplan::plan(n).map(Some).map_err(|e| e.to_string()),
+    let network = match data.network {
+        Ok(Some(n)) => netplan::plan(&n).map(Some).map_err(PlanError::from),
         Ok(None) => Ok(None),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e.into()),
     };
 
-    let vendor_parts = vendor_parts(&data.vendor_data);
-    let user_parts = match &data.user_data {
-        Ok(Some(b)) => userdata::parse(b, "user-data")
+    let vendor_parts = vendor_parts(data.vendor_data);
+    let user_parts = match data.user_data {
+        Ok(Some(b)) => userdata::parse(&b, "user-data")
             .map(Some)
-            .map_err(|e| format!("user data: {e}")),
+            .map_err(|source| PlanError::Data {
+                what: "user data",
+                source,
+            }),
         Ok(None) => Ok(None),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e.into()),
     };
     let cloud_configs = || {
         [&vendor_parts, &user_parts]
@@ -129,7 +155,7 @@ pub fn build(data: &InstanceData, opts: &PlanOptions) -> Plan {
     }
     let hostname = match hostname {
         Some(h) if !compute::instance::is_valid_hostname(&h.short) => {
-            Err(format!("`{}` is not a valid hostname", h.short))
+            Err(PlanError::Hostname(h.short))
         }
         other => Ok(other),
     };
@@ -152,15 +178,15 @@ pub fn build(data: &InstanceData, opts: &PlanOptions) -> Plan {
 
     let files = data
         .files
-        .iter()
-        .map(|f| match &f.contents {
-            Ok(c) => Ok(FileWrite {
-                path: f.path.clone(),
-                contents: c.clone(),
+        .into_iter()
+        .map(|f| match f.contents {
+            Ok(contents) => Ok(FileWrite {
+                path: f.path,
+                contents,
                 mode: 0o644,
                 append: false,
             }),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e.into()),
         })
         .collect();
 
@@ -176,13 +202,13 @@ pub fn build(data: &InstanceData, opts: &PlanOptions) -> Plan {
         Some(s) => base64::engine::general_purpose::STANDARD
             .decode(s)
             .map(Some)
-            .map_err(|e| format!("random_seed is not base64: {e}")),
+            .map_err(PlanError::RandomSeed),
         None => Ok(None),
     };
 
     Plan {
         instance_id: meta.uuid.clone(),
-        source: data.source.clone(),
+        source: data.source,
         network,
         hostname,
         user: opts.user.clone(),
@@ -195,20 +221,19 @@ pub fn build(data: &InstanceData, opts: &PlanOptions) -> Plan {
     }
 }
 
-fn vendor_parts(
-    vendor: &Result<Option<Value>, crate::view::ViewError>,
-) -> Result<Option<Vec<Part>>, String> {
-    let v = match vendor {
-        Ok(Some(v)) => v,
-        Ok(None) => return Ok(None),
-        Err(e) => return Err(e.to_string()),
+fn vendor_parts(vendor: Result<Option<Value>, ViewError>) -> Result<Option<Vec<Part>>, PlanError> {
+    let Some(v) = vendor? else {
+        return Ok(None);
     };
     // Nova's vendor data carries cloud-init's part under `cloud-init`, a string.
     match v.get("cloud-init") {
         Some(Value::String(s)) => userdata::parse(s.as_bytes(), "vendor-data")
             .map(Some)
-            .map_err(|e| format!("vendor data: {e}")),
-        Some(_) => Err("vendor data: `cloud-init` is not a string".into()),
+            .map_err(|source| PlanError::Data {
+                what: "vendor data",
+                source,
+            }),
+        Some(_) => Err(PlanError::VendorDataNotText),
         None => Ok(None),
     }
 }
@@ -268,6 +293,48 @@ fn is_openssh_key(k: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::error_chain;
+    use compute::metadata::MetaDataDocument;
+
+    #[test]
+    fn a_documents_problem_fails_its_step_with_the_whole_chain() {
+        let data = InstanceData {
+            source: "test".into(),
+            meta: MetaDataDocument {
+                uuid: "i-1".into(),
+                hostname: Some("web_01".into()),
+                random_seed: Some("not base64!".into()),
+                ..Default::default()
+            },
+            network: Ok(None),
+            vendor_data: Ok(Some(serde_json::json!({ "cloud-init": 5 }))),
+            user_data: Ok(Some(
+                b"#cloud-config\nwrite_files: [{path: /a, content: '!!', encoding: b64}]\n"
+                    .to_vec(),
+            )),
+            files: Vec::new(),
+        };
+        let opts = PlanOptions {
+            user: "root".into(),
+            generate_password: false,
+        };
+        let plan = build(data, &opts);
+        let why = |e: Option<&PlanError>| error_chain(e.expect("this part fails"));
+        assert_eq!(
+            why(plan.user_data.as_ref().err()),
+            "user data: #cloud-config: write_files `/a`: `content` is not base64: \
+             Invalid symbol 33, offset 0."
+        );
+        assert_eq!(
+            why(plan.vendor_data.as_ref().err()),
+            "vendor data: `cloud-init` is not a string"
+        );
+        assert!(why(plan.random_seed.as_ref().err()).starts_with("random_seed is not base64: "));
+        assert_eq!(
+            why(plan.hostname.as_ref().err()),
+            "`web_01` is not a valid hostname"
+        );
+    }
 
     #[test]
     fn hostnames_split_and_keys_filter() {

@@ -15,11 +15,11 @@ const MAX_PARTS: usize = 64;
 pub enum UserDataError {
     #[error(transparent)]
     Gzip(#[from] GunzipError),
-    #[error("MIME multipart is malformed: {0}")]
+    #[error("MIME multipart is malformed")]
     Mime(#[from] mailparse::MailParseError),
     #[error("MIME parts nest deeper than {MAX_DEPTH} or number more than {MAX_PARTS}")]
     TooComplex,
-    #[error("#cloud-config: {0}")]
+    #[error("#cloud-config")]
     CloudConfig(#[from] cloudconfig::CloudConfigError),
 }
 

@@ -172,7 +172,7 @@ pub fn apply(plan: &Plan, opts: &ApplyOptions, provider: Option<&mut dyn Provide
         Ok(r) => r,
         Err(e) => {
             for step in Step::ALL {
-                let details = vec![format!("failed: root folder: {}", error_chain(&e))];
+                let details = vec![format!("failed: {}", error_chain(&e))];
                 report.steps.push(StepReport {
                     step,
                     outcome: Outcome::Failed,

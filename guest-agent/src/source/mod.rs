@@ -26,13 +26,13 @@ pub const MAX_CONTENT_BYTES: u64 = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Media {
         path: String,
         #[source]
         source: MediaError,
     },
-    #[error("cannot open {path}: {source}")]
+    #[error("cannot open {path}")]
     Open {
         path: String,
         #[source]
@@ -46,18 +46,38 @@ pub enum SourceError {
     NoDrive { waited: Duration, scanned: usize },
     #[error("{path} is larger than the {limit} bytes allowed")]
     TooLarge { path: String, limit: u64 },
-    #[error("{url}: {detail}")]
-    Http { url: String, detail: String },
-    #[error("{url}: no answer within the deadline of {deadline:?} (last: {last})")]
+    #[error("{url} answered HTTP {status}")]
+    Status { url: String, status: u16 },
+    #[error("{url} cannot be asked")]
+    Request {
+        url: String,
+        #[source]
+        source: Box<ureq::Error>,
+    },
+    #[error("{url}: no answer within the deadline of {deadline:?}")]
     Deadline {
         url: String,
         deadline: Duration,
-        last: String,
+        #[source]
+        last: LastAttempt,
     },
+    #[error("cannot encode the meta_data.json read from the EC2 tree")]
+    Ec2MetaData(#[source] serde_json::Error),
     #[error("content_path `{0}` is not of the form /content/NNNN")]
     BadContentPath(String),
     #[error("{0} is not possible with this source")]
     Unsupported(&'static str),
+}
+
+/// How the last try before a deadline ended.
+#[derive(Debug, thiserror::Error)]
+pub enum LastAttempt {
+    #[error("no request could be made in time")]
+    None,
+    #[error("the last answer was HTTP {0}")]
+    Status(u16),
+    #[error("the last request failed")]
+    Failed(#[source] Box<ureq::Error>),
 }
 
 /// What the password endpoint said to a POST.
