@@ -19,12 +19,12 @@ pub(super) struct Validated {
     pub created_at: Option<i64>,
 }
 
-/// Decodes standard base64, ignoring line breaks the way Nova's decoder does.
-pub(crate) fn decode_base64(text: &str) -> Option<Vec<u8>> {
+/// Decodes standard base64, ignoring line breaks the way Nova's decoder does: how
+/// the document's base64 fields (user data, files, the random seed) are read, here
+/// and by whoever reads them back from rendered metadata.
+pub fn decode_base64(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
     let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(compact)
-        .ok()
+    base64::engine::general_purpose::STANDARD.decode(compact)
 }
 
 pub(super) fn validate(doc: &InstanceDocument) -> Result<Validated, InstanceError> {
@@ -106,8 +106,8 @@ pub(super) fn validate(doc: &InstanceDocument) -> Result<Validated, InstanceErro
             None
         }
         Some(ud) => match decode_base64(ud) {
-            Some(bytes) => Some(bytes),
-            None => {
+            Ok(bytes) => Some(bytes),
+            Err(_) => {
                 errs.push(FieldError::new(
                     "user_data",
                     ud,
@@ -121,7 +121,7 @@ pub(super) fn validate(doc: &InstanceDocument) -> Result<Validated, InstanceErro
     let files = validate_files(doc, &mut errs);
 
     if let Some(seed) = &doc.random_seed {
-        if decode_base64(seed).is_none_or(|b| b.is_empty()) {
+        if decode_base64(seed).map_or(true, |b| b.is_empty()) {
             errs.push(FieldError::new(
                 "random_seed",
                 seed,
@@ -256,11 +256,11 @@ fn validate_files(doc: &InstanceDocument, errs: &mut Vec<FieldError>) -> Vec<Inj
             }
         }
         match decode_base64(&f.contents) {
-            Some(contents) => files.push(InjectedFile {
+            Ok(contents) => files.push(InjectedFile {
                 path: f.path.clone(),
                 contents,
             }),
-            None => errs.push(FieldError::new(
+            Err(_) => errs.push(FieldError::new(
                 format!("files[{i}].contents"),
                 &f.contents,
                 "is not valid base64; encode the file with `base64 -w0`",
