@@ -10,7 +10,6 @@ use crate::cloudconfig::WriteFile;
 use crate::netplan::{self, NetPlanError, NetworkPlan};
 use crate::userdata::{self, Part, UserDataError};
 use crate::view::{InstanceData, ViewError};
-use base64::Engine;
 use serde_json::Value;
 
 /// Why one step's part of the plan could not be made.
@@ -198,13 +197,13 @@ pub fn build(data: InstanceData, opts: &PlanOptions) -> Plan {
         (None, false) => PasswordPlan::None,
     };
 
-    let random_seed = match &meta.random_seed {
-        Some(s) => base64::engine::general_purpose::STANDARD
-            .decode(s)
-            .map(Some)
-            .map_err(PlanError::RandomSeed),
-        None => Ok(None),
-    };
+    // Read as the instance document's seed was validated.
+    let random_seed = meta
+        .random_seed
+        .as_deref()
+        .map(compute::instance::decode_base64)
+        .transpose()
+        .map_err(PlanError::RandomSeed);
 
     Plan {
         instance_id: meta.uuid.clone(),
@@ -282,12 +281,13 @@ fn replace_short(fqdn: &str, short: &str) -> String {
     }
 }
 
-/// One line, starting with an OpenSSH key type: x509 certificates and junk are left out.
+/// One line, starting with an OpenSSH key type (`compute`'s list, the one keypairs
+/// are checked against): x509 certificates and junk are left out.
 fn is_openssh_key(k: &str) -> bool {
     !k.contains('\n')
-        && k.split_whitespace().next().is_some_and(|t| {
-            t.starts_with("ssh-") || t.starts_with("ecdsa-sha2-") || t.starts_with("sk-")
-        })
+        && k.split_whitespace()
+            .next()
+            .is_some_and(compute::keypair::is_openssh_key_type)
 }
 
 #[cfg(test)]
@@ -296,29 +296,39 @@ mod tests {
     use crate::report::error_chain;
     use compute::metadata::MetaDataDocument;
 
-    #[test]
-    fn a_documents_problem_fails_its_step_with_the_whole_chain() {
-        let data = InstanceData {
+    fn data(meta: MetaDataDocument) -> InstanceData {
+        InstanceData {
             source: "test".into(),
             meta: MetaDataDocument {
                 uuid: "i-1".into(),
-                hostname: Some("web_01".into()),
-                random_seed: Some("not base64!".into()),
-                ..Default::default()
+                ..meta
             },
             network: Ok(None),
-            vendor_data: Ok(Some(serde_json::json!({ "cloud-init": 5 }))),
-            user_data: Ok(Some(
-                b"#cloud-config\nwrite_files: [{path: /a, content: '!!', encoding: b64}]\n"
-                    .to_vec(),
-            )),
+            vendor_data: Ok(None),
+            user_data: Ok(None),
             files: Vec::new(),
-        };
-        let opts = PlanOptions {
+        }
+    }
+
+    fn opts() -> PlanOptions {
+        PlanOptions {
             user: "root".into(),
             generate_password: false,
-        };
-        let plan = build(data, &opts);
+        }
+    }
+
+    #[test]
+    fn a_documents_problem_fails_its_step_with_the_whole_chain() {
+        let mut data = data(MetaDataDocument {
+            hostname: Some("web_01".into()),
+            random_seed: Some("not base64!".into()),
+            ..Default::default()
+        });
+        data.vendor_data = Ok(Some(serde_json::json!({ "cloud-init": 5 })));
+        data.user_data = Ok(Some(
+            b"#cloud-config\nwrite_files: [{path: /a, content: '!!', encoding: b64}]\n".to_vec(),
+        ));
+        let plan = build(data, &opts());
         let why = |e: Option<&PlanError>| error_chain(e.expect("this part fails"));
         assert_eq!(
             why(plan.user_data.as_ref().err()),
@@ -337,6 +347,21 @@ mod tests {
     }
 
     #[test]
+    fn the_seed_is_read_as_the_document_was_validated() {
+        // Nova's decoder, and so the instance document's validation, skips line breaks.
+        let seed = "aGVs\nbG8=";
+        assert!(compute::instance::decode_base64(seed).is_ok());
+        let plan = build(
+            data(MetaDataDocument {
+                random_seed: Some(seed.into()),
+                ..Default::default()
+            }),
+            &opts(),
+        );
+        assert_eq!(plan.random_seed.ok(), Some(Some(b"hello".to_vec())));
+    }
+
+    #[test]
     fn hostnames_split_and_keys_filter() {
         assert_eq!(
             split_hostname("web-02.novalocal."),
@@ -347,6 +372,8 @@ mod tests {
         );
         assert_eq!(replace_short("a.novalocal", "b"), "b.novalocal");
         assert!(is_openssh_key("ssh-ed25519 AAAA x"));
+        assert!(is_openssh_key("sk-ecdsa-sha2-nistp256@openssh.com AAAA x"));
         assert!(!is_openssh_key("-----BEGIN CERTIFICATE-----\nMII"));
+        assert!(!is_openssh_key("ssh-unknown AAAA x"));
     }
 }

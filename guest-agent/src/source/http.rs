@@ -7,7 +7,8 @@
 //! backoff, all within one overall deadline. The token is never logged.
 
 use super::{
-    LastAttempt, PasswordPost, Provider, SourceError, MAX_CONTENT_BYTES, MAX_DOCUMENT_BYTES,
+    content_file, LastAttempt, PasswordPost, Provider, SourceError, MAX_CONTENT_BYTES,
+    MAX_DOCUMENT_BYTES,
 };
 use compute::metadata::{MetaDataDocument, OpenStackVersion};
 use std::time::{Duration, Instant};
@@ -314,13 +315,7 @@ impl Provider for MetadataSource {
     }
 
     fn content(&mut self, content_path: &str) -> Result<Option<Vec<u8>>, SourceError> {
-        let name = content_path.trim_start_matches('/');
-        let ok = name
-            .strip_prefix("content/")
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-        if !ok {
-            return Err(SourceError::BadContentPath(content_path.into()));
-        }
+        let name = content_file(content_path)?;
         self.get_optional(&format!("/openstack/{name}"), MAX_CONTENT_BYTES)
     }
 

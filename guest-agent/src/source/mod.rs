@@ -80,6 +80,19 @@ pub enum LastAttempt {
     Failed(#[source] Box<ureq::Error>),
 }
 
+/// The file a `content_path` of `meta_data.json` names, relative to `openstack/`:
+/// `/content/NNNN` (digits, as Nova and `compute` write it) gives `content/NNNN`. Both
+/// providers read through this one check, so nothing else can be asked for.
+pub fn content_file(content_path: &str) -> Result<&str, SourceError> {
+    let name = content_path.trim_start_matches('/');
+    let digits = name.strip_prefix("content/");
+    if digits.is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) {
+        Ok(name)
+    } else {
+        Err(SourceError::BadContentPath(content_path.into()))
+    }
+}
+
 /// What the password endpoint said to a POST.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PasswordPost {
@@ -118,5 +131,27 @@ pub trait Provider {
     /// Posts an encrypted password (base64) to the password endpoint.
     fn post_password(&mut self, _blob: &str) -> Result<PasswordPost, SourceError> {
         Err(SourceError::Unsupported("posting a password"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_numbered_content_files_can_be_asked_for() {
+        assert_eq!(content_file("/content/0000").ok(), Some("content/0000"));
+        for bad in [
+            "/content/",
+            "/content/../meta_data.json",
+            "/content/0000/x",
+            "/latest/meta_data.json",
+            "content/abc",
+        ] {
+            assert!(
+                matches!(content_file(bad), Err(SourceError::BadContentPath(p)) if p == bad),
+                "{bad}"
+            );
+        }
     }
 }
