@@ -21,7 +21,8 @@ pub enum KeypairError {
     Key { name: String, problem: &'static str },
 }
 
-const KEY_TYPES: [&str; 7] = [
+/// The OpenSSH public key types Nova and OpenSSH take in `authorized_keys`.
+const KEY_TYPES: [&str; 8] = [
     "ssh-rsa",
     "ssh-dss",
     "ssh-ed25519",
@@ -29,7 +30,13 @@ const KEY_TYPES: [&str; 7] = [
     "ecdsa-sha2-nistp384",
     "ecdsa-sha2-nistp521",
     "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
 ];
+
+/// Whether `kind` (the first word of a public key line) is an OpenSSH public key type.
+pub fn is_openssh_key_type(kind: &str) -> bool {
+    KEY_TYPES.contains(&kind)
+}
 
 impl Keypair {
     /// Parses `type base64 [comment]` and computes the fingerprint.
@@ -52,7 +59,7 @@ impl Keypair {
         }
         let mut parts = line.split_whitespace();
         let kind = parts.next().ok_or_else(|| bad("empty"))?;
-        if !KEY_TYPES.contains(&kind) {
+        if !is_openssh_key_type(kind) {
             return Err(bad("unknown key type"));
         }
         let blob = parts.next().ok_or_else(|| bad("no key data"))?;
@@ -94,6 +101,20 @@ mod tests {
             k.fingerprint,
             "1e:2c:9b:56:79:4b:45:77:f9:ca:7a:98:2c:b0:d5:3c"
         );
+    }
+
+    #[test]
+    fn only_openssh_key_types_are_taken() {
+        for kind in [
+            "ssh-ed25519",
+            "sk-ecdsa-sha2-nistp256@openssh.com",
+            "ssh-rsa",
+        ] {
+            assert!(is_openssh_key_type(kind), "{kind}");
+        }
+        for kind in ["ssh-ed25519-cert-v01@openssh.com", "x509", ""] {
+            assert!(!is_openssh_key_type(kind), "{kind}");
+        }
     }
 
     #[test]

@@ -170,6 +170,34 @@ fn network_references_and_addresses_are_checked() {
 }
 
 #[test]
+fn routes_validate_as_their_readers_read_them() {
+    // Each of these was once let through here while a reader dropped or refused it.
+    let net = json!({
+        "links": [{"id": "a", "type": "phy", "ethernet_mac_address": "fa:16:3e:00:00:01"}],
+        "networks": [{"id": "n0", "type": "ipv4", "link": "a", "ip_address": "10.0.0.5",
+                      "netmask": "255.255.255.0", "routes": [
+            {"network": "10.1.0.0", "netmask": "255.0.255.0", "gateway": "10.0.0.1"},
+            {"network": "10.2.0.0", "netmask": "ffff::", "gateway": "10.0.0.1"},
+            {"network": "10.3.0.0", "netmask": "255.255.0.0", "gateway": "2001:db8::1"},
+            {"network": "10.4.0", "netmask": "255.255.0.0", "gateway": "10.0.0.x"},
+            {"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": "10.0.0.1"}
+        ]}]
+    });
+    let errs = errors(with(json!({ "network": net })));
+    let got: Vec<String> = errs.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        got,
+        [
+            "network.networks[0].routes[0].netmask = \"255.0.255.0\": must be a contiguous IPv4 netmask",
+            "network.networks[0].routes[1].netmask = \"ffff::\": must be a contiguous IPv4 netmask",
+            "network.networks[0].routes[2].gateway = \"2001:db8::1\": must be an IPv4 address, like the route's network",
+            "network.networks[0].routes[3].network = \"10.4.0\": is not an IP address",
+            "network.networks[0].routes[3].gateway = \"10.0.0.x\": is not an IP address",
+        ]
+    );
+}
+
+#[test]
 fn unknown_network_type_is_rejected() {
     let net = json!({"links": [{"id": "l", "type": "phy"}], "networks": [{"id": "n", "type": "ipv5", "link": "l"}]});
     let err = Instance::from_json(with(json!({ "network": net })).to_string().as_bytes())

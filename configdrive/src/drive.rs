@@ -22,7 +22,7 @@ pub enum DriveError {
     Fat(#[from] FatError),
     #[error("Ironic accepts config drives of at most {IRONIC_MAX_BYTES} bytes before encoding; this one is {bytes}")]
     TooLargeForIronic { bytes: u64 },
-    #[error("cannot compress the image: {0}")]
+    #[error("cannot compress the image")]
     Compress(#[source] std::io::Error),
 }
 

@@ -33,36 +33,26 @@ fn to_bytes(v: &Value) -> Bytes {
     Bytes::from(s)
 }
 
-fn prefix_len(netmask: &str) -> Option<u8> {
-    let mask: IpAddr = netmask.parse().ok()?;
-    ipnetwork::ip_mask_to_prefix(mask).ok()
-}
-
 /// Network config version 2: one `ethernets` entry per link with a MAC, matched by
 /// MAC; static addresses with their prefix, routes, DHCP flags and DNS servers.
+///
+/// Read through `compute`'s network model, which validation uses too: for a valid
+/// instance nothing below is skipped as unreadable.
 pub fn network_config(net: &NetworkData) -> Value {
     let mut ethernets = Map::new();
-    let dns: Vec<Value> = net
-        .services
-        .iter()
-        .filter(|s| s.kind == "dns")
-        .map(|s| Value::from(s.address.clone()))
-        .collect();
+    let dns: Vec<IpAddr> = net.dns_servers().filter_map(Result::ok).collect();
     for link in &net.links {
-        let Some(mac) = &link.ethernet_mac_address else {
+        let Ok(Some(mac)) = link.mac() else {
             continue;
         };
         let mut eth = Map::new();
-        eth.insert(
-            "match".into(),
-            json!({ "macaddress": mac.to_ascii_lowercase() }),
-        );
+        eth.insert("match".into(), json!({ "macaddress": mac.to_string() }));
         if let Some(mtu) = link.mtu {
             eth.insert("mtu".into(), mtu.into());
         }
         let (mut addresses, mut routes) = (Vec::new(), Vec::new());
         let mut link_dns = dns.clone();
-        for n in net.networks.iter().filter(|n| n.link == link.id) {
+        for n in net.networks_on(link) {
             match n.kind {
                 NetworkType::Ipv4Dhcp => {
                     eth.insert("dhcp4".into(), true.into());
@@ -74,24 +64,19 @@ pub fn network_config(net: &NetworkData) -> Value {
                     eth.insert("accept-ra".into(), true.into());
                 }
                 NetworkType::Ipv4 | NetworkType::Ipv6 => {
-                    let (Some(ip), Some(mask)) = (&n.ip_address, &n.netmask) else {
+                    let Ok(Some(address)) = n.address() else {
                         continue;
                     };
-                    let Some(prefix) = prefix_len(mask) else {
-                        continue;
-                    };
-                    addresses.push(Value::from(format!("{ip}/{prefix}")));
-                    for r in n.routes.iter().flatten() {
-                        let Some(p) = prefix_len(&r.netmask) else {
-                            continue;
-                        };
-                        routes
-                            .push(json!({ "to": format!("{}/{p}", r.network), "via": r.gateway }));
+                    addresses.push(Value::from(address.to_string()));
+                    for r in n.routes().filter_map(Result::ok) {
+                        routes.push(json!({
+                            "to": r.destination.to_string(),
+                            "via": r.gateway.to_string(),
+                        }));
                     }
-                    for s in n.services.iter().flatten().filter(|s| s.kind == "dns") {
-                        let a = Value::from(s.address.clone());
-                        if !link_dns.contains(&a) {
-                            link_dns.push(a);
+                    for ip in n.dns_servers().filter_map(Result::ok) {
+                        if !link_dns.contains(&ip) {
+                            link_dns.push(ip);
                         }
                     }
                 }
@@ -104,7 +89,8 @@ pub fn network_config(net: &NetworkData) -> Value {
             eth.insert("routes".into(), routes.into());
         }
         if !link_dns.is_empty() {
-            eth.insert("nameservers".into(), json!({ "addresses": link_dns }));
+            let addresses: Vec<String> = link_dns.iter().map(IpAddr::to_string).collect();
+            eth.insert("nameservers".into(), json!({ "addresses": addresses }));
         }
         ethernets.insert(link.id.clone(), Value::Object(eth));
     }

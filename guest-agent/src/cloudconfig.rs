@@ -2,18 +2,38 @@
 //! `ssh_authorized_keys`, `write_files` and `runcmd`. Every other top-level key is
 //! kept by name only, to be reported as not applied (values may hold secrets).
 
+use crate::gunzip::{gunzip, GunzipError, MAX_UNPACKED_BYTES};
 use base64::Engine;
 use serde_yaml_ng::Value;
-use std::io::Read;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CloudConfigError {
-    #[error("not valid YAML: {0}")]
+    #[error("not valid YAML")]
     Yaml(#[from] serde_yaml_ng::Error),
     #[error("the document is not a mapping")]
     NotAMapping,
-    #[error("`{key}`: {problem}")]
-    Field { key: String, problem: String },
+    #[error("`{key}` must be {expected}")]
+    WrongType { key: String, expected: &'static str },
+    #[error("write_files[{index}] has no string `path`")]
+    NoPath { index: usize },
+    #[error("write_files `{path}`: `content` must be a string")]
+    ContentNotText { path: String },
+    #[error("write_files `{path}`: `content` is not base64")]
+    Base64 {
+        path: String,
+        #[source]
+        source: base64::DecodeError,
+    },
+    #[error("write_files `{path}`: `content` cannot be unpacked")]
+    Gzip {
+        path: String,
+        #[source]
+        source: GunzipError,
+    },
+    #[error("write_files `{path}`: unknown encoding `{encoding}`")]
+    Encoding { path: String, encoding: String },
+    #[error("write_files `{path}`: permissions `{permissions}` are not an octal mode up to 7777")]
+    Permissions { path: String, permissions: String },
 }
 
 /// A file from `write_files`, decoded.
@@ -47,61 +67,54 @@ pub fn parse(data: &[u8]) -> Result<CloudConfig, CloudConfigError> {
     let mut cfg = CloudConfig::default();
     for (k, v) in map {
         let key = k.as_str().unwrap_or("<non-string key>").to_owned();
-        let field = |problem: &str| CloudConfigError::Field {
+        let wrong = |expected| CloudConfigError::WrongType {
             key: key.clone(),
-            problem: problem.into(),
+            expected,
         };
         match key.as_str() {
             "hostname" => {
-                cfg.hostname = Some(
-                    v.as_str()
-                        .ok_or_else(|| field("must be a string"))?
-                        .to_owned(),
-                )
+                cfg.hostname = Some(v.as_str().ok_or_else(|| wrong("a string"))?.to_owned())
             }
-            "fqdn" => {
-                cfg.fqdn = Some(
-                    v.as_str()
-                        .ok_or_else(|| field("must be a string"))?
-                        .to_owned(),
-                )
-            }
+            "fqdn" => cfg.fqdn = Some(v.as_str().ok_or_else(|| wrong("a string"))?.to_owned()),
             "ssh_authorized_keys" => {
-                let list = v.as_sequence().ok_or_else(|| field("must be a list"))?;
-                for item in list {
-                    cfg.ssh_authorized_keys.push(
-                        item.as_str()
-                            .ok_or_else(|| field("keys must be strings"))?
-                            .to_owned(),
-                    );
-                }
+                cfg.ssh_authorized_keys = v
+                    .as_sequence()
+                    .and_then(|list| {
+                        list.iter()
+                            .map(|item| item.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .ok_or_else(|| wrong("a list of strings"))?;
             }
             "write_files" => {
-                let list = v.as_sequence().ok_or_else(|| field("must be a list"))?;
-                for item in list {
-                    cfg.write_files
-                        .push(write_file(item).map_err(|p| field(&p))?);
+                let list = v.as_sequence().ok_or_else(|| wrong("a list"))?;
+                for (index, item) in list.iter().enumerate() {
+                    cfg.write_files.push(write_file(index, item)?);
                 }
             }
-            "runcmd" => cfg.runcmd = Some(runcmd(&v).map_err(|p| field(&p))?),
+            "runcmd" => {
+                cfg.runcmd = Some(
+                    runcmd(&v).ok_or_else(|| wrong("a list of strings or of lists of scalars"))?,
+                )
+            }
             _ => cfg.not_applied.push(key),
         }
     }
     Ok(cfg)
 }
 
-fn write_file(item: &Value) -> Result<WriteFile, String> {
+fn write_file(index: usize, item: &Value) -> Result<WriteFile, CloudConfigError> {
     let path = item
         .get("path")
         .and_then(Value::as_str)
-        .ok_or("every entry needs a string `path`")?
+        .ok_or(CloudConfigError::NoPath { index })?
         .to_owned();
     let raw = match item.get("content") {
         None | Some(Value::Null) => String::new(),
-        Some(v) => v
-            .as_str()
-            .ok_or(format!("{path}: `content` must be a string"))?
-            .to_owned(),
+        Some(v) => match v.as_str() {
+            Some(s) => s.to_owned(),
+            None => return Err(CloudConfigError::ContentNotText { path }),
+        },
     };
     let encoding = item
         .get("encoding")
@@ -112,38 +125,39 @@ fn write_file(item: &Value) -> Result<WriteFile, String> {
         let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
         base64::engine::general_purpose::STANDARD
             .decode(clean)
-            .map_err(|e| format!("{path}: bad base64: {e}"))
+            .map_err(|source| CloudConfigError::Base64 {
+                path: path.clone(),
+                source,
+            })
     };
-    let gunzip = |b: Vec<u8>| {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&b[..])
-            .take(crate::userdata::MAX_UNPACKED_BYTES)
-            .read_to_end(&mut out)
-            .map(|_| out)
-            .map_err(|e| format!("{path}: bad gzip: {e}"))
+    let unzip = |b: Vec<u8>| {
+        gunzip(&b, MAX_UNPACKED_BYTES).map_err(|source| CloudConfigError::Gzip {
+            path: path.clone(),
+            source,
+        })
     };
     let content = match encoding.as_str() {
         "text" | "" => raw.into_bytes(),
         "b64" | "base64" => b64(&raw)?,
-        "gz" | "gzip" => gunzip(raw.into_bytes())?,
-        "gz+base64" | "gzip+base64" | "gz+b64" | "gzip+b64" => gunzip(b64(&raw)?)?,
-        other => return Err(format!("{path}: unknown encoding `{other}`")),
+        "gz" | "gzip" => unzip(raw.into_bytes())?,
+        "gz+base64" | "gzip+base64" | "gz+b64" | "gzip+b64" => unzip(b64(&raw)?)?,
+        _ => return Err(CloudConfigError::Encoding { path, encoding }),
     };
     let mode = match item.get("permissions") {
-        None | Some(Value::Null) => 0o644,
-        Some(Value::String(s)) => u32::from_str_radix(s.trim_start_matches("0o"), 8)
-            .map_err(|_| format!("{path}: permissions `{s}` is not octal"))?,
-        Some(Value::Number(n)) => {
-            // YAML reads an unquoted 0644 as decimal 644: take its digits as octal.
-            let digits = n.to_string();
-            u32::from_str_radix(&digits, 8)
-                .map_err(|_| format!("{path}: permissions {digits} is not octal"))?
-        }
-        Some(_) => return Err(format!("{path}: permissions must be an octal string")),
+        None | Some(Value::Null) => Some(0o644),
+        Some(Value::String(s)) => u32::from_str_radix(s.trim_start_matches("0o"), 8).ok(),
+        // YAML reads an unquoted 0644 as decimal 644: take its digits as octal.
+        Some(Value::Number(n)) => u32::from_str_radix(&n.to_string(), 8).ok(),
+        Some(_) => None,
     };
-    if mode > 0o7777 {
-        return Err(format!("{path}: permissions {mode:o} out of range"));
-    }
+    let Some(mode) = mode.filter(|m| *m <= 0o7777) else {
+        let permissions = match item.get("permissions") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => "<not a string or number>".to_owned(),
+        };
+        return Err(CloudConfigError::Permissions { path, permissions });
+    };
     let append = item.get("append").and_then(Value::as_bool).unwrap_or(false);
     Ok(WriteFile {
         path,
@@ -153,28 +167,25 @@ fn write_file(item: &Value) -> Result<WriteFile, String> {
     })
 }
 
-fn runcmd(v: &Value) -> Result<String, String> {
-    let list = v.as_sequence().ok_or("must be a list")?;
+/// `runcmd` as a shell script; `None` when it is not a list of strings or of lists of
+/// scalar arguments.
+fn runcmd(v: &Value) -> Option<String> {
     let mut script = String::from("#!/bin/sh\n");
-    for item in list {
+    for item in v.as_sequence()? {
         match item {
             Value::String(s) => script.push_str(s),
             Value::Sequence(argv) => {
-                let words: Result<Vec<String>, String> = argv
+                let words: Option<Vec<String>> = argv
                     .iter()
-                    .map(|a| {
-                        scalar(a)
-                            .map(|s| shell_quote(&s))
-                            .ok_or("arguments must be scalars".into())
-                    })
+                    .map(|a| scalar(a).map(|s| shell_quote(&s)))
                     .collect();
                 script.push_str(&words?.join(" "));
             }
-            _ => return Err("entries must be strings or lists".into()),
+            _ => return None,
         }
         script.push('\n');
     }
-    Ok(script)
+    Some(script)
 }
 
 fn scalar(v: &Value) -> Option<String> {
@@ -216,6 +227,50 @@ mod tests {
             Some("#!/bin/sh\n'touch' '/tmp/it'\\''s'\necho hi\n")
         );
         assert_eq!(c.not_applied, vec!["packages"]);
-        assert!(parse(b"#cloud-config\n- a\n").is_err());
+        assert!(matches!(
+            parse(b"#cloud-config\n- a\n"),
+            Err(CloudConfigError::NotAMapping)
+        ));
+    }
+
+    #[test]
+    fn bad_entries_are_named() {
+        let err = |doc: &str| match parse(doc.as_bytes()) {
+            Err(e) => e.to_string(),
+            Ok(c) => panic!("parsed: {c:?}"),
+        };
+        assert_eq!(err("hostname: [a]"), "`hostname` must be a string");
+        assert_eq!(
+            err("ssh_authorized_keys: [a, [b]]"),
+            "`ssh_authorized_keys` must be a list of strings"
+        );
+        assert_eq!(
+            err("write_files: [{content: x}]"),
+            "write_files[0] has no string `path`"
+        );
+        assert_eq!(
+            err("write_files: [{path: /a, encoding: rot13}]"),
+            "write_files `/a`: unknown encoding `rot13`"
+        );
+        assert_eq!(
+            err("write_files: [{path: /a, permissions: '0999'}]"),
+            "write_files `/a`: permissions `0999` are not an octal mode up to 7777"
+        );
+        assert_eq!(
+            err("write_files: [{path: /a, permissions: 17777}]"),
+            "write_files `/a`: permissions `17777` are not an octal mode up to 7777"
+        );
+        assert!(matches!(
+            parse(b"write_files: [{path: /a, content: '!!', encoding: b64}]"),
+            Err(CloudConfigError::Base64 { .. })
+        ));
+        assert!(matches!(
+            parse(b"write_files: [{path: /a, content: aGk=, encoding: gz+b64}]"),
+            Err(CloudConfigError::Gzip { .. })
+        ));
+        assert_eq!(
+            err("runcmd: [[echo, {a: b}]]"),
+            "`runcmd` must be a list of strings or of lists of scalars"
+        );
     }
 }

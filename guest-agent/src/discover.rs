@@ -1,6 +1,7 @@
 //! Choosing the source: the device given, else a scanned config drive, else the
 //! metadata service (`--source auto`), or exactly the one asked for.
 
+use crate::report::error_chain;
 use crate::source::{
     BlockScan, ConfigDriveSource, MetadataSource, Provider, RetryPolicy, SourceError,
 };
@@ -26,13 +27,16 @@ pub struct DiscoverOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoverError {
-    #[error("config drive: {0}")]
+    #[error("config drive")]
     Drive(#[source] Box<SourceError>),
-    #[error("metadata service: {0}")]
+    #[error("metadata service")]
     Metadata(#[source] Box<SourceError>),
-    #[error("no config drive ({drive}) and no metadata service ({metadata})")]
+    /// The drive's error is spelled out here (with its causes): an error has one
+    /// source, and that is the metadata service's.
+    #[error("no config drive ({}), and no metadata service", error_chain(.drive))]
     Neither {
         drive: Box<SourceError>,
+        #[source]
         metadata: Box<SourceError>,
     },
 }

@@ -5,13 +5,18 @@
 //! [`discover`] picks a [`source::Provider`]; [`view::read`] parses what it has with
 //! `compute`'s types; [`plan::build`] turns that into the desired state without
 //! touching anything; [`apply::apply`] carries the plan out step by step and returns
-//! a [`report::Report`]. Files are replaced through [`file_batch`], compare-first
-//! and with one durability rule for the whole run.
+//! a [`report::Report`]. Guest files are reached through [`guestfs`] (never outside
+//! the root) and replaced through [`file_batch`], compare-first and with one
+//! durability rule for the whole run. `network_data.json` means what `compute`'s
+//! network model says, the reading the instance was validated with. Errors are typed
+//! per module and printed once, whole, by [`report::error_chain`].
 
 pub mod apply;
 pub mod cloudconfig;
 pub mod discover;
 pub mod file_batch;
+pub mod guestfs;
+pub mod gunzip;
 pub mod netplan;
 pub mod plan;
 pub mod report;

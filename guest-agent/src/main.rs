@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use guest_agent::apply::{apply, ApplyOptions};
 use guest_agent::discover::{discover, DiscoverOptions, SourceChoice};
 use guest_agent::plan::{self, PlanOptions};
-use guest_agent::report::Step;
+use guest_agent::report::{error_chain, Step};
 use guest_agent::source::{BlockScan, RetryPolicy, DEFAULT_METADATA_URL};
 use guest_agent::view;
 use std::path::PathBuf;
@@ -104,26 +104,10 @@ fn main() -> ExitCode {
     match real_main() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("guest-agent: {}", chain(&e));
+            eprintln!("guest-agent: {}", error_chain(e.as_ref()));
             ExitCode::from(2)
         }
     }
-}
-
-/// The error and its causes, once each: a layer whose text already shows in the
-/// layer above (errors that quote their source) is not repeated.
-fn chain(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for layer in e.chain() {
-        let text = layer.to_string();
-        if !out.contains(&text) {
-            if !out.is_empty() {
-                out.push_str(": ");
-            }
-            out.push_str(&text);
-        }
-    }
-    out
 }
 
 fn seconds(s: f64, what: &str) -> anyhow::Result<Duration> {
@@ -160,7 +144,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
         }
         Command::Run(args) => {
             let plan = plan::build(
-                &data,
+                data,
                 &PlanOptions {
                     user: args.user.clone(),
                     generate_password: args.generate_password,

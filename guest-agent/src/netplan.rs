@@ -1,24 +1,34 @@
 //! The desired network state, from `network_data.json`: which link (by MAC) gets
 //! which MTU, static addresses and routes, and which DNS servers. Pure, so that the
-//! same plan drives netlink, `resolv.conf` and systemd-networkd files alike.
+//! same plan drives netlink, `resolv.conf` and systemd-networkd files alike. What the
+//! document's strings mean (netmasks, routes, MACs) is `compute`'s network model's to
+//! say, the same reading the instance was validated with; this module only decides
+//! what the agent configures.
 
-use compute::instance::{NetworkData, NetworkType};
+use compute::instance::{NetworkData, NetworkError, StaticRoute};
 use compute::mac::MacAddr;
 use ipnetwork::IpNetwork;
 use std::net::IpAddr;
 
+/// A field of `network_data.json` that `compute`'s network model cannot read, and
+/// where it is.
 #[derive(Debug, thiserror::Error)]
 pub enum NetPlanError {
-    #[error("link `{link}`: {problem}")]
-    Link { link: String, problem: String },
-    #[error("network `{network}`: {problem}")]
-    Network { network: String, problem: String },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoutePlan {
-    pub destination: IpNetwork,
-    pub gateway: IpAddr,
+    #[error("link `{link}`")]
+    Link {
+        link: String,
+        #[source]
+        source: NetworkError,
+    },
+    #[error("network `{network}`")]
+    Network {
+        network: String,
+        #[source]
+        source: NetworkError,
+    },
+    /// The instance-wide `services`: the error's field says which.
+    #[error(transparent)]
+    Services(NetworkError),
 }
 
 /// One interface, matched by its MAC address.
@@ -28,7 +38,7 @@ pub struct LinkPlan {
     pub mac: MacAddr,
     pub mtu: Option<u32>,
     pub addresses: Vec<IpNetwork>,
-    pub routes: Vec<RoutePlan>,
+    pub routes: Vec<StaticRoute>,
     /// DHCP or SLAAC networks on this link, left to the OS (networkd files say so).
     pub dhcp4: bool,
     pub dhcp6: bool,
@@ -45,26 +55,29 @@ pub struct NetworkPlan {
 pub fn plan(data: &NetworkData) -> Result<NetworkPlan, NetPlanError> {
     let mut out = NetworkPlan::default();
     for link in &data.links {
-        let Some(mac) = link.ethernet_mac_address.as_deref() else {
-            out.unsupported.push(format!(
-                "link {} ({}) has no MAC address",
-                link.id, link.kind
-            ));
-            continue;
+        let mac = match link.mac() {
+            Ok(None) => {
+                out.unsupported.push(format!(
+                    "link {} ({}) has no MAC address",
+                    link.id, link.kind
+                ));
+                continue;
+            }
+            _ if link.kind == "vlan" || link.kind == "bond" => {
+                out.unsupported.push(format!(
+                    "link {} is a {}, not configured",
+                    link.id, link.kind
+                ));
+                continue;
+            }
+            Ok(Some(mac)) => mac,
+            Err(source) => {
+                return Err(NetPlanError::Link {
+                    link: link.id.clone(),
+                    source,
+                })
+            }
         };
-        if link.kind == "vlan" || link.kind == "bond" {
-            out.unsupported.push(format!(
-                "link {} is a {}, not configured",
-                link.id, link.kind
-            ));
-            continue;
-        }
-        let mac: MacAddr = mac
-            .parse()
-            .map_err(|e: compute::mac::MacError| NetPlanError::Link {
-                link: link.id.clone(),
-                problem: e.to_string(),
-            })?;
         out.links.push(LinkPlan {
             id: link.id.clone(),
             mac,
@@ -76,9 +89,9 @@ pub fn plan(data: &NetworkData) -> Result<NetworkPlan, NetPlanError> {
         });
     }
     for net in &data.networks {
-        let err = |problem: String| NetPlanError::Network {
+        let err = |source| NetPlanError::Network {
             network: net.id.clone(),
-            problem,
+            source,
         };
         let Some(link) = out.links.iter_mut().find(|l| l.id == net.link) else {
             out.unsupported.push(format!(
@@ -94,70 +107,26 @@ pub fn plan(data: &NetworkData) -> Result<NetworkPlan, NetPlanError> {
             }
             continue;
         }
-        let ip: IpAddr = net
-            .ip_address
-            .as_deref()
-            .ok_or_else(|| err("static network without ip_address".into()))?
-            .parse()
-            .map_err(|e| err(format!("ip_address: {e}")))?;
-        if ip.is_ipv4() != (net.kind == NetworkType::Ipv4) {
-            return Err(err(format!(
-                "ip_address {ip} does not match type {:?}",
-                net.kind
-            )));
+        if let Some(address) = net.address().map_err(err)? {
+            link.addresses.push(address);
         }
-        let prefix = prefix_of(net.netmask.as_deref(), ip).map_err(err)?;
-        link.addresses
-            .push(IpNetwork::new(ip, prefix).map_err(|e| err(e.to_string()))?);
-        for r in net.routes.iter().flatten() {
-            let dest: IpAddr = r
-                .network
-                .parse()
-                .map_err(|e| err(format!("route network {}: {e}", r.network)))?;
-            let gw: IpAddr = r
-                .gateway
-                .parse()
-                .map_err(|e| err(format!("route gateway {}: {e}", r.gateway)))?;
-            let prefix = prefix_of(Some(&r.netmask), dest).map_err(err)?;
-            let destination = IpNetwork::new(dest, prefix).map_err(|e| err(e.to_string()))?;
-            link.routes.push(RoutePlan {
-                destination,
-                gateway: gw,
-            });
+        for route in net.routes() {
+            link.routes.push(route.map_err(err)?);
         }
-        for s in net.services.iter().flatten() {
-            push_dns(&mut out.dns, s);
+        for ip in net.dns_servers() {
+            push_dns(&mut out.dns, ip.map_err(err)?);
         }
     }
-    for s in &data.services {
-        push_dns(&mut out.dns, s);
+    for ip in data.dns_servers() {
+        push_dns(&mut out.dns, ip.map_err(NetPlanError::Services)?);
     }
     Ok(out)
 }
 
-fn push_dns(dns: &mut Vec<IpAddr>, s: &compute::instance::Service) {
-    if s.kind == "dns" {
-        if let Ok(ip) = s.address.parse::<IpAddr>() {
-            if !dns.contains(&ip) {
-                dns.push(ip);
-            }
-        }
+fn push_dns(dns: &mut Vec<IpAddr>, ip: IpAddr) {
+    if !dns.contains(&ip) {
+        dns.push(ip);
     }
-}
-
-/// A prefix length from a netmask (`255.255.255.0`, `ffff:ffff::`) or a bare number.
-fn prefix_of(mask: Option<&str>, ip: IpAddr) -> Result<u8, String> {
-    let Some(mask) = mask else {
-        return Ok(if ip.is_ipv4() { 32 } else { 128 });
-    };
-    if let Ok(n) = mask.parse::<u8>() {
-        return Ok(n);
-    }
-    let m: IpAddr = mask.parse().map_err(|e| format!("netmask {mask}: {e}"))?;
-    if m.is_ipv4() != ip.is_ipv4() {
-        return Err(format!("netmask {mask} does not fit {ip}"));
-    }
-    ipnetwork::ip_mask_to_prefix(m).map_err(|e| format!("netmask {mask}: {e}"))
 }
 
 /// `/etc/resolv.conf` for the plan's DNS servers (`None` when there are none).
@@ -232,5 +201,25 @@ mod tests {
         let files = networkd_files(&p);
         assert_eq!(files[0].0, "50-guest-agent-fa163e000001.network");
         assert!(files[0].1.contains("MTUBytes=1450\n") && files[1].1.contains("DHCP=ipv4"));
+    }
+
+    #[test]
+    fn what_the_model_cannot_read_is_named_with_its_network() {
+        let doc = include_bytes!("../../compute/tests/fixtures/multinic.json");
+        let inst = compute::Instance::from_json(doc).expect("valid");
+        let mut data = inst.network().expect("has network").clone();
+        data.networks[0].netmask = Some("24".into());
+        let e = plan(&data).expect_err("not Nova's spelling of a netmask");
+        assert_eq!(
+            crate::report::error_chain(&e),
+            "network `network0`: netmask = \"24\": is not an IP address"
+        );
+        let mut data = inst.network().expect("has network").clone();
+        data.services[0].address = "dns.example".into();
+        let e = plan(&data).expect_err("not an address");
+        assert_eq!(
+            crate::report::error_chain(&e),
+            "services[0].address = \"dns.example\": is not an IP address"
+        );
     }
 }

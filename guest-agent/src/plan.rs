@@ -7,11 +7,32 @@
 //! metadata first, then vendor data, then user data, later ones winning.
 
 use crate::cloudconfig::WriteFile;
-use crate::netplan::{self, NetworkPlan};
-use crate::userdata::{self, Part};
-use crate::view::InstanceData;
-use base64::Engine;
+use crate::netplan::{self, NetPlanError, NetworkPlan};
+use crate::userdata::{self, Part, UserDataError};
+use crate::view::{InstanceData, ViewError};
 use serde_json::Value;
+
+/// Why one step's part of the plan could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    View(#[from] ViewError),
+    #[error("network_data.json")]
+    Network(#[from] NetPlanError),
+    #[error("`{0}` is not a valid hostname")]
+    Hostname(String),
+    #[error("random_seed is not base64")]
+    RandomSeed(#[source] base64::DecodeError),
+    /// `what` is `user data` or `vendor data`.
+    #[error("{what}")]
+    Data {
+        what: &'static str,
+        #[source]
+        source: UserDataError,
+    },
+    #[error("vendor data: `cloud-init` is not a string")]
+    VendorDataNotText,
+}
 
 /// How the agent was asked to behave, where it matters for planning.
 #[derive(Debug, Clone)]
@@ -73,32 +94,36 @@ pub struct DataPlan {
 pub struct Plan {
     pub instance_id: String,
     pub source: String,
-    pub network: Result<Option<NetworkPlan>, String>,
-    pub hostname: Result<Option<HostnamePlan>, String>,
+    pub network: Result<Option<NetworkPlan>, PlanError>,
+    pub hostname: Result<Option<HostnamePlan>, PlanError>,
     pub user: String,
     pub ssh_keys: Vec<String>,
-    pub files: Vec<Result<FileWrite, String>>,
+    pub files: Vec<Result<FileWrite, PlanError>>,
     pub password: PasswordPlan,
-    pub random_seed: Result<Option<Vec<u8>>, String>,
-    pub vendor_data: Result<Option<DataPlan>, String>,
-    pub user_data: Result<Option<DataPlan>, String>,
+    pub random_seed: Result<Option<Vec<u8>>, PlanError>,
+    pub vendor_data: Result<Option<DataPlan>, PlanError>,
+    pub user_data: Result<Option<DataPlan>, PlanError>,
 }
 
-pub fn build(data: &InstanceData, opts: &PlanOptions) -> Plan {
+/// The plan for what was found; a document's problems end up in its steps' parts.
+pub fn build(data: InstanceData, opts: &PlanOptions) -> Plan {
     let meta = &data.meta;
-    let network = match &data.network {
-        Ok(Some(n)) => netplan::plan(n).map(Some).map_err(|e| e.to_string()),
+    let network = match data.network {
+        Ok(Some(n)) => netplan::plan(&n).map(Some).map_err(PlanError::from),
         Ok(None) => Ok(None),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e.into()),
     };
 
-    let vendor_parts = vendor_parts(&data.vendor_data);
-    let user_parts = match &data.user_data {
-        Ok(Some(b)) => userdata::parse(b, "user-data")
+    let vendor_parts = vendor_parts(data.vendor_data);
+    let user_parts = match data.user_data {
+        Ok(Some(b)) => userdata::parse(&b, "user-data")
             .map(Some)
-            .map_err(|e| format!("user data: {e}")),
+            .map_err(|source| PlanError::Data {
+                what: "user data",
+                source,
+            }),
         Ok(None) => Ok(None),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e.into()),
     };
     let cloud_configs = || {
         [&vendor_parts, &user_parts]
@@ -129,7 +154,7 @@ pub fn build(data: &InstanceData, opts: &PlanOptions) -> Plan {
     }
     let hostname = match hostname {
         Some(h) if !compute::instance::is_valid_hostname(&h.short) => {
-            Err(format!("`{}` is not a valid hostname", h.short))
+            Err(PlanError::Hostname(h.short))
         }
         other => Ok(other),
     };
@@ -152,15 +177,15 @@ pub fn build(data: &InstanceData, opts: &PlanOptions) -> Plan {
 
     let files = data
         .files
-        .iter()
-        .map(|f| match &f.contents {
-            Ok(c) => Ok(FileWrite {
-                path: f.path.clone(),
-                contents: c.clone(),
+        .into_iter()
+        .map(|f| match f.contents {
+            Ok(contents) => Ok(FileWrite {
+                path: f.path,
+                contents,
                 mode: 0o644,
                 append: false,
             }),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e.into()),
         })
         .collect();
 
@@ -172,17 +197,17 @@ pub fn build(data: &InstanceData, opts: &PlanOptions) -> Plan {
         (None, false) => PasswordPlan::None,
     };
 
-    let random_seed = match &meta.random_seed {
-        Some(s) => base64::engine::general_purpose::STANDARD
-            .decode(s)
-            .map(Some)
-            .map_err(|e| format!("random_seed is not base64: {e}")),
-        None => Ok(None),
-    };
+    // Read as the instance document's seed was validated.
+    let random_seed = meta
+        .random_seed
+        .as_deref()
+        .map(compute::instance::decode_base64)
+        .transpose()
+        .map_err(PlanError::RandomSeed);
 
     Plan {
         instance_id: meta.uuid.clone(),
-        source: data.source.clone(),
+        source: data.source,
         network,
         hostname,
         user: opts.user.clone(),
@@ -195,20 +220,19 @@ pub fn build(data: &InstanceData, opts: &PlanOptions) -> Plan {
     }
 }
 
-fn vendor_parts(
-    vendor: &Result<Option<Value>, crate::view::ViewError>,
-) -> Result<Option<Vec<Part>>, String> {
-    let v = match vendor {
-        Ok(Some(v)) => v,
-        Ok(None) => return Ok(None),
-        Err(e) => return Err(e.to_string()),
+fn vendor_parts(vendor: Result<Option<Value>, ViewError>) -> Result<Option<Vec<Part>>, PlanError> {
+    let Some(v) = vendor? else {
+        return Ok(None);
     };
     // Nova's vendor data carries cloud-init's part under `cloud-init`, a string.
     match v.get("cloud-init") {
         Some(Value::String(s)) => userdata::parse(s.as_bytes(), "vendor-data")
             .map(Some)
-            .map_err(|e| format!("vendor data: {e}")),
-        Some(_) => Err("vendor data: `cloud-init` is not a string".into()),
+            .map_err(|source| PlanError::Data {
+                what: "vendor data",
+                source,
+            }),
+        Some(_) => Err(PlanError::VendorDataNotText),
         None => Ok(None),
     }
 }
@@ -257,17 +281,85 @@ fn replace_short(fqdn: &str, short: &str) -> String {
     }
 }
 
-/// One line, starting with an OpenSSH key type: x509 certificates and junk are left out.
+/// One line, starting with an OpenSSH key type (`compute`'s list, the one keypairs
+/// are checked against): x509 certificates and junk are left out.
 fn is_openssh_key(k: &str) -> bool {
     !k.contains('\n')
-        && k.split_whitespace().next().is_some_and(|t| {
-            t.starts_with("ssh-") || t.starts_with("ecdsa-sha2-") || t.starts_with("sk-")
-        })
+        && k.split_whitespace()
+            .next()
+            .is_some_and(compute::keypair::is_openssh_key_type)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::error_chain;
+    use compute::metadata::MetaDataDocument;
+
+    fn data(meta: MetaDataDocument) -> InstanceData {
+        InstanceData {
+            source: "test".into(),
+            meta: MetaDataDocument {
+                uuid: "i-1".into(),
+                ..meta
+            },
+            network: Ok(None),
+            vendor_data: Ok(None),
+            user_data: Ok(None),
+            files: Vec::new(),
+        }
+    }
+
+    fn opts() -> PlanOptions {
+        PlanOptions {
+            user: "root".into(),
+            generate_password: false,
+        }
+    }
+
+    #[test]
+    fn a_documents_problem_fails_its_step_with_the_whole_chain() {
+        let mut data = data(MetaDataDocument {
+            hostname: Some("web_01".into()),
+            random_seed: Some("not base64!".into()),
+            ..Default::default()
+        });
+        data.vendor_data = Ok(Some(serde_json::json!({ "cloud-init": 5 })));
+        data.user_data = Ok(Some(
+            b"#cloud-config\nwrite_files: [{path: /a, content: '!!', encoding: b64}]\n".to_vec(),
+        ));
+        let plan = build(data, &opts());
+        let why = |e: Option<&PlanError>| error_chain(e.expect("this part fails"));
+        assert_eq!(
+            why(plan.user_data.as_ref().err()),
+            "user data: #cloud-config: write_files `/a`: `content` is not base64: \
+             Invalid symbol 33, offset 0."
+        );
+        assert_eq!(
+            why(plan.vendor_data.as_ref().err()),
+            "vendor data: `cloud-init` is not a string"
+        );
+        assert!(why(plan.random_seed.as_ref().err()).starts_with("random_seed is not base64: "));
+        assert_eq!(
+            why(plan.hostname.as_ref().err()),
+            "`web_01` is not a valid hostname"
+        );
+    }
+
+    #[test]
+    fn the_seed_is_read_as_the_document_was_validated() {
+        // Nova's decoder, and so the instance document's validation, skips line breaks.
+        let seed = "aGVs\nbG8=";
+        assert!(compute::instance::decode_base64(seed).is_ok());
+        let plan = build(
+            data(MetaDataDocument {
+                random_seed: Some(seed.into()),
+                ..Default::default()
+            }),
+            &opts(),
+        );
+        assert_eq!(plan.random_seed.ok(), Some(Some(b"hello".to_vec())));
+    }
 
     #[test]
     fn hostnames_split_and_keys_filter() {
@@ -280,6 +372,8 @@ mod tests {
         );
         assert_eq!(replace_short("a.novalocal", "b"), "b.novalocal");
         assert!(is_openssh_key("ssh-ed25519 AAAA x"));
+        assert!(is_openssh_key("sk-ecdsa-sha2-nistp256@openssh.com AAAA x"));
         assert!(!is_openssh_key("-----BEGIN CERTIFICATE-----\nMII"));
+        assert!(!is_openssh_key("ssh-unknown AAAA x"));
     }
 }

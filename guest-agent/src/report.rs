@@ -105,18 +105,42 @@ impl Report {
     }
 }
 
-/// An error and its causes on one line, each once: a cause whose text its error
-/// already quotes is not repeated.
+/// An error and its causes on one line, `outer: inner: ...`: the one way the agent
+/// prints an error, in the report and on stderr. Our errors never quote their cause;
+/// a layer from another crate that does (its text already ends the line) is not
+/// printed twice.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
+    let mut above = out.clone();
     let mut cause = e.source();
     while let Some(c) = cause {
         let text = c.to_string();
-        if !out.contains(&text) {
+        if !above.contains(&text) {
             out.push_str(": ");
             out.push_str(&text);
         }
+        above = text;
         cause = c.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot write /etc/motd")]
+    struct Outer(#[source] Quoting);
+
+    /// Like some errors of other crates: quotes its source.
+    #[derive(Debug, thiserror::Error)]
+    #[error("io: {0}")]
+    struct Quoting(#[source] std::io::Error);
+
+    #[test]
+    fn every_layer_once() {
+        let e = Outer(Quoting(std::io::Error::other("disk full")));
+        assert_eq!(error_chain(&e), "cannot write /etc/motd: io: disk full");
+    }
 }

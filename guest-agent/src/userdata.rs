@@ -6,24 +6,20 @@
 //! bomb or a deeply nested multipart cannot exhaust the guest.
 
 use crate::cloudconfig::{self, CloudConfig};
-use std::io::Read;
+use crate::gunzip::{gunzip, GunzipError, MAX_UNPACKED_BYTES};
 
-/// Unpacked user data may not grow past this.
-pub const MAX_UNPACKED_BYTES: u64 = 16 * 1024 * 1024;
 const MAX_DEPTH: usize = 4;
 const MAX_PARTS: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UserDataError {
-    #[error("gzip data is corrupt: {0}")]
-    Gzip(#[source] std::io::Error),
-    #[error("unpacked data exceeds {MAX_UNPACKED_BYTES} bytes")]
-    TooLarge,
-    #[error("MIME multipart is malformed: {0}")]
+    #[error(transparent)]
+    Gzip(#[from] GunzipError),
+    #[error("MIME multipart is malformed")]
     Mime(#[from] mailparse::MailParseError),
     #[error("MIME parts nest deeper than {MAX_DEPTH} or number more than {MAX_PARTS}")]
     TooComplex,
-    #[error("#cloud-config: {0}")]
+    #[error("#cloud-config")]
     CloudConfig(#[from] cloudconfig::CloudConfigError),
 }
 
@@ -57,14 +53,7 @@ fn unpack(
         return Err(UserDataError::TooComplex);
     }
     if data.starts_with(&[0x1f, 0x8b]) {
-        let mut unpacked = Vec::new();
-        flate2::read::GzDecoder::new(data)
-            .take(MAX_UNPACKED_BYTES + 1)
-            .read_to_end(&mut unpacked)
-            .map_err(UserDataError::Gzip)?;
-        if unpacked.len() as u64 > MAX_UNPACKED_BYTES {
-            return Err(UserDataError::TooLarge);
-        }
+        let unpacked = gunzip(data, MAX_UNPACKED_BYTES)?;
         return unpack(&unpacked, label, depth + 1, out);
     }
     if data.starts_with(b"#!") {
@@ -177,6 +166,9 @@ mod tests {
             gz.write_all(&zeros).expect("in memory");
         }
         let err = parse(&gz.finish().expect("in memory"), "user-data").expect_err("too large");
-        assert!(matches!(err, UserDataError::TooLarge));
+        assert!(matches!(
+            err,
+            UserDataError::Gzip(GunzipError::TooLarge { .. })
+        ));
     }
 }

@@ -5,6 +5,7 @@
 //! kept as its own `Result`, so a malformed `network_data.json` fails only the
 //! network step while the others still run.
 
+use crate::report::error_chain;
 use crate::source::{Provider, SourceError};
 use compute::instance::NetworkData;
 use compute::metadata::MetaDataDocument;
@@ -14,7 +15,7 @@ use serde_json::{json, Value};
 pub enum ViewError {
     #[error(transparent)]
     Source(#[from] SourceError),
-    #[error("{document} is not valid: {source}")]
+    #[error("{document} is not valid")]
     Json {
         document: &'static str,
         #[source]
@@ -142,15 +143,15 @@ impl InstanceData {
         json!({
             "source": self.source,
             "meta_data": meta,
-            "network_data": doc(self.network.as_ref().map(|n| serde_json::to_value(n).unwrap_or(Value::Null)).map_err(|e| e.to_string())),
-            "vendor_data": doc(self.vendor_data.as_ref().map(|v| v.clone().unwrap_or(Value::Null)).map_err(|e| e.to_string())),
+            "network_data": doc(self.network.as_ref().map(|n| serde_json::to_value(n).unwrap_or(Value::Null)).map_err(|e| error_chain(e))),
+            "vendor_data": doc(self.vendor_data.as_ref().map(|v| v.clone().unwrap_or(Value::Null)).map_err(|e| error_chain(e))),
             "user_data": doc(self.user_data.as_ref().map(|u| match u {
                 Some(b) => json!({ "bytes": b.len() }),
                 None => Value::Null,
-            }).map_err(|e| e.to_string())),
+            }).map_err(|e| error_chain(e))),
             "files": self.files.iter().map(|f| json!({
                 "path": f.path,
-                "bytes": f.contents.as_ref().map(|c| json!(c.len())).unwrap_or_else(|e| json!({ "error": e.to_string() })),
+                "bytes": f.contents.as_ref().map(|c| json!(c.len())).unwrap_or_else(|e| json!({ "error": error_chain(e) })),
             })).collect::<Vec<_>>(),
         })
     }

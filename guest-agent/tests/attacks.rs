@@ -158,8 +158,10 @@ fn malformed_network_data_fails_only_the_network_step() {
     assert_eq!(code, 1);
     let (outcome, details) = step(&report, "network");
     assert_eq!(outcome, "failed");
+    // The reason carries the parser's cause too.
     assert!(
-        details[0].contains("network_data.json is not valid"),
+        details[0].starts_with("failed: network_data.json is not valid: ")
+            && details[0].contains("line 1 column"),
         "{details:?}"
     );
     for name in ["hostname", "ssh-keys", "files", "password"] {

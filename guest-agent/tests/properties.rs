@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use guest_agent::apply::root::FsRoot;
+use guest_agent::guestfs::FsRoot;
 use guest_agent::source::{ConfigDriveSource, Device, IsoFs, Provider};
 use proptest::prelude::*;
 use std::sync::OnceLock;

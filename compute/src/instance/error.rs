@@ -18,17 +18,20 @@ impl FieldError {
         value: impl AsRef<str>,
         problem: impl Into<String>,
     ) -> Self {
-        let value = value.as_ref();
-        let value = if value.chars().count() > 80 {
-            format!("{}…", value.chars().take(77).collect::<String>())
-        } else {
-            value.to_owned()
-        };
         FieldError {
             field: field.into(),
-            value,
+            value: shorten(value.as_ref()),
             problem: problem.into(),
         }
+    }
+}
+
+/// A value as errors show it: cut to 80 characters when longer.
+pub(super) fn shorten(value: &str) -> String {
+    if value.chars().count() > 80 {
+        format!("{}…", value.chars().take(77).collect::<String>())
+    } else {
+        value.to_owned()
     }
 }
 

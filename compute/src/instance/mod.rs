@@ -8,13 +8,16 @@
 mod device;
 mod error;
 mod hostname;
+mod netmodel;
 mod network;
 mod validate;
 
 pub use device::{Bus, Device};
 pub use error::{FieldError, InstanceError};
 pub use hostname::{is_valid_hostname, sanitize_hostname};
+pub use netmodel::{IpFamily, NetworkError, NetworkProblem, StaticRoute};
 pub use network::{FixedAddress, Link, Network, NetworkData, NetworkType, Route, Service};
+pub use validate::decode_base64;
 
 use crate::mac::MacAddr;
 use indexmap::IndexMap;

@@ -5,7 +5,8 @@
 //! Nova's key order, so serialising them gives Nova's bytes whatever order the
 //! operator wrote. One difference: a DHCP network may carry the address the DHCP
 //! server hands out, which the document keeps and [`NetworkData::published`] leaves
-//! out, as Nova does.
+//! out, as Nova does. What the strings mean (addresses, prefixes, routes, MACs) is
+//! read in one place, [`super::netmodel`].
 
 use crate::mac::MacAddr;
 use serde::{Deserialize, Serialize};
@@ -35,18 +36,13 @@ pub struct FixedAddress {
 impl NetworkData {
     /// The instance's fixed addresses in document order: the one definition behind
     /// EC2 `local-ipv4` and `mac` and the metadata server's lookup by source address.
-    /// Addresses that do not parse are skipped (validation refuses them).
+    /// Addresses the network model cannot read are skipped (validation refuses them).
     pub fn fixed_addresses(&self) -> Vec<FixedAddress> {
         self.networks
             .iter()
             .filter_map(|n| {
-                let ip = n.ip_address.as_deref()?.parse().ok()?;
-                let mac = self
-                    .links
-                    .iter()
-                    .find(|l| l.id == n.link)
-                    .and_then(|l| l.ethernet_mac_address.as_deref())
-                    .and_then(|m| m.parse().ok());
+                let ip = n.ip().ok()??;
+                let mac = self.link_of(n).and_then(|l| l.mac().ok().flatten());
                 Some(FixedAddress {
                     ip,
                     kind: n.kind,

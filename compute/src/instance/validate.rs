@@ -2,12 +2,12 @@
 
 use super::error::{FieldError, InstanceError};
 use super::hostname::{is_valid_hostname, sanitize_hostname};
+use super::netmodel::NetworkError;
 use super::network::{Network, NetworkData};
 use super::{InjectedFile, InstanceDocument, MAX_USER_DATA_BASE64};
 use crate::mac::MacAddr;
 use base64::Engine;
 use std::collections::HashSet;
-use std::net::IpAddr;
 use uuid::Uuid;
 
 /// What validation decoded or derived along the way.
@@ -19,12 +19,12 @@ pub(super) struct Validated {
     pub created_at: Option<i64>,
 }
 
-/// Decodes standard base64, ignoring line breaks the way Nova's decoder does.
-pub(crate) fn decode_base64(text: &str) -> Option<Vec<u8>> {
+/// Decodes standard base64, ignoring line breaks the way Nova's decoder does: how
+/// the document's base64 fields (user data, files, the random seed) are read, here
+/// and by whoever reads them back from rendered metadata.
+pub fn decode_base64(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
     let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(compact)
-        .ok()
+    base64::engine::general_purpose::STANDARD.decode(compact)
 }
 
 pub(super) fn validate(doc: &InstanceDocument) -> Result<Validated, InstanceError> {
@@ -106,8 +106,8 @@ pub(super) fn validate(doc: &InstanceDocument) -> Result<Validated, InstanceErro
             None
         }
         Some(ud) => match decode_base64(ud) {
-            Some(bytes) => Some(bytes),
-            None => {
+            Ok(bytes) => Some(bytes),
+            Err(_) => {
                 errs.push(FieldError::new(
                     "user_data",
                     ud,
@@ -121,7 +121,7 @@ pub(super) fn validate(doc: &InstanceDocument) -> Result<Validated, InstanceErro
     let files = validate_files(doc, &mut errs);
 
     if let Some(seed) = &doc.random_seed {
-        if decode_base64(seed).is_none_or(|b| b.is_empty()) {
+        if decode_base64(seed).map_or(true, |b| b.is_empty()) {
             errs.push(FieldError::new(
                 "random_seed",
                 seed,
@@ -256,11 +256,11 @@ fn validate_files(doc: &InstanceDocument, errs: &mut Vec<FieldError>) -> Vec<Inj
             }
         }
         match decode_base64(&f.contents) {
-            Some(contents) => files.push(InjectedFile {
+            Ok(contents) => files.push(InjectedFile {
                 path: f.path.clone(),
                 contents,
             }),
-            None => errs.push(FieldError::new(
+            Err(_) => errs.push(FieldError::new(
                 format!("files[{i}].contents"),
                 &f.contents,
                 "is not valid base64; encode the file with `base64 -w0`",
@@ -268,16 +268,6 @@ fn validate_files(doc: &InstanceDocument, errs: &mut Vec<FieldError>) -> Vec<Inj
         }
     }
     files
-}
-
-fn check_ip(field: String, value: &str, errs: &mut Vec<FieldError>) -> Option<IpAddr> {
-    match value.parse::<IpAddr>() {
-        Ok(ip) => Some(ip),
-        Err(_) => {
-            errs.push(FieldError::new(field, value, "is not an IP address"));
-            None
-        }
-    }
 }
 
 fn check_mac(field: String, value: &str, errs: &mut Vec<FieldError>) {
@@ -300,12 +290,8 @@ fn validate_network(net: &NetworkData, errs: &mut Vec<FieldError>) {
                 "must be a non-empty id unique among links",
             ));
         }
-        if let Some(mac) = &link.ethernet_mac_address {
-            check_mac(
-                format!("network.links[{i}].ethernet_mac_address"),
-                mac,
-                errs,
-            );
+        if let Err(e) = link.mac() {
+            errs.push(network_error(&format!("network.links[{i}]"), e));
         }
         if let Some(mac) = &link.vlan_mac_address {
             check_mac(format!("network.links[{i}].vlan_mac_address"), mac, errs);
@@ -343,7 +329,8 @@ fn validate_network(net: &NetworkData, errs: &mut Vec<FieldError>) {
 
     let mut net_ids = HashSet::new();
     for (i, n) in net.networks.iter().enumerate() {
-        let at = |f: &str| format!("network.networks[{i}].{f}");
+        let item = format!("network.networks[{i}]");
+        let at = |f: &str| format!("{item}.{f}");
         if n.id.is_empty() || !net_ids.insert(n.id.as_str()) {
             errs.push(FieldError::new(
                 at("id"),
@@ -358,75 +345,44 @@ fn validate_network(net: &NetworkData, errs: &mut Vec<FieldError>) {
                 "names no link in network.links",
             ));
         }
-        check_addressing(n, &at, errs);
-        for (j, r) in n.routes.iter().flatten().enumerate() {
-            check_ip(at(&format!("routes[{j}].network")), &r.network, errs);
-            check_ip(at(&format!("routes[{j}].netmask")), &r.netmask, errs);
-            check_ip(at(&format!("routes[{j}].gateway")), &r.gateway, errs);
-        }
-        for (j, s) in n.services.iter().flatten().enumerate() {
-            if s.kind == "dns" {
-                check_ip(at(&format!("services[{j}].address")), &s.address, errs);
-            }
-        }
+        check_addressing(n, &item, errs);
+        let routes = n.route_problems().into_iter();
+        let dns = n.dns_servers().filter_map(Result::err);
+        errs.extend(routes.chain(dns).map(|e| network_error(&item, e)));
     }
-    for (j, s) in net.services.iter().enumerate() {
-        if s.kind == "dns" {
-            check_ip(format!("network.services[{j}].address"), &s.address, errs);
-        }
+    for e in net.dns_servers().filter_map(Result::err) {
+        errs.push(network_error("network", e));
     }
 }
 
-/// A network's `ip_address` and `netmask`: required on static networks, optional on
-/// the others (a DHCP network may carry the address its DHCP server hands out), and
-/// of the network's family wherever given. A DHCP network has nothing else to say:
+/// A field the network model cannot read, at `item` (`network.networks[0]`).
+fn network_error(item: &str, e: NetworkError) -> FieldError {
+    FieldError::new(
+        format!("{item}.{}", e.field),
+        &e.value,
+        e.problem.to_string(),
+    )
+}
+
+/// A network's `ip_address` and `netmask`, as the network model reads them (required
+/// on static networks, optional on the others, of the network's family wherever
+/// given); a netmask comes with its address. A DHCP network has nothing else to say:
 /// `network_data.json` shows it as Nova does, without routes or services.
-fn check_addressing(n: &Network, at: &dyn Fn(&str) -> String, errs: &mut Vec<FieldError>) {
-    let want_v4 = n.kind.is_ipv4();
-    let family = if want_v4 { "IPv4" } else { "IPv6" };
-    match &n.ip_address {
-        None if n.kind.is_static() => errs.push(FieldError::new(
-            at("ip_address"),
-            "",
-            "is required for a static network",
-        )),
-        None => {}
-        Some(ip) => {
-            if let Some(addr) = check_ip(at("ip_address"), ip, errs) {
-                if addr.is_ipv4() != want_v4 {
-                    errs.push(FieldError::new(
-                        at("ip_address"),
-                        ip,
-                        format!("must be an {family} address for this network type"),
-                    ));
-                }
-            }
-        }
+fn check_addressing(n: &Network, item: &str, errs: &mut Vec<FieldError>) {
+    let at = |f: &str| format!("{item}.{f}");
+    if let Err(e) = n.ip() {
+        errs.push(network_error(item, e));
     }
-    match &n.netmask {
-        None if n.kind.is_static() => errs.push(FieldError::new(
-            at("netmask"),
-            "",
-            "is required for a static network",
-        )),
-        None => {}
-        Some(mask) => {
-            if let Some(addr) = check_ip(at("netmask"), mask, errs) {
-                if addr.is_ipv4() != want_v4 || ipnetwork::ip_mask_to_prefix(addr).is_err() {
-                    errs.push(FieldError::new(
-                        at("netmask"),
-                        mask,
-                        format!("must be a contiguous {family} netmask"),
-                    ));
-                }
-            }
-            if n.ip_address.is_none() && !n.kind.is_static() {
-                errs.push(FieldError::new(
-                    at("netmask"),
-                    mask,
-                    "is the netmask of ip_address; give ip_address too, or leave both out",
-                ));
-            }
+    if let Err(e) = n.prefix() {
+        errs.push(network_error(item, e));
+    }
+    if let (Some(mask), None) = (&n.netmask, &n.ip_address) {
+        if !n.kind.is_static() {
+            errs.push(FieldError::new(
+                at("netmask"),
+                mask,
+                "is the netmask of ip_address; give ip_address too, or leave both out",
+            ));
         }
     }
     if n.kind.is_dhcp() {

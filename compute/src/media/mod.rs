@@ -21,7 +21,7 @@ use std::io::{Read, Seek};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
-    #[error("cannot read {what}: {source}")]
+    #[error("cannot read {what}")]
     Io {
         what: String,
         #[source]
@@ -31,7 +31,7 @@ pub enum MediaError {
     Unknown,
     #[error("not an ISO9660 image (no `CD001` volume descriptor at byte 32768)")]
     NotIso,
-    #[error("not a FAT filesystem: {0}")]
+    #[error("not a FAT filesystem")]
     NotFat(#[source] std::io::Error),
     #[error("corrupt ISO9660 image: {0}")]
     Corrupt(String),

@@ -138,14 +138,27 @@ fn walks_are_bounded() {
     assert!(matches!(m.tree(&flat), Err(MediaError::TooDeep(0))));
 }
 
+/// The error and its causes, as a binary prints them.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out = format!("{out}: {c}");
+        cause = c.source();
+    }
+    out
+}
+
 #[test]
 fn a_truncated_iso_names_the_truncation() {
     let img = tiny_iso(false);
     let err = open(img[..17 * 2048 + 100].to_vec()).expect_err("cut");
-    assert!(err.to_string().contains("truncated image"), "{err}");
+    assert!(chain(&err).contains("truncated image"), "{err:?}");
     let mut m = open(img[..20 * 2048].to_vec()).expect("descriptors are whole");
     let err = m.read_file("SUB/A.TXT", 10).expect_err("cut");
-    assert!(err.to_string().contains("truncated image"), "{err}");
+    assert!(chain(&err).contains("truncated image"), "{err:?}");
+    // Each layer says its part once.
+    assert_eq!(chain(&err).matches("truncated image").count(), 1, "{err:?}");
 }
 
 #[test]

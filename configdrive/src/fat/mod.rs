@@ -38,9 +38,9 @@ pub enum FatError {
     DoesNotFit { needed: u64, free: u64, size: u64 },
     #[error("the root directory of a FAT16 volume holds {max} entries; the drive needs {needed}")]
     RootFull { needed: u64, max: u64 },
-    #[error("cannot format the VFAT volume: {0}")]
+    #[error("cannot format the VFAT volume")]
     Format(#[source] io::Error),
-    #[error("cannot write `{path}` into the VFAT volume: {source}")]
+    #[error("cannot write `{path}` into the VFAT volume")]
     Write { path: String, source: io::Error },
 }
 

@@ -1,6 +1,7 @@
 //! Carrying out a [`Plan`]: each step in the spec's order, each reported.
 //!
-//! Files go through [`GuestFiles`] ([`FsRoot`] and one [`crate::file_batch`]), so
+//! Files go through [`GuestFiles`] ([`FsRoot`] and one [`crate::file_batch`], see
+//! [`crate::guestfs`]), so
 //! with `--root` everything lands under that folder, a file already as wanted is
 //! not rewritten (the step says `unchanged`), and changed files are replaced and
 //! made durable together.
@@ -9,20 +10,17 @@
 //! failure never stops the others. Steps other than network and hostname run once
 //! per instance id (see [`crate::state`]).
 
-pub mod files;
 mod guest;
 mod netlink;
 pub mod password;
-pub mod root;
 mod steps;
 
 use crate::file_batch::{FileBatchError, Staged, Ticket, Written};
+use crate::guestfs::{FsRoot, GuestFiles};
 use crate::plan::Plan;
 use crate::report::{error_chain, Outcome, Report, Step, StepReport};
 use crate::source::Provider;
 use crate::state::InstanceState;
-use files::GuestFiles;
-use root::FsRoot;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone)]
@@ -174,7 +172,7 @@ pub fn apply(plan: &Plan, opts: &ApplyOptions, provider: Option<&mut dyn Provide
         Ok(r) => r,
         Err(e) => {
             for step in Step::ALL {
-                let details = vec![format!("failed: root folder: {}", error_chain(&e))];
+                let details = vec![format!("failed: {}", error_chain(&e))];
                 report.steps.push(StepReport {
                     step,
                     outcome: Outcome::Failed,

@@ -14,11 +14,11 @@ const NETLINK_DEADLINE: Duration = Duration::from_secs(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetlinkError {
-    #[error("cannot open a netlink socket: {0}")]
+    #[error("cannot open a netlink socket")]
     Socket(#[source] std::io::Error),
-    #[error("cannot start the async runtime: {0}")]
+    #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Request {
         what: String,
         #[source]

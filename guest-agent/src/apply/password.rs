@@ -11,17 +11,18 @@ const GENERATED_LEN: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
-    #[error("cannot hash the password: {0:?}")]
+    /// `CryptError` is not a `std::error::Error`, so it is shown here.
+    #[error("cannot hash the password ({0:?})")]
     Crypt(sha_crypt::CryptError),
-    #[error("no random numbers from the kernel: {0}")]
-    Random(getrandom::Error),
+    #[error("no random numbers from the kernel")]
+    Random(#[source] getrandom::Error),
     #[error("the instance has no ssh-rsa key to encrypt a password with")]
     NoRsaKey,
-    #[error("the SSH key cannot be read: {0}")]
+    #[error("the SSH key cannot be read")]
     Key(#[from] ssh_key::Error),
     #[error("the SSH key is not an RSA key")]
     NotRsa,
-    #[error("RSA encryption failed: {0}")]
+    #[error("RSA encryption failed")]
     Rsa(#[from] rsa::Error),
     #[error("the encrypted password is {0} bytes of base64, more than the {MAX_POST_BYTES} the endpoint takes")]
     TooLong(usize),

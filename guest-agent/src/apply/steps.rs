@@ -2,13 +2,13 @@
 
 use super::guest::{self, PasswdEntry};
 use super::password::{self, PasswordError};
-use super::root::Attrs;
 use super::{netlink, Ctx, StepLog};
 use crate::file_batch::Staged;
+use crate::guestfs::Attrs;
 use crate::netplan;
-use crate::plan::{DataPlan, FileWrite, PasswordPlan, Plan};
+use crate::plan::{DataPlan, FileWrite, PasswordPlan, Plan, PlanError};
 use crate::report::{error_chain, Step};
-use crate::source::PasswordPost;
+use crate::source::{PasswordPost, SourceError};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,29 @@ const SCRIPT: Attrs = Attrs {
 };
 /// A user script may run this long before it is killed.
 const SCRIPT_DEADLINE: Duration = Duration::from_secs(600);
+
+/// A live change or a script that failed; the report shows the whole chain.
+#[derive(Debug, thiserror::Error)]
+enum StepError {
+    #[error("cannot set the kernel hostname")]
+    KernelHostname(#[source] std::io::Error),
+    #[error("cannot write the seed to /dev/urandom")]
+    Urandom(#[source] std::io::Error),
+    #[error("script {name} cannot be run")]
+    Script {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("script {name} was killed after {SCRIPT_DEADLINE:?}")]
+    ScriptDeadline { name: String },
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    #[error("no metadata service to post the password to")]
+    NoPasswordEndpoint,
+    #[error("cannot post the password")]
+    PostPassword(#[source] SourceError),
+}
 
 pub(super) fn run(step: Step, plan: &Plan, ctx: &mut Ctx<'_>, log: &mut StepLog) {
     match step {
@@ -42,12 +65,12 @@ pub(super) fn describe(plan: &Plan, step: Step) -> String {
         Step::Network => match &plan.network {
             Ok(Some(n)) => format!("{} link(s), {} DNS server(s)", n.links.len(), n.dns.len()),
             Ok(None) => "no network_data.json".into(),
-            Err(e) => format!("would fail: {e}"),
+            Err(e) => format!("would fail: {}", error_chain(e)),
         },
         Step::Hostname => match &plan.hostname {
             Ok(Some(h)) => format!("hostname {} ({})", h.short, h.fqdn),
             Ok(None) => "no hostname".into(),
-            Err(e) => format!("would fail: {e}"),
+            Err(e) => format!("would fail: {}", error_chain(e)),
         },
         Step::SshKeys => format!("{} key(s) for {}", plan.ssh_keys.len(), plan.user),
         Step::Files => format!("{} injected file(s)", plan.files.len()),
@@ -78,7 +101,7 @@ pub(super) fn describe(plan: &Plan, step: Step) -> String {
                     d.scripts.len()
                 ),
                 Ok(None) => "none".into(),
-                Err(e) => format!("would fail: {e}"),
+                Err(e) => format!("would fail: {}", error_chain(e)),
             }
         }
     }
@@ -88,7 +111,7 @@ fn network(plan: &Plan, ctx: &mut Ctx<'_>, log: &mut StepLog) {
     let net = match &plan.network {
         Ok(Some(n)) => n,
         Ok(None) => return log.skipped("the source has no network_data.json"),
-        Err(e) => return log.failed(e.clone()),
+        Err(e) => return log.failed(error_chain(e)),
     };
     for u in &net.unsupported {
         log.skipped(u.clone());
@@ -99,7 +122,7 @@ fn network(plan: &Plan, ctx: &mut Ctx<'_>, log: &mut StepLog) {
                 out.done.into_iter().for_each(|d| log.ok(d));
                 out.missing.into_iter().for_each(|d| log.skipped(d));
             }
-            Err(e) => log.failed(e.to_string()),
+            Err(e) => log.failed(error_chain(&e)),
         }
     } else {
         log.skipped(format!(
@@ -128,7 +151,7 @@ fn hostname(plan: &Plan, ctx: &mut Ctx<'_>, log: &mut StepLog) {
     let h = match &plan.hostname {
         Ok(Some(h)) => h,
         Ok(None) => return log.skipped("no hostname in the metadata"),
-        Err(e) => return log.failed(e.clone()),
+        Err(e) => return log.failed(error_chain(e)),
     };
     write(
         ctx,
@@ -154,7 +177,7 @@ fn hostname(plan: &Plan, ctx: &mut Ctx<'_>, log: &mut StepLog) {
         } else {
             match std::fs::write(KERNEL_HOSTNAME, &h.short) {
                 Ok(()) => log.ok(format!("kernel hostname {}", h.short)),
-                Err(e) => log.failed(format!("setting the kernel hostname: {e}")),
+                Err(e) => log.failed(error_chain(&StepError::KernelHostname(e))),
             }
         }
     } else {
@@ -230,7 +253,7 @@ fn files(plan: &Plan, ctx: &mut Ctx<'_>, log: &mut StepLog) {
     for f in &plan.files {
         match f {
             Ok(f) => write_file(ctx, log, f),
-            Err(e) => log.failed(e.clone()),
+            Err(e) => log.failed(error_chain(e)),
         }
     }
 }
@@ -252,13 +275,13 @@ fn set_password(plan: &Plan, ctx: &mut Ctx<'_>, log: &mut StepLog) {
                         "the endpoint already holds a password (409); root password unchanged",
                     )
                 }
-                Err(e) => return log.failed(e),
+                Err(e) => return log.failed(error_chain(&e)),
             }
         }
     };
     let hash = match password::hash(&password) {
         Ok(h) => h,
-        Err(e) => return log.failed(e.to_string()),
+        Err(e) => return log.failed(error_chain(&e)),
     };
     let existing = match ctx.files.read("/etc/shadow") {
         Ok(b) => b.unwrap_or_default(),
@@ -277,23 +300,26 @@ fn set_password(plan: &Plan, ctx: &mut Ctx<'_>, log: &mut StepLog) {
             let ok = "root password set (SHA-512 crypt in /etc/shadow)".into();
             stage(ctx, log, "/etc/shadow", text.as_bytes(), attrs, Some(ok));
         }
-        Err(e) => log.failed(e.to_string()),
+        Err(e) => log.failed(error_chain(&e)),
     }
 }
 
 /// `Ok(None)` when the endpoint already has a password.
-fn generate_and_post(rsa_key: Option<&str>, ctx: &mut Ctx<'_>) -> Result<Option<String>, String> {
-    let key = rsa_key.ok_or_else(|| PasswordError::NoRsaKey.to_string())?;
-    let password = password::generate().map_err(|e| e.to_string())?;
-    let blob = password::encrypt_for(key, &password).map_err(|e| e.to_string())?;
+fn generate_and_post(
+    rsa_key: Option<&str>,
+    ctx: &mut Ctx<'_>,
+) -> Result<Option<String>, StepError> {
+    let key = rsa_key.ok_or(PasswordError::NoRsaKey)?;
+    let password = password::generate()?;
+    let blob = password::encrypt_for(key, &password)?;
     let provider = ctx
         .provider
         .as_deref_mut()
-        .ok_or("no metadata service to post the password to")?;
+        .ok_or(StepError::NoPasswordEndpoint)?;
     match provider.post_password(&blob) {
         Ok(PasswordPost::Stored) => Ok(Some(password)),
         Ok(PasswordPost::AlreadySet) => Ok(None),
-        Err(e) => Err(format!("posting the password: {e}")),
+        Err(e) => Err(StepError::PostPassword(e)),
     }
 }
 
@@ -301,7 +327,7 @@ fn random_seed(plan: &Plan, ctx: &mut Ctx<'_>, log: &mut StepLog) {
     let seed = match &plan.random_seed {
         Ok(Some(s)) => s,
         Ok(None) => return log.skipped("no random_seed in the metadata"),
-        Err(e) => return log.failed(e.clone()),
+        Err(e) => return log.failed(error_chain(e)),
     };
     if !ctx.live {
         return log.deferred(format!(
@@ -315,15 +341,15 @@ fn random_seed(plan: &Plan, ctx: &mut Ctx<'_>, log: &mut StepLog) {
         .and_then(|mut f| f.write_all(seed))
     {
         Ok(()) => log.ok(format!("{} byte(s) written to /dev/urandom", seed.len())),
-        Err(e) => log.failed(format!("/dev/urandom: {e}")),
+        Err(e) => log.failed(error_chain(&StepError::Urandom(e))),
     }
 }
 
-fn data(d: &Result<Option<DataPlan>, String>, what: &str, ctx: &mut Ctx<'_>, log: &mut StepLog) {
+fn data(d: &Result<Option<DataPlan>, PlanError>, what: &str, ctx: &mut Ctx<'_>, log: &mut StepLog) {
     let d = match d {
         Ok(Some(d)) => d,
         Ok(None) => return log.skipped(format!("no {what}")),
-        Err(e) => return log.failed(e.clone()),
+        Err(e) => return log.failed(error_chain(e)),
     };
     for f in &d.write_files {
         write_file(ctx, log, f);
@@ -355,10 +381,10 @@ fn data(d: &Result<Option<DataPlan>, String>, what: &str, ctx: &mut Ctx<'_>, log
                 continue;
             }
         };
-        match run_script(&host) {
+        match run_script(name, &host) {
             Ok(status) if status.success() => log.ok(format!("script {name} ran ({status})")),
             Ok(status) => log.failed(format!("script {name} {status}")),
-            Err(e) => log.failed(format!("script {name}: {e}")),
+            Err(e) => log.failed(error_chain(&e)),
         }
     }
     for n in &d.not_applied {
@@ -369,24 +395,28 @@ fn data(d: &Result<Option<DataPlan>, String>, what: &str, ctx: &mut Ctx<'_>, log
     }
 }
 
-fn run_script(path: &std::path::Path) -> std::io::Result<std::process::ExitStatus> {
+fn run_script(name: &str, path: &std::path::Path) -> Result<std::process::ExitStatus, StepError> {
+    let failed = |source| StepError::Script {
+        name: name.to_owned(),
+        source,
+    };
     let mut child = std::process::Command::new(path)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .spawn()?;
+        .spawn()
+        .map_err(failed)?;
     let start = Instant::now();
     loop {
-        if let Some(status) = child.try_wait()? {
+        if let Some(status) = child.try_wait().map_err(failed)? {
             return Ok(status);
         }
         if start.elapsed() > SCRIPT_DEADLINE {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("killed after {SCRIPT_DEADLINE:?}"),
-            ));
+            return Err(StepError::ScriptDeadline {
+                name: name.to_owned(),
+            });
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -463,7 +493,7 @@ mod tests {
         let body = format!("#!/bin/sh\necho ok > {}\nexit 3\n", marker.display());
         std::fs::write(&script, body).expect("write");
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).expect("chmod");
-        let status = run_script(&script).expect("runs");
+        let status = run_script("s", &script).expect("runs");
         assert_eq!(status.code(), Some(3));
         assert_eq!(std::fs::read_to_string(marker).expect("ran"), "ok\n");
     }

@@ -2,7 +2,7 @@
 //! through `compute::media`. This module owns what makes it a config drive: the
 //! label, the OpenStack version folder, the size bounds on each document.
 
-use super::{Provider, SourceError, MAX_CONTENT_BYTES, MAX_DOCUMENT_BYTES};
+use super::{content_file, Provider, SourceError, MAX_CONTENT_BYTES, MAX_DOCUMENT_BYTES};
 use compute::media::{self, Device, MediaError, MediaKind, Medium, DEFAULT_READ_BUDGET};
 use compute::metadata::OpenStackVersion;
 use std::fs::File;
@@ -131,13 +131,7 @@ impl Provider for ConfigDriveSource {
     }
 
     fn content(&mut self, content_path: &str) -> Result<Option<Vec<u8>>, SourceError> {
-        let name = content_path.trim_start_matches('/');
-        let safe = name
-            .split('/')
-            .all(|c| !c.is_empty() && c != "." && c != "..");
-        if !safe || !name.starts_with("content/") {
-            return Err(SourceError::BadContentPath(content_path.into()));
-        }
+        let name = content_file(content_path)?;
         self.read(&format!("openstack/{name}"), MAX_CONTENT_BYTES)
     }
 }

@@ -6,7 +6,10 @@
 //! `/openstack`. Connection errors, 408, 429 and 5xx are retried with exponential
 //! backoff, all within one overall deadline. The token is never logged.
 
-use super::{PasswordPost, Provider, SourceError, MAX_CONTENT_BYTES, MAX_DOCUMENT_BYTES};
+use super::{
+    content_file, LastAttempt, PasswordPost, Provider, SourceError, MAX_CONTENT_BYTES,
+    MAX_DOCUMENT_BYTES,
+};
 use compute::metadata::{MetaDataDocument, OpenStackVersion};
 use std::time::{Duration, Instant};
 
@@ -103,7 +106,7 @@ impl MetadataSource {
         src.tree = match listing.status {
             200 => Tree::OpenStack(negotiate(&String::from_utf8_lossy(&listing.body))),
             404 => Tree::Ec2,
-            s => return Err(src.http_error("/openstack", format!("unexpected HTTP {s}"))),
+            status => return Err(src.status_error("/openstack", status)),
         };
         Ok(src)
     }
@@ -124,10 +127,10 @@ impl MetadataSource {
         format!("{}{path}", self.base)
     }
 
-    fn http_error(&self, path: &str, detail: String) -> SourceError {
-        SourceError::Http {
+    fn status_error(&self, path: &str, status: u16) -> SourceError {
+        SourceError::Status {
             url: self.url(path),
-            detail,
+            status,
         }
     }
 
@@ -135,7 +138,7 @@ impl MetadataSource {
     fn request(&self, method: Method<'_>, path: &str, limit: u64) -> Result<Answer, SourceError> {
         let url = self.url(path);
         let mut backoff = self.policy.first_backoff;
-        let mut last = String::from("no attempt");
+        let mut last = LastAttempt::None;
         loop {
             let left = self.until.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -146,18 +149,18 @@ impl MetadataSource {
                 });
             }
             match self.attempt(&method, &url, limit, left.min(self.policy.per_request)) {
-                Ok(a) if retryable(a.status) => last = format!("HTTP {}", a.status),
+                Ok(a) if retryable(a.status) => last = LastAttempt::Status(a.status),
                 Ok(a) => return Ok(a),
                 Err(ureq::Error::BodyExceedsLimit(_)) => {
                     return Err(SourceError::TooLarge { path: url, limit })
                 }
                 Err(e @ (ureq::Error::BadUri(_) | ureq::Error::Http(_))) => {
-                    return Err(SourceError::Http {
+                    return Err(SourceError::Request {
                         url,
-                        detail: e.to_string(),
+                        source: Box::new(e),
                     })
                 }
-                Err(e) => last = e.to_string(),
+                Err(e) => last = LastAttempt::Failed(Box::new(e)),
             }
             let left = self.until.saturating_duration_since(Instant::now());
             std::thread::sleep(backoff.min(left));
@@ -221,7 +224,7 @@ impl MetadataSource {
         match a.status {
             200 => Ok(Some(a.body)),
             404 => Ok(None),
-            s => Err(self.http_error(path, format!("unexpected HTTP {s}"))),
+            status => Err(self.status_error(path, status)),
         }
     }
 
@@ -259,7 +262,7 @@ impl MetadataSource {
         }
         serde_json::to_vec(&doc)
             .map(Some)
-            .map_err(|e| self.http_error("/latest/meta-data", e.to_string()))
+            .map_err(SourceError::Ec2MetaData)
     }
 }
 
@@ -312,13 +315,7 @@ impl Provider for MetadataSource {
     }
 
     fn content(&mut self, content_path: &str) -> Result<Option<Vec<u8>>, SourceError> {
-        let name = content_path.trim_start_matches('/');
-        let ok = name
-            .strip_prefix("content/")
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-        if !ok {
-            return Err(SourceError::BadContentPath(content_path.into()));
-        }
+        let name = content_file(content_path)?;
         self.get_optional(&format!("/openstack/{name}"), MAX_CONTENT_BYTES)
     }
 
@@ -331,7 +328,7 @@ impl Provider for MetadataSource {
         match a.status {
             200..=299 => Ok(PasswordPost::Stored),
             409 => Ok(PasswordPost::AlreadySet),
-            s => Err(self.http_error(&path, format!("password POST answered HTTP {s}"))),
+            status => Err(self.status_error(&path, status)),
         }
     }
 }

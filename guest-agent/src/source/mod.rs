@@ -26,13 +26,13 @@ pub const MAX_CONTENT_BYTES: u64 = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Media {
         path: String,
         #[source]
         source: MediaError,
     },
-    #[error("cannot open {path}: {source}")]
+    #[error("cannot open {path}")]
     Open {
         path: String,
         #[source]
@@ -46,18 +46,51 @@ pub enum SourceError {
     NoDrive { waited: Duration, scanned: usize },
     #[error("{path} is larger than the {limit} bytes allowed")]
     TooLarge { path: String, limit: u64 },
-    #[error("{url}: {detail}")]
-    Http { url: String, detail: String },
-    #[error("{url}: no answer within the deadline of {deadline:?} (last: {last})")]
+    #[error("{url} answered HTTP {status}")]
+    Status { url: String, status: u16 },
+    #[error("{url} cannot be asked")]
+    Request {
+        url: String,
+        #[source]
+        source: Box<ureq::Error>,
+    },
+    #[error("{url}: no answer within the deadline of {deadline:?}")]
     Deadline {
         url: String,
         deadline: Duration,
-        last: String,
+        #[source]
+        last: LastAttempt,
     },
+    #[error("cannot encode the meta_data.json read from the EC2 tree")]
+    Ec2MetaData(#[source] serde_json::Error),
     #[error("content_path `{0}` is not of the form /content/NNNN")]
     BadContentPath(String),
     #[error("{0} is not possible with this source")]
     Unsupported(&'static str),
+}
+
+/// How the last try before a deadline ended.
+#[derive(Debug, thiserror::Error)]
+pub enum LastAttempt {
+    #[error("no request could be made in time")]
+    None,
+    #[error("the last answer was HTTP {0}")]
+    Status(u16),
+    #[error("the last request failed")]
+    Failed(#[source] Box<ureq::Error>),
+}
+
+/// The file a `content_path` of `meta_data.json` names, relative to `openstack/`:
+/// `/content/NNNN` (digits, as Nova and `compute` write it) gives `content/NNNN`. Both
+/// providers read through this one check, so nothing else can be asked for.
+pub fn content_file(content_path: &str) -> Result<&str, SourceError> {
+    let name = content_path.trim_start_matches('/');
+    let digits = name.strip_prefix("content/");
+    if digits.is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) {
+        Ok(name)
+    } else {
+        Err(SourceError::BadContentPath(content_path.into()))
+    }
 }
 
 /// What the password endpoint said to a POST.
@@ -98,5 +131,27 @@ pub trait Provider {
     /// Posts an encrypted password (base64) to the password endpoint.
     fn post_password(&mut self, _blob: &str) -> Result<PasswordPost, SourceError> {
         Err(SourceError::Unsupported("posting a password"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_numbered_content_files_can_be_asked_for() {
+        assert_eq!(content_file("/content/0000").ok(), Some("content/0000"));
+        for bad in [
+            "/content/",
+            "/content/../meta_data.json",
+            "/content/0000/x",
+            "/latest/meta_data.json",
+            "content/abc",
+        ] {
+            assert!(
+                matches!(content_file(bad), Err(SourceError::BadContentPath(p)) if p == bad),
+                "{bad}"
+            );
+        }
     }
 }

@@ -26,12 +26,17 @@ pub enum RootError {
     BadPath(String),
     #[error("`{0}`: more than {MAX_SYMLINK_HOPS} symlinks")]
     SymlinkLoop(String),
-    #[error("{path}: {source}")]
+    #[error("cannot {action} {path}")]
     Io {
+        action: &'static str,
         path: String,
         #[source]
         source: std::io::Error,
     },
+    #[error("{path} exists and is not a folder")]
+    NotAFolder { path: String },
+    #[error("{path} resolves outside the root")]
+    Outside { path: String },
     #[error("{0} is larger than {MAX_READ_BYTES} bytes")]
     TooLarge(String),
 }
@@ -49,8 +54,9 @@ pub struct FsRoot {
     root: PathBuf,
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RootError + '_ {
+fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> RootError + 'a {
     move |source| RootError::Io {
+        action,
         path: path.display().to_string(),
         source,
     }
@@ -58,7 +64,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RootError + '_ {
 
 impl FsRoot {
     pub fn new(root: &Path) -> Result<Self, RootError> {
-        let root = fs::canonicalize(root).map_err(io(root))?;
+        let root = fs::canonicalize(root).map_err(io("find the root folder", root))?;
         Ok(FsRoot { root })
     }
 
@@ -90,7 +96,8 @@ impl FsRoot {
                     if hops > MAX_SYMLINK_HOPS {
                         return Err(RootError::SymlinkLoop(guest.into()));
                     }
-                    let target = fs::read_link(&candidate).map_err(io(&candidate))?;
+                    let target =
+                        fs::read_link(&candidate).map_err(io("read the symlink", &candidate))?;
                     if target.is_absolute() {
                         resolved.clear();
                     }
@@ -130,9 +137,8 @@ impl FsRoot {
             match fs::symlink_metadata(&host) {
                 Ok(m) if m.is_dir() => continue,
                 Ok(_) => {
-                    return Err(RootError::Io {
+                    return Err(RootError::NotAFolder {
                         path: host.display().to_string(),
-                        source: std::io::Error::other("exists and is not a folder"),
                     })
                 }
                 Err(_) => {
@@ -140,9 +146,8 @@ impl FsRoot {
                     // real (no symlink) or missing; missing ones are made here, one
                     // at a time so that each can be reported.
                     if !host.starts_with(&self.root) {
-                        return Err(RootError::Io {
+                        return Err(RootError::Outside {
                             path: host.display().to_string(),
-                            source: std::io::Error::other("resolves outside the root"),
                         });
                     }
                     let missing: Vec<&Path> = host
@@ -150,7 +155,7 @@ impl FsRoot {
                         .take_while(|a| *a != self.root && fs::symlink_metadata(a).is_err())
                         .collect();
                     for dir in missing.into_iter().rev() {
-                        fs::create_dir(dir).map_err(io(dir))?;
+                        fs::create_dir(dir).map_err(io("create the folder", dir))?;
                         set_attrs(dir, attrs)?;
                         created.push(dir.to_path_buf());
                     }
@@ -166,12 +171,12 @@ impl FsRoot {
         let file = match fs::File::open(&host) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io(&host)(e)),
+            Err(e) => return Err(io("open", &host)(e)),
         };
         let mut buf = Vec::new();
         file.take(MAX_READ_BYTES + 1)
             .read_to_end(&mut buf)
-            .map_err(io(&host))?;
+            .map_err(io("read", &host))?;
         if buf.len() as u64 > MAX_READ_BYTES {
             return Err(RootError::TooLarge(guest.into()));
         }
@@ -218,9 +223,11 @@ fn same_attrs(now: Attrs, wanted: Attrs) -> bool {
 
 fn set_attrs(host: &Path, attrs: Attrs) -> Result<(), RootError> {
     if let Some((uid, gid)) = attrs.owner {
-        std::os::unix::fs::lchown(host, Some(uid), Some(gid)).map_err(io(host))?;
+        std::os::unix::fs::lchown(host, Some(uid), Some(gid))
+            .map_err(io("change the owner of", host))?;
     }
-    fs::set_permissions(host, fs::Permissions::from_mode(attrs.mode)).map_err(io(host))
+    fs::set_permissions(host, fs::Permissions::from_mode(attrs.mode))
+        .map_err(io("change the mode of", host))
 }
 
 #[cfg(test)]
