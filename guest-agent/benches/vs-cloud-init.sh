@@ -10,8 +10,8 @@
 #   show        reading and parsing only, like cloud-init's reader
 # Prints mean and median of each (the median is steadier on a shared disk: fsync
 # waits behind other programs' writes) and cloud-init's time divided by ours.
-# Needs hyperfine, genisoimage and cloud-init (scripts/packages.txt); a missing one
-# stops the script with an error.
+# Needs hyperfine, genisoimage and cloud-init (scripts/packages.txt): checked up front
+# by scripts/check-tools, which names the package of a missing one.
 #
 #   guest-agent/benches/vs-cloud-init.sh [instance.json] [min-runs]
 set -eu
@@ -21,10 +21,6 @@ runs=${2:-40}
 target=x86_64-unknown-linux-gnu
 agent=$here/target/$target/release/guest-agent
 compute=$here/target/debug/compute
-
-for tool in hyperfine genisoimage /usr/bin/python3; do
-    command -v "$tool" >/dev/null || { echo "vs-cloud-init.sh: $tool is not installed (scripts/packages.txt)" >&2; exit 1; }
-done
 
 cd "$here"
 scripts/check-tools cargo hyperfine genisoimage py:cloudinit
