@@ -21,7 +21,6 @@ pub mod qemu;
 pub mod quota;
 pub mod settings_args;
 pub mod store;
-pub mod tool;
 
 pub use instance::{Instance, InstanceDocument, InstanceError};
 pub use metadata::{render_drive, render_service, MetadataTree, Settings};

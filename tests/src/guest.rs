@@ -6,7 +6,7 @@
 //! is an error naming the package that brings it.
 
 use crate::initramfs::{Initramfs, InitramfsError};
-use compute::tool::{ToolError, QEMU_IMG, QEMU_SYSTEM};
+use compute_io::tool::{ToolError, QEMU_IMG, QEMU_SYSTEM};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};

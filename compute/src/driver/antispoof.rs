@@ -6,7 +6,7 @@
 //! whole (`nft -f` applies a script atomically), never edited rule by rule.
 
 use crate::mac::MacAddr;
-use crate::tool::{ToolError, NFT};
+use compute_io::tool::{ToolError, NFT};
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::process::Stdio;

@@ -12,8 +12,9 @@ use crate::mac::MacAddr;
 use crate::qemu::command::DiskFormat;
 use crate::qemu::img;
 use crate::store::{Image, InstanceRecord, NewInstance};
-use crate::{quota, tool, Instance};
+use crate::{quota, Instance};
 use base64::Engine;
+use compute_io::tool;
 use indexmap::IndexMap;
 use std::net::Ipv4Addr;
 

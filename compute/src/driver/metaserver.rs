@@ -14,7 +14,7 @@ use super::usernet;
 use crate::metadata::Settings;
 use crate::qemu::process;
 use crate::settings_args::server_args;
-use crate::tool::{self, ToolError, SETSID};
+use compute_io::tool::{self, ToolError, SETSID};
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -12,7 +12,7 @@
 //! This module owns the namespace and the relay process; it never touches QEMU.
 
 use crate::qemu::process;
-use crate::tool::{ToolError, IP};
+use compute_io::tool::{ToolError, IP};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

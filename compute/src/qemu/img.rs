@@ -2,7 +2,7 @@
 //! Every call is bounded (QEMU's own tool; output parsed as JSON, never as text).
 
 use super::command::DiskFormat;
-use crate::tool::{ToolError, QEMU_IMG};
+use compute_io::tool::{ToolError, QEMU_IMG};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 

@@ -5,7 +5,7 @@ use super::host::HostArgs;
 use super::Format;
 use anyhow::{bail, Context};
 use compute::keypair::Keypair;
-use compute::tool::SSH_KEYGEN;
+use compute_io::tool::SSH_KEYGEN;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
