@@ -17,6 +17,8 @@ pub enum DriveBuildError {
     },
     #[error("cannot build the config drive {path}: {message}")]
     Build { path: PathBuf, message: String },
+    #[error(transparent)]
+    Atomic(#[from] compute_io::atomic::AtomicError),
 }
 
 /// Writes a config drive holding `tree` (rendered from `instance`) to `out`, whole or

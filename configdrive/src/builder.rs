@@ -32,14 +32,15 @@ impl DriveBuilder for ConfigDriveBuilder {
             .map_err(|e| failed(e.to_string()))?;
         let image = build_image(tree, self.format, options, None, None)
             .map_err(|e| failed(e.to_string()))?;
-        let write = |source| DriveBuildError::Write {
-            path: out.to_owned(),
-            source,
-        };
-        let dir = out.parent().unwrap_or(Path::new("."));
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(write)?;
-        image.write_sparse(tmp.as_file_mut()).map_err(write)?;
-        tmp.persist(out).map_err(|e| write(e.error))?;
+        // Private to compute, as every file of an instance.
+        compute_io::atomic::replace_with(out, 0o600, |f| {
+            image
+                .write_sparse(f)
+                .map_err(|source| DriveBuildError::Write {
+                    path: out.to_owned(),
+                    source,
+                })
+        })?;
         Ok(match self.format {
             Format::Iso9660 => DriveMedium::Cdrom,
             Format::Vfat => DriveMedium::Disk,

@@ -357,18 +357,10 @@ fn run_relay(args: RelayArgs) -> Result<()> {
     })
 }
 
-/// Writes our pid atomically (temp file + rename), so a reader never sees half of it.
+/// Writes our pid atomically, so a reader never sees half of it.
 fn write_pid_file(path: &std::path::Path) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a pid file in {}", dir.display()))?;
-    use std::io::Write;
-    writeln!(tmp, "{}", std::process::id())?;
-    tmp.persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
+    let pid = format!("{}\n", std::process::id());
+    compute_io::atomic::replace(path, pid.as_bytes(), 0o600)?;
     Ok(())
 }
 

@@ -1,8 +1,10 @@
 //! Small I/O helpers that every binary of the workspace needs, one home each:
-//! [`tool`] finds and names host programs (a missing one with its package).
+//! [`tool`] finds and names host programs (a missing one with its package);
+//! [`atomic`] writes a file or folder whole, with one durability rule.
 //!
 //! It sits below every other crate of the workspace and imports none of them: it
 //! knows nothing of instances, metadata or state, and holds no policy (what to run,
 //! what to write, when) — its callers do.
 
+pub mod atomic;
 pub mod tool;

@@ -6,6 +6,7 @@ use super::{io_err, now, DriverError, Host};
 use crate::lifecycle::Action;
 use crate::qemu::img;
 use crate::store::Image;
+use compute_io::atomic;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -20,26 +21,24 @@ pub struct ImageImport {
     pub cmdline: Option<String>,
 }
 
-/// Copies `src` to `dst` (via a temporary name), returning size and SHA-256.
+/// Copies `src` to `dst` (whole or not at all), returning size and SHA-256.
 fn copy_hashed(src: &Path, dst: &Path) -> Result<(u64, String), DriverError> {
     let mut input = std::fs::File::open(src).map_err(io_err(src))?;
-    let tmp = dst.with_extension("part");
-    let mut out = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = input.read(&mut buf).map_err(io_err(src))?;
-        if n == 0 {
-            break;
+    atomic::replace_with(dst, 0o644, |out| {
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut size = 0u64;
+        loop {
+            let n = input.read(&mut buf).map_err(io_err(src))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n]).map_err(io_err(dst))?;
+            size += n as u64;
         }
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n]).map_err(io_err(&tmp))?;
-        size += n as u64;
-    }
-    out.sync_all().map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, dst).map_err(io_err(dst))?;
-    Ok((size, hex::encode(hasher.finalize())))
+        Ok((size, hex::encode(hasher.finalize())))
+    })
 }
 
 impl Host {

@@ -14,9 +14,9 @@ use super::usernet;
 use crate::metadata::Settings;
 use crate::qemu::process;
 use crate::settings_args::server_args;
+use compute_io::atomic::{self, AtomicError};
 use compute_io::tool::{self, ToolError, SETSID};
 use std::ffi::OsString;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -46,6 +46,8 @@ pub enum MetaServerError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Atomic(#[from] AtomicError),
     #[error(transparent)]
     Lock(#[from] LockError),
     #[error(transparent)]
@@ -246,11 +248,7 @@ impl MetaServer<'_> {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
+/// Files of the server's folder are private to compute and the server.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), MetaServerError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
-    tmp.write_all(bytes).map_err(io(path))?;
-    tmp.persist(path).map_err(|e| io(path)(e.error))?;
-    Ok(())
+    Ok(atomic::replace(path, bytes, 0o600)?)
 }

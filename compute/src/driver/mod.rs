@@ -63,6 +63,8 @@ pub enum DriverError {
     MetaServer(#[from] metaserver::MetaServerError),
     #[error(transparent)]
     Tool(#[from] tool::ToolError),
+    #[error(transparent)]
+    Atomic(#[from] compute_io::atomic::AtomicError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

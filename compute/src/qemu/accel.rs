@@ -48,10 +48,9 @@ pub fn resolve(choice: AccelChoice, qemu: &Path, cache: &Path) -> Accel {
                 Accel::Tcg
             };
             let word = if accel == Accel::Kvm { "kvm" } else { "tcg" };
-            let tmp = cache.with_extension("tmp");
-            if std::fs::write(&tmp, format!("{boot_id} {word}\n")).is_ok() {
-                let _ = std::fs::rename(&tmp, cache);
-            }
+            // Only a cache: a failed write means probing again next time.
+            let _ =
+                compute_io::atomic::replace(cache, format!("{boot_id} {word}\n").as_bytes(), 0o644);
             accel
         }
     }
