@@ -1,10 +1,12 @@
 //! Small I/O helpers that every binary of the workspace needs, one home each:
 //! [`tool`] finds and names host programs (a missing one with its package);
-//! [`atomic`] writes a file or folder whole, with one durability rule.
+//! [`atomic`] writes a file or folder whole, with one durability rule; [`gunzip`]
+//! unpacks gzip data within a limit, failing beyond it.
 //!
 //! It sits below every other crate of the workspace and imports none of them: it
 //! knows nothing of instances, metadata or state, and holds no policy (what to run,
 //! what to write, when) — its callers do.
 
 pub mod atomic;
+pub mod gunzip;
 pub mod tool;
