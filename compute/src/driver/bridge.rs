@@ -7,12 +7,11 @@
 //! QEMU creates the tap itself (`-netdev tap,ifname=...`, running as root): creating
 //! a tap is a `TUNSETIFF` ioctl, not an rtnetlink request, and a tap that QEMU owns
 //! disappears with QEMU, so a crashed guest leaves none behind. Everything else goes
-//! through rtnetlink, behind the few functions below, in the caller's network
-//! namespace.
+//! through rtnetlink (`compute_io::netlink`), behind the few functions below, in the
+//! caller's network namespace.
 
-use futures_util::TryStreamExt;
+use compute_io::netlink::{self, Handle, NetlinkError};
 use ipnetwork::Ipv4Network;
-use netlink_packet_route::link::LinkAttribute;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
@@ -27,21 +26,10 @@ pub const NETLINK_DEADLINE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum BridgeError {
-    #[error("cannot start the async runtime: {0}")]
-    Runtime(std::io::Error),
-    #[error("cannot open a netlink socket: {0}")]
-    Socket(std::io::Error),
-    #[error("{what}: {source} (bridge networking needs root)")]
-    Request {
-        what: String,
-        source: Box<rtnetlink::Error>,
-    },
-    #[error("interface {0} does not exist")]
-    NoSuchLink(String),
+    #[error("bridge networking failed (it needs root)")]
+    Netlink(#[from] NetlinkError),
     #[error("interface name {0:?} is not 1 to {MAX_IFNAME} letters, digits, '-', '_' or '.'")]
     BadName(String),
-    #[error("netlink requests took longer than {NETLINK_DEADLINE:?}")]
-    Timeout,
 }
 
 /// The tap of an instance.
@@ -63,84 +51,19 @@ pub fn check_name(name: &str) -> Result<(), BridgeError> {
     }
 }
 
-fn run<T>(
-    work: impl AsyncFnOnce(&rtnetlink::Handle) -> Result<T, BridgeError>,
-) -> Result<T, BridgeError> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(BridgeError::Runtime)?;
-    rt.block_on(async {
-        // The socket is opened here, on the calling thread: in its network namespace.
-        let (conn, handle, _) = rtnetlink::new_connection().map_err(BridgeError::Socket)?;
-        let conn = tokio::spawn(conn);
-        let out = tokio::time::timeout(NETLINK_DEADLINE, work(&handle))
-            .await
-            .map_err(|_| BridgeError::Timeout)
-            .and_then(|r| r);
-        conn.abort();
-        out
-    })
-}
-
-fn req(what: String) -> impl FnOnce(rtnetlink::Error) -> BridgeError {
-    move |source| BridgeError::Request {
-        what,
-        source: Box::new(source),
-    }
-}
-
-/// The index of the named link, if it exists.
-async fn index_of(handle: &rtnetlink::Handle, name: &str) -> Result<Option<u32>, BridgeError> {
-    let mut links = handle.link().get().execute();
-    while let Some(msg) = links
-        .try_next()
-        .await
-        .map_err(req("listing links".into()))?
-    {
-        let named = msg
-            .attributes
-            .iter()
-            .any(|a| matches!(a, LinkAttribute::IfName(n) if n == name));
-        if named {
-            return Ok(Some(msg.header.index));
-        }
-    }
-    Ok(None)
+fn run<T>(work: impl AsyncFnOnce(&Handle) -> Result<T, NetlinkError>) -> Result<T, BridgeError> {
+    Ok(netlink::run(NETLINK_DEADLINE, work)?)
 }
 
 /// Makes the bridge unless it exists, sets it up, and puts the gateway address
 /// (with the subnet's prefix) and 169.254.169.254/32 on it. Idempotent.
 pub fn ensure_bridge(name: &str, gateway: Ipv4Network) -> Result<(), BridgeError> {
     check_name(name)?;
-    run(async |h: &rtnetlink::Handle| {
-        let index = match index_of(h, name).await? {
-            Some(i) => i,
-            None => {
-                h.link()
-                    .add()
-                    .bridge(name.to_owned())
-                    .execute()
-                    .await
-                    .map_err(req(format!("creating bridge {name}")))?;
-                index_of(h, name)
-                    .await?
-                    .ok_or_else(|| BridgeError::NoSuchLink(name.to_owned()))?
-            }
-        };
-        h.link()
-            .set(index)
-            .up()
-            .execute()
-            .await
-            .map_err(req(format!("setting {name} up")))?;
+    run(async |h: &Handle| {
+        let bridge = netlink::ensure_bridge(h, name).await?;
+        netlink::set_up(h, &bridge, None).await?;
         for (ip, prefix) in [(gateway.ip(), gateway.prefix()), (METADATA_ADDR, 32)] {
-            h.address()
-                .add(index, IpAddr::V4(ip), prefix)
-                .replace()
-                .execute()
-                .await
-                .map_err(req(format!("adding {ip}/{prefix} to {name}")))?;
+            netlink::replace_address(h, &bridge, IpAddr::V4(ip), prefix).await?;
         }
         Ok(())
     })
@@ -150,48 +73,25 @@ pub fn ensure_bridge(name: &str, gateway: Ipv4Network) -> Result<(), BridgeError
 pub fn attach(tap: &str, bridge: &str) -> Result<(), BridgeError> {
     check_name(tap)?;
     check_name(bridge)?;
-    run(async |h: &rtnetlink::Handle| {
-        let b = index_of(h, bridge)
-            .await?
-            .ok_or_else(|| BridgeError::NoSuchLink(bridge.to_owned()))?;
-        let t = index_of(h, tap)
-            .await?
-            .ok_or_else(|| BridgeError::NoSuchLink(tap.to_owned()))?;
-        h.link()
-            .set(t)
-            .controller(b)
-            .up()
-            .execute()
-            .await
-            .map_err(req(format!("putting {tap} on {bridge}")))
+    run(async |h: &Handle| {
+        let b = netlink::existing_link(h, bridge).await?;
+        let t = netlink::existing_link(h, tap).await?;
+        netlink::set_controller(h, &t, &b).await
     })
 }
 
 /// True when the named link exists.
 pub fn exists(name: &str) -> Result<bool, BridgeError> {
     check_name(name)?;
-    run(async |h: &rtnetlink::Handle| Ok(index_of(h, name).await?.is_some()))
+    run(async |h: &Handle| Ok(netlink::link_by_name(h, name).await?.is_some()))
 }
 
-/// Deletes the named link; nothing to do when it is gone.
+/// Deletes the named link; nothing to do when it is gone (a tap QEMU owns vanishes
+/// when QEMU exits).
 pub fn delete_link(name: &str) -> Result<(), BridgeError> {
     check_name(name)?;
-    run(async |h: &rtnetlink::Handle| {
-        let Some(index) = index_of(h, name).await? else {
-            return Ok(());
-        };
-        let mut links = h.link();
-        match links.del(index).execute().await {
-            // A tap QEMU owns vanishes when QEMU exits, possibly between the lookup
-            // and the request: gone is what was asked.
-            Err(rtnetlink::Error::NetlinkError(m)) if m.raw_code() == -ENODEV => Ok(()),
-            other => other.map_err(req(format!("deleting {name}"))),
-        }
-    })
+    run(async |h: &Handle| netlink::delete_link(h, name).await)
 }
-
-/// `ENODEV`: "no such device", what the kernel answers for a link that is gone.
-const ENODEV: i32 = 19;
 
 #[cfg(test)]
 mod tests {
