@@ -6,8 +6,6 @@
 //! and rendering: sockets, disks and processes live at the edges.
 
 pub mod cli_help;
-pub mod drive_builder;
-pub mod driver;
 pub mod flavor;
 pub mod instance;
 pub mod keypair;
@@ -17,7 +15,6 @@ pub mod media;
 pub mod metadata;
 pub mod netalloc;
 pub mod pyjson;
-pub mod qemu;
 pub mod quota;
 pub mod settings_args;
 pub mod store;

@@ -5,11 +5,11 @@
 //! serial console (see `e2e::agent_guest`). Every item is checked from the log; then
 //! the guest powers off, or (the demo's image) stays up and answers SSH with the key.
 
-use compute::driver::images::ImageImport;
-use compute::driver::{BootRequest, Host};
 use compute::flavor::Flavor;
 use compute::keypair::Keypair;
-use compute::qemu::process;
+use compute_host::driver::images::ImageImport;
+use compute_host::driver::{BootRequest, Host};
+use compute_host::qemu::process;
 use e2e::agent_guest::{self, AgentOutput};
 use e2e::guest;
 use std::process::Command;

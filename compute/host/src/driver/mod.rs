@@ -17,15 +17,15 @@ pub mod usernet;
 pub use boot::BootRequest;
 
 use crate::drive_builder::{DriveBuildError, DriveBuilder};
-use crate::lifecycle::{Action, LifecycleError, State};
 use crate::qemu::accel::{self, AccelChoice};
 use crate::qemu::command::{ConfigDrive, Disk, DiskFormat, KernelBoot, Nic, TapNet, UserNet};
 use crate::qemu::img::ImgError;
 use crate::qemu::process::{self, ProcessError};
 use crate::qemu::qmp::{Qmp, QmpError};
 use crate::qemu::{Accel, QemuCommand};
-use crate::store::{Fault, InstanceRecord, Store, StoreError};
-use crate::Settings;
+use compute::lifecycle::{Action, LifecycleError, State};
+use compute::store::{Fault, InstanceRecord, Store, StoreError};
+use compute::Settings;
 use compute_io::tool;
 use layout::Layout;
 use lock::LockError;
@@ -99,7 +99,8 @@ pub struct HostConfig {
 }
 
 /// How guests are networked (and reach 169.254.169.254).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum NetworkMode {
     /// QEMU user networking inside a per-instance network namespace, with the
     /// metadata service at 169.254.169.254 through a relay (needs root).
@@ -256,7 +257,7 @@ impl Host {
         let subnet = self.store.subnet();
         let uuid =
             uuid::Uuid::parse_str(&rec.uuid).map_err(|e| DriverError::Invalid(e.to_string()))?;
-        let hostname = crate::Instance::from_json(rec.document.as_bytes())
+        let hostname = compute::Instance::from_json(rec.document.as_bytes())
             .map_err(|e| DriverError::Invalid(format!("stored document of {}: {e}", rec.uuid)))?
             .hostname()
             .to_owned();

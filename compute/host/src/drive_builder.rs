@@ -1,13 +1,39 @@
-//! The config-drive builder the compute driver uses: this crate's writers behind
-//! compute's [`DriveBuilder`] seam, writing the image file atomically.
+//! Turning a rendered config-drive tree into a drive image file, behind a small trait.
+//!
+//! The driver only sees [`DriveBuilder`]; [`ConfigDriveBuilder`] is the one the
+//! `compute` binary hands it: the `configdrive` crate's writers, in-process, with the
+//! file written through `compute_io::atomic`.
 
-use crate::drive::{build_image, Format};
-use crate::options::{DriveOptions, FALLBACK_TIMESTAMP};
-use compute::drive_builder::{DriveBuildError, DriveBuilder};
+use crate::qemu::command::DriveMedium;
+use compute::instance::Instance;
 use compute::metadata::DriveTree;
-use compute::qemu::command::DriveMedium;
-use compute::Instance;
-use std::path::Path;
+use configdrive::options::FALLBACK_TIMESTAMP;
+use configdrive::{build_image, DriveOptions, Format};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriveBuildError {
+    #[error("cannot write the config drive {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot build the config drive {path}: {message}")]
+    Build { path: PathBuf, message: String },
+    #[error(transparent)]
+    Atomic(#[from] compute_io::atomic::AtomicError),
+}
+
+/// Writes a config drive holding `tree` (rendered from `instance`) to `out`, whole or
+/// not at all; says how to attach it.
+pub trait DriveBuilder {
+    fn build(
+        &self,
+        instance: &Instance,
+        tree: &DriveTree,
+        out: &Path,
+    ) -> Result<DriveMedium, DriveBuildError>;
+}
 
 /// Builds `config-2` drives in-process; ISO9660 by default, as Nova.
 #[derive(Debug, Clone, Copy, Default)]

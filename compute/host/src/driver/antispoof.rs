@@ -5,7 +5,7 @@
 //! dropped. Like the listeners file, the table is derived from what runs and replaced
 //! whole (`nft -f` applies a script atomically), never edited rule by rule.
 
-use crate::mac::MacAddr;
+use compute::mac::MacAddr;
 use compute_io::tool::{ToolError, NFT};
 use std::io::Write;
 use std::net::Ipv4Addr;

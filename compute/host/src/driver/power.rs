@@ -3,9 +3,9 @@
 //! state machine decides whether it may run, this module does the QEMU side.
 
 use super::{io_err, DriverError, Host, KILL_TIMEOUT};
-use crate::lifecycle::Action;
 use crate::qemu::process;
-use crate::store::InstanceRecord;
+use compute::lifecycle::Action;
+use compute::store::InstanceRecord;
 use serde_json::json;
 use std::time::Duration;
 
@@ -117,7 +117,7 @@ impl Host {
                 Some(i) => i.clone(),
                 None => host.store.image(&rec.image_id)?,
             };
-            let mut doc: crate::InstanceDocument =
+            let mut doc: compute::InstanceDocument =
                 serde_json::from_str(&rec.document).map_err(|e| {
                     DriverError::Invalid(format!("stored document of {}: {e}", rec.uuid))
                 })?;

@@ -3,14 +3,14 @@
 //! The only place a QEMU command line is written. Pure: no files are touched, nothing
 //! is probed; the caller decides the accelerator and every path. Golden-tested.
 
-use crate::mac::MacAddr;
+use compute::mac::MacAddr;
 use ipnetwork::Ipv4Network;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
 /// The CPU accelerator QEMU runs the guest with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accel {
     Kvm,
     Tcg,

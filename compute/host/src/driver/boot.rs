@@ -3,17 +3,17 @@
 //! leaves it in `error` with a fault and no process or files.
 
 use super::{io_err, lock, now, random_bytes, DriverError, Host};
-use crate::flavor::Flavor;
-use crate::instance::{
+use crate::qemu::command::DiskFormat;
+use crate::qemu::img;
+use base64::Engine;
+use compute::flavor::Flavor;
+use compute::instance::{
     FileSpec, InstanceDocument, Key, KeyType, Link, Network, NetworkData, NetworkType, Route,
     Service,
 };
-use crate::mac::MacAddr;
-use crate::qemu::command::DiskFormat;
-use crate::qemu::img;
-use crate::store::{Image, InstanceRecord, NewInstance};
-use crate::{quota, Instance};
-use base64::Engine;
+use compute::mac::MacAddr;
+use compute::store::{Image, InstanceRecord, NewInstance};
+use compute::{quota, Instance};
 use compute_io::tool;
 use indexmap::IndexMap;
 use std::net::Ipv4Addr;
@@ -52,7 +52,7 @@ fn b64(bytes: &[u8]) -> String {
 /// The instance document for the guest (instance.md), given its address.
 fn document(
     parts: &Parts<'_>,
-    subnet: crate::netalloc::Subnet,
+    subnet: compute::netalloc::Subnet,
     ip: Ipv4Addr,
     mac: MacAddr,
 ) -> InstanceDocument {
@@ -241,7 +241,7 @@ impl Host {
                 let _ = std::fs::remove_dir_all(&self.layout.instance(&uuid).dir);
                 self.record_fault(
                     &uuid,
-                    rec.state.fail(crate::lifecycle::Action::Rebuild),
+                    rec.state.fail(compute::lifecycle::Action::Rebuild),
                     &err,
                 )?;
                 Err(err)
@@ -301,7 +301,7 @@ impl Host {
     pub(crate) fn make_config_drive(&self, rec: &InstanceRecord) -> Result<(), DriverError> {
         let instance = Instance::from_json(rec.document.as_bytes())
             .map_err(|e| DriverError::Invalid(format!("stored document of {}: {e}", rec.uuid)))?;
-        let tree = crate::render_drive(&instance, &self.settings);
+        let tree = compute::render_drive(&instance, &self.settings);
         self.drive_builder.build(
             &instance,
             &tree,

@@ -11,9 +11,9 @@
 use super::layout::Layout;
 use super::lock::{self, LockError};
 use super::usernet;
-use crate::metadata::Settings;
 use crate::qemu::process;
-use crate::settings_args::server_args;
+use compute::metadata::Settings;
+use compute::settings_args::server_args;
 use compute_io::atomic::{self, AtomicError};
 use compute_io::tool::{self, ToolError, SETSID};
 use std::ffi::OsString;
@@ -102,7 +102,7 @@ impl MetaServer<'_> {
     fn settings_args(&self) -> Result<Vec<OsString>, MetaServerError> {
         let vendor = self.layout.metadata_dir().join("vendor_data.json");
         if !self.settings.vendor_data.is_empty() {
-            let bytes = crate::pyjson::to_vec(&self.settings.vendor_data);
+            let bytes = compute::pyjson::to_vec(&self.settings.vendor_data);
             write_atomically(&vendor, &bytes)?;
         }
         Ok(server_args(self.settings, Some(&vendor)))

@@ -3,9 +3,9 @@
 //! delete (refused while in use); snapshot an instance into a new image.
 
 use super::{io_err, now, DriverError, Host};
-use crate::lifecycle::Action;
 use crate::qemu::img;
-use crate::store::Image;
+use compute::lifecycle::Action;
+use compute::store::Image;
 use compute_io::atomic;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
@@ -102,7 +102,7 @@ impl Host {
             let base = host.store.image(&rec.image_id)?;
             let dir = host.layout.image_dir(&id);
             std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-            let running = rec.state.vm == crate::lifecycle::VmState::Active;
+            let running = rec.state.vm == compute::lifecycle::VmState::Active;
             let mut qmp = if running {
                 Some(host.qmp(&rec.uuid)?)
             } else {

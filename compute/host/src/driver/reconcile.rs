@@ -5,9 +5,9 @@
 //! network namespace (user mode) are treated like its QEMU.
 
 use super::{lock, now, DriverError, Host, KILL_TIMEOUT};
-use crate::lifecycle::{PowerState, VmState};
 use crate::qemu::process;
-use crate::store::Fault;
+use compute::lifecycle::{PowerState, VmState};
+use compute::store::Fault;
 
 impl Host {
     pub(crate) fn reconcile(&mut self) -> Result<(), DriverError> {
