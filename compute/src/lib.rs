@@ -17,7 +17,6 @@ pub mod netalloc;
 pub mod pyjson;
 pub mod quota;
 pub mod settings_args;
-pub mod store;
 
 pub use instance::{Instance, InstanceDocument, InstanceError};
 pub use metadata::{render_drive, render_service, MetadataTree, Settings};

@@ -30,7 +30,7 @@ const BLOB: &[u8] = b"line one\nno newline at the end: \xc3\xa9";
 struct Booted {
     _dir: tempfile::TempDir,
     host: Host,
-    rec: compute::store::InstanceRecord,
+    rec: compute_store::InstanceRecord,
     doc: compute::Instance,
     log: String,
     out: AgentOutput,
@@ -191,7 +191,7 @@ fn the_guest_answers_ssh_with_the_injected_key() {
 
 fn check(
     host: &Host,
-    rec: &compute::store::InstanceRecord,
+    rec: &compute_store::InstanceRecord,
     doc: &compute::Instance,
     log: &str,
     out: &AgentOutput,

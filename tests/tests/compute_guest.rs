@@ -3,11 +3,11 @@
 //! rebuild, snapshot, delete; each step checked through QMP and the console log.
 
 use compute::flavor::Flavor;
-use compute::store::DocumentReader;
 use compute_host::driver::images::ImageImport;
 use compute_host::driver::{BootRequest, Host};
 use compute_host::qemu::process;
 use compute_host::qemu::Qmp;
+use compute_store::DocumentReader;
 use e2e::guest::{self, BOOT_MARKER, TICK_MARKER};
 use std::time::{Duration, Instant};
 

@@ -89,7 +89,7 @@ fn bench_boot(dir: &Path) {
 fn bench_list(dir: &Path) {
     let state = dir.join("list-state");
     drop(open(&state));
-    let db = rusqlite::Connection::open(state.join(compute::store::DB_FILE)).expect("db");
+    let db = rusqlite::Connection::open(state.join(compute_store::DB_FILE)).expect("db");
     db.execute_batch("BEGIN").expect("begin");
     {
         let mut st = db

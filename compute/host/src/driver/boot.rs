@@ -12,9 +12,9 @@ use compute::instance::{
     Service,
 };
 use compute::mac::MacAddr;
-use compute::store::{Image, InstanceRecord, NewInstance};
 use compute::{quota, Instance};
 use compute_io::tool;
+use compute_store::{FaultChange, Image, InstanceRecord, NewInstance};
 use indexmap::IndexMap;
 use std::net::Ipv4Addr;
 
@@ -233,7 +233,7 @@ impl Host {
         match self.spawn(&rec, &flavor, &image, req.config_drive) {
             Ok(()) => {
                 self.store
-                    .set_state(&uuid, rec.state.spawned(), Some(None), &now())?;
+                    .set_state(&uuid, rec.state.spawned(), FaultChange::Clear, &now())?;
                 Ok(self.store.instance_by_uuid(&uuid)?)
             }
             Err(err) => {

@@ -5,8 +5,8 @@
 use super::{io_err, now, DriverError, Host};
 use crate::qemu::img;
 use compute::lifecycle::Action;
-use compute::store::Image;
 use compute_io::atomic;
+use compute_store::Image;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

@@ -3,6 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
+#[derive(Debug, thiserror::Error)]
+#[error("cannot create {dir}")]
+pub struct LayoutError {
+    pub dir: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
 #[derive(Debug, Clone)]
 pub struct Layout {
     root: PathBuf,
@@ -17,6 +25,19 @@ impl Layout {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Makes the folders every command expects (nothing when they exist).
+    pub fn create(&self) -> Result<(), LayoutError> {
+        for dir in [
+            self.root.clone(),
+            self.images(),
+            self.instances(),
+            self.locks(),
+        ] {
+            std::fs::create_dir_all(&dir).map_err(|source| LayoutError { dir, source })?;
+        }
+        Ok(())
     }
 
     pub fn images(&self) -> PathBuf {

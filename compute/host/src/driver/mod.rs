@@ -24,9 +24,9 @@ use crate::qemu::process::{self, ProcessError};
 use crate::qemu::qmp::{Qmp, QmpError};
 use crate::qemu::{Accel, QemuCommand};
 use compute::lifecycle::{Action, LifecycleError, State};
-use compute::store::{Fault, InstanceRecord, Store, StoreError};
 use compute::Settings;
 use compute_io::tool;
+use compute_store::{Fault, FaultChange, InstanceRecord, SqliteStore, Store, StoreError};
 use layout::Layout;
 use lock::LockError;
 use std::path::{Path, PathBuf};
@@ -45,6 +45,8 @@ pub enum DriverError {
     Lifecycle(#[from] LifecycleError),
     #[error(transparent)]
     Lock(#[from] LockError),
+    #[error(transparent)]
+    Layout(#[from] layout::LayoutError),
     #[error(transparent)]
     Qmp(#[from] QmpError),
     #[error(transparent)]
@@ -137,7 +139,7 @@ impl Networking {
 pub struct Host {
     pub(crate) layout: Layout,
     pub(crate) networking: Networking,
-    pub(crate) store: Store,
+    pub(crate) store: Box<dyn Store>,
     pub(crate) qemu: PathBuf,
     accel_choice: AccelChoice,
     accel: Option<Accel>,
@@ -175,18 +177,24 @@ impl Host {
         Host::open_networked(config, Networking::plain())
     }
 
-    /// [`Host::open`] with the given networking (the CLI's `--network`).
+    /// [`Host::open`] with the given networking (the CLI's `--network`), over the
+    /// SQLite store of the state folder.
     pub fn open_networked(config: HostConfig, networking: Networking) -> Result<Host, DriverError> {
         let layout = Layout::new(&config.state_dir);
-        for dir in [
-            layout.root().to_owned(),
-            layout.images(),
-            layout.instances(),
-            layout.locks(),
-        ] {
-            std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        }
-        let store = Store::open(layout.root(), config.cidr)?;
+        layout.create()?;
+        let store = SqliteStore::open(layout.root(), config.cidr)?;
+        Host::with_store(config, networking, Box::new(store))
+    }
+
+    /// [`Host::open_networked`] over the given store (another backend than the state
+    /// folder's SQLite file); `config.cidr` is then the store's business.
+    pub fn with_store(
+        config: HostConfig,
+        networking: Networking,
+        store: Box<dyn Store>,
+    ) -> Result<Host, DriverError> {
+        let layout = Layout::new(&config.state_dir);
+        layout.create()?;
         let mut host = Host {
             layout,
             networking,
@@ -201,12 +209,12 @@ impl Host {
         Ok(host)
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
     }
 
-    pub fn store_mut(&mut self) -> &mut Store {
-        &mut self.store
+    pub fn store_mut(&mut self) -> &mut dyn Store {
+        self.store.as_mut()
     }
 
     pub fn layout(&self) -> &Layout {
@@ -510,7 +518,7 @@ impl Host {
             message: format!("{err}"),
         };
         self.store
-            .set_state(uuid, state, Some(Some(&fault)), &now())?;
+            .set_state(uuid, state, FaultChange::Set(&fault), &now())?;
         Ok(())
     }
 
@@ -525,12 +533,17 @@ impl Host {
         let _lock = lock::lock(&self.layout.lock(&uuid))?;
         let rec = self.store.instance_by_uuid(&uuid)?;
         let running = rec.state.begin(action)?;
-        self.store.set_state(&uuid, running, None, &now())?;
+        self.store
+            .set_state(&uuid, running, FaultChange::Keep, &now())?;
         match work(self, &rec) {
             Ok(()) => {
                 if action != Action::Delete {
-                    self.store
-                        .set_state(&uuid, running.finish(action), Some(None), &now())?;
+                    self.store.set_state(
+                        &uuid,
+                        running.finish(action),
+                        FaultChange::Clear,
+                        &now(),
+                    )?;
                 }
                 match action {
                     Action::Delete => Ok(rec),

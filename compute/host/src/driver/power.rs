@@ -5,7 +5,7 @@
 use super::{io_err, DriverError, Host, KILL_TIMEOUT};
 use crate::qemu::process;
 use compute::lifecycle::Action;
-use compute::store::InstanceRecord;
+use compute_store::InstanceRecord;
 use serde_json::json;
 use std::time::Duration;
 

@@ -7,7 +7,7 @@
 use super::{lock, now, DriverError, Host, KILL_TIMEOUT};
 use crate::qemu::process;
 use compute::lifecycle::{PowerState, VmState};
-use compute::store::Fault;
+use compute_store::{Fault, FaultChange};
 
 impl Host {
     pub(crate) fn reconcile(&mut self) -> Result<(), DriverError> {
@@ -54,7 +54,7 @@ impl Host {
                 };
                 let state = rec.state.observe(None, true);
                 self.store
-                    .set_state(&s.uuid, state, Some(Some(&fault)), &now())?;
+                    .set_state(&s.uuid, state, FaultChange::Set(&fault), &now())?;
                 continue;
             }
             let new = rec.state.observe(observed, true);
@@ -62,7 +62,8 @@ impl Host {
                 if new.vm != rec.state.vm {
                     tracing::warn!(uuid = %s.uuid, from = %rec.state.vm, to = %new.vm, power = %new.power, "reconciled");
                 }
-                self.store.set_state(&s.uuid, new, None, &now())?;
+                self.store
+                    .set_state(&s.uuid, new, FaultChange::Keep, &now())?;
             }
             if alive.is_none() && rec.pid.is_some() {
                 self.store.set_runtime(&s.uuid, None, None)?;

@@ -7,7 +7,8 @@
 //! sees the same generation twice knows its cached documents are current. Reading
 //! never blocks compute's writers (WAL).
 
-use super::{StoreError, DB_FILE};
+use super::DB_FILE;
+use crate::StoreError;
 use rusqlite::{Connection, OpenFlags};
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -40,11 +41,14 @@ impl DocumentReader {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|source| StoreError::Open {
-            path: path.clone(),
-            source,
+            location: path.display().to_string(),
+            source: Box::new(source),
         })?;
         conn.busy_timeout(super::BUSY_TIMEOUT)
-            .map_err(|source| StoreError::Open { path, source })?;
+            .map_err(|source| StoreError::Open {
+                location: path.display().to_string(),
+                source: Box::new(source),
+            })?;
         Ok(DocumentReader { conn })
     }
 

@@ -1,24 +1,21 @@
-//! The state database: flavors, images, keypairs and instances in one SQLite file
+//! The SQLite backend: flavors, images, keypairs and instances in one file
 //! (`compute.db` in the state folder), WAL mode so the metadata server reads while
 //! compute writes, every change in a transaction so `kill -9` never leaves half of one.
 //!
 //! This module owns SQL and nothing else: no processes, no files besides the database.
-//! Readers outside compute use [`read::DocumentReader`].
+//! Readers outside compute use [`DocumentReader`].
 
 mod instances;
-pub mod read;
+mod read;
 mod schema;
 
-use crate::flavor::Flavor;
-use crate::keypair::Keypair;
-use crate::lifecycle::{PowerState, State, TaskState, VmState};
-use crate::mac::MacAddr;
-use crate::netalloc::{self, NetAllocError, Subnet};
+use crate::{FaultChange, Image, InstanceRecord, InstanceSummary, NewInstance, Store, StoreError};
+use compute::flavor::Flavor;
+use compute::keypair::Keypair;
+use compute::lifecycle::{PowerState, State, TaskState, VmState};
+use compute::netalloc::Subnet;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
-use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
-use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 pub use read::{DocumentReader, StoredDocument};
@@ -29,103 +26,14 @@ pub const DB_FILE: &str = "compute.db";
 /// How long a writer waits for another's transaction before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database {path}: {source}")]
-    Open {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
-    #[error("database: {0}")]
-    Sql(#[from] rusqlite::Error),
-    #[error("database holds a corrupt {what} for {key}: {problem}")]
-    Corrupt {
-        what: &'static str,
-        key: String,
-        problem: String,
-    },
-    #[error("no {kind} named or with id `{key}`")]
-    NotFound { kind: &'static str, key: String },
-    #[error("more than one {kind} is named `{key}`; use its id ({ids})")]
-    Ambiguous {
-        kind: &'static str,
-        key: String,
-        ids: String,
-    },
-    #[error("a {kind} named `{key}` already exists")]
-    Exists { kind: &'static str, key: String },
-    #[error("image {id} is used by {count} instance(s); delete them first")]
-    ImageInUse { id: String, count: i64 },
-    #[error(transparent)]
-    Network(#[from] NetAllocError),
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError::Backend(Box::new(e))
+    }
 }
 
-/// A disk image as recorded; its files are `images/<id>/{disk,kernel,ramdisk}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Image {
-    pub id: String,
-    pub name: String,
-    pub format: String,
-    pub size: u64,
-    pub virtual_size: u64,
-    pub checksum: String,
-    pub has_kernel: bool,
-    pub has_ramdisk: bool,
-    pub cmdline: Option<String>,
-    pub created_at: String,
-}
-
-/// Nova's `fault` as `nova show` prints it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Fault {
-    pub code: u16,
-    pub message: String,
-}
-
-/// One instance row.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InstanceRecord {
-    pub uuid: String,
-    pub name: String,
-    pub flavor: Flavor,
-    pub image_id: String,
-    pub key_name: Option<String>,
-    pub state: State,
-    pub fixed_ip: Ipv4Addr,
-    pub mac: MacAddr,
-    pub ssh_port: Option<u16>,
-    pub pid: Option<i32>,
-    pub fault: Option<Fault>,
-    /// The instance document (instance.md), JSON.
-    pub document: String,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
-/// What `list` shows: no documents, so that listing stays fast.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InstanceSummary {
-    pub uuid: String,
-    pub name: String,
-    pub state: State,
-    pub fixed_ip: String,
-    pub pid: Option<i32>,
-}
-
-/// An instance about to be recorded; IP and MAC are allocated on insert.
-pub struct NewInstance<'a> {
-    pub uuid: &'a str,
-    pub name: &'a str,
-    pub flavor: &'a Flavor,
-    pub image_id: &'a str,
-    pub key_name: Option<&'a str>,
-    pub now: &'a str,
-    pub mac_candidates: Vec<[u8; 3]>,
-    /// Builds the document once IP and MAC are known.
-    pub document: &'a dyn Fn(Ipv4Addr, MacAddr) -> Result<String, String>,
-}
-
-pub struct Store {
+/// The open database: a [`Store`].
+pub struct SqliteStore {
     conn: Connection,
     subnet: Subnet,
 }
@@ -164,17 +72,17 @@ fn image_from_row(row: &Row<'_>) -> rusqlite::Result<Image> {
 const IMAGE_COLUMNS: &str =
     "id, name, format, size, virtual_size, checksum, has_kernel, has_ramdisk, cmdline, created_at";
 
-impl Store {
+impl SqliteStore {
     /// Opens (creating when needed) the database in `state_dir`, with WAL and the
     /// default flavors; the network is recorded on first use and kept after.
     pub fn open(
         state_dir: &Path,
         default_cidr: ipnetwork::Ipv4Network,
-    ) -> Result<Store, StoreError> {
+    ) -> Result<SqliteStore, StoreError> {
         let path = state_dir.join(DB_FILE);
-        let open_err = |source| StoreError::Open {
-            path: path.clone(),
-            source,
+        let open_err = |source: rusqlite::Error| StoreError::Open {
+            location: path.display().to_string(),
+            source: Box::new(source),
         };
         let conn = Connection::open(&path).map_err(open_err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
@@ -207,7 +115,7 @@ impl Store {
         Self::with_conn(conn)
     }
 
-    fn with_conn(conn: Connection) -> Result<Store, StoreError> {
+    fn with_conn(conn: Connection) -> Result<SqliteStore, StoreError> {
         let cidr: String = conn.query_row(
             "SELECT value FROM meta WHERE key = 'network_cidr'",
             [],
@@ -222,16 +130,36 @@ impl Store {
             .parse()
             .map_err(|e: ipnetwork::IpNetworkError| corrupt(e.to_string()))?;
         let subnet = Subnet::new(net)?;
-        Ok(Store { conn, subnet })
+        Ok(SqliteStore { conn, subnet })
     }
 
-    pub fn subnet(&self) -> Subnet {
+    /// For benchmarks and bulk tools: runs `f` inside one transaction.
+    pub fn in_transaction<T>(
+        &mut self,
+        f: impl FnOnce(&SqliteStore) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        match f(self) {
+            Ok(v) => {
+                self.conn.execute_batch("COMMIT")?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Store for SqliteStore {
+    fn subnet(&self) -> Subnet {
         self.subnet
     }
 
     // ---- flavors
 
-    pub fn flavors(&self) -> Result<Vec<Flavor>, StoreError> {
+    fn flavors(&self) -> Result<Vec<Flavor>, StoreError> {
         let mut st = self.conn.prepare(
             "SELECT name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb FROM flavors ORDER BY ram_mb, vcpus, name",
         )?;
@@ -239,7 +167,7 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn flavor(&self, name: &str) -> Result<Flavor, StoreError> {
+    fn flavor(&self, name: &str) -> Result<Flavor, StoreError> {
         self.conn
             .query_row(
                 "SELECT name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb FROM flavors WHERE name = ?1",
@@ -250,11 +178,11 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound { kind: "flavor", key: name.to_owned() })
     }
 
-    pub fn add_flavor(&self, f: &Flavor) -> Result<(), StoreError> {
+    fn add_flavor(&self, f: &Flavor) -> Result<(), StoreError> {
         insert_flavor(&self.conn, f, false)
     }
 
-    pub fn delete_flavor(&self, name: &str) -> Result<(), StoreError> {
+    fn delete_flavor(&self, name: &str) -> Result<(), StoreError> {
         match self
             .conn
             .execute("DELETE FROM flavors WHERE name = ?1", [name])?
@@ -269,7 +197,7 @@ impl Store {
 
     // ---- images
 
-    pub fn add_image(&self, image: &Image) -> Result<(), StoreError> {
+    fn add_image(&self, image: &Image) -> Result<(), StoreError> {
         self.conn.execute(
             &format!("INSERT INTO images ({IMAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
             params![
@@ -288,7 +216,7 @@ impl Store {
         Ok(())
     }
 
-    pub fn images(&self) -> Result<Vec<Image>, StoreError> {
+    fn images(&self) -> Result<Vec<Image>, StoreError> {
         let mut st = self.conn.prepare(&format!(
             "SELECT {IMAGE_COLUMNS} FROM images ORDER BY created_at, id"
         ))?;
@@ -297,7 +225,7 @@ impl Store {
     }
 
     /// An image by id, or by name when exactly one has it.
-    pub fn image(&self, key: &str) -> Result<Image, StoreError> {
+    fn image(&self, key: &str) -> Result<Image, StoreError> {
         let mut st = self.conn.prepare(&format!(
             "SELECT {IMAGE_COLUMNS} FROM images WHERE id = ?1 OR name = ?1 ORDER BY id"
         ))?;
@@ -311,7 +239,7 @@ impl Store {
     }
 
     /// Deletes an image's row, refusing while any instance uses it.
-    pub fn delete_image(&mut self, id: &str) -> Result<(), StoreError> {
+    fn delete_image(&mut self, id: &str) -> Result<(), StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -333,7 +261,7 @@ impl Store {
 
     // ---- keypairs
 
-    pub fn add_keypair(&self, k: &Keypair) -> Result<(), StoreError> {
+    fn add_keypair(&self, k: &Keypair) -> Result<(), StoreError> {
         let n = self.conn.execute(
             "INSERT OR IGNORE INTO keypairs (name, public_key, fingerprint) VALUES (?1, ?2, ?3)",
             params![k.name, k.public_key, k.fingerprint],
@@ -347,7 +275,7 @@ impl Store {
         Ok(())
     }
 
-    pub fn keypairs(&self) -> Result<Vec<Keypair>, StoreError> {
+    fn keypairs(&self) -> Result<Vec<Keypair>, StoreError> {
         let mut st = self
             .conn
             .prepare("SELECT name, public_key, fingerprint FROM keypairs ORDER BY name")?;
@@ -361,7 +289,7 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn keypair(&self, name: &str) -> Result<Keypair, StoreError> {
+    fn keypair(&self, name: &str) -> Result<Keypair, StoreError> {
         self.conn
             .query_row(
                 "SELECT name, public_key, fingerprint FROM keypairs WHERE name = ?1",
@@ -381,7 +309,7 @@ impl Store {
             })
     }
 
-    pub fn delete_keypair(&self, name: &str) -> Result<(), StoreError> {
+    fn delete_keypair(&self, name: &str) -> Result<(), StoreError> {
         match self
             .conn
             .execute("DELETE FROM keypairs WHERE name = ?1", [name])?
@@ -394,22 +322,53 @@ impl Store {
         }
     }
 
-    /// For benchmarks and bulk tools: runs `f` inside one transaction.
-    pub fn in_transaction<T>(
-        &mut self,
-        f: impl FnOnce(&Store) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        self.conn.execute_batch("BEGIN IMMEDIATE")?;
-        match f(self) {
-            Ok(v) => {
-                self.conn.execute_batch("COMMIT")?;
-                Ok(v)
-            }
-            Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                Err(e)
-            }
-        }
+    // ---- instances
+
+    fn insert_instance(&mut self, new: &NewInstance<'_>) -> Result<InstanceRecord, StoreError> {
+        instances::insert(&mut self.conn, self.subnet, new)
+    }
+
+    fn instance_by_uuid(&self, uuid: &str) -> Result<InstanceRecord, StoreError> {
+        instances::by_uuid(&self.conn, uuid)
+    }
+
+    fn find_instance(&self, key: &str) -> Result<InstanceRecord, StoreError> {
+        instances::find(&self.conn, key)
+    }
+
+    fn list_instances(&self) -> Result<Vec<InstanceSummary>, StoreError> {
+        instances::list(&self.conn)
+    }
+
+    fn instances_claiming_processes(&self) -> Result<Vec<InstanceSummary>, StoreError> {
+        instances::claiming_processes(&self.conn)
+    }
+
+    fn set_state(
+        &self,
+        uuid: &str,
+        state: State,
+        fault: FaultChange<'_>,
+        now: &str,
+    ) -> Result<(), StoreError> {
+        instances::set_state(&self.conn, uuid, state, fault, now)
+    }
+
+    fn set_runtime(
+        &self,
+        uuid: &str,
+        pid: Option<i32>,
+        ssh_port: Option<u16>,
+    ) -> Result<(), StoreError> {
+        instances::set_runtime(&self.conn, uuid, pid, ssh_port)
+    }
+
+    fn set_document(&self, uuid: &str, image_id: &str, document: &str) -> Result<(), StoreError> {
+        instances::set_document(&self.conn, uuid, image_id, document)
+    }
+
+    fn delete_instance(&self, uuid: &str) -> Result<(), StoreError> {
+        instances::delete(&self.conn, uuid)
     }
 }
 

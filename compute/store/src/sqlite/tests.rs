@@ -1,11 +1,13 @@
 use super::*;
-use crate::flavor::Flavor;
+use crate::Fault;
+use compute::mac::MacAddr;
+use std::net::Ipv4Addr;
 
-fn open(dir: &Path) -> Store {
-    Store::open(dir, "10.0.0.0/24".parse().expect("cidr")).expect("open store")
+fn open(dir: &Path) -> SqliteStore {
+    SqliteStore::open(dir, "10.0.0.0/24".parse().expect("cidr")).expect("open store")
 }
 
-fn add(store: &mut Store, uuid: &str, name: &str, tail: u8) -> InstanceRecord {
+fn add(store: &mut SqliteStore, uuid: &str, name: &str, tail: u8) -> InstanceRecord {
     let flavor = store.flavor("m1.tiny").expect("tiny");
     let doc = |ip: Ipv4Addr, mac: MacAddr| {
         Ok(format!(
@@ -88,8 +90,13 @@ fn reader_sees_documents_and_generation_moves() {
     assert_eq!(docs.len(), 1);
     assert_eq!(docs[0].fixed_ip, a.fixed_ip);
     assert_eq!(docs[0].vm_state, "building");
-    s.set_state(&a.uuid, State::building().spawned(), Some(None), "t")
-        .expect("state");
+    s.set_state(
+        &a.uuid,
+        State::building().spawned(),
+        FaultChange::Clear,
+        "t",
+    )
+    .expect("state");
     assert!(r.generation().expect("gen") > g1);
 }
 
@@ -115,5 +122,44 @@ fn images_in_use_cannot_be_deleted() {
     assert!(matches!(
         s.delete_image("img"),
         Err(StoreError::ImageInUse { count: 1, .. })
+    ));
+}
+
+#[test]
+fn the_host_holds_it_as_a_boxed_store_and_faults_change_as_told() {
+    fn sendable<T: Send + ?Sized>() {}
+    sendable::<Box<dyn Store>>();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut sqlite = open(dir.path());
+    let uuid = add(
+        &mut sqlite,
+        "00000000-0000-0000-0000-00000000000a",
+        "web",
+        1,
+    )
+    .uuid;
+    let store: Box<dyn Store> = Box::new(sqlite);
+    let fault = Fault {
+        code: 500,
+        message: "boom".into(),
+    };
+    let state = State::building();
+    let fault_of = |s: &dyn Store| s.instance_by_uuid(&uuid).expect("row").fault;
+    store
+        .set_state(&uuid, state, FaultChange::Set(&fault), "t1")
+        .expect("set");
+    assert_eq!(fault_of(store.as_ref()), Some(fault.clone()));
+    store
+        .set_state(&uuid, state, FaultChange::Keep, "t2")
+        .expect("keep");
+    assert_eq!(fault_of(store.as_ref()), Some(fault));
+    assert_eq!(store.instance_by_uuid(&uuid).expect("row").updated_at, "t2");
+    store
+        .set_state(&uuid, state, FaultChange::Clear, "t3")
+        .expect("clear");
+    assert_eq!(fault_of(store.as_ref()), None);
+    assert!(matches!(
+        store.set_state("nope", state, FaultChange::Keep, "t"),
+        Err(StoreError::NotFound { .. })
     ));
 }
