@@ -3,7 +3,7 @@
 //! opening the host with them (which reconciles with running QEMU processes).
 
 use anyhow::Context;
-use compute::settings_args::SettingsArgs;
+use compute_flags::SettingsArgs;
 use compute_host::drive_builder::ConfigDriveBuilder;
 use compute_host::driver::{Host, HostConfig, NetworkMode, Networking};
 use compute_host::qemu::accel::AccelChoice;

@@ -3,8 +3,8 @@
 use anyhow::{bail, Context};
 use base64::Engine;
 use compute::metadata::{render_drive, render_service, Entry};
-use compute::settings_args::SettingsArgs;
 use compute::Instance;
+use compute_flags::SettingsArgs;
 use compute_io::atomic;
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -13,10 +13,10 @@ use super::lock::{self, LockError};
 use super::usernet;
 use crate::qemu::process;
 use compute::metadata::Settings;
-use compute::settings_args::server_args;
+use compute_flags::metadata_server::ServeArgs;
+use compute_flags::SettingsArgs;
 use compute_io::atomic::{self, AtomicError};
 use compute_io::tool::{self, ToolError, SETSID};
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -98,27 +98,31 @@ impl MetaServer<'_> {
             .filter(|pid| process::is_guest(*pid, &self.marker()))
     }
 
-    /// The settings flags for the server, writing the vendor data file they name.
-    fn settings_args(&self) -> Result<Vec<OsString>, MetaServerError> {
+    /// The server's arguments, writing the vendor data file they name.
+    fn serve_args(&self) -> Result<ServeArgs, MetaServerError> {
         let vendor = self.layout.metadata_dir().join("vendor_data.json");
         if !self.settings.vendor_data.is_empty() {
             let bytes = compute::pyjson::to_vec(&self.settings.vendor_data);
             write_atomically(&vendor, &bytes)?;
         }
-        Ok(server_args(self.settings, Some(&vendor)))
+        Ok(ServeArgs {
+            listen: self.listen.clone(),
+            instance_listeners_file: Some(self.layout.metadata_listeners()),
+            state_dir: Some(self.layout.root().to_owned()),
+            pid_file: Some(self.layout.metadata_pidfile()),
+            password_dir: self.layout.metadata_passwords(),
+            settings: SettingsArgs::for_service(self.settings, Some(&vendor)),
+        })
     }
 
-    /// Starts the server unless it runs with these settings and listeners (a server
-    /// started with other ones is restarted); returns its pid.
+    /// Starts the server unless it runs with these arguments (settings and listeners;
+    /// a server started with other ones is restarted); returns its pid.
     pub fn ensure_running(&self) -> Result<i32, MetaServerError> {
         let dir = self.layout.metadata_dir();
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let mut settings = self.settings_args()?;
-        for addr in &self.listen {
-            settings.extend(["--listen".into(), addr.to_string().into()]);
-        }
+        let args = self.serve_args()?.to_args();
         let recorded = dir.join("settings.args");
-        let wanted: Vec<u8> = settings
+        let wanted: Vec<u8> = args
             .iter()
             .flat_map(|a| a.as_encoded_bytes().iter().copied().chain([0]))
             .collect();
@@ -148,16 +152,7 @@ impl MetaServer<'_> {
         let mut child = SETSID
             .command()
             .arg(binary)
-            .arg("serve")
-            .arg("--state-dir")
-            .arg(self.layout.root())
-            .arg("--instance-listeners-file")
-            .arg(&listeners)
-            .arg("--password-dir")
-            .arg(self.layout.metadata_passwords())
-            .arg("--pid-file")
-            .arg(&pidfile)
-            .args(&settings)
+            .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

@@ -12,7 +12,9 @@
 //! This module owns the namespace and the relay process; it never touches QEMU.
 
 use crate::qemu::process;
+use compute_flags::metadata_server::{RelayArgs, DEFAULT_METADATA_LISTEN};
 use compute_io::tool::{ToolError, IP};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -39,6 +41,8 @@ pub enum UserNetError {
         program: String,
         source: std::io::Error,
     },
+    #[error("instance id {0:?} is not a uuid")]
+    NotAUuid(String),
     #[error("the relay of {uuid} did not start: {log}")]
     RelayFailed { uuid: String, log: String },
     #[error("socket path {0} is longer than {MAX_SOCKET_PATH} bytes; use a shorter --state-dir")]
@@ -140,21 +144,22 @@ pub fn start_relay(spec: &RelaySpec<'_>) -> Result<i32, UserNetError> {
         program: spec.log.display().to_string(),
         source,
     })?;
-    let mut cmd = Command::new(spec.binary);
-    cmd.arg("relay")
-        .arg("--instance")
-        .arg(spec.uuid)
-        .arg("--netns")
-        .arg(netns_path(spec.uuid))
-        .arg("--metadata-socket")
-        .arg(spec.metadata_socket)
-        .arg("--pid-file")
-        .arg(spec.pid_file);
-    if let Some(port) = spec.ssh_port {
-        let addr = format!("127.0.0.1:{port}");
-        cmd.args(["--ssh-listen", &addr, "--ssh-target", &addr]);
-    }
-    let mut child = cmd
+    let instance = uuid::Uuid::try_parse(spec.uuid)
+        .map_err(|_| UserNetError::NotAUuid(spec.uuid.to_owned()))?;
+    let ssh = spec
+        .ssh_port
+        .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    let args = RelayArgs {
+        instance,
+        netns: netns_path(spec.uuid),
+        ssh_listen: ssh,
+        ssh_target: ssh,
+        metadata_listen: DEFAULT_METADATA_LISTEN,
+        metadata_socket: spec.metadata_socket.to_owned(),
+        pid_file: spec.pid_file.to_owned(),
+    };
+    let mut child = Command::new(spec.binary)
+        .args(args.to_args())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)

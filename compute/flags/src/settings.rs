@@ -1,12 +1,14 @@
 //! The rendering settings as command-line flags, shared by every CLI of the
-//! workspace (`compute`, `configdrive`, `metadata-server`) so they spell them alike.
+//! workspace (`compute`, `configdrive`, `metadata-server`) so they spell them alike,
+//! and the way back from settings to flags, for a process that starts another.
 
-use crate::metadata::{AnyVersion, Ec2Version, OpenStackVersion, Settings};
-use std::path::PathBuf;
+use compute::metadata::{AnyVersion, Ec2Version, OpenStackVersion, Settings};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    #[error("cannot read vendor data file {path}: {source}")]
+    #[error("cannot read vendor data file {path}")]
     VendorDataRead {
         path: PathBuf,
         source: std::io::Error,
@@ -17,7 +19,7 @@ pub enum SettingsError {
     UnknownVersion(String, String),
 }
 
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
 pub struct SettingsArgs {
     /// Domain appended to hostnames (Nova's `dhcp_domain`); pass '' for none.
     #[arg(long, global = true, default_value = "novalocal")]
@@ -84,43 +86,58 @@ impl SettingsArgs {
         }
         Ok(s)
     }
-}
 
-/// The flags that give a metadata server `settings`: the inverse of
-/// [`SettingsArgs::to_settings`] for everything the service uses (drive skip lists
-/// are for drives only). Vendor data travels as a file: `vendor_data_file` must hold
-/// `settings.vendor_data` when it is not empty.
-pub fn server_args(
-    settings: &Settings,
-    vendor_data_file: Option<&std::path::Path>,
-) -> Vec<std::ffi::OsString> {
-    let mut args: Vec<std::ffi::OsString> = vec![
-        "--dhcp-domain".into(),
-        settings.dhcp_domain.clone().unwrap_or_default().into(),
-    ];
-    let disabled: Vec<&str> = OpenStackVersion::ALL
-        .iter()
-        .filter(|v| !settings.openstack_versions.contains(v))
-        .map(|v| v.as_str())
-        .chain(
-            Ec2Version::ALL
-                .iter()
-                .filter(|v| !settings.ec2_versions.contains(v))
-                .map(|v| v.as_str()),
-        )
-        .collect();
-    if !disabled.is_empty() {
-        args.push("--disable-version".into());
-        args.push(disabled.join(",").into());
+    /// The flags that give a metadata server `settings`: the inverse of
+    /// [`SettingsArgs::to_settings`] for everything the service uses (drive skip lists
+    /// are for drives only). Vendor data travels as a file: `vendor_data_file` must
+    /// hold `settings.vendor_data` when it is not empty.
+    pub fn for_service(settings: &Settings, vendor_data_file: Option<&Path>) -> SettingsArgs {
+        let disabled = OpenStackVersion::ALL
+            .iter()
+            .filter(|v| !settings.openstack_versions.contains(v))
+            .map(|v| v.as_str())
+            .chain(
+                Ec2Version::ALL
+                    .iter()
+                    .filter(|v| !settings.ec2_versions.contains(v))
+                    .map(|v| v.as_str()),
+            )
+            .map(str::to_owned)
+            .collect();
+        SettingsArgs {
+            dhcp_domain: settings.dhcp_domain.clone().unwrap_or_default(),
+            vendor_data: vendor_data_file
+                .filter(|_| !settings.vendor_data.is_empty())
+                .map(Path::to_owned),
+            disable_version: disabled,
+            skip_versions: None,
+            serve_files: settings.serve_files,
+        }
     }
-    if let (false, Some(path)) = (settings.vendor_data.is_empty(), vendor_data_file) {
-        args.push("--vendor-data".into());
-        args.push(path.into());
+
+    /// These flags as arguments that parse back into them. Values go in the
+    /// `--flag=VALUE` form, so that one starting with `-` is not taken for a flag.
+    pub fn to_args(&self) -> Vec<OsString> {
+        let flag = |name: &str, value: &dyn AsRef<std::ffi::OsStr>| {
+            let mut arg = OsString::from(format!("--{name}="));
+            arg.push(value);
+            arg
+        };
+        let mut args = vec![flag("dhcp-domain", &self.dhcp_domain)];
+        if let Some(path) = &self.vendor_data {
+            args.push(flag("vendor-data", path));
+        }
+        if !self.disable_version.is_empty() {
+            args.push(flag("disable-version", &self.disable_version.join(",")));
+        }
+        if let Some(skip) = &self.skip_versions {
+            args.push(flag("skip-versions", &skip.join(",")));
+        }
+        if self.serve_files {
+            args.push("--serve-files".into());
+        }
+        args
     }
-    if settings.serve_files {
-        args.push("--serve-files".into());
-    }
-    args
 }
 
 #[cfg(test)]
@@ -134,22 +151,37 @@ mod tests {
         settings: SettingsArgs,
     }
 
-    fn parse(args: &[std::ffi::OsString]) -> Settings {
-        let mut argv: Vec<std::ffi::OsString> = vec!["x".into()];
+    fn parse(args: &[OsString]) -> SettingsArgs {
+        let mut argv: Vec<OsString> = vec!["x".into()];
         argv.extend(args.iter().cloned());
-        Cli::try_parse_from(argv)
-            .expect("flags parse")
-            .settings
-            .to_settings()
-            .expect("settings")
+        Cli::try_parse_from(argv).expect("flags parse").settings
     }
 
     #[test]
-    fn server_args_give_back_the_same_service_settings() {
+    fn to_args_parse_back_into_the_same_flags() {
+        let all = SettingsArgs {
+            dhcp_domain: "-odd.example".into(),
+            vendor_data: Some("/etc/vendor data.json".into()),
+            disable_version: vec!["2025-04-04".into(), "1.0".into()],
+            skip_versions: Some(vec!["1.0".into(), "2007-01-19".into()]),
+            serve_files: true,
+        };
+        let none = SettingsArgs {
+            dhcp_domain: String::new(),
+            ..SettingsArgs::default()
+        };
+        for args in [all, none, parse(&[])] {
+            assert_eq!(parse(&args.to_args()), args);
+        }
+    }
+
+    #[test]
+    fn service_flags_give_back_the_same_service_settings() {
         let dir = tempfile::tempdir().expect("tempdir");
         let vendor = dir.path().join("vendor.json");
+        let settings = |args: SettingsArgs| parse(&args.to_args()).to_settings().expect("settings");
         let mut s = Settings::default();
-        assert_eq!(parse(&server_args(&s, None)), s);
+        assert_eq!(settings(SettingsArgs::for_service(&s, None)), s);
         s.dhcp_domain = None;
         s.serve_files = true;
         s.openstack_versions
@@ -158,6 +190,6 @@ mod tests {
         s.vendor_data
             .insert("cloud-init".into(), "#cloud-config\n".into());
         std::fs::write(&vendor, serde_json::to_vec(&s.vendor_data).expect("json")).expect("write");
-        assert_eq!(parse(&server_args(&s, Some(&vendor))), s);
+        assert_eq!(settings(SettingsArgs::for_service(&s, Some(&vendor))), s);
     }
 }
