@@ -6,6 +6,7 @@
 pub mod antispoof;
 mod boot;
 pub mod bridge;
+mod catalog;
 pub mod images;
 pub mod layout;
 pub mod lock;
@@ -55,6 +56,12 @@ pub enum DriverError {
     Img(#[from] ImgError),
     #[error(transparent)]
     Drive(#[from] DriveBuildError),
+    #[error(transparent)]
+    KeyGen(#[from] crate::keygen::KeyGenError),
+    #[error(transparent)]
+    Keypair(#[from] compute::keypair::KeypairError),
+    #[error(transparent)]
+    Flavor(#[from] compute::flavor::FlavorError),
     #[error(transparent)]
     UserNet(#[from] usernet::UserNetError),
     #[error(transparent)]
