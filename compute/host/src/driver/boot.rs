@@ -11,12 +11,14 @@ use compute::instance::{
     FileSpec, InstanceDocument, Key, KeyType, Link, Network, NetworkData, NetworkType, Route,
     Service,
 };
+use compute::lifecycle::Action;
 use compute::mac::MacAddr;
 use compute::{quota, Instance};
 use compute_io::tool;
 use compute_store::{FaultChange, Image, InstanceRecord, NewInstance};
 use indexmap::IndexMap;
 use std::net::Ipv4Addr;
+use tracing::instrument;
 
 const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
@@ -170,6 +172,7 @@ fn check_host(flavor: &Flavor) -> Result<(), DriverError> {
 
 impl Host {
     /// Boots an instance; on success it is active and running.
+    #[instrument(skip_all, fields(uuid))]
     pub fn boot(&mut self, req: &BootRequest) -> Result<InstanceRecord, DriverError> {
         // Validate first: nothing is recorded for a request that cannot work.
         let flavor = self.store.flavor(&req.flavor)?;
@@ -192,6 +195,7 @@ impl Host {
         quota::check(&req.files, ud_len).map_err(|e| DriverError::Invalid(e.to_string()))?;
         check_host(&flavor)?;
         let uuid = uuid::Uuid::new_v4().hyphenated().to_string();
+        tracing::Span::current().record("uuid", tracing::field::display(&uuid));
         let parts = Parts {
             req,
             uuid: &uuid,
@@ -220,6 +224,12 @@ impl Host {
         let doc = |ip, mac| {
             serde_json::to_string(&document(&parts, subnet, ip, mac)).map_err(|e| e.to_string())
         };
+        tracing::info!(
+            name = req.name,
+            image = image.id,
+            flavor = flavor.name,
+            "boot started"
+        );
         let rec = self.store.insert_instance(&NewInstance {
             uuid: &uuid,
             name: &req.name,
@@ -232,18 +242,26 @@ impl Host {
         })?;
         match self.spawn(&rec, &flavor, &image, req.config_drive) {
             Ok(()) => {
+                let active = rec.state.spawned();
                 self.store
-                    .set_state(&uuid, rec.state.spawned(), FaultChange::Clear, &now())?;
-                Ok(self.store.instance_by_uuid(&uuid)?)
+                    .set_state(&uuid, active, FaultChange::Clear, &now())?;
+                let rec = self.store.instance_by_uuid(&uuid)?;
+                tracing::info!(
+                    ip = %rec.fixed_ip,
+                    mac = %rec.mac,
+                    pid = rec.pid,
+                    vm_state = %active.vm,
+                    power_state = %active.power,
+                    "boot done"
+                );
+                Ok(rec)
             }
             Err(err) => {
                 let _ = self.kill_qemu(&rec);
                 let _ = std::fs::remove_dir_all(&self.layout.instance(&uuid).dir);
-                self.record_fault(
-                    &uuid,
-                    rec.state.fail(compute::lifecycle::Action::Rebuild),
-                    &err,
-                )?;
+                let failed = rec.state.fail(Action::Rebuild);
+                self.record_fault(&uuid, failed, &err)?;
+                tracing::info!(error = %err, vm_state = %failed.vm, "boot failed");
                 Err(err)
             }
         }

@@ -10,6 +10,7 @@ use compute_store::Image;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use tracing::instrument;
 
 /// What `image-import` takes.
 #[derive(Debug, Clone)]
@@ -94,8 +95,10 @@ impl Host {
 
     /// `image-create`: flattens the instance's root disk into a new image (pausing
     /// a running guest meanwhile), keeping its kernel, ramdisk and command line.
+    #[instrument(skip_all, fields(uuid))]
     pub fn snapshot(&mut self, key: &str, name: &str) -> Result<Image, DriverError> {
         let uuid = self.store.find_instance(key)?.uuid;
+        tracing::Span::current().record("uuid", tracing::field::display(&uuid));
         let id = uuid::Uuid::new_v4().hyphenated().to_string();
         let mut made = None;
         let outcome = self.act(&uuid, Action::Snapshot, |host, rec| {

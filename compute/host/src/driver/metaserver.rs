@@ -161,6 +161,7 @@ impl MetaServer<'_> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Some(pid) = self.running() {
+                tracing::info!(pid, state_dir = %self.layout.root().display(), "metadata server started");
                 return Ok(pid);
             }
             let exited = matches!(child.try_wait(), Ok(Some(_)));
@@ -237,6 +238,7 @@ impl MetaServer<'_> {
     pub fn stop(&self) -> Result<(), MetaServerError> {
         if let Some(pid) = self.running() {
             process::terminate(pid, &self.marker(), STOP_TIMEOUT)?;
+            tracing::info!(pid, "metadata server stopped");
         }
         let _ = std::fs::remove_file(self.layout.metadata_pidfile());
         Ok(())

@@ -32,6 +32,7 @@ use layout::Layout;
 use lock::LockError;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tracing::instrument;
 
 /// How long QEMU gets to bring up its QMP socket and answer.
 pub const QMP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -195,6 +196,7 @@ impl Host {
 
     /// [`Host::open_networked`] over the given store (another backend than the state
     /// folder's SQLite file); `config.cidr` is then the store's business.
+    #[instrument(skip_all, fields(state_dir = %config.state_dir.display()))]
     pub fn with_store(
         config: HostConfig,
         networking: Networking,
@@ -357,6 +359,7 @@ impl Host {
             NetworkMode::Plain => {}
         }
         let pid = process::spawn_daemon(&argv, &p.pidfile())?;
+        tracing::info!(uuid = rec.uuid, pid, accel = ?cmd.accel, "QEMU started");
         self.store.set_runtime(&rec.uuid, Some(pid), ssh_port)?;
         if self.networking.mode == NetworkMode::Bridge {
             // QEMU made the tap before it daemonized; it may send only as itself before
@@ -385,6 +388,7 @@ impl Host {
         let pid = rec.pid.or_else(|| process::read_pidfile(&pidfile).ok());
         if let Some(pid) = pid {
             process::kill(pid, &rec.uuid, KILL_TIMEOUT)?;
+            tracing::info!(uuid = rec.uuid, pid, "QEMU ended");
         }
         self.store.set_runtime(&rec.uuid, None, None)?;
         self.unwire_net(&rec.uuid)
@@ -412,8 +416,9 @@ impl Host {
             .map_err(|e| DriverError::Invalid(e.to_string()))?;
         bridge::ensure_bridge(&self.networking.bridge, gateway)?;
         let server = self.meta_server();
-        server.ensure_running()?;
+        let pid = server.ensure_running()?;
         server.reload();
+        tracing::info!(bridge = self.networking.bridge, %gateway, metadata_server = pid, "bridge up");
         Ok(())
     }
 
@@ -421,6 +426,7 @@ impl Host {
     /// is deleted); with no guest left running, the metadata server and the bridge.
     fn unwire_bridge(&self, uuid: &str) -> Result<(), DriverError> {
         bridge::delete_link(&bridge::tap_name(uuid))?;
+        tracing::debug!(uuid, tap = bridge::tap_name(uuid), "tap gone");
         let others_alive = self
             .store
             .instances_claiming_processes()?
@@ -434,6 +440,10 @@ impl Host {
             self.meta_server().stop()?;
             antispoof::apply(&antispoof::removal(&self.networking.bridge))?;
             bridge::delete_link(&self.networking.bridge)?;
+            tracing::info!(
+                bridge = self.networking.bridge,
+                "last guest gone: bridge and metadata server removed"
+            );
         }
         Ok(())
     }
@@ -484,8 +494,15 @@ impl Host {
             server.wait_bound(&rec.uuid)?;
             Ok(())
         })();
-        if wired.is_err() {
-            let _ = self.unwire_net(&rec.uuid);
+        match &wired {
+            Ok(()) => tracing::info!(
+                uuid = rec.uuid,
+                netns = usernet::netns_name(&rec.uuid),
+                "user networking up: namespace, relay, metadata socket"
+            ),
+            Err(_) => {
+                let _ = self.unwire_net(&rec.uuid);
+            }
         }
         wired
     }
@@ -500,6 +517,9 @@ impl Host {
         let had_relay = p.relay_pidfile().exists();
         usernet::stop_relay(uuid, &p.relay_pidfile())?;
         usernet::delete_netns(uuid)?;
+        if had_relay {
+            tracing::info!(uuid, "user networking down: relay and namespace removed");
+        }
         if had_relay || self.meta_server().running().is_some() {
             self.meta_server().sync()?;
         }
@@ -537,20 +557,22 @@ impl Host {
         work: impl FnOnce(&mut Host, &InstanceRecord) -> Result<(), DriverError>,
     ) -> Result<InstanceRecord, DriverError> {
         let uuid = self.store.find_instance(key)?.uuid;
+        tracing::Span::current().record("uuid", tracing::field::display(&uuid));
         let _lock = lock::lock(&self.layout.lock(&uuid))?;
         let rec = self.store.instance_by_uuid(&uuid)?;
         let running = rec.state.begin(action)?;
         self.store
             .set_state(&uuid, running, FaultChange::Keep, &now())?;
+        log_state(action, running, "task started");
         match work(self, &rec) {
             Ok(()) => {
                 if action != Action::Delete {
-                    self.store.set_state(
-                        &uuid,
-                        running.finish(action),
-                        FaultChange::Clear,
-                        &now(),
-                    )?;
+                    let done = running.finish(action);
+                    self.store
+                        .set_state(&uuid, done, FaultChange::Clear, &now())?;
+                    log_state(action, done, "task done");
+                } else {
+                    tracing::info!("deleted");
                 }
                 match action {
                     Action::Delete => Ok(rec),
@@ -558,14 +580,18 @@ impl Host {
                 }
             }
             Err(err) => {
-                self.record_fault(&uuid, running.fail(action), &err)?;
+                let failed = running.fail(action);
+                self.record_fault(&uuid, failed, &err)?;
+                log_state(action, failed, "task failed");
                 Err(err)
             }
         }
     }
 
+    #[instrument(skip_all, fields(uuid))]
     pub fn console_log(&self, key: &str, lines: Option<usize>) -> Result<String, DriverError> {
         let rec = self.store.find_instance(key)?;
+        tracing::Span::current().record("uuid", tracing::field::display(&rec.uuid));
         let path = self.layout.instance(&rec.uuid).console_log();
         let text = match std::fs::read(&path) {
             Ok(b) => String::from_utf8_lossy(&b).into_owned(),
@@ -581,6 +607,18 @@ impl Host {
             }
         })
     }
+}
+
+/// A state the store now holds, as an event in the action's span, which names the
+/// instance (the fault, if any, is in the store).
+fn log_state(action: Action, state: State, what: &'static str) {
+    tracing::info!(
+        ?action,
+        vm_state = %state.vm,
+        task_state = state.task.map(|t| t.as_str()),
+        power_state = %state.power,
+        "{what}"
+    );
 }
 
 /// A free TCP port on loopback for the SSH forward.

@@ -8,16 +8,19 @@ use compute::lifecycle::Action;
 use compute_store::InstanceRecord;
 use serde_json::json;
 use std::time::Duration;
+use tracing::instrument;
 
 /// How long a suspend may take to write the guest's memory to disk.
 const SAVE_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl Host {
     /// ACPI power-down, then a hard stop once `timeout` has passed.
+    #[instrument(skip_all, fields(uuid))]
     pub fn stop(&mut self, key: &str, timeout: Duration) -> Result<InstanceRecord, DriverError> {
         self.act(key, Action::Stop, |host, rec| host.power_off(rec, timeout))
     }
 
+    #[instrument(skip_all, fields(uuid))]
     pub fn start(&mut self, key: &str) -> Result<InstanceRecord, DriverError> {
         self.act(key, Action::Start, |host, rec| {
             host.start_qemu(rec, false).map(drop)
@@ -25,6 +28,7 @@ impl Host {
     }
 
     /// Soft: a guest-visible reset through QMP. Hard: a new QEMU process.
+    #[instrument(skip_all, fields(uuid))]
     pub fn reboot(&mut self, key: &str, hard: bool) -> Result<InstanceRecord, DriverError> {
         self.act(key, Action::Reboot { hard }, |host, rec| {
             if hard {
@@ -40,12 +44,14 @@ impl Host {
         })
     }
 
+    #[instrument(skip_all, fields(uuid))]
     pub fn pause(&mut self, key: &str) -> Result<InstanceRecord, DriverError> {
         self.act(key, Action::Pause, |host, rec| {
             host.expect_status(rec, "stop", false)
         })
     }
 
+    #[instrument(skip_all, fields(uuid))]
     pub fn unpause(&mut self, key: &str) -> Result<InstanceRecord, DriverError> {
         self.act(key, Action::Unpause, |host, rec| {
             host.expect_status(rec, "cont", true)
@@ -53,6 +59,7 @@ impl Host {
     }
 
     /// Saves the guest's memory to `suspended.state` and ends QEMU.
+    #[instrument(skip_all, fields(uuid))]
     pub fn suspend(&mut self, key: &str) -> Result<InstanceRecord, DriverError> {
         self.act(key, Action::Suspend, |host, rec| {
             let p = host.layout.instance(&rec.uuid);
@@ -70,6 +77,7 @@ impl Host {
     }
 
     /// Starts QEMU from the saved state; the guest continues where it was.
+    #[instrument(skip_all, fields(uuid))]
     pub fn resume(&mut self, key: &str) -> Result<InstanceRecord, DriverError> {
         self.act(key, Action::Resume, |host, rec| {
             let p = host.layout.instance(&rec.uuid);
@@ -102,6 +110,7 @@ impl Host {
     }
 
     /// A fresh root disk from `image` (or the same image), new config drive, new QEMU.
+    #[instrument(skip_all, fields(uuid))]
     pub fn rebuild(
         &mut self,
         key: &str,
@@ -139,6 +148,7 @@ impl Host {
     }
 
     /// Ends QEMU, purges every file of the instance and frees its IP and MAC.
+    #[instrument(skip_all, fields(uuid))]
     pub fn delete(&mut self, key: &str) -> Result<InstanceRecord, DriverError> {
         self.act(key, Action::Delete, |host, rec| {
             host.kill_qemu(rec)?;

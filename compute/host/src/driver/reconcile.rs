@@ -55,12 +55,25 @@ impl Host {
                 let state = rec.state.observe(None, true);
                 self.store
                     .set_state(&s.uuid, state, FaultChange::Set(&fault), &now())?;
+                tracing::info!(
+                    uuid = s.uuid,
+                    qemu = alive,
+                    "reconciled: interrupted boot cleaned up"
+                );
                 continue;
             }
             let new = rec.state.observe(observed, true);
             if new != rec.state {
                 if new.vm != rec.state.vm {
                     tracing::warn!(uuid = %s.uuid, from = %rec.state.vm, to = %new.vm, power = %new.power, "reconciled");
+                } else {
+                    tracing::info!(
+                        uuid = s.uuid,
+                        vm_state = %new.vm,
+                        task_state = new.task.map(|t| t.as_str()),
+                        power_state = %new.power,
+                        "reconciled"
+                    );
                 }
                 self.store
                     .set_state(&s.uuid, new, FaultChange::Keep, &now())?;
