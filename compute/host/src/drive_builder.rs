@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DriveBuildError {
-    #[error("cannot write the config drive {path}: {source}")]
+    #[error("cannot write the config drive {path}")]
     Write {
         path: PathBuf,
         source: std::io::Error,

@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("cannot open lock file {path}: {source}")]
+    #[error("cannot open lock file {path}")]
     Open {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot lock {path}: {source}")]
+    #[error("cannot lock {path}")]
     Lock {
         path: PathBuf,
         source: std::io::Error,

@@ -41,7 +41,7 @@ pub enum MetaServerError {
     Failed { log: String },
     #[error("the metadata server did not open {path} for instance {uuid}")]
     NotApplied { path: PathBuf, uuid: String },
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,

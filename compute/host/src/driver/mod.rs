@@ -75,7 +75,7 @@ pub enum DriverError {
     Tool(#[from] tool::ToolError),
     #[error(transparent)]
     Atomic(#[from] compute_io::atomic::AtomicError),
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -542,7 +542,7 @@ impl Host {
     ) -> Result<(), DriverError> {
         let fault = Fault {
             code: 500,
-            message: format!("{err}"),
+            message: chain(err),
         };
         self.store
             .set_state(uuid, state, FaultChange::Set(&fault), &now())?;
@@ -609,6 +609,19 @@ impl Host {
     }
 }
 
+/// An error and its causes on one line, as the binaries print them: a fault must
+/// say why, and the why is often a cause (an I/O error under "cannot write ...").
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
 /// A state the store now holds, as an event in the action's span, which names the
 /// instance (the fault, if any, is in the store).
 fn log_state(action: Action, state: State, what: &'static str) {
@@ -627,4 +640,28 @@ fn free_port() -> Result<u16, DriverError> {
     Ok(l.local_addr()
         .map_err(io_err(Path::new("127.0.0.1:0")))?
         .port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fault_says_the_error_and_each_cause_once() {
+        let err = DriverError::from(lock::LockError::Lock {
+            path: "/state/locks/x.lock".into(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        });
+        assert_eq!(
+            chain(&err),
+            "cannot lock /state/locks/x.lock: permission denied"
+        );
+        let err = DriverError::from(bridge::BridgeError::from(
+            compute_io::netlink::NetlinkError::NoSuchLink("cbr0".into()),
+        ));
+        assert_eq!(
+            chain(&err),
+            "bridge networking failed (it needs root): interface cbr0 does not exist"
+        );
+    }
 }

@@ -36,7 +36,7 @@ pub enum UserNetError {
     Ip { args: String, stderr: String },
     #[error(transparent)]
     Tool(#[from] ToolError),
-    #[error("cannot run {program}: {source}")]
+    #[error("cannot run {program}")]
     Spawn {
         program: String,
         source: std::io::Error,

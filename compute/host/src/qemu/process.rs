@@ -11,7 +11,7 @@ const MAX_STDERR: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
-    #[error("cannot run {program}: {source}")]
+    #[error("cannot run {program}")]
     Spawn {
         program: String,
         source: std::io::Error,
@@ -22,7 +22,7 @@ pub enum ProcessError {
     PidFile { path: PathBuf, problem: String },
     #[error("QEMU (pid {pid}) did not exit within {timeout:?}")]
     StillRunning { pid: i32, timeout: Duration },
-    #[error("cannot signal pid {pid}: {source}")]
+    #[error("cannot signal pid {pid}")]
     Signal { pid: i32, source: std::io::Error },
 }
 

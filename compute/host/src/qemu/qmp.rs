@@ -15,12 +15,12 @@ const MAX_LINE: usize = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QmpError {
-    #[error("cannot connect to QMP socket {path}: {source}")]
+    #[error("cannot connect to QMP socket {path}")]
     Connect {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("QMP socket {path}: {source}")]
+    #[error("QMP socket {path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
