@@ -148,5 +148,51 @@ pub fn wait_gone(pid: i32, uuid: &str, timeout: Duration) -> Result<(), ProcessE
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    // The leader shows as a zombie while the other threads (vCPUs, I/O) may still be
+    // exiting with its files open, and QEMU's locks on its disk images with them: a
+    // QEMU started now on the same disks would fail to lock them. Wait for those
+    // threads within the same deadline (a pid reused meanwhile only costs the wait).
+    while !threads_exited(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     Ok(())
+}
+
+/// True when no thread of `pid` runs any more (each is a zombie, or it is gone): only
+/// then has it closed its files.
+fn threads_exited(pid: i32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return true;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat")).map_or(true, |stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X'))
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_exited_only_once_every_thread_has() {
+        assert!(!threads_exited(std::process::id() as i32), "this test runs");
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep runs");
+        let pid = child.id() as i32;
+        assert!(!threads_exited(pid), "sleeping is not exited");
+        child.kill().expect("kill");
+        // Killed but not reaped: a zombie, whose files are closed.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !threads_exited(pid) {
+            assert!(Instant::now() < deadline, "a killed child becomes a zombie");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        child.wait().expect("reap");
+        assert!(threads_exited(pid), "a reaped child is gone");
+    }
 }
