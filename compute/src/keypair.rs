@@ -1,6 +1,6 @@
 //! Keypairs: OpenSSH public keys checked and fingerprinted as Nova does (MD5 of the
-//! key blob, colon-separated hex). Generation shells out to `ssh-keygen` at the CLI
-//! edge; this module stays pure.
+//! key blob, colon-separated hex). Generation shells out to `ssh-keygen` in
+//! `compute-host`; this module stays pure.
 
 use base64::Engine;
 use md5::{Digest, Md5};

@@ -1,13 +1,16 @@
-//! The compact core under every other crate of the workspace.
+//! The pure core under every other crate of the workspace. [`instance`] is the
+//! document every part renders from (parsed, then validated); [`metadata`] is the one
+//! renderer of the OpenStack and EC2 trees, for the service and for config drives,
+//! with its [`Settings`]; [`pyjson`] writes JSON bytes exactly as Nova's Python does;
+//! [`media`] reads ISO9660 and FAT drives from any `Read + Seek`. Beside them, the
+//! rules of a compute host: [`flavor`], [`keypair`] (parsing and fingerprints),
+//! [`quota`], the [`lifecycle`] state machine, [`mac`] and [`netalloc`].
 //!
-//! `instance` is the document every part renders from; `metadata` is the one
-//! renderer of the OpenStack and EC2 trees (for the service and for config drives);
-//! `pyjson` writes JSON bytes exactly as Nova's Python does. This crate is pure data
-//! and rendering: sockets, disks and processes live at the edges.
+//! Pure data and rules: no clock, no randomness, no processes, no sockets, no file
+//! system writes. No command line (clap), runtime (tokio), database (rusqlite) or
+//! HTTP (hyper) either: `compute-flags`, `compute-store`, `compute-host` and the
+//! binaries above bring them.
 
-pub mod cli_help;
-pub mod drive_builder;
-pub mod driver;
 pub mod flavor;
 pub mod instance;
 pub mod keypair;
@@ -17,11 +20,7 @@ pub mod media;
 pub mod metadata;
 pub mod netalloc;
 pub mod pyjson;
-pub mod qemu;
 pub mod quota;
-pub mod settings_args;
-pub mod store;
-pub mod tool;
 
 pub use instance::{Instance, InstanceDocument, InstanceError};
 pub use metadata::{render_drive, render_service, MetadataTree, Settings};

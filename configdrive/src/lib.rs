@@ -8,7 +8,6 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
-pub mod builder;
 pub mod drive;
 pub mod fat;
 pub mod image;
@@ -18,7 +17,6 @@ pub mod options;
 pub mod read;
 pub mod tree;
 
-pub use builder::ConfigDriveBuilder;
 pub use drive::{build_image, ironic_encode, DriveError, Encoding, Format, Target};
 pub use fat::{FatError, FatImage};
 pub use image::DiskImage;

@@ -1,5 +1,5 @@
 //! `--state-dir DIR`: the instances of compute's state database, read through
-//! [`compute::store::DocumentReader`] (read-only, never blocking compute's writers).
+//! [`compute_store::DocumentReader`] (read-only, never blocking compute's writers).
 //!
 //! The fingerprint is the database's generation counter, which compute's triggers
 //! raise in the same transaction as every change to an instance: polling it costs one
@@ -7,8 +7,8 @@
 //! database (it may have been replaced); the reloader keeps the last good set meanwhile.
 
 use crate::source::{Fingerprint, InstanceSource, SourceError};
-use compute::store::{DocumentReader, DB_FILE};
 use compute::Instance;
+use compute_store::{DocumentReader, DB_FILE};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -33,7 +33,7 @@ impl DbSource {
     /// Runs `f` on the open reader, opening it first; any error closes it.
     fn with_reader<T>(
         &self,
-        f: impl FnOnce(&mut DocumentReader) -> Result<T, compute::store::StoreError>,
+        f: impl FnOnce(&mut DocumentReader) -> Result<T, compute_store::StoreError>,
     ) -> Result<T, SourceError> {
         let mut guard = match self.reader.lock() {
             Ok(g) => g,

@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use compute::settings_args::SettingsArgs;
+use compute_flags::metadata_server::{RelayArgs, ServeArgs, DEFAULT_PASSWORD_DIR};
 use metadata_server::answer::{Responder, TokenMode};
 use metadata_server::cache::RenderCache;
 use metadata_server::dbsource::DbSource;
@@ -27,8 +27,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
-const DEFAULT_PASSWORD_DIR: &str = "/var/lib/metadata-server/passwords";
-
 #[derive(Parser)]
 #[command(
     version,
@@ -42,7 +40,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the metadata of instances (OpenStack and EC2 trees) over HTTP.
-    Serve(Box<ServeArgs>),
+    Serve(Box<ServeCommand>),
     /// Relay one instance's connections into its network namespace (compute runs it).
     #[command(hide = true)]
     Relay(RelayArgs),
@@ -71,43 +69,15 @@ struct PasswordArgs {
     password_dir: PathBuf,
 }
 
+// `serve`'s flags: compute's part (compute-host starts the server with the same
+// struct), then the rest. No `///`: it would override the verb's about line.
 #[derive(clap::Args)]
-struct RelayArgs {
-    /// The instance this relay serves (also lets compute recognise the process).
-    #[arg(long, value_name = "UUID")]
-    instance: Uuid,
-    /// The instance's network namespace (`/run/netns/NAME`).
-    #[arg(long, value_name = "PATH")]
-    netns: PathBuf,
-    /// Host-namespace address forwarded to QEMU's SSH `hostfwd` (bound before entering).
-    #[arg(long, value_name = "ADDR", requires = "ssh_target")]
-    ssh_listen: Option<SocketAddr>,
-    /// QEMU's SSH `hostfwd` address inside the namespace.
-    #[arg(long, value_name = "ADDR")]
-    ssh_target: Option<SocketAddr>,
-    /// Where guests reach the metadata service inside the namespace.
-    #[arg(long, value_name = "ADDR", default_value = "169.254.169.254:80")]
-    metadata_listen: SocketAddr,
-    /// The metadata server's unix socket bound to this instance.
-    #[arg(long, value_name = "PATH")]
-    metadata_socket: PathBuf,
-    /// Written once both listeners are up.
-    #[arg(long, value_name = "FILE")]
-    pid_file: PathBuf,
-}
-
-#[derive(clap::Args)]
-struct ServeArgs {
-    /// Address to serve on (repeatable); 127.0.0.1:8775 when nothing else is given to
-    /// listen on (no --listen, --instance-listener or --instance-listeners-file).
-    #[arg(long, value_name = "ADDR")]
-    listen: Vec<SocketAddr>,
+struct ServeCommand {
+    #[command(flatten)]
+    launch: ServeArgs,
     /// A socket belonging to one instance: TCP `ADDR=UUID` or unix `/PATH=UUID` (repeatable).
     #[arg(long, value_name = "ADDR=UUID")]
     instance_listener: Vec<ListenerSpec>,
-    /// A file of `ADDR=UUID` lines: bound listeners opened and closed as it changes.
-    #[arg(long, value_name = "FILE")]
-    instance_listeners_file: Option<PathBuf>,
     /// Instance documents: a JSON file (array or one document) or a folder of them.
     #[arg(
         long,
@@ -116,12 +86,6 @@ struct ServeArgs {
         conflicts_with = "state_dir"
     )]
     instances: Option<PathBuf>,
-    /// Serve the instances of compute's state folder (its database, read-only).
-    #[arg(long, value_name = "DIR")]
-    state_dir: Option<PathBuf>,
-    /// Write the server's pid here once it listens (for a supervisor such as compute).
-    #[arg(long, value_name = "FILE")]
-    pid_file: Option<PathBuf>,
     /// How often to look for changes to the instances (SIGHUP reloads at once).
     #[arg(long, value_name = "SECONDS", default_value_t = 2)]
     watch_interval: u64,
@@ -131,9 +95,6 @@ struct ServeArgs {
     /// Secret shared with a Neutron-style metadata proxy (signed X-Instance-ID headers).
     #[arg(long, value_name = "FILE")]
     proxy_shared_secret_file: Option<PathBuf>,
-    /// Folder of the durable password store (shared with `password get|clear`).
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_PASSWORD_DIR)]
-    password_dir: PathBuf,
     /// Whether IMDSv2 tokens are needed, for every instance.
     #[arg(long, value_enum, default_value_t = TokenMode::Optional)]
     tokens: TokenMode,
@@ -177,20 +138,19 @@ struct ServeArgs {
     /// Seconds open connections get to finish after SIGTERM.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     shutdown_grace: u64,
-    #[command(flatten)]
-    settings: SettingsArgs,
 }
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8775";
 
-async fn bind(args: &ServeArgs) -> Result<Vec<Listener>> {
+async fn bind(args: &ServeCommand) -> Result<Vec<Listener>> {
     let mut out = Vec::new();
-    let nothing_else = args.instance_listener.is_empty() && args.instance_listeners_file.is_none();
-    let default: Vec<SocketAddr> = match (args.listen.is_empty(), nothing_else) {
+    let nothing_else =
+        args.instance_listener.is_empty() && args.launch.instance_listeners_file.is_none();
+    let default: Vec<SocketAddr> = match (args.launch.listen.is_empty(), nothing_else) {
         (true, true) => vec![DEFAULT_LISTEN.parse()?],
         _ => Vec::new(),
     };
-    for addr in args.listen.iter().chain(&default) {
+    for addr in args.launch.listen.iter().chain(&default) {
         let l = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
@@ -202,9 +162,9 @@ async fn bind(args: &ServeArgs) -> Result<Vec<Listener>> {
     Ok(out)
 }
 
-async fn run_serve(args: ServeArgs) -> Result<()> {
-    let settings = Arc::new(args.settings.to_settings()?);
-    let source: Arc<dyn InstanceSource> = match (&args.instances, &args.state_dir) {
+async fn run_serve(args: ServeCommand) -> Result<()> {
+    let settings = Arc::new(args.launch.settings.to_settings()?);
+    let source: Arc<dyn InstanceSource> = match (&args.instances, &args.launch.state_dir) {
         (Some(path), _) => Arc::new(FileSource::new(path.clone())),
         (None, Some(dir)) => Arc::new(DbSource::new(dir.clone())),
         (None, None) => bail!("give --instances or --state-dir"),
@@ -234,7 +194,8 @@ async fn run_serve(args: ServeArgs) -> Result<()> {
     let mut key = [0u8; 32];
     getrandom::getrandom(&mut key)
         .map_err(|e| anyhow::anyhow!("no randomness for the token key: {e}"))?;
-    let passwords: Arc<dyn PasswordStore> = Arc::new(DirPasswordStore::open(&args.password_dir)?);
+    let passwords: Arc<dyn PasswordStore> =
+        Arc::new(DirPasswordStore::open(&args.launch.password_dir)?);
     let vendor = DynamicVendorData::new(args.vendordata_dynamic.clone());
     let state = Arc::new(State {
         responder: Responder {
@@ -267,13 +228,13 @@ async fn run_serve(args: ServeArgs) -> Result<()> {
     });
 
     let listeners = bind(&args).await?;
-    if listeners.is_empty() && args.instance_listeners_file.is_none() {
+    if listeners.is_empty() && args.launch.instance_listeners_file.is_none() {
         bail!("nothing to listen on");
     }
     for l in &listeners {
         tracing::info!(listener = %l.describe(), "listening");
     }
-    if let Some(p) = &args.pid_file {
+    if let Some(p) = &args.launch.pid_file {
         write_pid_file(p)?;
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -294,7 +255,7 @@ async fn run_serve(args: ServeArgs) -> Result<()> {
     tasks.spawn(serve(
         state,
         listeners,
-        args.instance_listeners_file.clone(),
+        args.launch.instance_listeners_file.clone(),
         interval,
         stop_rx,
     ));
@@ -307,7 +268,7 @@ async fn run_serve(args: ServeArgs) -> Result<()> {
     tracing::info!("shutting down: no new connections, finishing open ones");
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
-    if let Some(p) = &args.pid_file {
+    if let Some(p) = &args.launch.pid_file {
         let _ = std::fs::remove_file(p);
     }
     tracing::info!("stopped");
@@ -357,18 +318,10 @@ fn run_relay(args: RelayArgs) -> Result<()> {
     })
 }
 
-/// Writes our pid atomically (temp file + rename), so a reader never sees half of it.
+/// Writes our pid atomically, so a reader never sees half of it.
 fn write_pid_file(path: &std::path::Path) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a pid file in {}", dir.display()))?;
-    use std::io::Write;
-    writeln!(tmp, "{}", std::process::id())?;
-    tmp.persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
+    let pid = format!("{}\n", std::process::id());
+    compute_io::atomic::replace(path, pid.as_bytes(), 0o600)?;
     Ok(())
 }
 
@@ -426,15 +379,65 @@ fn main() {
 
 #[cfg(test)]
 mod tests {
-    use super::Cli;
-    use clap::CommandFactory;
+    use super::{Cli, Command};
+    use clap::{CommandFactory, Parser};
+    use compute_flags::metadata_server::{RelayArgs, ServeArgs, DEFAULT_METADATA_LISTEN};
+    use compute_flags::SettingsArgs;
+    use std::ffi::OsString;
 
     #[test]
     fn every_verb_and_flag_explains_itself() {
         assert_eq!(
-            compute::cli_help::problems(&Cli::command()),
+            compute_flags::cli_help::problems(&Cli::command()),
             Vec::<String>::new()
         );
+    }
+
+    fn parse(args: Vec<OsString>) -> Command {
+        let mut argv: Vec<OsString> = vec!["metadata-server".into()];
+        argv.extend(args);
+        Cli::try_parse_from(argv)
+            .expect("compute's argv parses")
+            .command
+    }
+
+    /// What compute-host starts: this command line reads it back unchanged.
+    #[test]
+    fn the_serve_and_relay_argv_compute_builds_parse_here() {
+        let serve = ServeArgs {
+            listen: vec!["169.254.169.254:80".parse().expect("addr")],
+            instance_listeners_file: Some("/state/metadata/listeners".into()),
+            state_dir: Some("/state".into()),
+            pid_file: Some("/state/metadata/server.pid".into()),
+            password_dir: "/state/metadata/passwords".into(),
+            settings: SettingsArgs {
+                dhcp_domain: "novalocal".into(),
+                vendor_data: Some("/state/metadata/vendor_data.json".into()),
+                disable_version: vec!["2009-04-04".into()],
+                skip_versions: None,
+                serve_files: true,
+            },
+        };
+        match parse(serve.to_args()) {
+            Command::Serve(cmd) => {
+                assert_eq!(cmd.launch, serve);
+                assert!(cmd.instances.is_none() && cmd.instance_listener.is_empty());
+            }
+            _ => panic!("not serve"),
+        }
+        let relay = RelayArgs {
+            instance: uuid::Uuid::from_u128(7),
+            netns: "/run/netns/cmpt-x".into(),
+            ssh_listen: Some("127.0.0.1:2222".parse().expect("addr")),
+            ssh_target: Some("127.0.0.1:2222".parse().expect("addr")),
+            metadata_listen: DEFAULT_METADATA_LISTEN,
+            metadata_socket: "/state/metadata/x.sock".into(),
+            pid_file: "/state/instances/x/relay.pid".into(),
+        };
+        match parse(relay.to_args()) {
+            Command::Relay(args) => assert_eq!(args, relay),
+            _ => panic!("not relay"),
+        }
     }
 
     #[test]

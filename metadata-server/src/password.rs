@@ -1,16 +1,19 @@
 //! The durable password store shared by the server and the operator command.
 //!
 //! One file per instance (`<dir>/<uuid>`). "Store unless one is stored" is atomic
-//! across processes without locks: the password is written and synced to a temporary
-//! file, then hard-linked to its final name, which fails when the name exists. Clear
-//! is an unlink. A restart loses nothing; passwords never go on drives.
+//! across processes without locks: `compute_io::atomic::create_with` writes and syncs
+//! a temporary file, then gives it its final name only if that name does not exist.
+//! Clear is an unlink. A restart loses nothing; passwords never go on drives.
 
+use compute_io::atomic;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
+    #[error(transparent)]
+    Atomic(#[from] atomic::AtomicError),
     #[error("password store {path}: {source}")]
     Io {
         path: PathBuf,
@@ -89,24 +92,11 @@ impl PasswordStore for DirPasswordStore {
     }
 
     fn set_if_absent(&self, instance: Uuid, password: &[u8]) -> Result<bool, PasswordError> {
-        use std::os::unix::fs::PermissionsExt;
         let path = self.path(instance);
-        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(self.io(&self.dir))?;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(self.io(tmp.path()))?;
-        tmp.write_all(password).map_err(self.io(tmp.path()))?;
-        tmp.as_file().sync_all().map_err(self.io(tmp.path()))?;
-        let linked = match std::fs::hard_link(tmp.path(), &path) {
-            Ok(()) => true,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
-            Err(e) => return Err(self.io(&path)(e)),
-        };
-        drop(tmp);
-        if linked {
-            self.sync_dir()?;
-        }
-        Ok(linked)
+        let stored = atomic::create_with(&path, 0o600, |f| {
+            f.write_all(password).map_err(self.io(&path))
+        })?;
+        Ok(stored.is_some())
     }
 
     fn clear(&self, instance: Uuid) -> Result<bool, PasswordError> {

@@ -35,7 +35,7 @@ pub enum SourceError {
     #[error("{path}: {source}")]
     Database {
         path: PathBuf,
-        source: compute::store::StoreError,
+        source: compute_store::StoreError,
     },
     #[error("{path} holds more than {MAX_FILES} files")]
     TooManyFiles { path: PathBuf },

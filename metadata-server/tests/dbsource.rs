@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use compute::store::{NewInstance, Store};
+use compute_store::{NewInstance, SqliteStore, Store};
 use metadata_server::dbsource::DbSource;
 use metadata_server::source::InstanceSource;
 use std::io::{Read, Write};
@@ -21,11 +21,11 @@ fn fixture_doc(index: usize) -> serde_json::Value {
     docs[index].clone()
 }
 
-fn open_store(dir: &Path) -> Store {
-    Store::open(dir, "10.0.0.0/24".parse().expect("cidr")).expect("store")
+fn open_store(dir: &Path) -> SqliteStore {
+    SqliteStore::open(dir, "10.0.0.0/24".parse().expect("cidr")).expect("store")
 }
 
-fn insert(store: &mut Store, doc: &serde_json::Value, tail: u8) {
+fn insert(store: &mut SqliteStore, doc: &serde_json::Value, tail: u8) {
     let uuid = doc["uuid"].as_str().expect("uuid").to_owned();
     let name = doc["name"].as_str().expect("name").to_owned();
     let flavor = store.flavor("m1.tiny").expect("flavor");

@@ -121,7 +121,7 @@ mod tests {
     #[test]
     fn every_verb_and_flag_explains_itself() {
         assert_eq!(
-            compute::cli_help::problems(&Cli::command()),
+            compute_flags::cli_help::problems(&Cli::command()),
             Vec::<String>::new()
         );
     }

@@ -11,7 +11,7 @@ use crate::console;
 use crate::guest::{self, GuestError, Kernel};
 use crate::initramfs::{Initramfs, InitramfsError};
 use base64::Engine;
-use compute::tool::{Tool, ToolError, LDD};
+use compute_io::tool::{Tool, ToolError, LDD};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;

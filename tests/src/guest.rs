@@ -6,7 +6,7 @@
 //! is an error naming the package that brings it.
 
 use crate::initramfs::{Initramfs, InitramfsError};
-use compute::tool::{ToolError, QEMU_IMG, QEMU_SYSTEM};
+use compute_io::tool::{ToolError, QEMU_IMG, QEMU_SYSTEM};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -164,19 +164,19 @@ pub fn run_to_poweroff(dir: &Path, boot: &DirectBoot<'_>) -> String {
 /// compute's driver on a state folder, as the `compute` binary opens it: QEMU from
 /// PATH, KVM only when it really works (TCG otherwise), configdrive's ISO builder.
 /// Each test uses its own `cidr` so that parallel tests never share addresses.
-pub fn open_host(state: &Path, cidr: &str) -> compute::driver::Host {
-    compute::driver::Host::open(host_config(state, cidr)).expect("open compute host")
+pub fn open_host(state: &Path, cidr: &str) -> compute_host::driver::Host {
+    compute_host::driver::Host::open(host_config(state, cidr)).expect("open compute host")
 }
 
 /// The compute host every test guest runs on: state in `state`, fixed IPs from
 /// `cidr`, KVM when it works, config drives built in-process.
-pub fn host_config(state: &Path, cidr: &str) -> compute::driver::HostConfig {
-    compute::driver::HostConfig {
+pub fn host_config(state: &Path, cidr: &str) -> compute_host::driver::HostConfig {
+    compute_host::driver::HostConfig {
         state_dir: state.to_owned(),
         qemu: "qemu-system-x86_64".into(),
-        accel: compute::qemu::accel::AccelChoice::Auto,
+        accel: compute_host::qemu::accel::AccelChoice::Auto,
         cidr: cidr.parse().expect("cidr"),
         settings: compute::Settings::default(),
-        drive_builder: Box::new(configdrive::ConfigDriveBuilder::default()),
+        drive_builder: Box::new(compute_host::drive_builder::ConfigDriveBuilder::default()),
     }
 }

@@ -4,8 +4,8 @@
 //! Shared by the metadata tests of every networking mode.
 
 use base64::Engine;
-use compute::driver::Host;
 use compute::metadata::{Entry, MetadataPath};
+use compute_host::driver::Host;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -94,12 +94,12 @@ pub fn rendered(host: &Host, uuid: &str, path: &str) -> Vec<u8> {
 pub fn open_networked_host(
     state: &Path,
     cidr: &str,
-    mode: compute::driver::NetworkMode,
+    mode: compute_host::driver::NetworkMode,
     bridge: &str,
-) -> compute::driver::Host {
-    compute::driver::Host::open_networked(
+) -> compute_host::driver::Host {
+    compute_host::driver::Host::open_networked(
         crate::guest::host_config(state, cidr),
-        compute::driver::Networking {
+        compute_host::driver::Networking {
             mode,
             metadata_server: metadata_server(),
             bridge: bridge.into(),

@@ -5,7 +5,7 @@
 //! kernel the guest boots, never from the host's running kernel, which may differ.
 //! A missing tool or file is an error naming the package that brings it.
 
-use compute::tool::{Tool, ToolError, MODPROBE};
+use compute_io::tool::{Tool, ToolError, MODPROBE};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]

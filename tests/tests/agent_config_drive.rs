@@ -5,11 +5,11 @@
 //! serial console (see `e2e::agent_guest`). Every item is checked from the log; then
 //! the guest powers off, or (the demo's image) stays up and answers SSH with the key.
 
-use compute::driver::images::ImageImport;
-use compute::driver::{BootRequest, Host};
 use compute::flavor::Flavor;
 use compute::keypair::Keypair;
-use compute::qemu::process;
+use compute_host::driver::images::ImageImport;
+use compute_host::driver::{BootRequest, Host};
+use compute_host::qemu::process;
 use e2e::agent_guest::{self, AgentOutput};
 use e2e::guest;
 use std::process::Command;
@@ -30,7 +30,7 @@ const BLOB: &[u8] = b"line one\nno newline at the end: \xc3\xa9";
 struct Booted {
     _dir: tempfile::TempDir,
     host: Host,
-    rec: compute::store::InstanceRecord,
+    rec: compute_store::InstanceRecord,
     doc: compute::Instance,
     log: String,
     out: AgentOutput,
@@ -191,7 +191,7 @@ fn the_guest_answers_ssh_with_the_injected_key() {
 
 fn check(
     host: &Host,
-    rec: &compute::store::InstanceRecord,
+    rec: &compute_store::InstanceRecord,
     doc: &compute::Instance,
     log: &str,
     out: &AgentOutput,

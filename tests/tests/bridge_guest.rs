@@ -16,9 +16,9 @@
 //!
 //! Needs root and the `metadata-server` binary built beside the test.
 
-use compute::driver::images::ImageImport;
-use compute::driver::{bridge, BootRequest, Host, NetworkMode};
 use compute::flavor::Flavor;
+use compute_host::driver::images::ImageImport;
+use compute_host::driver::{bridge, BootRequest, Host, NetworkMode};
 use e2e::hostguest::{console, open_networked_host, rendered, section, wait_for};
 use e2e::{guest, netguest};
 use std::collections::HashSet;

@@ -2,12 +2,12 @@
 //! boot, pause, unpause, soft and hard reboot, stop, start, suspend, resume,
 //! rebuild, snapshot, delete; each step checked through QMP and the console log.
 
-use compute::driver::images::ImageImport;
-use compute::driver::{BootRequest, Host};
 use compute::flavor::Flavor;
-use compute::qemu::process;
-use compute::qemu::Qmp;
-use compute::store::DocumentReader;
+use compute_host::driver::images::ImageImport;
+use compute_host::driver::{BootRequest, Host};
+use compute_host::qemu::process;
+use compute_host::qemu::Qmp;
+use compute_store::DocumentReader;
 use e2e::guest::{self, BOOT_MARKER, TICK_MARKER};
 use std::time::{Duration, Instant};
 

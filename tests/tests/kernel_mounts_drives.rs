@@ -2,13 +2,14 @@
 //! busybox-static initramfs (isofs, vfat, nls and virtio modules) lists every entry
 //! with its mode, owner and SHA-256 on the serial console; the ISO with Rock Ridge,
 //! `-o norock` (Joliet), `-o nojoliet` and both (primary names), and the VFAT drive.
-//! Each view is compared with the rendered tree. The drives come from configdrive's
+//! Each view is compared with the rendered tree. The drives come from compute-host's
 //! `ConfigDriveBuilder`, the builder compute uses. TCG unless E2E_QEMU_ACCEL says
 //! otherwise: nested KVM hangs on this kind of machine.
 
-use compute::drive_builder::DriveBuilder;
 use compute::metadata::DriveTree;
-use configdrive::{ConfigDriveBuilder, Format};
+use compute_host::drive_builder::ConfigDriveBuilder;
+use compute_host::drive_builder::DriveBuilder;
+use configdrive::Format;
 use e2e::console;
 use e2e::guest::{self, DirectBoot};
 use e2e::initramfs::Initramfs;

@@ -11,10 +11,10 @@
 //! Needs root (network namespaces) and the `metadata-server` binary built beside the
 //! test (`cargo test --workspace` builds it; or set E2E_METADATA_SERVER).
 
-use compute::driver::images::ImageImport;
-use compute::driver::usernet;
-use compute::driver::{BootRequest, Host, NetworkMode};
 use compute::flavor::Flavor;
+use compute_host::driver::images::ImageImport;
+use compute_host::driver::usernet;
+use compute_host::driver::{BootRequest, Host, NetworkMode};
 use e2e::hostguest::{console, open_networked_host, rendered, section, wait_for};
 use e2e::{guest, netguest};
 use std::time::{Duration, Instant};
@@ -118,7 +118,7 @@ fn guests_reach_their_own_metadata_over_user_networking() {
         &state,
         "10.78.0.0/24",
         NetworkMode::User,
-        compute::driver::bridge::DEFAULT_BRIDGE,
+        compute_host::driver::bridge::DEFAULT_BRIDGE,
     );
     let mut t = Cleanup {
         host,

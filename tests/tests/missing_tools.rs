@@ -52,7 +52,7 @@ fn path_with(dir: &Path, programs: &[&str]) -> PathBuf {
         .expect("mkdir")
         .keep();
     for p in programs {
-        let real = compute::tool::find_program(p.as_ref())
+        let real = compute_io::tool::find_program(p.as_ref())
             .unwrap_or_else(|| panic!("{p} is not installed (scripts/test installs it)"));
         std::os::unix::fs::symlink(real, bin.join(p)).expect("symlink");
     }

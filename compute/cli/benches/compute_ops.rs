@@ -7,10 +7,10 @@
 //!
 //! Run with `cargo bench -p compute --bench compute_ops`.
 
-use compute::driver::images::ImageImport;
-use compute::driver::{BootRequest, Host, HostConfig};
-use compute::qemu::accel::AccelChoice;
-use configdrive::ConfigDriveBuilder;
+use compute_host::drive_builder::ConfigDriveBuilder;
+use compute_host::driver::images::ImageImport;
+use compute_host::driver::{BootRequest, Host, HostConfig};
+use compute_host::qemu::accel::AccelChoice;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -89,7 +89,7 @@ fn bench_boot(dir: &Path) {
 fn bench_list(dir: &Path) {
     let state = dir.join("list-state");
     drop(open(&state));
-    let db = rusqlite::Connection::open(state.join(compute::store::DB_FILE)).expect("db");
+    let db = rusqlite::Connection::open(state.join(compute_store::DB_FILE)).expect("db");
     db.execute_batch("BEGIN").expect("begin");
     {
         let mut st = db

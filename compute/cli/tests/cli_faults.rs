@@ -81,7 +81,7 @@ fn a_sigkilled_qemu_shows_as_shutdown() {
     assert!(killed.success());
     let uuid = boot["id"].as_str().expect("id").to_owned();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while compute::qemu::process::is_guest(pid, &uuid) {
+    while compute_host::qemu::process::is_guest(pid, &uuid) {
         assert!(Instant::now() < deadline, "QEMU survived SIGKILL");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -143,7 +143,7 @@ fn compute_killed_mid_boot_is_cleaned_up_by_the_next_run() {
     assert!(fault.contains("aborted"), "{fault}");
     let uuid = show["id"].as_str().expect("id");
     assert!(
-        !compute::qemu::process::is_guest(fake_pid, uuid),
+        !compute_host::qemu::process::is_guest(fake_pid, uuid),
         "the stray QEMU is gone"
     );
     assert_eq!(env.instance_dirs(), 0, "its files are gone");

@@ -53,7 +53,7 @@ fn keypairs_are_generated_imported_fingerprinted_and_injected() {
         "json",
         "vm",
     ]);
-    let mut reader = compute::store::DocumentReader::open(&env.state()).expect("reader");
+    let mut reader = compute_store::DocumentReader::open(&env.state()).expect("reader");
     let (_, docs) = reader.documents().expect("docs");
     let doc = compute::Instance::from_json(&docs[0].document).expect("valid");
     assert_eq!(doc.keys()[0].data, pubkey);

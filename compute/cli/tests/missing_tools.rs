@@ -14,7 +14,7 @@ fn path_with(env: &Env, name: &str, programs: &[&str]) -> PathBuf {
     let dir = env.path(name);
     std::fs::create_dir_all(&dir).expect("mkdir");
     for p in programs {
-        let real = compute::tool::find_program(p.as_ref())
+        let real = compute_io::tool::find_program(p.as_ref())
             .unwrap_or_else(|| panic!("{p} is not installed (scripts/test installs it)"));
         std::os::unix::fs::symlink(real, dir.join(p)).expect("symlink");
     }

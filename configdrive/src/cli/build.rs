@@ -4,8 +4,8 @@
 use super::instance_flags::InstanceFlags;
 use super::output::{print_stdout, refuse_existing, write_atomically};
 use anyhow::{bail, Context};
-use compute::settings_args::SettingsArgs;
 use compute::Instance;
+use compute_flags::SettingsArgs;
 use configdrive::options::choose_timestamp;
 use configdrive::{build_image, ironic_encode, DriveOptions, Encoding, Format, Target};
 use sha2::{Digest, Sha256};

@@ -31,36 +31,25 @@ pub fn run(args: ExtractArgs) -> anyhow::Result<ExitCode> {
         bail!("{} exists; pass --force to replace it", args.dir.display());
     }
     let drive = read_image(&args.image)?;
-    let parent = match args.dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = tempfile::Builder::new()
-        .prefix(".configdrive-extract-")
-        .tempdir_in(&parent)
-        .with_context(|| format!("cannot create a temporary folder in {}", parent.display()))?;
-    for d in &drive.directories {
-        let rel = safe_relative(d).with_context(|| format!("image holds an unsafe path `{d}`"))?;
-        std::fs::create_dir_all(tmp.path().join(rel))
-            .with_context(|| format!("cannot create {d}"))?;
-    }
-    for (path, bytes) in &drive.files {
-        let rel =
-            safe_relative(path).with_context(|| format!("image holds an unsafe path `{path}`"))?;
-        let out = tmp.path().join(rel);
-        if let Some(dir) = out.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
+    compute_io::atomic::replace_dir(&args.dir, |tmp| {
+        for d in &drive.directories {
+            let rel =
+                safe_relative(d).with_context(|| format!("image holds an unsafe path `{d}`"))?;
+            std::fs::create_dir_all(tmp.join(rel)).with_context(|| format!("cannot create {d}"))?;
         }
-        std::fs::write(&out, bytes).with_context(|| format!("cannot write {}", out.display()))?;
-    }
-    if args.dir.exists() {
-        std::fs::remove_dir_all(&args.dir)
-            .with_context(|| format!("cannot replace {}", args.dir.display()))?;
-    }
-    let kept = tmp.keep();
-    std::fs::rename(&kept, &args.dir)
-        .with_context(|| format!("cannot move the files into {}", args.dir.display()))?;
+        for (path, bytes) in &drive.files {
+            let rel = safe_relative(path)
+                .with_context(|| format!("image holds an unsafe path `{path}`"))?;
+            let out = tmp.join(rel);
+            if let Some(dir) = out.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            std::fs::write(&out, bytes)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+        }
+        anyhow::Ok(())
+    })?;
     eprintln!(
         "extracted {} files to {}",
         drive.files.len(),

@@ -1,16 +1,10 @@
-//! Writing results so that they are complete or absent: a temporary file in the
-//! target's folder, then a rename; an existing target is kept unless `--force`.
+//! Writing results so that they are complete or absent (through
+//! `compute_io::atomic`); an existing target is kept unless `--force`.
 
 use anyhow::{bail, Context};
+use compute_io::atomic;
 use std::fs::File;
-use std::path::{Path, PathBuf};
-
-fn parent_of(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
+use std::path::Path;
 
 /// Fails early, before any work, when `path` exists and `force` is off.
 pub fn refuse_existing(path: &Path, force: bool) -> anyhow::Result<()> {
@@ -21,34 +15,28 @@ pub fn refuse_existing(path: &Path, force: bool) -> anyhow::Result<()> {
 }
 
 /// Writes through `fill` into a temporary file beside `path` and renames it into
-/// place, so readers see the whole image or none. Without `force`, an existing
-/// `path` (even one that appeared while writing) is left alone and the temporary
-/// file removed. No fsync: like cp and genisoimage, durability across a power cut
-/// is left to the caller.
+/// place, so readers see the whole image or none, and it is on disk when this
+/// returns. Without `force`, an existing `path` (even one that appeared while
+/// writing) is left alone and the temporary file removed.
 pub fn write_atomically(
     path: &Path,
     force: bool,
     fill: impl FnOnce(&mut File) -> std::io::Result<()>,
 ) -> anyhow::Result<()> {
     refuse_existing(path, force)?;
-    let dir = parent_of(path);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".configdrive-")
-        .tempfile_in(&dir)
-        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    // Temporary files are private; a finished image is an ordinary file.
-    tmp.as_file()
-        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
-        .with_context(|| format!("cannot set permissions on {}", tmp.path().display()))?;
-    fill(tmp.as_file_mut()).with_context(|| format!("cannot write {}", tmp.path().display()))?;
-    let result = if force {
-        tmp.persist(path).map(|_| ())
-    } else {
-        tmp.persist_noclobber(path).map(|_| ())
+    let fill = |f: &mut File| {
+        fill(f).map_err(|source| atomic::AtomicError::Write {
+            path: path.to_owned(),
+            source,
+        })
     };
-    result
-        .map_err(|e| e.error)
-        .with_context(|| format!("cannot move the image into {}", path.display()))
+    // A finished image is an ordinary file.
+    if force {
+        atomic::replace_with(path, 0o644, fill)?;
+    } else if atomic::create_with(path, 0o644, fill)?.is_none() {
+        bail!("{} exists; pass --force to replace it", path.display());
+    }
+    Ok(())
 }
 
 /// Prints to standard output; a closed pipe (`| head`) is not an error.

@@ -3,7 +3,7 @@
 use super::host::HostArgs;
 use super::Format;
 use anyhow::{bail, Context};
-use compute::driver::BootRequest;
+use compute_host::driver::BootRequest;
 use indexmap::IndexMap;
 use std::path::PathBuf;
 use std::process::ExitCode;

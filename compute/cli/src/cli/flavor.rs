@@ -72,8 +72,7 @@ pub fn run_create(host: &HostArgs, a: FlavorCreateArgs) -> anyhow::Result<ExitCo
         ephemeral_gb: a.ephemeral,
         swap_mb: a.swap,
     };
-    f.validate()?;
-    host.store().add_flavor(&f)?;
+    host.create_flavor(&f)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -3,10 +3,10 @@
 //! opening the host with them (which reconciles with running QEMU processes).
 
 use anyhow::Context;
-use compute::driver::{Host, HostConfig, NetworkMode, Networking};
-use compute::qemu::accel::AccelChoice;
-use compute::settings_args::SettingsArgs;
-use configdrive::ConfigDriveBuilder;
+use compute_flags::SettingsArgs;
+use compute_host::drive_builder::ConfigDriveBuilder;
+use compute_host::driver::{Host, HostConfig, NetworkMode, Networking};
+use compute_host::qemu::accel::AccelChoice;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -62,7 +62,7 @@ pub struct HostArgs {
         long,
         global = true,
         env = "COMPUTE_BRIDGE",
-        default_value = compute::driver::bridge::DEFAULT_BRIDGE
+        default_value = compute_host::driver::bridge::DEFAULT_BRIDGE
     )]
     pub bridge: String,
     /// The `metadata-server` binary compute runs (default: beside `compute`, else

@@ -3,8 +3,8 @@
 
 use super::host::HostArgs;
 use super::Format;
-use compute::driver::images::ImageImport;
-use compute::store::Image;
+use compute_host::driver::images::ImageImport;
+use compute_store::Image;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

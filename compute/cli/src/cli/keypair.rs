@@ -3,9 +3,7 @@
 
 use super::host::HostArgs;
 use super::Format;
-use anyhow::{bail, Context};
-use compute::keypair::Keypair;
-use compute::tool::SSH_KEYGEN;
+use anyhow::Context;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -36,45 +34,16 @@ pub struct KeypairListArgs {
     pub format: Format,
 }
 
-/// Generates an ed25519 key with `ssh-keygen` in a private temporary folder.
-fn generate(name: &str) -> anyhow::Result<(String, String)> {
-    let dir = tempfile::tempdir().context("temporary folder for key generation")?;
-    let path = dir.path().join("key");
-    let out = SSH_KEYGEN
-        .command()
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
-        .arg(&path)
-        .output()
-        .map_err(|e| SSH_KEYGEN.error(e))?;
-    if !out.status.success() {
-        bail!(
-            "ssh-keygen failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let private = std::fs::read_to_string(&path).context("reading the generated key")?;
-    let public =
-        std::fs::read_to_string(path.with_extension("pub")).context("reading the generated key")?;
-    Ok((private, public))
-}
-
 pub fn run_add(host: &HostArgs, a: KeypairAddArgs) -> anyhow::Result<ExitCode> {
     let host = host.open()?;
-    let (private, public) = match &a.pub_key {
-        Some(p) => (
-            None,
-            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
-        ),
-        None => {
-            let (private, public) = generate(&a.name)?;
-            (Some(private), public)
+    match &a.pub_key {
+        Some(p) => {
+            let public = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            let kp = host.import_keypair(&a.name, &public)?;
+            eprintln!("imported keypair {} ({})", kp.name, kp.fingerprint);
         }
-    };
-    let kp = Keypair::new(&a.name, &public)?;
-    host.store().add_keypair(&kp)?;
-    match private {
-        Some(p) => print!("{p}"),
-        None => eprintln!("imported keypair {} ({})", kp.name, kp.fingerprint),
+        None => print!("{}", host.generate_keypair(&a.name)?.1),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -3,7 +3,7 @@
 
 use super::host::HostArgs;
 use super::Format;
-use compute::settings_args::SettingsArgs;
+use compute_flags::SettingsArgs;
 use std::process::ExitCode;
 use std::time::Duration;
 

@@ -3,8 +3,9 @@
 use anyhow::{bail, Context};
 use base64::Engine;
 use compute::metadata::{render_drive, render_service, Entry};
-use compute::settings_args::SettingsArgs;
 use compute::Instance;
+use compute_flags::SettingsArgs;
+use compute_io::atomic;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -135,30 +136,20 @@ fn write_atomically(out: &Path, force: bool, files: &[(String, Vec<u8>)]) -> any
     if nonempty && !force {
         bail!("{} is not empty; pass --force to replace it", out.display());
     }
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&parent)
-        .with_context(|| format!("cannot create {}", parent.display()))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".render-")
-        .tempdir_in(&parent)
-        .with_context(|| format!("cannot create a temporary folder in {}", parent.display()))?;
-    for (rel, bytes) in files {
-        let path = tmp.path().join(rel);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    atomic::replace_dir(out, |tmp| {
+        for (rel, bytes) in files {
+            let path = tmp.join(rel);
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            std::fs::write(&path, bytes)
+                .with_context(|| format!("cannot write {}", path.display()))?;
         }
-        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    if out.exists() {
-        std::fs::remove_dir_all(out)
-            .with_context(|| format!("cannot replace {}", out.display()))?;
-    }
-    let tmp = tmp.keep();
-    std::fs::rename(&tmp, out)
-        .with_context(|| format!("cannot move the result into {}", out.display()))?;
-    Ok(())
+        anyhow::Ok(())
+    })
 }

@@ -2,7 +2,7 @@
 
 use super::host::HostArgs;
 use super::Format;
-use compute::store::InstanceRecord;
+use compute_store::InstanceRecord;
 use serde_json::{json, Value};
 use std::process::ExitCode;
 

@@ -1,0 +1,330 @@
+//! `boot`: validate everything, record the instance (building), allocate its IP and
+//! MAC, make its disks and config drive, start QEMU, mark it active. Any failure
+//! leaves it in `error` with a fault and no process or files.
+
+use super::{io_err, lock, now, random_bytes, DriverError, Host};
+use crate::qemu::command::DiskFormat;
+use crate::qemu::img;
+use base64::Engine;
+use compute::flavor::Flavor;
+use compute::instance::{
+    FileSpec, InstanceDocument, Key, KeyType, Link, Network, NetworkData, NetworkType, Route,
+    Service,
+};
+use compute::lifecycle::Action;
+use compute::mac::MacAddr;
+use compute::{quota, Instance};
+use compute_io::tool;
+use compute_store::{FaultChange, Image, InstanceRecord, NewInstance};
+use indexmap::IndexMap;
+use std::net::Ipv4Addr;
+use tracing::instrument;
+
+const GIB: u64 = 1 << 30;
+const MIB: u64 = 1 << 20;
+
+/// What the operator asked for.
+#[derive(Debug, Clone, Default)]
+pub struct BootRequest {
+    pub name: String,
+    pub image: String,
+    pub flavor: String,
+    pub key_name: Option<String>,
+    pub user_data: Option<Vec<u8>>,
+    pub files: Vec<(String, Vec<u8>)>,
+    pub meta: IndexMap<String, String>,
+    pub config_drive: bool,
+    pub admin_pass: Option<String>,
+}
+
+struct Parts<'a> {
+    req: &'a BootRequest,
+    uuid: &'a str,
+    image: &'a Image,
+    flavor: &'a Flavor,
+    keys: Vec<Key>,
+    seed: String,
+    created_at: String,
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The instance document for the guest (instance.md), given its address.
+fn document(
+    parts: &Parts<'_>,
+    subnet: compute::netalloc::Subnet,
+    ip: Ipv4Addr,
+    mac: MacAddr,
+) -> InstanceDocument {
+    let req = parts.req;
+    let link = format!("tap{}", &parts.uuid[..11]);
+    let network = NetworkData {
+        links: vec![Link {
+            id: link.clone(),
+            vif_id: Some(parts.uuid.to_owned()),
+            kind: "vif".into(),
+            mtu: Some(1500),
+            ethernet_mac_address: Some(mac.to_string()),
+            bond_links: None,
+            bond_mode: None,
+            bond_miimon: None,
+            bond_xmit_hash_policy: None,
+            vlan_link: None,
+            vlan_id: None,
+            vlan_mac_address: None,
+        }],
+        networks: vec![Network {
+            id: "network0".into(),
+            kind: NetworkType::Ipv4,
+            link,
+            ip_address: Some(ip.to_string()),
+            netmask: Some(subnet.netmask().to_string()),
+            routes: Some(vec![Route {
+                network: "0.0.0.0".into(),
+                netmask: "0.0.0.0".into(),
+                gateway: subnet.gateway().to_string(),
+            }]),
+            network_id: Some("compute-user-net".into()),
+            services: Some(vec![Service {
+                kind: "dns".into(),
+                address: subnet.dns().to_string(),
+            }]),
+        }],
+        services: vec![Service {
+            kind: "dns".into(),
+            address: subnet.dns().to_string(),
+        }],
+    };
+    let mut bdm = IndexMap::new();
+    InstanceDocument {
+        uuid: parts.uuid.to_owned(),
+        name: req.name.clone(),
+        instance_type: None,
+        image_id: Some(parts.image.id.clone()),
+        kernel_id: parts.image.has_kernel.then(|| parts.image.id.clone()),
+        ramdisk_id: parts.image.has_ramdisk.then(|| parts.image.id.clone()),
+        meta: req.meta.clone(),
+        keys: parts.keys.clone(),
+        user_data: req.user_data.as_deref().map(b64),
+        files: req
+            .files
+            .iter()
+            .map(|(path, c)| FileSpec {
+                path: path.clone(),
+                contents: b64(c),
+            })
+            .collect(),
+        admin_pass: req.admin_pass.clone(),
+        network: Some(network),
+        block_device_mapping: {
+            let mut next = 'b';
+            if parts.flavor.ephemeral_gb > 0 {
+                bdm.insert("ephemeral0".into(), format!("/dev/vd{next}"));
+                next = 'c';
+            }
+            if parts.flavor.swap_mb > 0 {
+                bdm.insert("swap".into(), format!("/dev/vd{next}"));
+            }
+            bdm
+        },
+        random_seed: Some(parts.seed.clone()),
+        created_at: Some(parts.created_at.clone()),
+        ..InstanceDocument::default()
+    }
+}
+
+/// The host's memory (MiB) and CPUs, for the NoValidHost check.
+fn host_capacity() -> (u64, u32) {
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|kb| kb.parse::<u64>().ok())
+                })
+        })
+        .map_or(u64::MAX, |kb| kb / 1024);
+    let cpus = std::thread::available_parallelism().map_or(u32::MAX, |n| n.get() as u32);
+    (mem, cpus)
+}
+
+fn check_host(flavor: &Flavor) -> Result<(), DriverError> {
+    let (mem, cpus) = host_capacity();
+    if u64::from(flavor.ram_mb) > mem {
+        return Err(DriverError::NoValidHost(format!(
+            "flavor {} needs {} MiB of memory, the host has {mem} MiB",
+            flavor.name, flavor.ram_mb
+        )));
+    }
+    if flavor.vcpus > cpus {
+        return Err(DriverError::NoValidHost(format!(
+            "flavor {} needs {} vCPUs, the host has {cpus}",
+            flavor.name, flavor.vcpus
+        )));
+    }
+    Ok(())
+}
+
+impl Host {
+    /// Boots an instance; on success it is active and running.
+    #[instrument(skip_all, fields(uuid))]
+    pub fn boot(&mut self, req: &BootRequest) -> Result<InstanceRecord, DriverError> {
+        // Validate first: nothing is recorded for a request that cannot work.
+        let flavor = self.store.flavor(&req.flavor)?;
+        let image = self.store.image(&req.image)?;
+        let keys = match &req.key_name {
+            Some(k) => {
+                let kp = self.store.keypair(k)?;
+                vec![Key {
+                    name: kp.name,
+                    kind: KeyType::Ssh,
+                    data: kp.public_key,
+                }]
+            }
+            None => Vec::new(),
+        };
+        let ud_len = req
+            .user_data
+            .as_ref()
+            .map_or(0, |u| u.len().div_ceil(3) * 4);
+        quota::check(&req.files, ud_len).map_err(|e| DriverError::Invalid(e.to_string()))?;
+        check_host(&flavor)?;
+        let uuid = uuid::Uuid::new_v4().hyphenated().to_string();
+        tracing::Span::current().record("uuid", tracing::field::display(&uuid));
+        let parts = Parts {
+            req,
+            uuid: &uuid,
+            image: &image,
+            flavor: &flavor,
+            keys,
+            seed: b64(&random_bytes::<512>()?),
+            created_at: now(),
+        };
+        let subnet = self.store.subnet();
+        let probe = document(
+            &parts,
+            subnet,
+            subnet.gateway(),
+            MacAddr([0xfa, 0x16, 0x3e, 0, 0, 0]),
+        );
+        Instance::new(probe).map_err(|e| DriverError::Invalid(e.to_string()))?;
+        tool::QEMU_IMG.locate()?;
+        self.check_tools()?;
+
+        let _lock = lock::lock(&self.layout.lock(&uuid))?;
+        let tails: Vec<[u8; 3]> = random_bytes::<48>()?
+            .chunks(3)
+            .map(|c| [c[0], c[1], c[2]])
+            .collect();
+        let doc = |ip, mac| {
+            serde_json::to_string(&document(&parts, subnet, ip, mac)).map_err(|e| e.to_string())
+        };
+        tracing::info!(
+            name = req.name,
+            image = image.id,
+            flavor = flavor.name,
+            "boot started"
+        );
+        let rec = self.store.insert_instance(&NewInstance {
+            uuid: &uuid,
+            name: &req.name,
+            flavor: &flavor,
+            image_id: &image.id,
+            key_name: req.key_name.as_deref(),
+            now: &parts.created_at,
+            mac_candidates: tails,
+            document: &doc,
+        })?;
+        match self.spawn(&rec, &flavor, &image, req.config_drive) {
+            Ok(()) => {
+                let active = rec.state.spawned();
+                self.store
+                    .set_state(&uuid, active, FaultChange::Clear, &now())?;
+                let rec = self.store.instance_by_uuid(&uuid)?;
+                tracing::info!(
+                    ip = %rec.fixed_ip,
+                    mac = %rec.mac,
+                    pid = rec.pid,
+                    vm_state = %active.vm,
+                    power_state = %active.power,
+                    "boot done"
+                );
+                Ok(rec)
+            }
+            Err(err) => {
+                let _ = self.kill_qemu(&rec);
+                let _ = std::fs::remove_dir_all(&self.layout.instance(&uuid).dir);
+                let failed = rec.state.fail(Action::Rebuild);
+                self.record_fault(&uuid, failed, &err)?;
+                tracing::info!(error = %err, vm_state = %failed.vm, "boot failed");
+                Err(err)
+            }
+        }
+    }
+
+    fn spawn(
+        &mut self,
+        rec: &InstanceRecord,
+        flavor: &Flavor,
+        image: &Image,
+        config_drive: bool,
+    ) -> Result<(), DriverError> {
+        let p = self.layout.instance(&rec.uuid);
+        std::fs::create_dir_all(&p.dir).map_err(io_err(&p.dir))?;
+        self.make_root_disk(rec, flavor, image)?;
+        if flavor.ephemeral_gb > 0 {
+            img::create_blank(&p.ephemeral(), u64::from(flavor.ephemeral_gb) * GIB)?;
+        }
+        if flavor.swap_mb > 0 {
+            img::create_blank(&p.swap(), u64::from(flavor.swap_mb) * MIB)?;
+        }
+        if config_drive {
+            self.make_config_drive(rec)?;
+        }
+        self.start_qemu(rec, false)?;
+        Ok(())
+    }
+
+    /// A qcow2 overlay on the base image, grown to the flavor's root disk.
+    pub(crate) fn make_root_disk(
+        &self,
+        rec: &InstanceRecord,
+        flavor: &Flavor,
+        image: &Image,
+    ) -> Result<(), DriverError> {
+        let p = self.layout.instance(&rec.uuid);
+        let format = if image.format == "qcow2" {
+            DiskFormat::Qcow2
+        } else {
+            DiskFormat::Raw
+        };
+        let want = u64::from(flavor.disk_gb) * GIB;
+        let size = (want > image.virtual_size).then_some(want);
+        let _ = std::fs::remove_file(p.root_disk());
+        img::create_overlay(
+            &self.layout.image_disk(&image.id),
+            format,
+            &p.root_disk(),
+            size,
+        )?;
+        Ok(())
+    }
+
+    /// Renders the instance's drive tree and builds the drive image.
+    pub(crate) fn make_config_drive(&self, rec: &InstanceRecord) -> Result<(), DriverError> {
+        let instance = Instance::from_json(rec.document.as_bytes())
+            .map_err(|e| DriverError::Invalid(format!("stored document of {}: {e}", rec.uuid)))?;
+        let tree = compute::render_drive(&instance, &self.settings);
+        self.drive_builder.build(
+            &instance,
+            &tree,
+            &self.layout.instance(&rec.uuid).config_drive(),
+        )?;
+        Ok(())
+    }
+}

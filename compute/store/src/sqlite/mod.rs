@@ -1,0 +1,431 @@
+//! The SQLite backend: flavors, images, keypairs and instances in one file
+//! (`compute.db` in the state folder), WAL mode so the metadata server reads while
+//! compute writes, every change in a transaction so `kill -9` never leaves half of one.
+//!
+//! This module owns SQL and nothing else: no processes, no files besides the database.
+//! Readers outside compute use [`DocumentReader`].
+
+mod instances;
+mod read;
+mod schema;
+
+use crate::{FaultChange, Image, InstanceRecord, InstanceSummary, NewInstance, Store, StoreError};
+use compute::flavor::Flavor;
+use compute::keypair::Keypair;
+use compute::lifecycle::{PowerState, State, TaskState, VmState};
+use compute::netalloc::Subnet;
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use std::path::Path;
+use std::time::Duration;
+
+pub use read::{DocumentReader, StoredDocument};
+
+/// The database file's name inside the state folder.
+pub const DB_FILE: &str = "compute.db";
+
+/// How long a writer waits for another's transaction before giving up.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError::Backend(Box::new(e))
+    }
+}
+
+/// The open database: a [`Store`].
+pub struct SqliteStore {
+    conn: Connection,
+    subnet: Subnet,
+}
+
+fn parse_state(vm: &str, task: Option<&str>, power: &str, key: &str) -> Result<State, StoreError> {
+    let corrupt = |problem: String| StoreError::Corrupt {
+        what: "state",
+        key: key.to_owned(),
+        problem,
+    };
+    Ok(State {
+        vm: VmState::parse(vm).ok_or_else(|| corrupt(format!("vm_state {vm}")))?,
+        task: match task {
+            None => None,
+            Some(t) => Some(TaskState::parse(t).ok_or_else(|| corrupt(format!("task_state {t}")))?),
+        },
+        power: PowerState::parse(power).ok_or_else(|| corrupt(format!("power_state {power}")))?,
+    })
+}
+
+fn image_from_row(row: &Row<'_>) -> rusqlite::Result<Image> {
+    Ok(Image {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        format: row.get(2)?,
+        size: row.get::<_, i64>(3)? as u64,
+        virtual_size: row.get::<_, i64>(4)? as u64,
+        checksum: row.get(5)?,
+        has_kernel: row.get(6)?,
+        has_ramdisk: row.get(7)?,
+        cmdline: row.get(8)?,
+        created_at: row.get(9)?,
+    })
+}
+
+const IMAGE_COLUMNS: &str =
+    "id, name, format, size, virtual_size, checksum, has_kernel, has_ramdisk, cmdline, created_at";
+
+impl SqliteStore {
+    /// Opens (creating when needed) the database in `state_dir`, with WAL and the
+    /// default flavors; the network is recorded on first use and kept after.
+    pub fn open(
+        state_dir: &Path,
+        default_cidr: ipnetwork::Ipv4Network,
+    ) -> Result<SqliteStore, StoreError> {
+        let path = state_dir.join(DB_FILE);
+        let open_err = |source: rusqlite::Error| StoreError::Open {
+            location: path.display().to_string(),
+            source: Box::new(source),
+        };
+        let conn = Connection::open(&path).map_err(open_err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(open_err)?;
+        if version < schema::SCHEMA_VERSION {
+            let mut conn = conn;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(open_err)?;
+            tx.execute_batch(schema::SCHEMA).map_err(open_err)?;
+            for f in Flavor::defaults() {
+                insert_flavor(&tx, &f, true)?;
+            }
+            tx.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('network_cidr', ?1)",
+                [default_cidr.to_string()],
+            )?;
+            tx.pragma_update(None, "user_version", schema::SCHEMA_VERSION)?;
+            tx.commit()?;
+            return Self::with_conn(conn);
+        }
+        Self::with_conn(conn)
+    }
+
+    fn with_conn(conn: Connection) -> Result<SqliteStore, StoreError> {
+        let cidr: String = conn.query_row(
+            "SELECT value FROM meta WHERE key = 'network_cidr'",
+            [],
+            |r| r.get(0),
+        )?;
+        let corrupt = |problem: String| StoreError::Corrupt {
+            what: "network",
+            key: cidr.clone(),
+            problem,
+        };
+        let net = cidr
+            .parse()
+            .map_err(|e: ipnetwork::IpNetworkError| corrupt(e.to_string()))?;
+        let subnet = Subnet::new(net)?;
+        Ok(SqliteStore { conn, subnet })
+    }
+
+    /// For benchmarks and bulk tools: runs `f` inside one transaction.
+    pub fn in_transaction<T>(
+        &mut self,
+        f: impl FnOnce(&SqliteStore) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        match f(self) {
+            Ok(v) => {
+                self.conn.execute_batch("COMMIT")?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Store for SqliteStore {
+    fn subnet(&self) -> Subnet {
+        self.subnet
+    }
+
+    // ---- flavors
+
+    fn flavors(&self) -> Result<Vec<Flavor>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb FROM flavors ORDER BY ram_mb, vcpus, name",
+        )?;
+        let rows = st.query_map([], flavor_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn flavor(&self, name: &str) -> Result<Flavor, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb FROM flavors WHERE name = ?1",
+                [name],
+                flavor_from_row,
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound { kind: "flavor", key: name.to_owned() })
+    }
+
+    fn add_flavor(&self, f: &Flavor) -> Result<(), StoreError> {
+        insert_flavor(&self.conn, f, false)
+    }
+
+    fn delete_flavor(&self, name: &str) -> Result<(), StoreError> {
+        match self
+            .conn
+            .execute("DELETE FROM flavors WHERE name = ?1", [name])?
+        {
+            0 => Err(StoreError::NotFound {
+                kind: "flavor",
+                key: name.to_owned(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    // ---- images
+
+    fn add_image(&self, image: &Image) -> Result<(), StoreError> {
+        self.conn.execute(
+            &format!("INSERT INTO images ({IMAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+            params![
+                image.id,
+                image.name,
+                image.format,
+                image.size as i64,
+                image.virtual_size as i64,
+                image.checksum,
+                image.has_kernel,
+                image.has_ramdisk,
+                image.cmdline,
+                image.created_at
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn images(&self) -> Result<Vec<Image>, StoreError> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {IMAGE_COLUMNS} FROM images ORDER BY created_at, id"
+        ))?;
+        let rows = st.query_map([], image_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// An image by id, or by name when exactly one has it.
+    fn image(&self, key: &str) -> Result<Image, StoreError> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {IMAGE_COLUMNS} FROM images WHERE id = ?1 OR name = ?1 ORDER BY id"
+        ))?;
+        let found: Vec<Image> = st
+            .query_map([key], image_from_row)?
+            .collect::<Result<_, _>>()?;
+        if let Some(exact) = found.iter().find(|i| i.id == key) {
+            return Ok(exact.clone());
+        }
+        one_of("image", key, found, |i| i.id.clone())
+    }
+
+    /// Deletes an image's row, refusing while any instance uses it.
+    fn delete_image(&mut self, id: &str) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let count: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM instances WHERE image_id = ?1",
+            [id],
+            |r| r.get(0),
+        )?;
+        if count > 0 {
+            return Err(StoreError::ImageInUse {
+                id: id.to_owned(),
+                count,
+            });
+        }
+        tx.execute("DELETE FROM images WHERE id = ?1", [id])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    // ---- keypairs
+
+    fn add_keypair(&self, k: &Keypair) -> Result<(), StoreError> {
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO keypairs (name, public_key, fingerprint) VALUES (?1, ?2, ?3)",
+            params![k.name, k.public_key, k.fingerprint],
+        )?;
+        if n == 0 {
+            return Err(StoreError::Exists {
+                kind: "keypair",
+                key: k.name.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn keypairs(&self) -> Result<Vec<Keypair>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT name, public_key, fingerprint FROM keypairs ORDER BY name")?;
+        let rows = st.query_map([], |r| {
+            Ok(Keypair {
+                name: r.get(0)?,
+                public_key: r.get(1)?,
+                fingerprint: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn keypair(&self, name: &str) -> Result<Keypair, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT name, public_key, fingerprint FROM keypairs WHERE name = ?1",
+                [name],
+                |r| {
+                    Ok(Keypair {
+                        name: r.get(0)?,
+                        public_key: r.get(1)?,
+                        fingerprint: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "keypair",
+                key: name.to_owned(),
+            })
+    }
+
+    fn delete_keypair(&self, name: &str) -> Result<(), StoreError> {
+        match self
+            .conn
+            .execute("DELETE FROM keypairs WHERE name = ?1", [name])?
+        {
+            0 => Err(StoreError::NotFound {
+                kind: "keypair",
+                key: name.to_owned(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    // ---- instances
+
+    fn insert_instance(&mut self, new: &NewInstance<'_>) -> Result<InstanceRecord, StoreError> {
+        instances::insert(&mut self.conn, self.subnet, new)
+    }
+
+    fn instance_by_uuid(&self, uuid: &str) -> Result<InstanceRecord, StoreError> {
+        instances::by_uuid(&self.conn, uuid)
+    }
+
+    fn find_instance(&self, key: &str) -> Result<InstanceRecord, StoreError> {
+        instances::find(&self.conn, key)
+    }
+
+    fn list_instances(&self) -> Result<Vec<InstanceSummary>, StoreError> {
+        instances::list(&self.conn)
+    }
+
+    fn instances_claiming_processes(&self) -> Result<Vec<InstanceSummary>, StoreError> {
+        instances::claiming_processes(&self.conn)
+    }
+
+    fn set_state(
+        &self,
+        uuid: &str,
+        state: State,
+        fault: FaultChange<'_>,
+        now: &str,
+    ) -> Result<(), StoreError> {
+        instances::set_state(&self.conn, uuid, state, fault, now)
+    }
+
+    fn set_runtime(
+        &self,
+        uuid: &str,
+        pid: Option<i32>,
+        ssh_port: Option<u16>,
+    ) -> Result<(), StoreError> {
+        instances::set_runtime(&self.conn, uuid, pid, ssh_port)
+    }
+
+    fn set_document(&self, uuid: &str, image_id: &str, document: &str) -> Result<(), StoreError> {
+        instances::set_document(&self.conn, uuid, image_id, document)
+    }
+
+    fn delete_instance(&self, uuid: &str) -> Result<(), StoreError> {
+        instances::delete(&self.conn, uuid)
+    }
+}
+
+fn flavor_from_row(r: &Row<'_>) -> rusqlite::Result<Flavor> {
+    Ok(Flavor {
+        name: r.get(0)?,
+        vcpus: r.get(1)?,
+        ram_mb: r.get(2)?,
+        disk_gb: r.get(3)?,
+        ephemeral_gb: r.get(4)?,
+        swap_mb: r.get(5)?,
+    })
+}
+
+fn insert_flavor(conn: &Connection, f: &Flavor, or_ignore: bool) -> Result<(), StoreError> {
+    let verb = if or_ignore {
+        "INSERT OR IGNORE"
+    } else {
+        "INSERT OR ABORT"
+    };
+    let res = conn.execute(
+        &format!("{verb} INTO flavors (name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+        params![f.name, f.vcpus, f.ram_mb, f.disk_gb, f.ephemeral_gb, f.swap_mb],
+    );
+    match res {
+        Ok(_) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Err(StoreError::Exists {
+                kind: "flavor",
+                key: f.name.clone(),
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn one_of<T>(
+    kind: &'static str,
+    key: &str,
+    mut found: Vec<T>,
+    id: impl Fn(&T) -> String,
+) -> Result<T, StoreError> {
+    match found.len() {
+        0 => Err(StoreError::NotFound {
+            kind,
+            key: key.to_owned(),
+        }),
+        1 => Ok(found.remove(0)),
+        _ => Err(StoreError::Ambiguous {
+            kind,
+            key: key.to_owned(),
+            ids: found.iter().map(id).collect::<Vec<_>>().join(", "),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests;
