@@ -11,8 +11,8 @@
 
 use crate::debian_image::{DebianImage, CMDLINE};
 use crate::netns::{in_netns, Netns};
-use compute::qemu::accel::{self, AccelChoice};
-use compute::qemu::command::{Accel, DriveMedium};
+use compute_host::qemu::accel::{self, AccelChoice};
+use compute_host::qemu::command::{Accel, DriveMedium};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;

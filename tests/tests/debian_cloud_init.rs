@@ -12,7 +12,7 @@
 //! its own ([`e2e::debian_guest`]). Needs root.
 
 use base64::Engine;
-use compute::qemu::command::DriveMedium;
+use compute_host::qemu::command::DriveMedium;
 use e2e::debian_guest::{cloud_init_finished, configdrive, DebianGuest, Smbios};
 use e2e::debian_image::{self, DEFAULT_USER};
 use e2e::hostguest::metadata_server;
