@@ -11,7 +11,7 @@ const GENERATED_LEN: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
-    /// `CryptError` is not a `std::error::Error`, so it is shown here.
+    // error-style: allow (`CryptError` is not a `std::error::Error`, so it is shown here)
     #[error("cannot hash the password ({0:?})")]
     Crypt(sha_crypt::CryptError),
     #[error("no random numbers from the kernel")]
