@@ -104,6 +104,7 @@ impl HostArgs {
                 cidr: self.cidr,
                 settings,
                 drive_builder: Box::new(ConfigDriveBuilder::default()),
+                host_name: None,
             },
             networking,
         )
