@@ -4,7 +4,8 @@
 //! with its [`Settings`]; [`pyjson`] writes JSON bytes exactly as Nova's Python does;
 //! [`media`] reads ISO9660 and FAT drives from any `Read + Seek`. Beside them, the
 //! rules of a compute host: [`flavor`], [`keypair`] (parsing and fingerprints),
-//! [`quota`], the [`lifecycle`] state machine, [`mac`] and [`netalloc`].
+//! [`quota`], the [`lifecycle`] state machine, [`mac`] and [`netalloc`], and
+//! [`placement`] (which host runs an instance).
 //!
 //! Pure data and rules: no clock, no randomness, no processes, no sockets, no file
 //! system writes. No command line (clap), runtime (tokio), database (rusqlite) or
@@ -19,6 +20,7 @@ pub mod mac;
 pub mod media;
 pub mod metadata;
 pub mod netalloc;
+pub mod placement;
 pub mod pyjson;
 pub mod quota;
 

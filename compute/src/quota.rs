@@ -1,4 +1,5 @@
-//! Nova's default quotas on what an instance may carry: injected files and user data.
+//! Nova's default quotas on what an instance may carry: injected files, user data and
+//! metadata items.
 //! Checked before anything is recorded, so a refused boot leaves no trace.
 
 use crate::instance::MAX_USER_DATA_BASE64;
@@ -6,6 +7,10 @@ use crate::instance::MAX_USER_DATA_BASE64;
 pub const MAX_INJECTED_FILES: usize = 5;
 pub const MAX_INJECTED_FILE_BYTES: usize = 10240;
 pub const MAX_INJECTED_FILE_PATH: usize = 255;
+/// Nova's `metadata_items` quota.
+pub const MAX_METADATA_ITEMS: usize = 128;
+/// Nova's limit on a metadata key and on a value, in characters.
+pub const MAX_METADATA_LENGTH: usize = 255;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QuotaError {
@@ -19,6 +24,35 @@ pub enum QuotaError {
     PathLength { path: String, len: usize },
     #[error("user data is {len} bytes of base64, the limit is {MAX_USER_DATA_BASE64}")]
     UserData { len: usize },
+    #[error("too many metadata items: {count}, the quota is {MAX_METADATA_ITEMS}")]
+    MetadataCount { count: usize },
+    #[error("metadata key {key:?} must be 1 to {MAX_METADATA_LENGTH} characters")]
+    MetadataKey { key: String },
+    #[error("metadata value of {key:?} is {len} characters, the limit is {MAX_METADATA_LENGTH}")]
+    MetadataValue { key: String, len: usize },
+}
+
+/// Checks an instance's metadata (`--meta`, `meta-set`) as Nova does.
+pub fn check_metadata<'a>(
+    items: impl ExactSizeIterator<Item = (&'a String, &'a String)>,
+) -> Result<(), QuotaError> {
+    if items.len() > MAX_METADATA_ITEMS {
+        return Err(QuotaError::MetadataCount { count: items.len() });
+    }
+    for (key, value) in items {
+        let n = key.chars().count();
+        if n == 0 || n > MAX_METADATA_LENGTH {
+            return Err(QuotaError::MetadataKey { key: key.clone() });
+        }
+        let len = value.chars().count();
+        if len > MAX_METADATA_LENGTH {
+            return Err(QuotaError::MetadataValue {
+                key: key.clone(),
+                len,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Checks files (`path`, decoded contents) and the base64 length of user data.
@@ -51,6 +85,28 @@ pub fn check(files: &[(String, Vec<u8>)], user_data_b64_len: usize) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metadata_follows_novas_limits() {
+        let ok: indexmap::IndexMap<String, String> = [("role".to_owned(), "web".to_owned())].into();
+        assert!(check_metadata(ok.iter()).is_ok());
+        let empty: indexmap::IndexMap<String, String> = [(String::new(), "x".to_owned())].into();
+        assert!(matches!(
+            check_metadata(empty.iter()),
+            Err(QuotaError::MetadataKey { .. })
+        ));
+        let long: indexmap::IndexMap<String, String> = [("k".to_owned(), "v".repeat(256))].into();
+        assert!(matches!(
+            check_metadata(long.iter()),
+            Err(QuotaError::MetadataValue { len: 256, .. })
+        ));
+        let many: indexmap::IndexMap<String, String> =
+            (0..129).map(|i| (format!("k{i}"), String::new())).collect();
+        assert!(matches!(
+            check_metadata(many.iter()),
+            Err(QuotaError::MetadataCount { count: 129 })
+        ));
+    }
 
     #[test]
     fn novas_limits() {

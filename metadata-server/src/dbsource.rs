@@ -1,21 +1,22 @@
-//! `--state-dir DIR`: the instances of compute's state database, read through
-//! [`compute_store::DocumentReader`] (read-only, never blocking compute's writers).
+//! `--state-dir DIR`: the instances of compute's state database, read through its
+//! change feed, [`compute_store::SqliteFeed`] (read-only, never blocking compute's
+//! writers).
 //!
-//! The fingerprint is the database's generation counter, which compute's triggers
-//! raise in the same transaction as every change to an instance: polling it costs one
-//! indexed row read. A failed read drops the connection so the next poll reopens the
-//! database (it may have been replaced); the reloader keeps the last good set meanwhile.
+//! The fingerprint is the database's revision, which compute's triggers raise in the
+//! same transaction as every change to an instance: polling it costs one row read. A
+//! failed read drops the feed so the next poll reopens the database (it may have been
+//! replaced); the reloader keeps the last good set meanwhile.
 
 use crate::source::{Fingerprint, InstanceSource, SourceError};
 use compute::Instance;
-use compute_store::{DocumentReader, DB_FILE};
+use compute_store::{DocumentFeed, SqliteFeed, DB_FILE};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
 /// The instances of one compute state folder.
 pub struct DbSource {
     state_dir: PathBuf,
-    reader: Mutex<Option<DocumentReader>>,
+    reader: Mutex<Option<SqliteFeed>>,
 }
 
 impl DbSource {
@@ -33,7 +34,7 @@ impl DbSource {
     /// Runs `f` on the open reader, opening it first; any error closes it.
     fn with_reader<T>(
         &self,
-        f: impl FnOnce(&mut DocumentReader) -> Result<T, compute_store::StoreError>,
+        f: impl FnOnce(&mut SqliteFeed) -> Result<T, compute_store::StoreError>,
     ) -> Result<T, SourceError> {
         let mut guard = match self.reader.lock() {
             Ok(g) => g,
@@ -45,7 +46,7 @@ impl DbSource {
         };
         let mut reader = match guard.take() {
             Some(r) => r,
-            None => DocumentReader::open(&self.state_dir).map_err(db)?,
+            None => SqliteFeed::open(&self.state_dir).map_err(db)?,
         };
         let out = f(&mut reader);
         if out.is_ok() {
@@ -61,12 +62,12 @@ impl InstanceSource for DbSource {
     }
 
     fn fingerprint(&self) -> Result<Fingerprint, SourceError> {
-        let generation = self.with_reader(|r| r.generation())?;
-        Ok(vec![(self.db_path(), None, generation)])
+        let rev = self.with_reader(|r| r.rev())?;
+        Ok(vec![(self.db_path(), None, rev)])
     }
 
     fn load(&self) -> Result<Vec<Instance>, SourceError> {
-        let (_, docs) = self.with_reader(|r| r.documents())?;
+        let docs = self.with_reader(|r| r.snapshot(None))?.documents;
         docs.iter()
             .enumerate()
             .map(|(index, d)| {

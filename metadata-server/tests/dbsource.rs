@@ -22,7 +22,19 @@ fn fixture_doc(index: usize) -> serde_json::Value {
 }
 
 fn open_store(dir: &Path) -> SqliteStore {
-    SqliteStore::open(dir, "10.0.0.0/24".parse().expect("cidr")).expect("store")
+    let store = SqliteStore::open(dir, "10.0.0.0/24".parse().expect("cidr")).expect("store");
+    store
+        .register_host(&compute_store::HostSpec {
+            name: "here".into(),
+            capacity: compute::placement::Resources {
+                vcpus: 4,
+                ram_mb: 4096,
+                disk_gb: 100,
+            },
+            ratios: None,
+        })
+        .expect("host");
+    store
 }
 
 fn insert(store: &mut SqliteStore, doc: &serde_json::Value, tail: u8) {
@@ -39,6 +51,8 @@ fn insert(store: &mut SqliteStore, doc: &serde_json::Value, tail: u8) {
             image_id: "img",
             key_name: None,
             now: "2024-01-01T00:00:00Z",
+            host: None,
+            up_timeout: compute::placement::DEFAULT_UP_TIMEOUT,
             mac_candidates: vec![[0, 0, tail]],
             document: &document,
         })

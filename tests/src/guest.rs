@@ -178,5 +178,6 @@ pub fn host_config(state: &Path, cidr: &str) -> compute_host::driver::HostConfig
         cidr: cidr.parse().expect("cidr"),
         settings: compute::Settings::default(),
         drive_builder: Box::new(compute_host::drive_builder::ConfigDriveBuilder::default()),
+        host_name: None,
     }
 }

@@ -82,6 +82,7 @@ fn boot(cidr: &str, cmdline: &str, ssh_server: bool, public_key: &str) -> Booted
             meta,
             config_drive: true,
             admin_pass: None,
+            host: None,
         })
         .expect("boot");
     let doc = compute::Instance::from_json(rec.document.as_bytes()).expect("document");

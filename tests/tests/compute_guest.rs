@@ -7,7 +7,7 @@ use compute_host::driver::images::ImageImport;
 use compute_host::driver::{BootRequest, Host};
 use compute_host::qemu::process;
 use compute_host::qemu::Qmp;
-use compute_store::DocumentReader;
+use compute_store::{DocumentFeed, SqliteFeed};
 use e2e::guest::{self, BOOT_MARKER, TICK_MARKER};
 use std::time::{Duration, Instant};
 
@@ -95,8 +95,8 @@ fn a_real_guest_walks_the_whole_lifecycle() {
     assert!(inst.config_drive().exists() && inst.ephemeral().exists() && inst.swap().exists());
 
     // The metadata server's view of the same database.
-    let mut reader = DocumentReader::open(&state).expect("reader");
-    let (_, docs) = reader.documents().expect("documents");
+    let mut feed = SqliteFeed::open(&state).expect("feed");
+    let docs = feed.snapshot(None).expect("snapshot").documents;
     assert_eq!(docs.len(), 1);
     let doc = compute::Instance::from_json(&docs[0].document).expect("valid document");
     assert_eq!(doc.local_ipv4().map(|(ip, _)| ip), Some(rec.fixed_ip));
@@ -173,7 +173,7 @@ fn a_real_guest_walks_the_whole_lifecycle() {
     assert!(!process::is_guest(pid, &uuid), "delete leaves no process");
     assert!(!inst.dir.exists(), "delete leaves no instance files");
     assert!(host.store().list_instances().expect("list").is_empty());
-    assert!(reader.documents().expect("documents").1.is_empty());
+    assert!(feed.snapshot(None).expect("snapshot").documents.is_empty());
     host.delete_image(&snap.id)
         .expect("snapshot image no longer in use");
 }

@@ -27,6 +27,7 @@ fn open(state: &Path) -> Host {
         cidr: "10.0.0.0/16".parse().expect("cidr"),
         settings: compute::Settings::default(),
         drive_builder: Box::new(ConfigDriveBuilder::default()),
+        host_name: None,
     })
     .expect("open host")
 }

@@ -53,8 +53,10 @@ fn keypairs_are_generated_imported_fingerprinted_and_injected() {
         "json",
         "vm",
     ]);
-    let mut reader = compute_store::DocumentReader::open(&env.state()).expect("reader");
-    let (_, docs) = reader.documents().expect("docs");
+    let mut feed = compute_store::SqliteFeed::open(&env.state()).expect("feed");
+    let docs = compute_store::DocumentFeed::snapshot(&mut feed, None)
+        .expect("snapshot")
+        .documents;
     let doc = compute::Instance::from_json(&docs[0].document).expect("valid");
     assert_eq!(doc.keys()[0].data, pubkey);
     assert_eq!(doc.meta().get("role").map(String::as_str), Some("web"));

@@ -1,9 +1,13 @@
 //! What can go wrong with a store, the same for every backend: the typed cases a
 //! caller acts on, and the backend's own error kept as the cause.
+//!
+//! Locations in messages never carry a password: a PostgreSQL URL is shown as its
+//! user, host, port and database only.
 
 use compute::netalloc::NetAllocError;
+use compute::placement::PlacementError;
 
-/// What a backend's driver reported (rusqlite's error for SQLite).
+/// What a backend's driver reported (rusqlite's or postgres' error).
 pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 #[derive(Debug, thiserror::Error)]
@@ -11,6 +15,33 @@ pub enum StoreError {
     #[error("cannot open the database {location}")]
     Open {
         location: String,
+        #[source]
+        source: BackendError,
+    },
+    /// The server went away (stopped, restarted, network): the next call reconnects.
+    #[error("lost the connection to the database {location}; nothing was changed by the failed request, retry once the database is back")]
+    Unavailable {
+        location: String,
+        #[source]
+        source: BackendError,
+    },
+    #[error("the database {location} has schema version {found}, newer than this binary knows ({known}): upgrade this binary")]
+    SchemaTooNew {
+        location: String,
+        found: i64,
+        known: i64,
+    },
+    #[error("the database {location} has schema version {found}, older than this binary needs ({known}): run any `compute` command against it once to migrate it")]
+    SchemaTooOld {
+        location: String,
+        found: i64,
+        known: i64,
+    },
+    #[error("cannot migrate the database {location} from schema version {from} to {to}; it is left at version {from}")]
+    Migration {
+        location: String,
+        from: i64,
+        to: i64,
         #[source]
         source: BackendError,
     },
@@ -34,6 +65,16 @@ pub enum StoreError {
     Exists { kind: &'static str, key: String },
     #[error("image {id} is used by {count} instance(s); delete them first")]
     ImageInUse { id: String, count: i64 },
+    #[error("the new document of instance {uuid} is refused: {problem}")]
+    DocumentRefused { uuid: String, problem: String },
+    #[error("invalid host: {0}")]
+    InvalidHost(String),
+    #[error("this state folder's database has one host, {existing}; it cannot take {requested} (several hosts share a PostgreSQL database: --database)")]
+    OneHost { existing: String, requested: String },
+    #[error("work item {id} is {state}, not running: only running work can be finished")]
+    WorkNotRunning { id: u64, state: String },
+    #[error(transparent)]
+    Placement(#[from] PlacementError),
     #[error(transparent)]
     Network(#[from] NetAllocError),
 }

@@ -1,32 +1,73 @@
-//! Compute's state: flavors, images, keypairs and instances, behind the [`Store`]
-//! trait the host uses, so that the database is a choice. [`SqliteStore`] keeps it in
-//! one SQLite file in the state folder; [`DocumentReader`] is the read-only side other
-//! processes (the metadata server) use on that file.
+//! Compute's state: flavors, images, keypairs, instances, hosts and queued work,
+//! behind the [`Store`] trait the host uses, so that the database is a choice:
+//! [`SqliteStore`] keeps it in one SQLite file in the state folder (one host, no
+//! setup), [`PgStore`] in a PostgreSQL database that many hosts share. The same
+//! schema meaning on both, each with its migrations ([`SCHEMA_VERSION`]); one test
+//! suite runs against both.
+//!
+//! The read side other processes use (the metadata server) is the change feed,
+//! [`DocumentFeed`]: a [`Snapshot`] of the instances at a revision, then
+//! [`Catchup`]s of what changed after it, and a cheap wait for the next change
+//! ([`SqliteFeed`], [`PgFeed`]). Every change to an instance row takes the next
+//! number of one database-wide revision counter in the same transaction (a
+//! deletion leaves a tombstone with its number), so "everything after R" is one
+//! query and a missed wake-up loses nothing.
 //!
 //! It owns the records and their persistence, nothing else: no processes, no files
 //! besides the database, no policy about what a state change means (the lifecycle
-//! state machine is in the `compute` core, the actions in `compute-host`).
+//! state machine and placement are in the `compute` core, the actions in
+//! `compute-host`).
 
 mod error;
+mod location;
+pub mod postgres;
 mod records;
 pub mod sqlite;
 
 pub use error::{BackendError, StoreError};
-pub use records::{Fault, FaultChange, Image, InstanceRecord, InstanceSummary, NewInstance};
-pub use sqlite::{DocumentReader, SqliteStore, StoredDocument, DB_FILE};
+pub use location::{open_feed, open_store, Location};
+pub use postgres::{PgFeed, PgStore};
+pub use records::{
+    validate_host_name, Catchup, Change, Fault, FaultChange, HostRecord, HostSpec, Image,
+    InstanceRecord, InstanceSummary, NewInstance, PasswordSet, Rev, Snapshot, StoredDocument, Work,
+    WorkAction, WorkOutcome, WorkState,
+};
+pub use sqlite::{SqliteFeed, SqliteStore, DB_FILE};
 
 use compute::flavor::Flavor;
 use compute::keypair::Keypair;
 use compute::lifecycle::State;
 use compute::netalloc::Subnet;
+use std::time::Duration;
 
-/// What compute keeps about one host, as the host asks for it. Synchronous and
+/// The schema version this build knows, the same number on both backends. A
+/// database at a newer version is refused (naming both); an older one is migrated
+/// when a [`Store`] opens it, in one transaction.
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// How long a deleted instance's tombstone is kept. A feed consumer away for longer
+/// gets [`Catchup::SnapshotNeeded`].
+pub const TOMBSTONE_GRACE: Duration = Duration::from_secs(24 * 3600);
+
+/// The PostgreSQL channel every change to an instance is announced on, in the
+/// writing transaction (delivered at its commit). The payload is `REV HOST`; it only
+/// wakes consumers, who catch up with [`DocumentFeed::changes_since`].
+pub const CHANGES_CHANNEL: &str = "compute_changes";
+
+/// The PostgreSQL channel every new or finished work item is announced on; the
+/// payload is `ID HOST STATE` (`queued`, `running`, `done`, `failed`).
+pub const WORK_CHANNEL: &str = "compute_work";
+
+/// What compute keeps, as a host or the control plane asks for it. Synchronous and
 /// object-safe: the host holds a `Box<dyn Store>`. Every method is one transaction;
 /// lookups by `key` take an id (uuid) or a name that exactly one record has, as
 /// `nova` resolves them. Methods that need the connection for several statements at
 /// once take `&mut self`; a backend whose client needs `&mut` everywhere keeps it
 /// behind a `RefCell` or `Mutex`.
 pub trait Store: Send {
+    /// Where it is, for messages (a PostgreSQL URL without its password).
+    fn location(&self) -> String;
+
     /// The fixed-IP network, recorded when the store was first made and kept after.
     fn subnet(&self) -> Subnet;
 
@@ -51,16 +92,21 @@ pub trait Store: Send {
     fn keypair(&self, name: &str) -> Result<Keypair, StoreError>;
     fn delete_keypair(&self, name: &str) -> Result<(), StoreError>;
 
-    /// Records a new instance (building, spawning), allocating a fixed IP and a MAC
-    /// that no other instance has, in the same transaction.
+    /// Records a new instance (building, spawning): chooses its host by
+    /// [`compute::placement::place`] (or checks the one asked for) and allocates a
+    /// fixed IP and a MAC that no other instance has, all in one transaction that
+    /// no other insert runs beside, so two boots never overbook a host or share an
+    /// address. A refused placement records nothing
+    /// ([`StoreError::Placement`]).
     fn insert_instance(&mut self, new: &NewInstance<'_>) -> Result<InstanceRecord, StoreError>;
     fn instance_by_uuid(&self, uuid: &str) -> Result<InstanceRecord, StoreError>;
     fn find_instance(&self, key: &str) -> Result<InstanceRecord, StoreError>;
     /// Every instance without its document (what `list` shows), oldest first.
     fn list_instances(&self) -> Result<Vec<InstanceSummary>, StoreError>;
-    /// Instances whose record says a QEMU may exist (a pid, a task, or a power state
-    /// other than shutdown): all that reconciliation has to look at.
-    fn instances_claiming_processes(&self) -> Result<Vec<InstanceSummary>, StoreError>;
+    /// The instances on `host` whose record says a QEMU may exist (a pid, a task,
+    /// or a power state other than shutdown): all that its reconciliation has to
+    /// look at.
+    fn instances_claiming_processes(&self, host: &str) -> Result<Vec<InstanceSummary>, StoreError>;
     /// Writes a new state, and changes the fault as told.
     fn set_state(
         &self,
@@ -78,6 +124,91 @@ pub trait Store: Send {
     ) -> Result<(), StoreError>;
     /// Replaces the instance's image and document (a rebuild).
     fn set_document(&self, uuid: &str, image_id: &str, document: &str) -> Result<(), StoreError>;
-    /// Forgets the instance: its fixed IP and MAC are free again.
+    /// Rewrites the instance's document with `change` (given the current one), the
+    /// row locked meanwhile, so that two concurrent changes both land
+    /// (`meta-set`). `change`'s error refuses it
+    /// ([`StoreError::DocumentRefused`]) and nothing is written.
+    fn update_document(
+        &mut self,
+        key: &str,
+        now: &str,
+        change: &dyn Fn(&str) -> Result<String, String>,
+    ) -> Result<InstanceRecord, StoreError>;
+    /// Forgets the instance: its fixed IP and MAC are free again; its tombstone
+    /// keeps the deletion in the feed for [`TOMBSTONE_GRACE`].
     fn delete_instance(&self, uuid: &str) -> Result<(), StoreError>;
+    /// Removes tombstones older than `grace` (the deletion takes care of it with
+    /// [`TOMBSTONE_GRACE`]); returns how many.
+    fn purge_tombstones(&self, grace: Duration) -> Result<u64, StoreError>;
+
+    /// The password the guest posted, if any.
+    fn password(&self, uuid: &str) -> Result<Option<String>, StoreError>;
+    /// Sets the password unless one is set: the database decides, so of two
+    /// writers racing exactly one gets [`PasswordSet::Set`].
+    fn set_password(&self, uuid: &str, password: &str) -> Result<PasswordSet, StoreError>;
+    /// Removes the password (`nova clear-password`); `false` when there was none.
+    fn clear_password(&self, uuid: &str) -> Result<bool, StoreError>;
+
+    /// Records the host, or updates its capacity (keeping whether it is enabled and,
+    /// unless given, its ratios), and heartbeats. A SQLite state folder has one host:
+    /// its first name stays ([`StoreError::OneHost`]).
+    fn register_host(&self, spec: &HostSpec) -> Result<HostRecord, StoreError>;
+    /// "This host is alive", by the database's clock.
+    fn heartbeat(&self, name: &str) -> Result<(), StoreError>;
+    /// Every host with what its instances use, by name.
+    fn hosts(&self) -> Result<Vec<HostRecord>, StoreError>;
+    fn host(&self, name: &str) -> Result<HostRecord, StoreError>;
+    /// Enables a host, or disables it with an optional reason (placement skips it;
+    /// its instances stay).
+    fn set_host_enabled(
+        &self,
+        name: &str,
+        enabled: bool,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// Queues `action` on instance `uuid` for `host`'s agent; returns the item's id.
+    fn enqueue(&self, host: &str, uuid: &str, action: &WorkAction) -> Result<u64, StoreError>;
+    /// Takes the oldest queued item of `host` (it becomes running), if any. On
+    /// PostgreSQL, `FOR UPDATE SKIP LOCKED`: two takers never get the same item.
+    fn take_work(&self, host: &str) -> Result<Option<Work>, StoreError>;
+    /// Records how a running item ended ([`StoreError::WorkNotRunning`] otherwise).
+    fn finish_work(&self, id: u64, outcome: &WorkOutcome) -> Result<(), StoreError>;
+    fn work(&self, id: u64) -> Result<Work, StoreError>;
+    /// Puts `host`'s running items back in the queue (its agent restarted: what it
+    /// was doing did not finish); returns how many.
+    fn requeue_running(&self, host: &str) -> Result<u64, StoreError>;
+}
+
+/// The change feed of instance documents, for readers in other processes (the
+/// metadata server). A consumer takes a [`snapshot`](DocumentFeed::snapshot), then
+/// loops: [`wait_for_change`](DocumentFeed::wait_for_change) after the revision it
+/// has, [`changes_since`](DocumentFeed::changes_since) that revision, apply, repeat.
+/// A failed call leaves the feed usable: the next one reconnects.
+pub trait DocumentFeed: Send {
+    /// Where it reads, for messages.
+    fn location(&self) -> String;
+    /// The database's current revision.
+    fn rev(&mut self) -> Result<Rev, StoreError>;
+    /// Every instance (of `host`, or all), with the revision they were read at (one
+    /// read transaction, so the two agree).
+    fn snapshot(&mut self, host: Option<&str>) -> Result<Snapshot, StoreError>;
+    /// What changed (for `host`, or all) after revision `since`.
+    fn changes_since(&mut self, since: Rev, host: Option<&str>) -> Result<Catchup, StoreError>;
+    /// Blocks until the revision may have passed `after` (for `host`'s instances,
+    /// when given) or `timeout` passes; `true` when something may have changed.
+    /// It may wake for nothing; it never sleeps through a change committed before
+    /// it was called.
+    fn wait_for_change(
+        &mut self,
+        after: Rev,
+        host: Option<&str>,
+        timeout: Duration,
+    ) -> Result<bool, StoreError>;
+    /// The password the guest posted, if any.
+    fn password(&mut self, uuid: &str) -> Result<Option<String>, StoreError>;
+    /// Sets the password unless one is set (the database decides between racers).
+    fn set_password(&mut self, uuid: &str, password: &str) -> Result<PasswordSet, StoreError>;
+    /// Removes the password; `false` when there was none.
+    fn clear_password(&mut self, uuid: &str) -> Result<bool, StoreError>;
 }

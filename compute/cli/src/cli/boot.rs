@@ -35,6 +35,10 @@ pub struct BootArgs {
     /// Admin password for the instance.
     #[arg(long)]
     pub admin_pass: Option<String>,
+    /// The compute host to boot on (see `compute host-list`): honoured, or refused
+    /// with the reason. On a state folder, only its own host.
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
     /// Output format: text for people, json for scripts.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
@@ -76,6 +80,7 @@ pub fn run(host: &HostArgs, args: BootArgs) -> anyhow::Result<ExitCode> {
         meta,
         config_drive: args.config_drive,
         admin_pass: args.admin_pass,
+        host: args.host,
     };
     let rec = host.boot(&req)?;
     super::show::print(&rec, args.format)?;

@@ -41,7 +41,7 @@ pub struct FlavorDeleteArgs {
 }
 
 pub fn run_list(host: &HostArgs, a: FlavorListArgs) -> anyhow::Result<ExitCode> {
-    let host = host.open()?;
+    let host = host.records()?;
     let flavors = host.store().flavors()?;
     match a.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&flavors)?),
@@ -63,7 +63,7 @@ pub fn run_list(host: &HostArgs, a: FlavorListArgs) -> anyhow::Result<ExitCode> 
 }
 
 pub fn run_create(host: &HostArgs, a: FlavorCreateArgs) -> anyhow::Result<ExitCode> {
-    let host = host.open()?;
+    let host = host.records()?;
     let f = Flavor {
         name: a.name,
         vcpus: a.vcpus,
@@ -72,12 +72,13 @@ pub fn run_create(host: &HostArgs, a: FlavorCreateArgs) -> anyhow::Result<ExitCo
         ephemeral_gb: a.ephemeral,
         swap_mb: a.swap,
     };
-    host.create_flavor(&f)?;
+    f.validate()?;
+    host.store().add_flavor(&f)?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn run_delete(host: &HostArgs, a: FlavorDeleteArgs) -> anyhow::Result<ExitCode> {
-    let host = host.open()?;
+    let host = host.records()?;
     host.store().delete_flavor(&a.name)?;
     Ok(ExitCode::SUCCESS)
 }

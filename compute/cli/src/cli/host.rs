@@ -1,16 +1,27 @@
-//! Flags every instance verb shares (`--state-dir`, `--qemu`, `--accel`, `--cidr`,
-//! `--network`, `--bridge`, `--metadata-server`, and the rendering settings) and
-//! opening the host with them (which reconciles with running QEMU processes).
+//! Flags every instance verb shares (`--state-dir`, `--database`, `--qemu`,
+//! `--accel`, `--cidr`, `--network`, `--bridge`, `--metadata-server`, and the
+//! rendering settings), and opening what a verb needs with them: the host (which
+//! reconciles with running QEMU processes) for verbs that touch guests, or just the
+//! store for verbs on records, which against a shared PostgreSQL database open no
+//! host at all.
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use compute_flags::SettingsArgs;
 use compute_host::drive_builder::ConfigDriveBuilder;
+use compute_host::driver::layout::Layout;
 use compute_host::driver::{Host, HostConfig, NetworkMode, Networking};
 use compute_host::qemu::accel::AccelChoice;
+use compute_store::{Location, Store};
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct HostArgs {
+    /// A PostgreSQL database that many hosts share (`postgresql://user@host/db`;
+    /// a socket folder as the host: `postgresql://user@%2Frun%2Fpostgresql/db`)
+    /// instead of the state folder's SQLite file. The state folder still holds this
+    /// machine's files (images, instances).
+    #[arg(long, global = true, env = "COMPUTE_DATABASE", value_name = "URL")]
+    pub database: Option<String>,
     /// The state folder: database, images, instances.
     #[arg(
         long,
@@ -85,8 +96,60 @@ fn default_metadata_server() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("metadata-server"))
 }
 
+/// The records a verb reads and writes: through the host on a state folder (which
+/// is also this machine's compute host), or straight from a shared database.
+pub enum Records {
+    Local(Box<Host>),
+    Shared(Box<dyn Store>),
+}
+
+impl Records {
+    pub fn store(&self) -> &dyn Store {
+        match self {
+            Records::Local(h) => h.store(),
+            Records::Shared(s) => s.as_ref(),
+        }
+    }
+
+    pub fn store_mut(&mut self) -> &mut dyn Store {
+        match self {
+            Records::Local(h) => h.store_mut(),
+            Records::Shared(s) => s.as_mut(),
+        }
+    }
+}
+
 impl HostArgs {
+    /// This machine's state folder layout (its image and instance files).
+    pub fn layout(&self) -> anyhow::Result<Layout> {
+        let layout = Layout::new(&self.state_dir);
+        layout.create().with_context(|| {
+            format!("cannot make the state folder {}", self.state_dir.display())
+        })?;
+        Ok(layout)
+    }
+
+    /// The records for a verb that does not touch guests.
+    pub fn records(&self) -> anyhow::Result<Records> {
+        match &self.database {
+            None => Ok(Records::Local(Box::new(self.open()?))),
+            Some(url) => Ok(Records::Shared(compute_store::open_store(
+                &Location::Postgres(url.clone()),
+                self.cidr,
+            )?)),
+        }
+    }
+
+    /// The host, for verbs that start, change or look at guests on this machine.
     pub fn open(&self) -> anyhow::Result<Host> {
+        if let Some(url) = &self.database {
+            bail!(
+                "this command acts on guests, which with a shared database ({}) is the work \
+                 of each host's agent, not there yet: for now, run it with a state folder \
+                 alone (without --database or COMPUTE_DATABASE)",
+                compute_store::postgres::describe_url(url)
+            );
+        }
         let settings = self.settings.to_settings()?;
         let networking = Networking {
             mode: self.network,
@@ -104,6 +167,7 @@ impl HostArgs {
                 cidr: self.cidr,
                 settings,
                 drive_builder: Box::new(ConfigDriveBuilder::default()),
+                host_name: None,
             },
             networking,
         )

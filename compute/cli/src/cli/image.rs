@@ -3,7 +3,7 @@
 
 use super::host::HostArgs;
 use super::Format;
-use compute_host::driver::images::ImageImport;
+use compute_host::driver::images::{self, ImageImport};
 use compute_store::Image;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -78,7 +78,8 @@ fn print(image: &Image, format: Format) -> anyhow::Result<()> {
 }
 
 pub fn run_import(host: &HostArgs, a: ImageImportArgs) -> anyhow::Result<ExitCode> {
-    let mut host = host.open()?;
+    let records = host.records()?;
+    let layout = host.layout()?;
     let req = ImageImport {
         name: a.name,
         disk: a.file,
@@ -86,12 +87,12 @@ pub fn run_import(host: &HostArgs, a: ImageImportArgs) -> anyhow::Result<ExitCod
         ramdisk: a.ramdisk,
         cmdline: a.cmdline,
     };
-    print(&host.import_image(&req)?, a.format)?;
+    print(&images::import(&layout, records.store(), &req)?, a.format)?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn run_list(host: &HostArgs, a: ImageListArgs) -> anyhow::Result<ExitCode> {
-    let host = host.open()?;
+    let host = host.records()?;
     let images = host.store().images()?;
     match a.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&images)?),
@@ -112,14 +113,15 @@ pub fn run_list(host: &HostArgs, a: ImageListArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run_show(host: &HostArgs, a: ImageKeyArgs) -> anyhow::Result<ExitCode> {
-    let host = host.open()?;
+    let host = host.records()?;
     print(&host.store().image(&a.image)?, a.format)?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn run_delete(host: &HostArgs, a: ImageKeyArgs) -> anyhow::Result<ExitCode> {
-    let mut host = host.open()?;
-    let image = host.delete_image(&a.image)?;
+    let mut records = host.records()?;
+    let layout = host.layout()?;
+    let image = images::delete(&layout, records.store_mut(), &a.image)?;
     eprintln!("deleted image {} ({})", image.name, image.id);
     Ok(ExitCode::SUCCESS)
 }

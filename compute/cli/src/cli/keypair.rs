@@ -4,6 +4,7 @@
 use super::host::HostArgs;
 use super::Format;
 use anyhow::Context;
+use compute::keypair::Keypair;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -35,21 +36,28 @@ pub struct KeypairListArgs {
 }
 
 pub fn run_add(host: &HostArgs, a: KeypairAddArgs) -> anyhow::Result<ExitCode> {
-    let host = host.open()?;
+    let host = host.records()?;
     match &a.pub_key {
         Some(p) => {
             let public = std::fs::read_to_string(p)
                 .with_context(|| format!("cannot read {}", p.display()))?;
-            let kp = host.import_keypair(&a.name, &public)?;
+            let kp = Keypair::new(&a.name, &public)?;
+            host.store().add_keypair(&kp)?;
             eprintln!("imported keypair {} ({})", kp.name, kp.fingerprint);
         }
-        None => print!("{}", host.generate_keypair(&a.name)?.1),
+        None => {
+            // The private key is shown once and kept nowhere.
+            let key = compute_host::keygen::generate(&a.name)?;
+            host.store()
+                .add_keypair(&Keypair::new(&a.name, &key.public)?)?;
+            print!("{}", key.private);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn run_list(host: &HostArgs, a: KeypairListArgs) -> anyhow::Result<ExitCode> {
-    let host = host.open()?;
+    let host = host.records()?;
     let keys = host.store().keypairs()?;
     match a.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&keys)?),
@@ -63,7 +71,7 @@ pub fn run_list(host: &HostArgs, a: KeypairListArgs) -> anyhow::Result<ExitCode>
 }
 
 pub fn run_show(host: &HostArgs, a: KeypairNameArgs) -> anyhow::Result<ExitCode> {
-    let host = host.open()?;
+    let host = host.records()?;
     let k = host.store().keypair(&a.name)?;
     match a.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&k)?),
@@ -80,7 +88,7 @@ pub fn run_show(host: &HostArgs, a: KeypairNameArgs) -> anyhow::Result<ExitCode>
 }
 
 pub fn run_delete(host: &HostArgs, a: KeypairNameArgs) -> anyhow::Result<ExitCode> {
-    let host = host.open()?;
+    let host = host.records()?;
     host.store().delete_keypair(&a.name)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -14,7 +14,7 @@ pub struct ListArgs {
 }
 
 pub fn run(host: &HostArgs, args: ListArgs) -> anyhow::Result<ExitCode> {
-    let host = host.open()?;
+    let host = host.records()?;
     let list = host.store().list_instances()?;
     match args.format {
         Format::Json => {

@@ -5,10 +5,12 @@ mod boot;
 mod console_log;
 mod flavor;
 mod host;
+mod hosts;
 mod image;
 mod keypair;
 mod lifecycle;
 mod list;
+mod meta;
 mod render;
 mod show;
 mod table;
@@ -88,6 +90,19 @@ pub enum Command {
     FlavorCreate(flavor::FlavorCreateArgs),
     /// Delete a specific flavor.
     FlavorDelete(flavor::FlavorDeleteArgs),
+    /// Set or update metadata on a server (the metadata service shows it; drives
+    /// already built do not).
+    MetaSet(meta::MetaSetArgs),
+    /// Delete metadata from a server.
+    MetaDelete(meta::MetaDeleteArgs),
+    /// List compute hosts: status (enabled/disabled) and state (up/down).
+    HostList(hosts::HostListArgs),
+    /// Show a compute host: capacity, allocation ratios and what is used.
+    HostShow(hosts::HostNameArgs),
+    /// Disable a compute host: no new instance is placed on it.
+    HostDisable(hosts::HostDisableArgs),
+    /// Enable a compute host.
+    HostEnable(hosts::HostEnableArgs),
 }
 
 /// Output for people (text) or for scripts (json).
@@ -129,6 +144,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::FlavorList(a) => flavor::run_list(&cli.host, a),
         Command::FlavorCreate(a) => flavor::run_create(&cli.host, a),
         Command::FlavorDelete(a) => flavor::run_delete(&cli.host, a),
+        Command::MetaSet(a) => meta::run_set(&cli.host, a),
+        Command::MetaDelete(a) => meta::run_delete(&cli.host, a),
+        Command::HostList(a) => hosts::run_list(&cli.host, a),
+        Command::HostShow(a) => hosts::run_show(&cli.host, a),
+        Command::HostDisable(a) => hosts::run_disable(&cli.host, a),
+        Command::HostEnable(a) => hosts::run_enable(&cli.host, a),
     }
 }
 

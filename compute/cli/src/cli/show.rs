@@ -22,6 +22,7 @@ pub fn to_json(rec: &InstanceRecord) -> Value {
         "id": rec.uuid,
         "name": rec.name,
         "status": rec.state.status(),
+        "OS-EXT-SRV-ATTR:host": rec.host,
         "vm_state": rec.state.vm.as_str(),
         "task_state": rec.state.task.map(|t| t.as_str()),
         "power_state": rec.state.power.as_str(),
@@ -74,7 +75,7 @@ pub fn print(rec: &InstanceRecord, format: Format) -> anyhow::Result<()> {
 }
 
 pub fn run(host: &HostArgs, args: ShowArgs) -> anyhow::Result<ExitCode> {
-    let host = host.open()?;
+    let host = host.records()?;
     print(&host.store().find_instance(&args.instance)?, args.format)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -35,6 +35,8 @@ pub struct BootRequest {
     pub meta: IndexMap<String, String>,
     pub config_drive: bool,
     pub admin_pass: Option<String>,
+    /// The host asked for (`--host`); guests of this process run on its own host.
+    pub host: Option<String>,
 }
 
 struct Parts<'a> {
@@ -135,41 +137,6 @@ fn document(
     }
 }
 
-/// The host's memory (MiB) and CPUs, for the NoValidHost check.
-fn host_capacity() -> (u64, u32) {
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| {
-                    l.split_whitespace()
-                        .nth(1)
-                        .and_then(|kb| kb.parse::<u64>().ok())
-                })
-        })
-        .map_or(u64::MAX, |kb| kb / 1024);
-    let cpus = std::thread::available_parallelism().map_or(u32::MAX, |n| n.get() as u32);
-    (mem, cpus)
-}
-
-fn check_host(flavor: &Flavor) -> Result<(), DriverError> {
-    let (mem, cpus) = host_capacity();
-    if u64::from(flavor.ram_mb) > mem {
-        return Err(DriverError::NoValidHost(format!(
-            "flavor {} needs {} MiB of memory, the host has {mem} MiB",
-            flavor.name, flavor.ram_mb
-        )));
-    }
-    if flavor.vcpus > cpus {
-        return Err(DriverError::NoValidHost(format!(
-            "flavor {} needs {} vCPUs, the host has {cpus}",
-            flavor.name, flavor.vcpus
-        )));
-    }
-    Ok(())
-}
-
 impl Host {
     /// Boots an instance; on success it is active and running.
     #[instrument(skip_all, fields(uuid))]
@@ -193,7 +160,16 @@ impl Host {
             .as_ref()
             .map_or(0, |u| u.len().div_ceil(3) * 4);
         quota::check(&req.files, ud_len).map_err(|e| DriverError::Invalid(e.to_string()))?;
-        check_host(&flavor)?;
+        quota::check_metadata(req.meta.iter()).map_err(|e| DriverError::Invalid(e.to_string()))?;
+        // Guests start here: another host's name is refused (an unknown one by
+        // placement, with its reason).
+        let target = req.host.as_deref().unwrap_or(&self.name);
+        if target != self.name && self.store.host(target).is_ok() {
+            return Err(DriverError::Invalid(format!(
+                "boot --host {target}: this command starts guests on {} only",
+                self.name
+            )));
+        }
         let uuid = uuid::Uuid::new_v4().hyphenated().to_string();
         tracing::Span::current().record("uuid", tracing::field::display(&uuid));
         let parts = Parts {
@@ -237,6 +213,8 @@ impl Host {
             image_id: &image.id,
             key_name: req.key_name.as_deref(),
             now: &parts.created_at,
+            host: Some(target),
+            up_timeout: compute::placement::DEFAULT_UP_TIMEOUT,
             mac_candidates: tails,
             document: &doc,
         })?;

@@ -2,11 +2,13 @@
 //! with an optional kernel, ramdisk and command line for direct kernel boot;
 //! delete (refused while in use); snapshot an instance into a new image.
 
+use super::layout::Layout;
 use super::{io_err, now, DriverError, Host};
 use crate::qemu::img;
 use compute::lifecycle::Action;
 use compute_io::atomic;
 use compute_store::Image;
+use compute_store::Store;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -42,55 +44,71 @@ fn copy_hashed(src: &Path, dst: &Path) -> Result<(u64, String), DriverError> {
     })
 }
 
+/// Imports an image into `layout`'s `images/` and records it in `store` (what
+/// [`Host::import_image`] does, for a command that has no host open: against a
+/// shared database, the files are this machine's).
+pub fn import(layout: &Layout, store: &dyn Store, req: &ImageImport) -> Result<Image, DriverError> {
+    if req.name.is_empty() || req.name.len() > 255 {
+        return Err(DriverError::Invalid(
+            "image name must be 1 to 255 bytes".into(),
+        ));
+    }
+    let info = img::info(&req.disk)?;
+    let id = uuid::Uuid::new_v4().hyphenated().to_string();
+    let dir = layout.image_dir(&id);
+    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    let result = (|| {
+        let (size, checksum) = copy_hashed(&req.disk, &layout.image_disk(&id))?;
+        if let Some(k) = &req.kernel {
+            copy_hashed(k, &layout.image_kernel(&id))?;
+        }
+        if let Some(r) = &req.ramdisk {
+            if req.kernel.is_none() {
+                return Err(DriverError::Invalid("--ramdisk needs --kernel".into()));
+            }
+            copy_hashed(r, &layout.image_ramdisk(&id))?;
+        }
+        let image = Image {
+            id: id.clone(),
+            name: req.name.clone(),
+            format: info.format.as_str().to_owned(),
+            size,
+            virtual_size: info.virtual_size,
+            checksum,
+            has_kernel: req.kernel.is_some(),
+            has_ramdisk: req.ramdisk.is_some(),
+            cmdline: req.cmdline.clone(),
+            created_at: now(),
+        };
+        store.add_image(&image)?;
+        Ok(image)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+/// Forgets an image (refused while in use) and removes its files from `layout`
+/// (those of this machine; none is fine).
+pub fn delete(layout: &Layout, store: &mut dyn Store, key: &str) -> Result<Image, DriverError> {
+    let image = store.image(key)?;
+    store.delete_image(&image.id)?;
+    let dir = layout.image_dir(&image.id);
+    match std::fs::remove_dir_all(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_err(&dir)(e)),
+        _ => {}
+    }
+    Ok(image)
+}
+
 impl Host {
     pub fn import_image(&mut self, req: &ImageImport) -> Result<Image, DriverError> {
-        if req.name.is_empty() || req.name.len() > 255 {
-            return Err(DriverError::Invalid(
-                "image name must be 1 to 255 bytes".into(),
-            ));
-        }
-        let info = img::info(&req.disk)?;
-        let id = uuid::Uuid::new_v4().hyphenated().to_string();
-        let dir = self.layout.image_dir(&id);
-        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        let result = (|| {
-            let (size, checksum) = copy_hashed(&req.disk, &self.layout.image_disk(&id))?;
-            if let Some(k) = &req.kernel {
-                copy_hashed(k, &self.layout.image_kernel(&id))?;
-            }
-            if let Some(r) = &req.ramdisk {
-                if req.kernel.is_none() {
-                    return Err(DriverError::Invalid("--ramdisk needs --kernel".into()));
-                }
-                copy_hashed(r, &self.layout.image_ramdisk(&id))?;
-            }
-            let image = Image {
-                id: id.clone(),
-                name: req.name.clone(),
-                format: info.format.as_str().to_owned(),
-                size,
-                virtual_size: info.virtual_size,
-                checksum,
-                has_kernel: req.kernel.is_some(),
-                has_ramdisk: req.ramdisk.is_some(),
-                cmdline: req.cmdline.clone(),
-                created_at: now(),
-            };
-            self.store.add_image(&image)?;
-            Ok(image)
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-        result
+        import(&self.layout, self.store.as_ref(), req)
     }
 
     pub fn delete_image(&mut self, key: &str) -> Result<Image, DriverError> {
-        let image = self.store.image(key)?;
-        self.store.delete_image(&image.id)?;
-        let dir = self.layout.image_dir(&image.id);
-        std::fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
-        Ok(image)
+        delete(&self.layout, self.store.as_mut(), key)
     }
 
     /// `image-create`: flattens the instance's root disk into a new image (pausing

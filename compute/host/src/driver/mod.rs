@@ -6,6 +6,7 @@
 pub mod antispoof;
 mod boot;
 pub mod bridge;
+pub mod capacity;
 mod catalog;
 pub mod images;
 pub mod layout;
@@ -27,7 +28,7 @@ use crate::qemu::{Accel, QemuCommand};
 use compute::lifecycle::{Action, LifecycleError, State};
 use compute::Settings;
 use compute_io::tool;
-use compute_store::{Fault, FaultChange, InstanceRecord, SqliteStore, Store, StoreError};
+use compute_store::{Fault, FaultChange, HostSpec, InstanceRecord, SqliteStore, Store, StoreError};
 use layout::Layout;
 use lock::LockError;
 use std::path::{Path, PathBuf};
@@ -82,8 +83,8 @@ pub enum DriverError {
     },
     #[error("{0}")]
     Invalid(String),
-    #[error("No valid host was found. {0}")]
-    NoValidHost(String),
+    #[error("several hosts share this database ({0}): say which one this is")]
+    WhichHost(String),
     #[error("QEMU reports the guest {status}, expected {expected}")]
     UnexpectedStatus {
         status: String,
@@ -106,6 +107,9 @@ pub struct HostConfig {
     pub cidr: ipnetwork::Ipv4Network,
     pub settings: Settings,
     pub drive_builder: Box<dyn DriveBuilder>,
+    /// The compute host this process acts as, by name: its guests run here. `None`:
+    /// the store's only host, else this machine's name (a state folder's first use).
+    pub host_name: Option<String>,
 }
 
 /// How guests are networked (and reach 169.254.169.254).
@@ -145,6 +149,8 @@ impl Networking {
 }
 
 pub struct Host {
+    /// The compute host this is (its name in the store).
+    pub(crate) name: String,
     pub(crate) layout: Layout,
     pub(crate) networking: Networking,
     pub(crate) store: Box<dyn Store>,
@@ -156,7 +162,7 @@ pub struct Host {
 }
 
 /// The current time, RFC 3339 (the clock is read only here).
-pub(crate) fn now() -> String {
+pub fn now() -> String {
     time::OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .ok()
@@ -204,7 +210,28 @@ impl Host {
     ) -> Result<Host, DriverError> {
         let layout = Layout::new(&config.state_dir);
         layout.create()?;
+        let name = match config.host_name {
+            Some(n) => n,
+            None => {
+                let hosts = store.hosts()?;
+                match &hosts[..] {
+                    [] => capacity::machine_name().unwrap_or_else(|| "localhost".into()),
+                    [only] => only.name.clone(),
+                    many => {
+                        let names: Vec<&str> = many.iter().map(|h| h.name.as_str()).collect();
+                        return Err(DriverError::WhichHost(names.join(", ")));
+                    }
+                }
+            }
+        };
+        // Opening is a heartbeat: this process is the host's agent while it runs.
+        store.register_host(&HostSpec {
+            name: name.clone(),
+            capacity: capacity::detect(layout.root()),
+            ratios: None,
+        })?;
         let mut host = Host {
+            name,
             layout,
             networking,
             store,
@@ -220,6 +247,11 @@ impl Host {
 
     pub fn store(&self) -> &dyn Store {
         self.store.as_ref()
+    }
+
+    /// The compute host this is.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     pub fn store_mut(&mut self) -> &mut dyn Store {
@@ -429,7 +461,7 @@ impl Host {
         tracing::debug!(uuid, tap = bridge::tap_name(uuid), "tap gone");
         let others_alive = self
             .store
-            .instances_claiming_processes()?
+            .instances_claiming_processes(&self.name)?
             .into_iter()
             .filter(|s| s.uuid != uuid)
             .any(|s| s.pid.is_some_and(|pid| process::is_guest(pid, &s.uuid)));
@@ -452,7 +484,7 @@ impl Host {
     /// MAC and address each may send from.
     fn bridge_ports(&self, leaving: Option<&str>) -> Result<Vec<antispoof::Port>, DriverError> {
         let mut ports = Vec::new();
-        for s in self.store.instances_claiming_processes()? {
+        for s in self.store.instances_claiming_processes(&self.name)? {
             let alive = s.pid.is_some_and(|pid| process::is_guest(pid, &s.uuid));
             if !alive || Some(s.uuid.as_str()) == leaving {
                 continue;

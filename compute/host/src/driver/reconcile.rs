@@ -11,7 +11,7 @@ use compute_store::{Fault, FaultChange};
 
 impl Host {
     pub(crate) fn reconcile(&mut self) -> Result<(), DriverError> {
-        let summaries = self.store.instances_claiming_processes()?;
+        let summaries = self.store.instances_claiming_processes(&self.name)?;
         for s in summaries {
             let claims_process =
                 s.pid.is_some() || s.state.task.is_some() || s.state.power != PowerState::Shutdown;

@@ -1,61 +1,45 @@
-//! Instance rows: insert (with IP and MAC allocation in the same transaction),
-//! lookups by uuid or name, the light listing, and state updates.
+//! Instance rows: insert (placement, IP and MAC allocation in the same
+//! transaction), lookups by uuid or name, the light listing, state and document
+//! updates, passwords and tombstones.
 
-use super::{one_of, parse_state};
+use super::hosts;
+use crate::records::{amount, one_of, parse_state, InstanceRow, PasswordSet, INSTANCE_COLUMNS};
 use crate::{FaultChange, InstanceRecord, InstanceSummary, NewInstance, StoreError};
 use compute::lifecycle::State;
 use compute::mac::MacAddr;
 use compute::netalloc::{self, Subnet};
+use compute::placement::{self, HostState, Resources};
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
 /// The columns every instance summary is read from, in `summaries`' order.
 const SUMMARY_SELECT: &str =
-    "SELECT uuid, name, vm_state, task_state, power_state, fixed_ip, pid FROM instances";
-
-const INSTANCE_COLUMNS: &str =
-    "uuid, name, flavor, image_id, key_name, vm_state, task_state, power_state, \
-     fixed_ip, mac, ssh_port, pid, fault, document, created_at, updated_at";
+    "SELECT uuid, name, host, vm_state, task_state, power_state, fixed_ip, pid FROM instances";
 
 fn instance_from_row(row: &Row<'_>) -> rusqlite::Result<Result<InstanceRecord, StoreError>> {
-    let uuid: String = row.get(0)?;
-    let flavor: String = row.get(2)?;
-    let vm: String = row.get(5)?;
-    let task: Option<String> = row.get(6)?;
-    let power: String = row.get(7)?;
-    let ip: String = row.get(8)?;
-    let mac: String = row.get(9)?;
-    let fault: Option<String> = row.get(12)?;
-    let mk = || -> Result<InstanceRecord, StoreError> {
-        let corrupt = |what, problem: String| StoreError::Corrupt {
-            what,
-            key: uuid.clone(),
-            problem,
-        };
-        Ok(InstanceRecord {
-            uuid: uuid.clone(),
-            name: row.get(1)?,
-            flavor: serde_json::from_str(&flavor).map_err(|e| corrupt("flavor", e.to_string()))?,
-            image_id: row.get(3)?,
-            key_name: row.get(4)?,
-            state: parse_state(&vm, task.as_deref(), &power, &uuid)?,
-            fixed_ip: ip.parse().map_err(|_| corrupt("fixed_ip", ip.clone()))?,
-            mac: mac.parse().map_err(|_| corrupt("mac", mac.clone()))?,
-            ssh_port: row.get(10)?,
-            pid: row.get(11)?,
-            fault: match fault {
-                None => None,
-                Some(f) => {
-                    Some(serde_json::from_str(&f).map_err(|e| corrupt("fault", e.to_string()))?)
-                }
-            },
-            document: row.get(13)?,
-            created_at: row.get(14)?,
-            updated_at: row.get(15)?,
-        })
+    let raw = InstanceRow {
+        uuid: row.get(0)?,
+        name: row.get(1)?,
+        host: row.get(2)?,
+        flavor: row.get(3)?,
+        image_id: row.get(4)?,
+        key_name: row.get(5)?,
+        vm_state: row.get(6)?,
+        task_state: row.get(7)?,
+        power_state: row.get(8)?,
+        fixed_ip: row.get(9)?,
+        mac: row.get(10)?,
+        ssh_port: row.get(11)?,
+        pid: row.get(12)?,
+        fault: row.get(13)?,
+        document: row.get(14)?,
+        created_at: row.get(15)?,
+        updated_at: row.get(16)?,
+        rev: row.get(17)?,
     };
-    Ok(mk())
+    Ok(raw.into_record())
 }
 
 /// Records a new instance (building/spawning), allocating its fixed IP and MAC in
@@ -66,6 +50,14 @@ pub(super) fn insert(
     new: &NewInstance<'_>,
 ) -> Result<InstanceRecord, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let states: Vec<HostState> = hosts::all(&tx)?
+        .iter()
+        .map(|h| h.placement_state())
+        .collect();
+    let want = Resources::of_flavor(new.flavor);
+    let host = placement::place(&states, &want, new.host, new.up_timeout)?
+        .name
+        .clone();
     let (ips, macs) = {
         let mut st = tx.prepare("SELECT fixed_ip, mac FROM instances")?;
         let mut ips = HashSet::new();
@@ -95,7 +87,9 @@ pub(super) fn insert(
         problem: e.to_string(),
     })?;
     tx.execute(
-            &format!("INSERT INTO instances ({INSTANCE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL, NULL, NULL, ?11, ?12, ?12)"),
+            "INSERT INTO instances (uuid, name, flavor, image_id, key_name, vm_state, task_state, \
+             power_state, fixed_ip, mac, document, created_at, updated_at, host, vcpus, ram_mb, disk_gb) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16)",
             params![
                 new.uuid,
                 new.name,
@@ -108,7 +102,11 @@ pub(super) fn insert(
                 ip.to_string(),
                 mac.to_string(),
                 document,
-                new.now
+                new.now,
+                host,
+                amount(want.vcpus),
+                amount(want.ram_mb),
+                amount(want.disk_gb)
             ],
         )?;
     tx.commit()?;
@@ -143,30 +141,44 @@ pub(super) fn find(conn: &Connection, key: &str) -> Result<InstanceRecord, Store
 }
 
 pub(super) fn list(conn: &Connection) -> Result<Vec<InstanceSummary>, StoreError> {
-    summaries(conn, &format!("{SUMMARY_SELECT} ORDER BY created_at, uuid"))
+    summaries(
+        conn,
+        &format!("{SUMMARY_SELECT} ORDER BY created_at, uuid"),
+        [],
+    )
 }
 
-pub(super) fn claiming_processes(conn: &Connection) -> Result<Vec<InstanceSummary>, StoreError> {
-    summaries(conn, &format!(
-            "{SUMMARY_SELECT} WHERE pid IS NOT NULL OR task_state IS NOT NULL OR power_state != 'shutdown'"
-        ))
+pub(super) fn claiming_processes(
+    conn: &Connection,
+    host: &str,
+) -> Result<Vec<InstanceSummary>, StoreError> {
+    let sql = format!(
+        "{SUMMARY_SELECT} WHERE host = ?1 \
+         AND (pid IS NOT NULL OR task_state IS NOT NULL OR power_state != 'shutdown')"
+    );
+    summaries(conn, &sql, [host])
 }
 
 /// The summaries a `SUMMARY_SELECT` query returns.
-fn summaries(conn: &Connection, sql: &str) -> Result<Vec<InstanceSummary>, StoreError> {
+fn summaries(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<InstanceSummary>, StoreError> {
     let mut st = conn.prepare(sql)?;
     let mut out = Vec::new();
-    let mut rows = st.query([])?;
+    let mut rows = st.query(params)?;
     while let Some(r) = rows.next()? {
         let uuid: String = r.get(0)?;
-        let (vm, task, power): (String, Option<String>, String) = (r.get(2)?, r.get(3)?, r.get(4)?);
+        let (vm, task, power): (String, Option<String>, String) = (r.get(3)?, r.get(4)?, r.get(5)?);
         let state = parse_state(&vm, task.as_deref(), &power, &uuid)?;
         out.push(InstanceSummary {
             uuid,
             name: r.get(1)?,
+            host: r.get(2)?,
             state,
-            fixed_ip: r.get(5)?,
-            pid: r.get(6)?,
+            fixed_ip: r.get(6)?,
+            pid: r.get(7)?,
         });
     }
     Ok(out)
@@ -239,7 +251,103 @@ pub(super) fn set_document(
     Ok(())
 }
 
+pub(super) fn update_document(
+    conn: &mut Connection,
+    key: &str,
+    now: &str,
+    change: &dyn Fn(&str) -> Result<String, String>,
+) -> Result<InstanceRecord, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let rec = find(&tx, key)?;
+    let document = change(&rec.document).map_err(|problem| StoreError::DocumentRefused {
+        uuid: rec.uuid.clone(),
+        problem,
+    })?;
+    tx.execute(
+        "UPDATE instances SET document = ?2, updated_at = ?3 WHERE uuid = ?1",
+        params![rec.uuid, document, now],
+    )?;
+    let rec = by_uuid(&tx, &rec.uuid)?;
+    tx.commit()?;
+    Ok(rec)
+}
+
 pub(super) fn delete(conn: &Connection, uuid: &str) -> Result<(), StoreError> {
     conn.execute("DELETE FROM instances WHERE uuid = ?1", [uuid])?;
     Ok(())
+}
+
+pub(super) fn purge_tombstones(conn: &Connection, grace: Duration) -> Result<u64, StoreError> {
+    let cutoff = format!("-{:.3} seconds", grace.as_secs_f64());
+    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let newest: Option<i64> = tx.query_row(
+        "SELECT MAX(rev) FROM tombstones \
+         WHERE deleted_at <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?1)",
+        [&cutoff],
+        |r| r.get(0),
+    )?;
+    let Some(newest) = newest else {
+        return Ok(0);
+    };
+    let n = tx.execute("DELETE FROM tombstones WHERE rev <= ?1", [newest])?;
+    tx.execute(
+        "UPDATE revision SET purged_rev = MAX(purged_rev, ?1)",
+        [newest],
+    )?;
+    tx.commit()?;
+    Ok(n as u64)
+}
+
+fn exists(conn: &Connection, uuid: &str) -> Result<(), StoreError> {
+    conn.query_row(
+        "SELECT 1 FROM instances WHERE uuid = ?1",
+        [uuid],
+        |_| Ok(()),
+    )
+    .optional()?
+    .ok_or_else(|| StoreError::NotFound {
+        kind: "instance",
+        key: uuid.to_owned(),
+    })
+}
+
+pub(super) fn password(conn: &Connection, uuid: &str) -> Result<Option<String>, StoreError> {
+    conn.query_row(
+        "SELECT password FROM instances WHERE uuid = ?1",
+        [uuid],
+        |r| r.get(0),
+    )
+    .optional()?
+    .ok_or_else(|| StoreError::NotFound {
+        kind: "instance",
+        key: uuid.to_owned(),
+    })
+}
+
+pub(super) fn set_password(
+    conn: &Connection,
+    uuid: &str,
+    password: &str,
+) -> Result<PasswordSet, StoreError> {
+    let n = conn.execute(
+        "UPDATE instances SET password = ?2 WHERE uuid = ?1 AND password IS NULL",
+        params![uuid, password],
+    )?;
+    if n == 1 {
+        return Ok(PasswordSet::Set);
+    }
+    exists(conn, uuid)?;
+    Ok(PasswordSet::AlreadySet)
+}
+
+pub(super) fn clear_password(conn: &Connection, uuid: &str) -> Result<bool, StoreError> {
+    let n = conn.execute(
+        "UPDATE instances SET password = NULL WHERE uuid = ?1 AND password IS NOT NULL",
+        [uuid],
+    )?;
+    if n == 1 {
+        return Ok(true);
+    }
+    exists(conn, uuid)?;
+    Ok(false)
 }

@@ -1,24 +1,31 @@
-//! The SQLite backend: flavors, images, keypairs and instances in one file
-//! (`compute.db` in the state folder), WAL mode so the metadata server reads while
-//! compute writes, every change in a transaction so `kill -9` never leaves half of one.
+//! The SQLite backend: everything in one file (`compute.db` in the state folder),
+//! WAL mode so the metadata server reads while compute writes, every change in a
+//! transaction so `kill -9` never leaves half of one. SQLite serializes writers, so
+//! the revision counter is a row that the triggers bump (see [`schema`]).
+//!
+//! A state folder is one host: [`Store::register_host`] records the first name it is
+//! given and refuses others.
 //!
 //! This module owns SQL and nothing else: no processes, no files besides the database.
-//! Readers outside compute use [`DocumentReader`].
+//! Readers outside compute use [`SqliteFeed`].
 
+mod feed;
+mod hosts;
 mod instances;
-mod read;
 mod schema;
-
+#[cfg(test)]
+mod tests;
+use crate::records::{one_of, HostRecord, HostSpec, PasswordSet, Work, WorkAction, WorkOutcome};
 use crate::{FaultChange, Image, InstanceRecord, InstanceSummary, NewInstance, Store, StoreError};
 use compute::flavor::Flavor;
 use compute::keypair::Keypair;
-use compute::lifecycle::{PowerState, State, TaskState, VmState};
+use compute::lifecycle::State;
 use compute::netalloc::Subnet;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use std::path::Path;
 use std::time::Duration;
 
-pub use read::{DocumentReader, StoredDocument};
+pub use feed::SqliteFeed;
 
 /// The database file's name inside the state folder.
 pub const DB_FILE: &str = "compute.db";
@@ -36,22 +43,7 @@ impl From<rusqlite::Error> for StoreError {
 pub struct SqliteStore {
     conn: Connection,
     subnet: Subnet,
-}
-
-fn parse_state(vm: &str, task: Option<&str>, power: &str, key: &str) -> Result<State, StoreError> {
-    let corrupt = |problem: String| StoreError::Corrupt {
-        what: "state",
-        key: key.to_owned(),
-        problem,
-    };
-    Ok(State {
-        vm: VmState::parse(vm).ok_or_else(|| corrupt(format!("vm_state {vm}")))?,
-        task: match task {
-            None => None,
-            Some(t) => Some(TaskState::parse(t).ok_or_else(|| corrupt(format!("task_state {t}")))?),
-        },
-        power: PowerState::parse(power).ok_or_else(|| corrupt(format!("power_state {power}")))?,
-    })
+    location: String,
 }
 
 fn image_from_row(row: &Row<'_>) -> rusqlite::Result<Image> {
@@ -92,30 +84,22 @@ impl SqliteStore {
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(open_err)?;
-        if version < schema::SCHEMA_VERSION {
-            let mut conn = conn;
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(open_err)?;
-            tx.execute_batch(schema::SCHEMA).map_err(open_err)?;
+        let location = path.display().to_string();
+        let mut conn = conn;
+        schema::migrate(&mut conn, &location, |tx| {
             for f in Flavor::defaults() {
-                insert_flavor(&tx, &f, true)?;
+                insert_flavor(tx, &f, true)?;
             }
             tx.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('network_cidr', ?1)",
                 [default_cidr.to_string()],
             )?;
-            tx.pragma_update(None, "user_version", schema::SCHEMA_VERSION)?;
-            tx.commit()?;
-            return Self::with_conn(conn);
-        }
-        Self::with_conn(conn)
+            Ok(())
+        })?;
+        Self::with_conn(conn, location)
     }
 
-    fn with_conn(conn: Connection) -> Result<SqliteStore, StoreError> {
+    fn with_conn(conn: Connection, location: String) -> Result<SqliteStore, StoreError> {
         let cidr: String = conn.query_row(
             "SELECT value FROM meta WHERE key = 'network_cidr'",
             [],
@@ -130,7 +114,11 @@ impl SqliteStore {
             .parse()
             .map_err(|e: ipnetwork::IpNetworkError| corrupt(e.to_string()))?;
         let subnet = Subnet::new(net)?;
-        Ok(SqliteStore { conn, subnet })
+        Ok(SqliteStore {
+            conn,
+            subnet,
+            location,
+        })
     }
 
     /// For benchmarks and bulk tools: runs `f` inside one transaction.
@@ -153,6 +141,10 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
     fn subnet(&self) -> Subnet {
         self.subnet
     }
@@ -340,8 +332,8 @@ impl Store for SqliteStore {
         instances::list(&self.conn)
     }
 
-    fn instances_claiming_processes(&self) -> Result<Vec<InstanceSummary>, StoreError> {
-        instances::claiming_processes(&self.conn)
+    fn instances_claiming_processes(&self, host: &str) -> Result<Vec<InstanceSummary>, StoreError> {
+        instances::claiming_processes(&self.conn, host)
     }
 
     fn set_state(
@@ -367,8 +359,80 @@ impl Store for SqliteStore {
         instances::set_document(&self.conn, uuid, image_id, document)
     }
 
+    fn update_document(
+        &mut self,
+        key: &str,
+        now: &str,
+        change: &dyn Fn(&str) -> Result<String, String>,
+    ) -> Result<InstanceRecord, StoreError> {
+        instances::update_document(&mut self.conn, key, now, change)
+    }
+
     fn delete_instance(&self, uuid: &str) -> Result<(), StoreError> {
-        instances::delete(&self.conn, uuid)
+        instances::delete(&self.conn, uuid)?;
+        self.purge_tombstones(crate::TOMBSTONE_GRACE)?;
+        Ok(())
+    }
+
+    fn purge_tombstones(&self, grace: Duration) -> Result<u64, StoreError> {
+        instances::purge_tombstones(&self.conn, grace)
+    }
+
+    fn password(&self, uuid: &str) -> Result<Option<String>, StoreError> {
+        instances::password(&self.conn, uuid)
+    }
+
+    fn set_password(&self, uuid: &str, password: &str) -> Result<PasswordSet, StoreError> {
+        instances::set_password(&self.conn, uuid, password)
+    }
+
+    fn clear_password(&self, uuid: &str) -> Result<bool, StoreError> {
+        instances::clear_password(&self.conn, uuid)
+    }
+
+    fn register_host(&self, spec: &HostSpec) -> Result<HostRecord, StoreError> {
+        hosts::register(&self.conn, spec)
+    }
+
+    fn heartbeat(&self, name: &str) -> Result<(), StoreError> {
+        hosts::heartbeat(&self.conn, name)
+    }
+
+    fn hosts(&self) -> Result<Vec<HostRecord>, StoreError> {
+        hosts::all(&self.conn)
+    }
+
+    fn host(&self, name: &str) -> Result<HostRecord, StoreError> {
+        hosts::one(&self.conn, name)
+    }
+
+    fn set_host_enabled(
+        &self,
+        name: &str,
+        enabled: bool,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        hosts::set_enabled(&self.conn, name, enabled, reason)
+    }
+
+    fn enqueue(&self, host: &str, uuid: &str, action: &WorkAction) -> Result<u64, StoreError> {
+        hosts::enqueue(&self.conn, host, uuid, action)
+    }
+
+    fn take_work(&self, host: &str) -> Result<Option<Work>, StoreError> {
+        hosts::take_work(&self.conn, host)
+    }
+
+    fn finish_work(&self, id: u64, outcome: &WorkOutcome) -> Result<(), StoreError> {
+        hosts::finish_work(&self.conn, id, outcome)
+    }
+
+    fn work(&self, id: u64) -> Result<Work, StoreError> {
+        hosts::work(&self.conn, id)
+    }
+
+    fn requeue_running(&self, host: &str) -> Result<u64, StoreError> {
+        hosts::requeue_running(&self.conn, host)
     }
 }
 
@@ -406,26 +470,3 @@ fn insert_flavor(conn: &Connection, f: &Flavor, or_ignore: bool) -> Result<(), S
         Err(e) => Err(e.into()),
     }
 }
-
-fn one_of<T>(
-    kind: &'static str,
-    key: &str,
-    mut found: Vec<T>,
-    id: impl Fn(&T) -> String,
-) -> Result<T, StoreError> {
-    match found.len() {
-        0 => Err(StoreError::NotFound {
-            kind,
-            key: key.to_owned(),
-        }),
-        1 => Ok(found.remove(0)),
-        _ => Err(StoreError::Ambiguous {
-            kind,
-            key: key.to_owned(),
-            ids: found.iter().map(id).collect::<Vec<_>>().join(", "),
-        }),
-    }
-}
-
-#[cfg(test)]
-mod tests;

@@ -1,10 +1,19 @@
-//! The database schema and its one migration. Triggers keep `generation` moving on
-//! every change to an instance, in the same transaction, so readers (the metadata
-//! server) can tell cheaply whether anything changed.
+//! The SQLite schema and its migrations, one per version, applied in one
+//! `BEGIN IMMEDIATE` transaction (SQLite serializes writers, so two processes opening
+//! a fresh folder at once migrate it once).
+//!
+//! The version is the one row of `schema_version` (a database from before that table
+//! kept it in `PRAGMA user_version`, which is still written for SQLite's tools).
+//! Version 2 replaced the generation counter with the revision counter (`revision`,
+//! starting where the generation was): the triggers here give every instance insert
+//! and update the next revision and turn every deletion into a tombstone, all in the
+//! writing transaction.
 
-pub const SCHEMA_VERSION: i64 = 1;
+use crate::StoreError;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
-pub const SCHEMA: &str = r#"
+/// Version 1: flavors, images, keypairs, instances, and the generation counter.
+pub(super) const V1: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -66,3 +75,171 @@ CREATE TRIGGER IF NOT EXISTS instances_gen_del AFTER DELETE ON instances BEGIN
     UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation';
 END;
 "#;
+
+/// Version 2: revisions and tombstones, hosts and placement, passwords, work.
+/// Instances from before hosts existed get host '' until the folder's one host is
+/// registered (it adopts them).
+const V2: &str = r#"
+CREATE TABLE revision (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    rev INTEGER NOT NULL,
+    purged_rev INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO revision (id, rev)
+    SELECT 1, COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'generation'), 0);
+DELETE FROM meta WHERE key = 'generation';
+DROP TRIGGER instances_gen_ins;
+DROP TRIGGER instances_gen_upd;
+DROP TRIGGER instances_gen_del;
+
+CREATE TABLE hosts (
+    name TEXT PRIMARY KEY,
+    vcpus INTEGER NOT NULL,
+    ram_mb INTEGER NOT NULL,
+    disk_gb INTEGER NOT NULL,
+    cpu_ratio REAL NOT NULL DEFAULT 16.0,
+    ram_ratio REAL NOT NULL DEFAULT 1.5,
+    disk_ratio REAL NOT NULL DEFAULT 1.0,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    disabled_reason TEXT,
+    heartbeat_at TEXT,
+    created_at TEXT NOT NULL
+);
+
+ALTER TABLE instances ADD COLUMN host TEXT NOT NULL DEFAULT '';
+ALTER TABLE instances ADD COLUMN vcpus INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE instances ADD COLUMN ram_mb INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE instances ADD COLUMN disk_gb INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE instances ADD COLUMN password TEXT;
+ALTER TABLE instances ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;
+UPDATE instances SET
+    vcpus = json_extract(flavor, '$.vcpus'),
+    ram_mb = json_extract(flavor, '$.ram_mb'),
+    disk_gb = json_extract(flavor, '$.disk_gb')
+        + COALESCE(json_extract(flavor, '$.ephemeral_gb'), 0)
+        + (COALESCE(json_extract(flavor, '$.swap_mb'), 0) + 1023) / 1024,
+    rev = (SELECT rev FROM revision);
+CREATE INDEX instances_rev ON instances (rev);
+CREATE INDEX instances_host ON instances (host);
+
+CREATE TABLE tombstones (
+    uuid TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    rev INTEGER NOT NULL,
+    deleted_at TEXT NOT NULL
+);
+CREATE INDEX tombstones_rev ON tombstones (rev);
+
+CREATE TRIGGER instances_rev_ins AFTER INSERT ON instances BEGIN
+    UPDATE revision SET rev = rev + 1;
+    UPDATE instances SET rev = (SELECT rev FROM revision) WHERE uuid = NEW.uuid;
+    DELETE FROM tombstones WHERE uuid = NEW.uuid;
+END;
+CREATE TRIGGER instances_rev_upd AFTER UPDATE ON instances WHEN NEW.rev = OLD.rev BEGIN
+    UPDATE revision SET rev = rev + 1;
+    UPDATE instances SET rev = (SELECT rev FROM revision) WHERE uuid = NEW.uuid;
+END;
+CREATE TRIGGER instances_rev_del AFTER DELETE ON instances BEGIN
+    UPDATE revision SET rev = rev + 1;
+    INSERT OR REPLACE INTO tombstones (uuid, host, rev, deleted_at)
+        VALUES (OLD.uuid, OLD.host, (SELECT rev FROM revision), strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
+END;
+
+CREATE TABLE work (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    host TEXT NOT NULL,
+    uuid TEXT NOT NULL,
+    action TEXT NOT NULL,
+    args TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'queued',
+    outcome TEXT,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT
+);
+CREATE INDEX work_queue ON work (host, state, id);
+"#;
+
+/// Each version's migration, in order: `MIGRATIONS[i]` takes version `i` to `i + 1`.
+const MIGRATIONS: [&str; 2] = [V1, V2];
+
+/// The version a database holds: `schema_version`, else the legacy user_version.
+pub fn version(conn: &Connection) -> rusqlite::Result<i64> {
+    let has_table: Option<i64> = conn
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if has_table.is_some() {
+        return conn.query_row("SELECT version FROM schema_version", [], |r| r.get(0));
+    }
+    conn.pragma_query_value(None, "user_version", |r| r.get(0))
+}
+
+/// Brings the database to [`crate::SCHEMA_VERSION`] in one transaction, running
+/// `first_use` inside it when the database was empty; refuses a newer one.
+pub fn migrate(
+    conn: &mut Connection,
+    location: &str,
+    first_use: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let known = crate::SCHEMA_VERSION;
+    let open_err = |source: rusqlite::Error| StoreError::Open {
+        location: location.to_owned(),
+        source: Box::new(source),
+    };
+    let found = version(conn).map_err(open_err)?;
+    if found == known {
+        return Ok(());
+    }
+    if found > known {
+        return Err(StoreError::SchemaTooNew {
+            location: location.to_owned(),
+            found,
+            known,
+        });
+    }
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(open_err)?;
+    // Another process may have migrated it while this one waited for the lock.
+    let found = version(&tx).map_err(open_err)?;
+    if found > known {
+        return Err(StoreError::SchemaTooNew {
+            location: location.to_owned(),
+            found,
+            known,
+        });
+    }
+    let failed = |source: rusqlite::Error| StoreError::Migration {
+        location: location.to_owned(),
+        from: found,
+        to: known,
+        source: Box::new(source),
+    };
+    for sql in MIGRATIONS.iter().skip(found.max(0) as usize) {
+        tx.execute_batch(sql).map_err(failed)?;
+    }
+    if found == 0 {
+        first_use(&tx)?;
+    }
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+         DELETE FROM schema_version;",
+    )
+    .map_err(failed)?;
+    tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [known])
+        .map_err(failed)?;
+    tx.pragma_update(None, "user_version", known)
+        .map_err(failed)?;
+    tx.commit().map_err(failed)?;
+    tracing::info!(
+        location,
+        from = found,
+        to = known,
+        "database schema migrated"
+    );
+    Ok(())
+}

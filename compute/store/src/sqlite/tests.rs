@@ -1,165 +1,70 @@
+//! What only the SQLite backend has: WAL, and databases from before schema
+//! versions were kept in a table (version 1, a generation counter, no hosts).
+
 use super::*;
-use crate::Fault;
-use compute::mac::MacAddr;
-use std::net::Ipv4Addr;
+use crate::records::HostSpec;
+use crate::{DocumentFeed, SqliteFeed};
+use compute::placement::Resources;
 
 fn open(dir: &Path) -> SqliteStore {
     SqliteStore::open(dir, "10.0.0.0/24".parse().expect("cidr")).expect("open store")
 }
 
-fn add(store: &mut SqliteStore, uuid: &str, name: &str, tail: u8) -> InstanceRecord {
-    let flavor = store.flavor("m1.tiny").expect("tiny");
-    let doc = |ip: Ipv4Addr, mac: MacAddr| {
-        Ok(format!(
-            "{{\"uuid\":\"{uuid}\",\"name\":\"{name}\",\"ip\":\"{ip}\",\"mac\":\"{mac}\"}}"
-        ))
-    };
-    store
-        .insert_instance(&NewInstance {
-            uuid,
-            name,
-            flavor: &flavor,
-            image_id: "img",
-            key_name: None,
-            now: "2024-01-01T00:00:00Z",
-            mac_candidates: vec![[0, 0, tail], [0, 1, tail]],
-            document: &doc,
-        })
-        .expect("insert")
-}
-
 #[test]
-fn defaults_flavors_and_wal() {
+fn the_database_is_in_wal_mode() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = open(dir.path());
-    assert_eq!(s.flavors().expect("flavors").len(), 5);
     let mode: String = s
         .conn
         .pragma_query_value(None, "journal_mode", |r| r.get(0))
         .expect("mode");
     assert_eq!(mode, "wal");
-    let custom = Flavor {
-        name: "c1".into(),
-        vcpus: 1,
-        ram_mb: 128,
-        disk_gb: 1,
-        ephemeral_gb: 1,
-        swap_mb: 64,
-    };
-    s.add_flavor(&custom).expect("add");
-    assert!(matches!(
-        s.add_flavor(&custom),
-        Err(StoreError::Exists { .. })
-    ));
-    drop(s);
+}
+
+#[test]
+fn a_version_1_folder_is_migrated_and_its_host_adopts_its_instances() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let conn = Connection::open(dir.path().join(DB_FILE)).expect("db");
+        conn.execute_batch(schema::V1).expect("v1");
+        conn.execute_batch(
+            "PRAGMA user_version = 1;
+             INSERT INTO meta (key, value) VALUES ('network_cidr', '10.0.0.0/24');
+             INSERT INTO instances (uuid, name, flavor, image_id, vm_state, power_state,
+                 fixed_ip, mac, document, created_at, updated_at)
+             VALUES ('u1', 'old', '{\"name\":\"m1.small\",\"vcpus\":1,\"ram_mb\":2048,\"disk_gb\":20,\"swap_mb\":1}',
+                 'img', 'active', 'running', '10.0.0.5', 'fa:16:3e:00:00:01', '{}', 't', 't');
+             UPDATE meta SET value = '41' WHERE key = 'generation';",
+        )
+        .expect("v1 rows");
+    }
     let s = open(dir.path());
-    assert_eq!(s.flavor("c1").expect("kept"), custom);
-    assert!(matches!(s.flavor("nope"), Err(StoreError::NotFound { .. })));
-}
-
-#[test]
-fn allocation_is_unique_and_released_and_names_resolve() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut s = open(dir.path());
-    let a = add(&mut s, "00000000-0000-0000-0000-00000000000a", "web", 1);
-    let b = add(&mut s, "00000000-0000-0000-0000-00000000000b", "web", 1);
-    assert_ne!(a.fixed_ip, b.fixed_ip);
-    assert_ne!(a.mac, b.mac);
-    assert_eq!(a.state, State::building());
-    assert!(a.document.contains(&a.fixed_ip.to_string()));
-    assert!(matches!(
-        s.find_instance("web"),
-        Err(StoreError::Ambiguous { .. })
-    ));
-    assert_eq!(s.find_instance(&a.uuid).expect("by uuid").uuid, a.uuid);
-    s.delete_instance(&a.uuid).expect("delete");
-    assert_eq!(s.find_instance("web").expect("one left").uuid, b.uuid);
-    let c = add(&mut s, "00000000-0000-0000-0000-00000000000c", "db", 2);
-    assert_eq!(c.fixed_ip, a.fixed_ip, "released IP is reused");
-}
-
-#[test]
-fn reader_sees_documents_and_generation_moves() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut s = open(dir.path());
-    let mut r = DocumentReader::open(dir.path()).expect("reader");
-    let g0 = r.generation().expect("gen");
-    let a = add(&mut s, "00000000-0000-0000-0000-00000000000a", "web", 1);
-    let (g1, docs) = r.documents().expect("docs");
-    assert!(g1 > g0);
-    assert_eq!(docs.len(), 1);
-    assert_eq!(docs[0].fixed_ip, a.fixed_ip);
-    assert_eq!(docs[0].vm_state, "building");
-    s.set_state(
-        &a.uuid,
-        State::building().spawned(),
-        FaultChange::Clear,
-        "t",
-    )
-    .expect("state");
-    assert!(r.generation().expect("gen") > g1);
-}
-
-#[test]
-fn images_in_use_cannot_be_deleted() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut s = open(dir.path());
-    let img = Image {
-        id: "img".into(),
-        name: "cirros".into(),
-        format: "qcow2".into(),
-        size: 1,
-        virtual_size: 1,
-        checksum: "x".into(),
-        has_kernel: false,
-        has_ramdisk: false,
-        cmdline: None,
-        created_at: "t".into(),
-    };
-    s.add_image(&img).expect("add");
-    assert_eq!(s.image("cirros").expect("by name"), img);
-    add(&mut s, "00000000-0000-0000-0000-00000000000a", "web", 1);
-    assert!(matches!(
-        s.delete_image("img"),
-        Err(StoreError::ImageInUse { count: 1, .. })
-    ));
-}
-
-#[test]
-fn the_host_holds_it_as_a_boxed_store_and_faults_change_as_told() {
-    fn sendable<T: Send + ?Sized>() {}
-    sendable::<Box<dyn Store>>();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut sqlite = open(dir.path());
-    let uuid = add(
-        &mut sqlite,
-        "00000000-0000-0000-0000-00000000000a",
-        "web",
-        1,
-    )
-    .uuid;
-    let store: Box<dyn Store> = Box::new(sqlite);
-    let fault = Fault {
-        code: 500,
-        message: "boom".into(),
-    };
-    let state = State::building();
-    let fault_of = |s: &dyn Store| s.instance_by_uuid(&uuid).expect("row").fault;
-    store
-        .set_state(&uuid, state, FaultChange::Set(&fault), "t1")
-        .expect("set");
-    assert_eq!(fault_of(store.as_ref()), Some(fault.clone()));
-    store
-        .set_state(&uuid, state, FaultChange::Keep, "t2")
-        .expect("keep");
-    assert_eq!(fault_of(store.as_ref()), Some(fault));
-    assert_eq!(store.instance_by_uuid(&uuid).expect("row").updated_at, "t2");
-    store
-        .set_state(&uuid, state, FaultChange::Clear, "t3")
-        .expect("clear");
-    assert_eq!(fault_of(store.as_ref()), None);
-    assert!(matches!(
-        store.set_state("nope", state, FaultChange::Keep, "t"),
-        Err(StoreError::NotFound { .. })
-    ));
+    let rec = s.instance_by_uuid("u1").expect("kept");
+    assert_eq!(rec.host, "", "no host yet");
+    assert_eq!(rec.rev, 41, "revisions start where the generation was");
+    let mut feed = SqliteFeed::open(dir.path()).expect("feed");
+    assert_eq!(feed.rev().expect("rev"), 41);
+    s.register_host(&HostSpec {
+        name: "here".into(),
+        capacity: Resources {
+            vcpus: 2,
+            ram_mb: 4096,
+            disk_gb: 50,
+        },
+        ratios: None,
+    })
+    .expect("register");
+    let rec = s.instance_by_uuid("u1").expect("adopted");
+    assert_eq!(rec.host, "here");
+    assert_eq!(rec.rev, 42);
+    let used = s.host("here").expect("host").used;
+    assert_eq!(
+        used,
+        Resources {
+            vcpus: 1,
+            ram_mb: 2048,
+            disk_gb: 21
+        },
+        "usage from the flavor, swap rounded up"
+    );
 }

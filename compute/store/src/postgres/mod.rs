@@ -1,0 +1,508 @@
+//! The PostgreSQL backend: the state many hosts share, through the `postgres` crate
+//! (the blocking client of tokio-postgres: the [`Store`] trait is synchronous; an
+//! async consumer can use tokio-postgres itself on the same schema).
+//!
+//! What PostgreSQL does, it does here: every method is one transaction; the revision
+//! counter is one row that a trigger bumps in each writing transaction, whose row
+//! lock makes revisions commit in order (a SEQUENCE would not: a transaction that
+//! took a smaller number could commit after a reader saw a bigger one, and that
+//! reader would skip it); the same trigger turns deletions into tombstones and sends
+//! `NOTIFY compute_changes` ([`crate::CHANGES_CHANNEL`]) in the transaction; inserts
+//! serialize on the network row (`FOR UPDATE`) so that placement and address
+//! allocation see every earlier boot; workers take queued work with
+//! `FOR UPDATE SKIP LOCKED`; migrations hold an advisory lock.
+//!
+//! A lost connection (the server restarted, the network) fails the request in flight
+//! with [`StoreError::Unavailable`] (the transaction did not commit: nothing of it
+//! stays) and the next request reconnects. No TLS: reach the server over its Unix
+//! socket, or a network you trust.
+
+mod conn;
+mod feed;
+mod hosts;
+mod instances;
+mod schema;
+
+pub use conn::describe_url;
+pub use feed::PgFeed;
+
+use crate::records::{one_of, HostRecord, HostSpec, PasswordSet, Work, WorkAction, WorkOutcome};
+use crate::{FaultChange, Image, InstanceRecord, InstanceSummary, NewInstance, Store, StoreError};
+use compute::flavor::Flavor;
+use compute::keypair::Keypair;
+use compute::lifecycle::State;
+use compute::netalloc::Subnet;
+use conn::{col, Conn};
+use postgres::error::SqlState;
+use postgres::{GenericClient, Row};
+use std::cell::RefCell;
+use std::time::Duration;
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> StoreError {
+        StoreError::Backend(Box::new(e))
+    }
+}
+
+/// A PostgreSQL database as a [`Store`].
+pub struct PgStore {
+    conn: RefCell<Conn>,
+    subnet: Subnet,
+}
+
+const IMAGE_COLUMNS: &str =
+    "id, name, format, size, virtual_size, checksum, has_kernel, has_ramdisk, cmdline, created_at";
+
+fn image_from_row(r: &Row) -> Result<Image, StoreError> {
+    let n = |i| -> Result<u64, StoreError> { Ok(col::<i64>(r, i)?.max(0) as u64) };
+    Ok(Image {
+        id: col(r, 0)?,
+        name: col(r, 1)?,
+        format: col(r, 2)?,
+        size: n(3)?,
+        virtual_size: n(4)?,
+        checksum: col(r, 5)?,
+        has_kernel: col(r, 6)?,
+        has_ramdisk: col(r, 7)?,
+        cmdline: col(r, 8)?,
+        created_at: col(r, 9)?,
+    })
+}
+
+fn flavor_from_row(r: &Row) -> Result<Flavor, StoreError> {
+    let n = |i| -> Result<u32, StoreError> {
+        let v: i64 = col(r, i)?;
+        u32::try_from(v).map_err(|_| StoreError::Corrupt {
+            what: "flavor",
+            key: r.try_get::<_, String>(0).unwrap_or_default(),
+            problem: format!("column {i} is {v}"),
+        })
+    };
+    Ok(Flavor {
+        name: col(r, 0)?,
+        vcpus: n(1)?,
+        ram_mb: n(2)?,
+        disk_gb: n(3)?,
+        ephemeral_gb: n(4)?,
+        swap_mb: n(5)?,
+    })
+}
+
+fn keypair_from_row(r: &Row) -> Result<Keypair, StoreError> {
+    Ok(Keypair {
+        name: col(r, 0)?,
+        public_key: col(r, 1)?,
+        fingerprint: col(r, 2)?,
+    })
+}
+
+fn insert_flavor(
+    c: &mut impl GenericClient,
+    f: &Flavor,
+    or_ignore: bool,
+) -> Result<(), StoreError> {
+    let conflict = if or_ignore {
+        "ON CONFLICT (name) DO NOTHING"
+    } else {
+        ""
+    };
+    let res = c.execute(
+        &format!(
+            "INSERT INTO flavors (name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb) \
+             VALUES ($1, $2, $3, $4, $5, $6) {conflict}"
+        ),
+        &[
+            &f.name,
+            &i64::from(f.vcpus),
+            &i64::from(f.ram_mb),
+            &i64::from(f.disk_gb),
+            &i64::from(f.ephemeral_gb),
+            &i64::from(f.swap_mb),
+        ],
+    );
+    match res {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Err(StoreError::Exists {
+            kind: "flavor",
+            key: f.name.clone(),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl PgStore {
+    /// Connects to the database at `url`, making or migrating its schema when needed
+    /// (in one transaction, under an advisory lock); `default_cidr` is the fixed-IP
+    /// network recorded when it is made.
+    pub fn connect(url: &str, default_cidr: ipnetwork::Ipv4Network) -> Result<PgStore, StoreError> {
+        let mut conn = Conn::connect(url)?;
+        let location = conn.location().to_owned();
+        let cidr = conn.run(|c| {
+            schema::migrate(c, &location, |tx| {
+                for f in Flavor::defaults() {
+                    insert_flavor(tx, &f, true)?;
+                }
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('network_cidr', $1) \
+                     ON CONFLICT (key) DO NOTHING",
+                    &[&default_cidr.to_string()],
+                )?;
+                Ok(())
+            })?;
+            let row = c.query_one("SELECT value FROM meta WHERE key = 'network_cidr'", &[])?;
+            col::<String>(&row, 0)
+        })?;
+        let net = cidr
+            .parse()
+            .map_err(|e: ipnetwork::IpNetworkError| StoreError::Corrupt {
+                what: "network",
+                key: cidr.clone(),
+                problem: e.to_string(),
+            })?;
+        Ok(PgStore {
+            conn: RefCell::new(conn),
+            subnet: Subnet::new(net)?,
+        })
+    }
+
+    /// Runs `f` on the connection (reconnecting first when it was lost).
+    fn run<T>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.conn.borrow_mut().run(f)
+    }
+}
+
+fn not_found(n: u64, kind: &'static str, key: &str) -> Result<(), StoreError> {
+    match n {
+        0 => Err(StoreError::NotFound {
+            kind,
+            key: key.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+impl Store for PgStore {
+    fn location(&self) -> String {
+        self.conn.borrow().location().to_owned()
+    }
+
+    fn subnet(&self) -> Subnet {
+        self.subnet
+    }
+
+    // ---- flavors
+
+    fn flavors(&self) -> Result<Vec<Flavor>, StoreError> {
+        self.run(|c| {
+            c.query(
+                "SELECT name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb FROM flavors \
+                 ORDER BY ram_mb, vcpus, name",
+                &[],
+            )?
+            .iter()
+            .map(flavor_from_row)
+            .collect()
+        })
+    }
+
+    fn flavor(&self, name: &str) -> Result<Flavor, StoreError> {
+        self.run(|c| {
+            let row = c.query_opt(
+                "SELECT name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb FROM flavors \
+                 WHERE name = $1",
+                &[&name],
+            )?;
+            match row {
+                Some(r) => flavor_from_row(&r),
+                None => Err(StoreError::NotFound {
+                    kind: "flavor",
+                    key: name.to_owned(),
+                }),
+            }
+        })
+    }
+
+    fn add_flavor(&self, flavor: &Flavor) -> Result<(), StoreError> {
+        self.run(|c| insert_flavor(c, flavor, false))
+    }
+
+    fn delete_flavor(&self, name: &str) -> Result<(), StoreError> {
+        self.run(|c| {
+            let n = c.execute("DELETE FROM flavors WHERE name = $1", &[&name])?;
+            not_found(n, "flavor", name)
+        })
+    }
+
+    // ---- images
+
+    fn add_image(&self, image: &Image) -> Result<(), StoreError> {
+        self.run(|c| {
+            c.execute(
+                &format!(
+                    "INSERT INTO images ({IMAGE_COLUMNS}) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+                ),
+                &[
+                    &image.id,
+                    &image.name,
+                    &image.format,
+                    &(image.size as i64),
+                    &(image.virtual_size as i64),
+                    &image.checksum,
+                    &image.has_kernel,
+                    &image.has_ramdisk,
+                    &image.cmdline,
+                    &image.created_at,
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn images(&self) -> Result<Vec<Image>, StoreError> {
+        self.run(|c| {
+            c.query(
+                &format!("SELECT {IMAGE_COLUMNS} FROM images ORDER BY created_at, id"),
+                &[],
+            )?
+            .iter()
+            .map(image_from_row)
+            .collect()
+        })
+    }
+
+    fn image(&self, key: &str) -> Result<Image, StoreError> {
+        let found: Vec<Image> = self.run(|c| {
+            c.query(
+                &format!(
+                    "SELECT {IMAGE_COLUMNS} FROM images WHERE id = $1 OR name = $1 ORDER BY id"
+                ),
+                &[&key],
+            )?
+            .iter()
+            .map(image_from_row)
+            .collect()
+        })?;
+        if let Some(exact) = found.iter().find(|i| i.id == key) {
+            return Ok(exact.clone());
+        }
+        one_of("image", key, found, |i| i.id.clone())
+    }
+
+    fn delete_image(&mut self, id: &str) -> Result<(), StoreError> {
+        self.run(|c| {
+            let mut tx = c.transaction()?;
+            // Boots lock the image row too (FOR SHARE), so none can start using it
+            // between the count and the deletion.
+            tx.query_opt("SELECT 1 FROM images WHERE id = $1 FOR UPDATE", &[&id])?;
+            let count: i64 = col(
+                &tx.query_one("SELECT COUNT(*) FROM instances WHERE image_id = $1", &[&id])?,
+                0,
+            )?;
+            if count > 0 {
+                return Err(StoreError::ImageInUse {
+                    id: id.to_owned(),
+                    count,
+                });
+            }
+            tx.execute("DELETE FROM images WHERE id = $1", &[&id])?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    // ---- keypairs
+
+    fn add_keypair(&self, k: &Keypair) -> Result<(), StoreError> {
+        self.run(|c| {
+            let n = c.execute(
+                "INSERT INTO keypairs (name, public_key, fingerprint) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO NOTHING",
+                &[&k.name, &k.public_key, &k.fingerprint],
+            )?;
+            if n == 0 {
+                return Err(StoreError::Exists {
+                    kind: "keypair",
+                    key: k.name.clone(),
+                });
+            }
+            Ok(())
+        })
+    }
+
+    fn keypairs(&self) -> Result<Vec<Keypair>, StoreError> {
+        self.run(|c| {
+            c.query(
+                "SELECT name, public_key, fingerprint FROM keypairs ORDER BY name",
+                &[],
+            )?
+            .iter()
+            .map(keypair_from_row)
+            .collect()
+        })
+    }
+
+    fn keypair(&self, name: &str) -> Result<Keypair, StoreError> {
+        self.run(|c| {
+            match c.query_opt(
+                "SELECT name, public_key, fingerprint FROM keypairs WHERE name = $1",
+                &[&name],
+            )? {
+                Some(r) => keypair_from_row(&r),
+                None => Err(StoreError::NotFound {
+                    kind: "keypair",
+                    key: name.to_owned(),
+                }),
+            }
+        })
+    }
+
+    fn delete_keypair(&self, name: &str) -> Result<(), StoreError> {
+        self.run(|c| {
+            let n = c.execute("DELETE FROM keypairs WHERE name = $1", &[&name])?;
+            not_found(n, "keypair", name)
+        })
+    }
+
+    // ---- instances
+
+    fn insert_instance(&mut self, new: &NewInstance<'_>) -> Result<InstanceRecord, StoreError> {
+        let subnet = self.subnet;
+        self.run(|c| instances::insert(c, subnet, new))
+    }
+
+    fn instance_by_uuid(&self, uuid: &str) -> Result<InstanceRecord, StoreError> {
+        self.run(|c| instances::by_uuid(c, uuid))
+    }
+
+    fn find_instance(&self, key: &str) -> Result<InstanceRecord, StoreError> {
+        self.run(|c| instances::find(c, key))
+    }
+
+    fn list_instances(&self) -> Result<Vec<InstanceSummary>, StoreError> {
+        self.run(instances::list)
+    }
+
+    fn instances_claiming_processes(&self, host: &str) -> Result<Vec<InstanceSummary>, StoreError> {
+        self.run(|c| instances::claiming_processes(c, host))
+    }
+
+    fn set_state(
+        &self,
+        uuid: &str,
+        state: State,
+        fault: FaultChange<'_>,
+        now: &str,
+    ) -> Result<(), StoreError> {
+        self.run(|c| instances::set_state(c, uuid, state, fault, now))
+    }
+
+    fn set_runtime(
+        &self,
+        uuid: &str,
+        pid: Option<i32>,
+        ssh_port: Option<u16>,
+    ) -> Result<(), StoreError> {
+        self.run(|c| {
+            c.execute(
+                "UPDATE instances SET pid = $2, ssh_port = $3 WHERE uuid = $1",
+                &[&uuid, &pid.map(i64::from), &ssh_port.map(i64::from)],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn set_document(&self, uuid: &str, image_id: &str, document: &str) -> Result<(), StoreError> {
+        self.run(|c| {
+            c.execute(
+                "UPDATE instances SET image_id = $2, document = $3 WHERE uuid = $1",
+                &[&uuid, &image_id, &document],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn update_document(
+        &mut self,
+        key: &str,
+        now: &str,
+        change: &dyn Fn(&str) -> Result<String, String>,
+    ) -> Result<InstanceRecord, StoreError> {
+        self.run(|c| instances::update_document(c, key, now, change))
+    }
+
+    fn delete_instance(&self, uuid: &str) -> Result<(), StoreError> {
+        self.run(|c| {
+            c.execute("DELETE FROM instances WHERE uuid = $1", &[&uuid])?;
+            Ok(())
+        })?;
+        self.purge_tombstones(crate::TOMBSTONE_GRACE)?;
+        Ok(())
+    }
+
+    fn purge_tombstones(&self, grace: Duration) -> Result<u64, StoreError> {
+        self.run(|c| instances::purge_tombstones(c, grace))
+    }
+
+    fn password(&self, uuid: &str) -> Result<Option<String>, StoreError> {
+        self.run(|c| instances::password(c, uuid))
+    }
+
+    fn set_password(&self, uuid: &str, password: &str) -> Result<PasswordSet, StoreError> {
+        self.run(|c| instances::set_password(c, uuid, password))
+    }
+
+    fn clear_password(&self, uuid: &str) -> Result<bool, StoreError> {
+        self.run(|c| instances::clear_password(c, uuid))
+    }
+
+    // ---- hosts and work
+
+    fn register_host(&self, spec: &HostSpec) -> Result<HostRecord, StoreError> {
+        self.run(|c| hosts::register(c, spec))
+    }
+
+    fn heartbeat(&self, name: &str) -> Result<(), StoreError> {
+        self.run(|c| hosts::heartbeat(c, name))
+    }
+
+    fn hosts(&self) -> Result<Vec<HostRecord>, StoreError> {
+        self.run(hosts::all)
+    }
+
+    fn host(&self, name: &str) -> Result<HostRecord, StoreError> {
+        self.run(|c| hosts::one(c, name))
+    }
+
+    fn set_host_enabled(
+        &self,
+        name: &str,
+        enabled: bool,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.run(|c| hosts::set_enabled(c, name, enabled, reason))
+    }
+
+    fn enqueue(&self, host: &str, uuid: &str, action: &WorkAction) -> Result<u64, StoreError> {
+        self.run(|c| hosts::enqueue(c, host, uuid, action))
+    }
+
+    fn take_work(&self, host: &str) -> Result<Option<Work>, StoreError> {
+        self.run(|c| hosts::take_work(c, host))
+    }
+
+    fn finish_work(&self, id: u64, outcome: &WorkOutcome) -> Result<(), StoreError> {
+        self.run(|c| hosts::finish_work(c, id, outcome))
+    }
+
+    fn work(&self, id: u64) -> Result<Work, StoreError> {
+        self.run(|c| hosts::work(c, id))
+    }
+
+    fn requeue_running(&self, host: &str) -> Result<u64, StoreError> {
+        self.run(|c| hosts::requeue_running(c, host))
+    }
+}
