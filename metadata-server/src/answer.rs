@@ -156,7 +156,7 @@ impl Responder {
                 }
                 Ok(Outcome::Reply(Reply::file(f)))
             }
-            Entry::Password => Err(Reply::not_found()),
+            Entry::Password | Entry::Live(_) => Err(Reply::not_found()),
         }
     }
 

@@ -3,7 +3,7 @@
 //! like webob's plain-text errors, as Nova sends them.
 
 use bytes::Bytes;
-use compute::metadata::{Body, ContentType};
+use compute::metadata::Body;
 use http::StatusCode;
 
 pub const TEXT: &str = "text/plain; charset=UTF-8";
@@ -29,11 +29,11 @@ impl Reply {
     }
 
     pub fn file(file: &compute::metadata::File) -> Self {
-        let ct = match file.content_type {
-            ContentType::Json => ContentType::Json.header_value(),
-            ContentType::Text => ContentType::Text.header_value(),
-        };
-        Reply::new(StatusCode::OK, ct, file.body.clone())
+        Reply::new(
+            StatusCode::OK,
+            file.content_type.header_value(),
+            file.body.clone(),
+        )
     }
 
     fn new(status: StatusCode, content_type: &'static str, body: Body) -> Self {

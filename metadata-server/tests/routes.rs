@@ -74,6 +74,10 @@ fn every_path_of_the_tree_serves_the_renderer_bytes() {
                         let below = server.get(ip, &format!("{p}/below"));
                         assert_eq!(below.status, 404, "below a leaf: {p}");
                     }
+                    Entry::Live(_) => {
+                        assert_eq!(r.status, 200, "{p}");
+                        assert!(!r.body.is_empty(), "{p}");
+                    }
                     Entry::Password => {
                         assert_eq!(r.status, 200, "{p}");
                         assert_eq!(r.header("content-type"), Some("text/html; charset=UTF-8"));
