@@ -304,7 +304,8 @@ fn identify_every_way(secret: &SharedSecret, tree: &compute::MetadataTree, golde
                 .iter()
                 .filter(|v| **v < OpenStackVersion::V2015_10_15)
                 .any(|v| *p == format!("openstack/{v}/network_data.json"));
-            !old
+            // Nova's 2009-04-04 answers dynamic/ without listing it.
+            !old && !p.starts_with("ec2/2009-04-04/dynamic")
         })
         .count();
     assert_eq!(
@@ -368,6 +369,8 @@ fn dual_stack_instance_is_found_every_way_and_answers_every_path() {
         .arg(&instances)
         .arg("--password-dir")
         .arg(dir.path().join("pw"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
         .stderr(std::fs::File::create(&ns.log).expect("log"))
         .stdout(Stdio::null())
         .spawn()

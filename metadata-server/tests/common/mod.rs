@@ -70,6 +70,11 @@ impl Server {
         self.dir.path().join("passwords")
     }
 
+    /// The server's data folder (identity key and certificate, maintenance events).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
     fn spawn(&mut self) {
         self.port = free_port();
         self.metrics_port = free_port();
@@ -84,6 +89,8 @@ impl Server {
             .arg(&self.instances)
             .arg("--password-dir")
             .arg(self.password_dir())
+            .arg("--data-dir")
+            .arg(self.data_dir())
             .arg("--watch-interval")
             .arg("1")
             .args(&self.extra)
