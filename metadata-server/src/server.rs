@@ -186,7 +186,7 @@ async fn accept_loop(
         match accepted {
             Ok(Accepted::Tcp(stream, addr, bound)) => {
                 let _ = stream.set_nodelay(true);
-                let default_ttl = stream.ttl().unwrap_or(64);
+                let default_ttl = crate::conn::default_ttl(&stream);
                 let peer = bound.map_or(Peer::Addr(addr.ip()), Peer::Bound);
                 let ctx = ConnCtx {
                     peer,
