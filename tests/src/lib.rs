@@ -3,7 +3,10 @@
 
 pub mod agent_guest;
 pub mod console;
+pub mod debian_guest;
+pub mod debian_image;
 pub mod guest;
 pub mod hostguest;
 pub mod initramfs;
 pub mod netguest;
+pub mod netns;
