@@ -28,7 +28,7 @@ use lru::LruCache;
 use rsa::signature::{SignatureEncoding, Signer};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 use uuid::Uuid;
 use x509_cert::spki::AlgorithmIdentifierOwned;
 
@@ -179,9 +179,11 @@ pub fn sign(keys: &IdentityKeys, document: Bytes) -> Result<SignedDocument, Iden
 }
 
 /// Signs documents with one key, keeping each instance's last signed document.
+/// Requests only read the cache (a shared lock, no reordering), so they never wait
+/// on one another; the eviction order is then the order of signing.
 pub struct IdentitySigner {
     keys: IdentityKeys,
-    cache: Mutex<LruCache<Uuid, Arc<SignedDocument>>>,
+    cache: RwLock<LruCache<Uuid, Arc<SignedDocument>>>,
 }
 
 impl IdentitySigner {
@@ -189,7 +191,7 @@ impl IdentitySigner {
     pub fn new(keys: IdentityKeys, capacity: usize) -> Self {
         IdentitySigner {
             keys,
-            cache: Mutex::new(LruCache::new(
+            cache: RwLock::new(LruCache::new(
                 NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN),
             )),
         }
@@ -200,11 +202,11 @@ impl IdentitySigner {
     }
 
     /// The signed forms of `document` when they are cached (the usual case).
-    pub fn cached(&self, instance: Uuid, document: &[u8]) -> Option<Arc<SignedDocument>> {
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+    pub fn cached(&self, instance: Uuid, document: &Bytes) -> Option<Arc<SignedDocument>> {
+        let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
         cache
-            .get(&instance)
-            .filter(|s| s.document == document)
+            .peek(&instance)
+            .filter(|s| same_bytes(&s.document, document))
             .cloned()
     }
 
@@ -219,10 +221,16 @@ impl IdentitySigner {
             return Ok(hit);
         }
         let signed = Arc::new(sign(&self.keys, document)?);
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
         cache.put(instance, signed.clone());
         Ok(signed)
     }
+}
+
+/// Equal bytes; the rendered tree hands out the same buffer each time, so the
+/// pointer check nearly always answers.
+fn same_bytes(a: &Bytes, b: &Bytes) -> bool {
+    (a.as_ptr() == b.as_ptr() && a.len() == b.len()) || a == b
 }
 
 #[cfg(test)]
@@ -270,6 +278,11 @@ mod tests {
         assert!(signer.cached(a, &d1).is_none());
         let s1 = signer.sign_and_cache(a, d1.clone()).expect("signed");
         assert!(Arc::ptr_eq(&s1, &signer.cached(a, &d1).expect("hit")));
+        let copy = Bytes::copy_from_slice(b"one");
+        assert!(
+            signer.cached(a, &copy).is_some(),
+            "the same bytes elsewhere are a hit"
+        );
         let d2 = Bytes::from_static(b"two");
         assert!(
             signer.cached(a, &d2).is_none(),
