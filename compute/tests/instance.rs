@@ -312,3 +312,36 @@ fn hostname_is_derived_from_the_name_like_nova() {
         Instance::from_json(with(json!({"name": "!!!"})).to_string().as_bytes()).expect("valid");
     assert_eq!(i.hostname(), "Server-d8e02d56-2648-49a3-bf97-6be8f1204f38");
 }
+
+#[test]
+fn region_is_the_documents_else_derived_from_an_aws_shaped_zone() {
+    let region = |patch: Value| {
+        Instance::from_json(with(patch).to_string().as_bytes())
+            .expect("valid")
+            .region()
+            .to_owned()
+    };
+    assert_eq!(
+        region(json!({})),
+        "RegionOne",
+        "zone `nova` is not AWS-shaped"
+    );
+    assert_eq!(
+        region(json!({"availability_zone": "us-east-1a"})),
+        "us-east-1"
+    );
+    assert_eq!(region(json!({"availability_zone": "zone-b"})), "RegionOne");
+    assert_eq!(region(json!({"availability_zone": "az1"})), "RegionOne");
+    assert_eq!(
+        region(json!({"availability_zone": "us-east-1a", "region": "lab"})),
+        "lab"
+    );
+    has_error(with(json!({"region": ""})), "region", "");
+    has_error(with(json!({"region": "a/b"})), "region", "a/b");
+    let tagged = Instance::from_json(with(json!({"metadata_tags": true})).to_string().as_bytes())
+        .expect("valid");
+    assert!(tagged.metadata_tags());
+    assert!(!Instance::from_json(base().to_string().as_bytes())
+        .expect("valid")
+        .metadata_tags());
+}

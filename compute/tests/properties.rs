@@ -3,7 +3,8 @@
 
 use base64::Engine;
 use compute::metadata::{
-    render_drive, render_service, Dir, Ec2Version, Entry, OpenStackVersion, Settings,
+    render_drive, render_service, Dir, Ec2Api, Ec2Version, Entry, LiveLeaf, OpenStackVersion,
+    Settings,
 };
 use compute::Instance;
 use proptest::prelude::*;
@@ -54,7 +55,7 @@ prop_compose! {
     fn document()(
         uuid in any::<u128>(),
         name in text(),
-        meta in proptest::collection::btree_map(r"[a-z]{1,8}", text(), 0..4),
+        meta in proptest::collection::btree_map(r"[a-z_.:/ ]{1,8}", text(), 0..4),
         keys in proptest::collection::vec((r"[a-z]{1,8}", text()), 0..3),
         user_data in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..300)),
         files in proptest::collection::btree_map(r"/[a-z]{1,8}(/[a-z]{1,8}){0,2}", proptest::collection::vec(any::<u8>(), 0..64), 0..4),
@@ -64,7 +65,9 @@ prop_compose! {
         admin_pass in proptest::option::of(text()),
         devices in proptest::collection::vec(0u8..3, 0..4),
         cpus in proptest::collection::vec(0u32..64, 0..4),
+        aws in (any::<bool>(), proptest::option::of(r"[a-z]{2}-[a-z]{4}-[1-9][a-c]?"), proptest::option::of(r"[a-z0-9]{1,12}")),
     ) -> Value {
+        let (metadata_tags, zone, project) = aws;
         let mut keys_seen = std::collections::BTreeMap::new();
         for (k, d) in keys { keys_seen.insert(k, d); }
         let mut doc = json!({
@@ -85,6 +88,12 @@ prop_compose! {
         if let Some(net) = net { doc["network"] = net; }
         if let Some(seed) = seed { doc["random_seed"] = b64(&seed).into(); }
         if let Some(p) = admin_pass { doc["admin_pass"] = p.into(); }
+        if metadata_tags { doc["metadata_tags"] = true.into(); }
+        if let Some(z) = zone { doc["availability_zone"] = z.into(); }
+        if let Some(p) = project {
+            doc["project_id"] = p.into();
+            doc["public_ipv4"] = "203.0.113.7".into();
+        }
         doc
     }
 }
@@ -92,17 +101,27 @@ prop_compose! {
 prop_compose! {
     fn settings()(
         os_mask in 1u16..(1 << 10),
-        ec2_mask in 1u16..(1 << 9),
+        ec2_mask in 1u32..(1 << 28),
         serve_files in any::<bool>(),
         domain in proptest::option::of(r"[a-z]{1,10}"),
+        nova_ec2 in any::<bool>(),
+        ec2_tags in any::<bool>(),
     ) -> Settings {
-        Settings {
+        let mut s = Settings {
             openstack_versions: OpenStackVersion::ALL.iter().enumerate().filter(|(i, _)| os_mask & (1 << i) != 0).map(|(_, v)| *v).collect(),
             ec2_versions: Ec2Version::ALL.iter().enumerate().filter(|(i, _)| ec2_mask & (1 << i) != 0).map(|(_, v)| *v).collect(),
             serve_files,
             dhcp_domain: domain,
             ..Settings::default()
+        };
+        s.ec2_tags = ec2_tags;
+        if nova_ec2 {
+            s.use_nova_ec2();
+            if s.ec2_versions.is_empty() {
+                s.ec2_versions.push(Ec2Version::V2009_04_04);
+            }
         }
+        s
     }
 }
 
@@ -158,14 +177,37 @@ fn check_dir(path: &str, dir: &Dir, unlisted: &[&str]) -> Result<(), TestCaseErr
                 }
             }
             Entry::Password => prop_assert!(name == "password"),
+            Entry::Live(leaf) => {
+                let want = match leaf {
+                    LiveLeaf::IdentitySignature => "signature",
+                    LiveLeaf::IdentityPkcs7 => "pkcs7",
+                    LiveLeaf::IdentityRsa2048 => "rsa2048",
+                    LiveLeaf::MaintenanceScheduled => "scheduled",
+                    LiveLeaf::MaintenanceHistory => "history",
+                };
+                prop_assert_eq!(name, want, "{}", child);
+            }
         }
     }
     Ok(())
 }
 
 /// Children a directory has without listing them: Nova answers network_data.json at
-/// the OpenStack versions before 2015-10-15, which do not list it.
+/// the OpenStack versions before 2015-10-15, which do not list it; with the AWS API,
+/// Nova's 2009-04-04 answers `dynamic/` without listing it (its listing is Nova's).
 fn unlisted_children(path: &str, settings: &Settings) -> Vec<&'static str> {
+    let ec2 = match path.strip_prefix("ec2/") {
+        Some("latest") => settings.latest_ec2(),
+        Some(name) => name.parse::<Ec2Version>().ok(),
+        None => None,
+    };
+    if let Some(v) = ec2 {
+        let aws = settings.ec2_api == Ec2Api::Aws;
+        return match aws && v.is_nova() && v >= Ec2Version::V2009_04_04 {
+            true => vec!["dynamic"],
+            false => Vec::new(),
+        };
+    }
     let version = match path.strip_prefix("openstack/") {
         Some("latest") => settings.latest_openstack(),
         Some(name) => name.parse::<OpenStackVersion>().ok(),
@@ -227,6 +269,25 @@ proptest! {
             match tree.lookup(&["ec2", v.as_str(), "meta-data", "local-ipv4"]) {
                 Some(Entry::File(f)) => prop_assert_eq!(String::from_utf8_lossy(&f.body.with_seed("")).into_owned(), first_v4.unwrap_or_default()),
                 other => prop_assert!(false, "ec2/{}/meta-data/local-ipv4 is {:?}", v, other),
+            }
+        }
+        // AWS's versions add to Nova's answers and change none: every leaf of Nova's
+        // 2009-04-04 meta-data has the same bytes there.
+        if settings.ec2_versions.contains(&Ec2Version::V2009_04_04) {
+            let nova: Vec<(String, Vec<u8>)> = tree.walk().into_iter().filter_map(|(p, e)| match e {
+                Entry::File(f) => p.strip_prefix("ec2/2009-04-04/meta-data/").map(|rest| (rest.to_owned(), f.body.with_seed("").to_vec())),
+                _ => None,
+            }).collect();
+            prop_assert!(!nova.is_empty());
+            for v in settings.ec2_versions.iter().filter(|v| !v.is_nova()) {
+                for (rest, bytes) in &nova {
+                    let mut at = vec!["ec2", v.as_str(), "meta-data"];
+                    at.extend(rest.split('/'));
+                    match tree.lookup(&at) {
+                        Some(Entry::File(f)) => prop_assert_eq!(&f.body.with_seed("").to_vec(), bytes, "{}", at.join("/")),
+                        other => prop_assert!(false, "{} is {:?}", at.join("/"), other),
+                    }
+                }
             }
         }
         // The drive view: every JSON parses, and no password is ever written.

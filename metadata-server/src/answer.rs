@@ -10,7 +10,7 @@ use crate::store::InstanceEntry;
 use crate::token::{parse_ttl, TokenAuthority};
 use crate::token_headers as h;
 use bytes::Bytes;
-use compute::metadata::{Entry, MetadataPath};
+use compute::metadata::{Entry, LiveLeaf, MetadataPath};
 use http::{HeaderMap, Method, StatusCode};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -52,6 +52,17 @@ pub enum Outcome {
         entry: Arc<InstanceEntry>,
         static_json: Bytes,
     },
+    /// A signed form of the instance identity `document` (signed once, then cached).
+    Identity {
+        instance: Uuid,
+        leaf: LiveLeaf,
+        document: Bytes,
+    },
+    /// The instance's maintenance events (scheduled or history), from the event store.
+    Events {
+        instance: Uuid,
+        leaf: LiveLeaf,
+    },
 }
 
 /// Everything about the deployment the answer needs.
@@ -64,7 +75,18 @@ pub struct Responder {
 }
 
 const GET_HEAD: &str = "GET, HEAD";
+/// What the token path allows, as AWS's `Allow` says.
+const TOKEN_METHODS: &str = "OPTIONS, PUT";
 const TOKEN_PATH: [&str; 4] = ["ec2", "latest", "api", "token"];
+
+/// `PUT /<version>/api/token` with a version other than `latest`: AWS refuses it.
+fn is_versioned_token_path(segs: &[String]) -> bool {
+    segs.len() == 4
+        && segs[0] == "ec2"
+        && segs[1] != "latest"
+        && segs[2] == "api"
+        && segs[3] == "token"
+}
 
 fn is_read(m: &Method) -> bool {
     m == Method::GET || m == Method::HEAD
@@ -96,6 +118,9 @@ impl Responder {
         let segs = path.segments();
         if segs == TOKEN_PATH {
             return self.issue_token(req, who, now).map(Outcome::Reply);
+        }
+        if req.method == Method::PUT && is_versioned_token_path(segs) {
+            return Err(Reply::error(StatusCode::FORBIDDEN));
         }
         let settings = self.cache.settings();
         let entry = match who {
@@ -156,7 +181,22 @@ impl Responder {
                 }
                 Ok(Outcome::Reply(Reply::file(f)))
             }
+            Entry::Live(leaf) => live(entry, &tree, segs, *leaf),
             Entry::Password => Err(Reply::not_found()),
+        }
+    }
+
+    /// The lifetime left on the request's token, when it carries a valid one for the
+    /// caller: AWS echoes it in `X-aws-ec2-metadata-token-ttl-seconds`.
+    pub fn token_ttl(&self, headers: &HeaderMap, who: &Identity, now: u64) -> Option<u32> {
+        let entry = who.instance()?;
+        match h::first(headers, &h::TOKEN)? {
+            Ok(token) => self
+                .tokens
+                .remaining(token, entry.instance.uuid(), now)
+                .ok()
+                .and_then(|secs| u32::try_from(secs).ok()),
+            Err(()) => None,
         }
     }
 
@@ -188,8 +228,14 @@ impl Responder {
     }
 
     fn issue_token(&self, req: RequestParts<'_>, who: &Identity, now: u64) -> Result<Reply, Reply> {
+        if req.method == Method::OPTIONS {
+            return Ok(Reply {
+                allow: Some(TOKEN_METHODS),
+                ..Reply::ok(TEXT, Bytes::new())
+            });
+        }
         if req.method != Method::PUT {
-            return Err(Reply::method_not_allowed("PUT"));
+            return Err(Reply::method_not_allowed(TOKEN_METHODS));
         }
         // A token must not leave the host through a proxy (AWS answers 403).
         if req.headers.contains_key(h::FORWARDED_FOR) {
@@ -209,8 +255,37 @@ impl Responder {
         let token = self.tokens.issue(entry.instance.uuid(), ttl, now);
         Ok(Reply {
             hop_limited: true,
+            token_ttl: Some(ttl),
             ..Reply::ok(TEXT, Bytes::from(token))
         })
+    }
+}
+
+/// A leaf the server fills: the identity forms need the sibling document's bytes.
+fn live(
+    entry: &InstanceEntry,
+    tree: &compute::MetadataTree,
+    segs: &[String],
+    leaf: LiveLeaf,
+) -> Result<Outcome, Reply> {
+    let instance = entry.instance.uuid();
+    match leaf {
+        LiveLeaf::MaintenanceScheduled | LiveLeaf::MaintenanceHistory => {
+            Ok(Outcome::Events { instance, leaf })
+        }
+        LiveLeaf::IdentitySignature | LiveLeaf::IdentityPkcs7 | LiveLeaf::IdentityRsa2048 => {
+            let (_, dir) = segs.split_last().ok_or_else(Reply::not_found)?;
+            let mut at: Vec<&str> = dir.iter().map(String::as_str).collect();
+            at.push("document");
+            match tree.lookup(&at) {
+                Some(Entry::File(f)) => Ok(Outcome::Identity {
+                    instance,
+                    leaf,
+                    document: f.body.with_seed(""),
+                }),
+                _ => Err(Reply::not_found()),
+            }
+        }
     }
 }
 

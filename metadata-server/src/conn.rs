@@ -19,14 +19,36 @@ pub trait SetTtl {
 }
 
 impl SetTtl for tokio::net::TcpStream {
+    /// IPv4 (and IPv4-mapped) peers: the IP TTL; IPv6 peers: the unicast hop limit,
+    /// which is what bounds their packets.
     fn set_ip_ttl(&self, ttl: u32) -> io::Result<()> {
-        self.set_ttl(ttl)
+        match self.local_addr()? {
+            std::net::SocketAddr::V6(a) if a.ip().to_ipv4_mapped().is_none() => {
+                let hops = u8::try_from(ttl).unwrap_or(u8::MAX);
+                rustix::net::sockopt::set_ipv6_unicast_hops(self, Some(hops))
+                    .map_err(io::Error::from)
+            }
+            _ => self.set_ttl(ttl),
+        }
     }
 }
 
 impl SetTtl for tokio::net::UnixStream {
     fn set_ip_ttl(&self, _ttl: u32) -> io::Result<()> {
         Ok(())
+    }
+}
+
+/// What a connection's replies normally leave with: the IP TTL, or for an IPv6
+/// peer the unicast hop limit.
+pub fn default_ttl(stream: &tokio::net::TcpStream) -> u32 {
+    match stream.local_addr() {
+        Ok(std::net::SocketAddr::V6(a)) if a.ip().to_ipv4_mapped().is_none() => {
+            rustix::net::sockopt::ipv6_unicast_hops(stream)
+                .map(u32::from)
+                .unwrap_or(64)
+        }
+        _ => stream.ttl().unwrap_or(64),
     }
 }
 

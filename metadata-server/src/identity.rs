@@ -196,6 +196,32 @@ mod tests {
     }
 
     #[test]
+    fn link_local_source_is_known_by_the_mac_unless_shared() {
+        let c = IdentityConfig::default();
+        // fa:16:3e:00:00:01 (A and B share it in this fixture's template).
+        assert_eq!(who(&c, addr("fe80::f816:3eff:fe00:1"), &[]), None);
+        let doc = r#"{"uuid": "cccccccc-0000-4000-8000-000000000003", "name": "d", "network": {
+            "links": [{"id": "l", "type": "phy", "ethernet_mac_address": "52:54:00:12:34:56"}],
+            "networks": []}}"#;
+        let set = InstanceSet::build(
+            vec![Instance::from_json(doc.as_bytes()).expect("valid")],
+            None,
+        )
+        .expect("set");
+        let who = |ip: &str| {
+            identify(&c, &set, addr(ip), &HeaderMap::new())
+                .instance()
+                .map(|e| e.instance.uuid_str())
+        };
+        assert_eq!(
+            who("fe80::5054:ff:fe12:3456").as_deref(),
+            Some("cccccccc-0000-4000-8000-000000000003")
+        );
+        assert_eq!(who("fe80::5054:ff:fe12:3457"), None);
+        assert_eq!(who("2001:db8::5054:ff:fe12:3456"), None, "only link-local");
+    }
+
+    #[test]
     fn dhcp_and_slaac_addresses_identify_their_instance() {
         let doc = r#"{"uuid": "cccccccc-0000-4000-8000-000000000003", "name": "d", "network": {
             "links": [{"id": "l", "type": "ovs", "ethernet_mac_address": "fa:16:3e:4c:2d:81"}],

@@ -9,7 +9,10 @@ pub mod answer;
 pub mod cache;
 pub mod conn;
 pub mod dbsource;
+pub mod ec2_args;
+pub mod events;
 pub mod identity;
+pub mod instance_identity;
 pub mod listeners;
 pub mod metrics;
 pub mod password;
@@ -24,3 +27,16 @@ pub mod store;
 pub mod token;
 pub mod token_headers;
 pub mod vendordata;
+
+/// An error and its causes, `: `-separated, for a log line (messages leave their
+/// cause out; this is where the chain is printed once).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}

@@ -8,6 +8,8 @@ use compute_flags::metadata_server::{RelayArgs, ServeArgs, DEFAULT_PASSWORD_DIR}
 use metadata_server::answer::{Responder, TokenMode};
 use metadata_server::cache::RenderCache;
 use metadata_server::dbsource::DbSource;
+use metadata_server::ec2_args::{self, DataArgs, Ec2Args, EventsAction};
+use metadata_server::events::EventStore;
 use metadata_server::identity::IdentityConfig;
 use metadata_server::listeners::{self, ListenerSpec};
 use metadata_server::metrics::Metrics;
@@ -48,6 +50,14 @@ enum Command {
     Password {
         #[command(subcommand)]
         action: PasswordAction,
+    },
+    /// Print the certificate (PEM) that verifies instance identity documents, as the
+    /// server made it in its data folder.
+    IdentityCert(DataArgs),
+    /// Schedule, clear or list an instance's EC2 maintenance events.
+    Events {
+        #[command(subcommand)]
+        action: EventsAction,
     },
 }
 
@@ -138,6 +148,8 @@ struct ServeCommand {
     /// Seconds open connections get to finish after SIGTERM.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     shutdown_grace: u64,
+    #[command(flatten)]
+    ec2: Ec2Args,
 }
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8775";
@@ -163,7 +175,18 @@ async fn bind(args: &ServeCommand) -> Result<Vec<Listener>> {
 }
 
 async fn run_serve(args: ServeCommand) -> Result<()> {
-    let settings = Arc::new(args.launch.settings.to_settings()?);
+    let mut settings = args.launch.settings.to_settings()?;
+    args.ec2.apply(&mut settings);
+    let settings = Arc::new(settings);
+    let data = ec2_args::data_dir(
+        args.ec2.data_dir.as_deref(),
+        args.launch.state_dir.as_deref(),
+    );
+    let signer = args
+        .ec2
+        .signer(&data, args.cache_capacity)
+        .context("setting up the identity document signer")?
+        .map(Arc::new);
     let source: Arc<dyn InstanceSource> = match (&args.instances, &args.launch.state_dir) {
         (Some(path), _) => Arc::new(FileSource::new(path.clone())),
         (None, Some(dir)) => Arc::new(DbSource::new(dir.clone())),
@@ -225,6 +248,8 @@ async fn run_serve(args: ServeCommand) -> Result<()> {
             shutdown_grace: Duration::from_secs(args.shutdown_grace),
         },
         token_hop_limit: args.token_hop_limit,
+        signer,
+        events: EventStore::new(ec2_args::events_dir(&data)),
     });
 
     let listeners = bind(&args).await?;
@@ -367,6 +392,18 @@ fn main() {
             .map(|()| 0),
         Command::Relay(args) => run_relay(args).map(|()| 0),
         Command::Password { action } => run_password(action),
+        Command::IdentityCert(args) => ec2_args::identity_cert(&args)
+            .map(|pem| {
+                print!("{pem}");
+                0
+            })
+            .map_err(Into::into),
+        Command::Events { action } => ec2_args::run_events(action)
+            .map(|(out, code)| {
+                print!("{out}");
+                code
+            })
+            .map_err(Into::into),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -25,13 +25,14 @@ pub enum Event {
 }
 
 /// Every route label, in the order of the counters.
-const ROUTES: [&str; 15] = [
+const ROUTES: [&str; 16] = [
     "invalid",
     "ec2_versions",
     "openstack_versions",
     "token",
     "ec2_meta_data",
     "ec2_user_data",
+    "ec2_dynamic",
     "openstack_meta_data",
     "openstack_network_data",
     "openstack_user_data",
@@ -84,6 +85,7 @@ pub fn route_label(path: Option<&MetadataPath>) -> &'static str {
         ["ec2", "latest", "api", "token"] => "token",
         ["ec2", _, "meta-data", ..] => "ec2_meta_data",
         ["ec2", _, "user-data"] => "ec2_user_data",
+        ["ec2", _, "dynamic", ..] => "ec2_dynamic",
         ["openstack", _, "meta_data.json"] => "openstack_meta_data",
         ["openstack", _, "network_data.json"] => "openstack_network_data",
         ["openstack", _, "user_data"] => "openstack_user_data",
@@ -230,10 +232,15 @@ mod tests {
             "/openstack",
             "/latest/api/token",
             "/openstack/latest/password",
+            "/latest/dynamic/instance-identity/rsa2048",
             "/x/y",
         ] {
             let label = route_label(MetadataPath::parse(p).as_ref());
             assert!(ROUTES.contains(&label), "{label}");
         }
+        assert_eq!(
+            route_label(MetadataPath::parse("/2021-03-23/dynamic/instance-identity/").as_ref()),
+            "ec2_dynamic"
+        );
     }
 }

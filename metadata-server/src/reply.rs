@@ -3,7 +3,7 @@
 //! like webob's plain-text errors, as Nova sends them.
 
 use bytes::Bytes;
-use compute::metadata::{Body, ContentType};
+use compute::metadata::Body;
 use http::StatusCode;
 
 pub const TEXT: &str = "text/plain; charset=UTF-8";
@@ -18,9 +18,11 @@ pub struct Reply {
     /// `Allow` on 405.
     pub allow: Option<&'static str>,
     /// `Retry-After` seconds on 429.
-    pub retry_after: Option<u64>,
+    pub retry_after: Option<u32>,
     /// Send with the IP TTL set to the token hop limit (the token reply).
     pub hop_limited: bool,
+    /// `X-aws-ec2-metadata-token-ttl-seconds` on the token reply.
+    pub token_ttl: Option<u32>,
 }
 
 impl Reply {
@@ -29,11 +31,11 @@ impl Reply {
     }
 
     pub fn file(file: &compute::metadata::File) -> Self {
-        let ct = match file.content_type {
-            ContentType::Json => ContentType::Json.header_value(),
-            ContentType::Text => ContentType::Text.header_value(),
-        };
-        Reply::new(StatusCode::OK, ct, file.body.clone())
+        Reply::new(
+            StatusCode::OK,
+            file.content_type.header_value(),
+            file.body.clone(),
+        )
     }
 
     fn new(status: StatusCode, content_type: &'static str, body: Body) -> Self {
@@ -44,6 +46,7 @@ impl Reply {
             allow: None,
             retry_after: None,
             hop_limited: false,
+            token_ttl: None,
         }
     }
 
@@ -71,7 +74,7 @@ impl Reply {
 
     pub fn too_many_requests(retry_after: u64) -> Self {
         Reply {
-            retry_after: Some(retry_after),
+            retry_after: Some(u32::try_from(retry_after).unwrap_or(u32::MAX)),
             ..Reply::error(StatusCode::TOO_MANY_REQUESTS)
         }
     }

@@ -7,16 +7,19 @@
 
 use crate::answer::{password_get_reply, password_post_check, Outcome, RequestParts, Responder};
 use crate::conn::{Conn, SetTtl, TtlControl};
+use crate::events::EventStore;
 use crate::identity::{identify, Identity, IdentityConfig, Peer, Rejection};
+use crate::instance_identity::IdentitySigner;
 use crate::metrics::{route_label, Event, Metrics};
 use crate::password::PasswordStore;
 use crate::ratelimit::{RateKey, RateLimiter};
 use crate::reply::Reply;
+use crate::reply::TEXT;
 use crate::store::InstanceStore;
 use crate::vendordata::DynamicVendorData;
 use base64::Engine;
 use bytes::Bytes;
-use compute::metadata::MetadataPath;
+use compute::metadata::{LiveLeaf, MetadataPath};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -73,6 +76,10 @@ pub struct State {
     pub limits: Limits,
     /// IP TTL of the token reply.
     pub token_hop_limit: u32,
+    /// Signs instance identity documents (`None`: Nova's EC2 tree, which has none).
+    pub signer: Option<Arc<IdentitySigner>>,
+    /// Operator-scheduled maintenance events.
+    pub events: EventStore,
 }
 
 /// A socket to accept on.
@@ -179,7 +186,7 @@ async fn accept_loop(
         match accepted {
             Ok(Accepted::Tcp(stream, addr, bound)) => {
                 let _ = stream.set_nodelay(true);
-                let default_ttl = stream.ttl().unwrap_or(64);
+                let default_ttl = crate::conn::default_ttl(&stream);
                 let peer = bound.map_or(Peer::Addr(addr.ip()), Peer::Bound);
                 let ctx = ConnCtx {
                     peer,
@@ -299,6 +306,7 @@ async fn handle(
     let parsed = MetadataPath::parse(raw_path);
     let route = route_label(parsed.as_ref());
     let mut instance = None;
+    let mut token_ttl = None;
     let reply = match read_body(&state, body).await {
         Err(reply) => reply,
         Ok(body) => {
@@ -340,12 +348,12 @@ async fn handle(
                         headers: &parts.headers,
                         body: &body,
                     };
+                    let now = now_secs();
                     let outcome = {
                         let mut memo = ctx.memo.lock().unwrap_or_else(|p| p.into_inner());
-                        state
-                            .responder
-                            .answer(parts_ref, &who, now_secs(), &mut memo)
+                        state.responder.answer(parts_ref, &who, now, &mut memo)
                     };
+                    token_ttl = state.responder.token_ttl(&parts.headers, &who, now);
                     execute(&state, outcome).await
                 }
             }
@@ -355,7 +363,14 @@ async fn handle(
         ctx.ttl.want(state.token_hop_limit);
     }
     let head = parts.method == Method::HEAD;
-    let response = to_response(reply, head);
+    let ec2 = parsed
+        .as_ref()
+        .is_some_and(|p| p.segments().first().is_some_and(|s| s == "ec2"));
+    let reply = Reply {
+        token_ttl: reply.token_ttl.or(token_ttl),
+        ..reply
+    };
+    let response = to_response(reply, head, ec2);
     let status = response.status().as_u16();
     let took = started.elapsed();
     state.metrics.request(route, status, took);
@@ -404,7 +419,56 @@ async fn execute(state: &State, outcome: Outcome) -> Reply {
             let body = state.vendor.vendor_data2(&entry, &static_json).await;
             Reply::ok(compute::metadata::ContentType::Json.header_value(), body)
         }
+        Outcome::Identity {
+            instance,
+            leaf,
+            document,
+        } => {
+            let Some(signer) = state.signer.clone() else {
+                return Reply::not_found();
+            };
+            let signed = match signer.cached(instance, &document) {
+                Some(hit) => Ok(hit),
+                None => {
+                    let sign = move || signer.sign_and_cache(instance, document);
+                    match tokio::task::spawn_blocking(sign).await {
+                        Ok(r) => r,
+                        Err(e) => return task_failed("signing", e),
+                    }
+                }
+            };
+            match signed.map(|s| s.form(leaf)) {
+                Ok(Some(body)) => Reply::ok(TEXT, body),
+                Ok(None) => Reply::not_found(),
+                Err(e) => {
+                    tracing::error!(instance = %instance, error = %crate::error_chain(&e), "signing the identity document failed");
+                    Reply::error(StatusCode::INTERNAL_SERVER_ERROR)
+                }
+            }
+        }
+        Outcome::Events { instance, leaf } => {
+            let store = state.events.clone();
+            match tokio::task::spawn_blocking(move || store.get(instance)).await {
+                Ok(Ok(events)) => {
+                    let list = match leaf {
+                        LiveLeaf::MaintenanceHistory => &events.history,
+                        _ => &events.scheduled,
+                    };
+                    Reply::ok(TEXT, Bytes::from(crate::events::aws_json(list)))
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(instance = %instance, error = %crate::error_chain(&e), "reading maintenance events failed");
+                    Reply::error(StatusCode::INTERNAL_SERVER_ERROR)
+                }
+                Err(e) => task_failed("reading events", e),
+            }
+        }
     }
+}
+
+fn task_failed(what: &str, e: tokio::task::JoinError) -> Reply {
+    tracing::error!(error = %e, "{what} failed");
+    Reply::error(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 fn store_failed<E: std::fmt::Display>(e: E) -> Reply {
@@ -415,7 +479,10 @@ fn store_failed<E: std::fmt::Display>(e: E) -> Reply {
 /// Length of a fresh seed in base64: 512 bytes.
 const SEED_B64_LEN: usize = 684;
 
-fn to_response(reply: Reply, head: bool) -> Response<Full<Bytes>> {
+/// `Server` on EC2 answers, as AWS's service names itself.
+const EC2_SERVER: &str = "EC2ws";
+
+fn to_response(reply: Reply, head: bool, ec2: bool) -> Response<Full<Bytes>> {
     let (body, len) = match (&reply.body, head) {
         (compute::metadata::Body::Static(b), _) => (b.clone(), b.len()),
         (seeded, false) => {
@@ -439,6 +506,12 @@ fn to_response(reply: Reply, head: bool) -> Response<Full<Bytes>> {
     }
     if let Some(secs) = reply.retry_after {
         h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    if let Some(ttl) = reply.token_ttl {
+        h.insert(crate::token_headers::TOKEN_TTL[0], HeaderValue::from(ttl));
+    }
+    if ec2 {
+        h.insert(header::SERVER, HeaderValue::from_static(EC2_SERVER));
     }
     resp
 }

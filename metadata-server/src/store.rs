@@ -1,5 +1,8 @@
 //! The instances being served, indexed by uuid and by fixed IP (every address of
-//! [`Instance::fixed_ips`]: static, DHCP or SLAAC), swapped as a whole.
+//! [`Instance::fixed_ips`]: static, DHCP or SLAAC), swapped as a whole. A guest that
+//! asks over IPv6 link-local (OpenStack's `fe80::a9fe:a9fe` on its link) comes from
+//! the address the kernel derives from its MAC (modified EUI-64), so each NIC's MAC
+//! stands for that address too.
 //!
 //! A reload builds a new [`InstanceSet`] beside the old one and swaps an `Arc`, so
 //! in-flight requests finish on the set they started with. An instance whose document
@@ -7,7 +10,7 @@
 
 use compute::Instance;
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use uuid::Uuid;
@@ -37,6 +40,33 @@ pub struct InstanceEntry {
 pub struct InstanceSet {
     by_uuid: HashMap<Uuid, Arc<InstanceEntry>>,
     by_ip: HashMap<IpAddr, Uuid>,
+    /// EUI-64 link-local addresses of the instances' MACs; `None` where two
+    /// instances share a MAC (then neither is known by it).
+    by_link_local: HashMap<Ipv6Addr, Option<Uuid>>,
+}
+
+/// The IPv6 link-local address a kernel derives from `mac` (RFC 4291, modified
+/// EUI-64): `fe80::` + the MAC with `ff:fe` in its middle and the U/L bit flipped.
+pub fn eui64_link_local(mac: [u8; 6]) -> Ipv6Addr {
+    let m = mac;
+    Ipv6Addr::from([
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        m[0] ^ 0x02,
+        m[1],
+        m[2],
+        0xff,
+        0xfe,
+        m[3],
+        m[4],
+        m[5],
+    ])
 }
 
 /// An IPv4 caller reaching a dual-stack socket shows as `::ffff:a.b.c.d`: use the v4 form.
@@ -71,6 +101,19 @@ impl InstanceSet {
                     }
                 }
             }
+            let macs = instance
+                .network()
+                .into_iter()
+                .flat_map(|n| n.links.iter())
+                .filter_map(|l| l.ethernet_mac_address.as_deref())
+                .filter_map(|m| m.parse::<compute::mac::MacAddr>().ok());
+            for mac in macs {
+                let ll = eui64_link_local(mac.0);
+                let slot = set.by_link_local.entry(ll).or_insert(Some(uuid));
+                if *slot != Some(uuid) {
+                    *slot = None;
+                }
+            }
             let entry = match previous.and_then(|p| p.by_uuid.get(&uuid)) {
                 Some(old) if old.instance == instance => old.clone(),
                 _ => Arc::new(InstanceEntry {
@@ -90,9 +133,17 @@ impl InstanceSet {
     }
 
     pub fn by_ip(&self, ip: &IpAddr) -> Option<&Arc<InstanceEntry>> {
-        self.by_ip
-            .get(&canonical_ip(*ip))
-            .and_then(|u| self.by_uuid.get(u))
+        let ip = canonical_ip(*ip);
+        let uuid = match self.by_ip.get(&ip) {
+            Some(u) => Some(u),
+            None => match ip {
+                IpAddr::V6(v6) if v6.is_unicast_link_local() => {
+                    self.by_link_local.get(&v6).and_then(Option::as_ref)
+                }
+                _ => None,
+            },
+        };
+        uuid.and_then(|u| self.by_uuid.get(u))
     }
 
     pub fn len(&self) -> usize {

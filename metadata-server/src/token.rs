@@ -85,6 +85,11 @@ impl TokenAuthority {
 
     /// Checks that `token` was issued by us, for `instance`, and has not expired.
     pub fn verify(&self, token: &str, instance: Uuid, now: u64) -> Result<(), TokenError> {
+        self.remaining(token, instance, now).map(|_| ())
+    }
+
+    /// Like [`TokenAuthority::verify`], and the seconds the token has left.
+    pub fn remaining(&self, token: &str, instance: Uuid, now: u64) -> Result<u64, TokenError> {
         if token.len() > MAX_TOKEN_TEXT {
             return Err(TokenError::Malformed);
         }
@@ -105,10 +110,11 @@ impl TokenAuthority {
         }
         let mut exp = [0u8; 8];
         exp.copy_from_slice(&payload[17..25]);
-        if now >= u64::from_be_bytes(exp) {
+        let expiry = u64::from_be_bytes(exp);
+        if now >= expiry {
             return Err(TokenError::Expired);
         }
-        Ok(())
+        Ok(expiry - now)
     }
 }
 
@@ -125,6 +131,8 @@ mod tests {
         let t = auth.issue(A, 60, 1000);
         assert_eq!(auth.verify(&t, A, 1000), Ok(()));
         assert_eq!(auth.verify(&t, A, 1059), Ok(()));
+        assert_eq!(auth.remaining(&t, A, 1000), Ok(60));
+        assert_eq!(auth.remaining(&t, A, 1059), Ok(1));
         assert_eq!(auth.verify(&t, A, 1060), Err(TokenError::Expired));
         assert_eq!(auth.verify(&t, B, 1000), Err(TokenError::WrongInstance));
         let other = TokenAuthority::new([8; 32]);

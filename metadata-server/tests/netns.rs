@@ -156,6 +156,8 @@ fn curl_and_cloud_init_at_169_254_169_254_in_a_namespace() {
         .arg(&instances)
         .arg("--password-dir")
         .arg(dir.path().join("pw"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
         .stderr(std::fs::File::create(dir.path().join("log")).expect("log"))
         .stdout(Stdio::null())
         .spawn()
@@ -187,7 +189,7 @@ fn curl_and_cloud_init_at_169_254_169_254_in_a_namespace() {
 
     assert!(ns
         .curl(&["http://169.254.169.254/"])
-        .ends_with("2009-04-04\nlatest"));
+        .ends_with("2009-04-04\n2011-01-01\n2011-05-01\n2012-01-12\n2014-02-25\n2014-11-05\n2015-10-20\n2016-04-19\n2016-06-30\n2016-09-02\n2018-03-28\n2018-08-17\n2018-09-24\n2019-10-01\n2020-10-27\n2021-01-03\n2021-03-23\n2021-07-15\n2022-09-24\n2024-04-11\nlatest"));
     let md: serde_json::Value =
         serde_json::from_str(&ns.curl(&["http://169.254.169.254/openstack/latest/meta_data.json"]))
             .expect("json");

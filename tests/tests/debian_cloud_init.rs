@@ -227,6 +227,8 @@ fn the_metadata_service_without_network_data_brings_the_guest_up_on_dhcp() {
             format!("169.254.169.254:80={uuid}"),
             "--password-dir".into(),
             dir.path().join("passwords").display().to_string(),
+            "--data-dir".into(),
+            dir.path().join("data").display().to_string(),
         ],
     );
     let mut guest = DebianGuest::boot(

@@ -86,6 +86,14 @@ pub struct InstanceDocument {
     pub vendor_data: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
+    /// The region (EC2 `placement/region` and the identity document); default
+    /// derived from the availability zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Serve `meta` as EC2 `tags/instance/` for this instance (AWS's instance
+    /// metadata tags option); off by default.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub metadata_tags: bool,
 }
 
 /// A public key handed to the guest.
@@ -258,6 +266,28 @@ impl Instance {
     /// Seconds since the epoch of `created_at`, when the document has one.
     pub fn created_at(&self) -> Option<i64> {
         self.created_at
+    }
+
+    /// The region: the document's, else the availability zone without its last
+    /// letter when the zone is named the AWS way (`us-east-1a` is in `us-east-1`),
+    /// else Nova's default region, `RegionOne`.
+    pub fn region(&self) -> &str {
+        if let Some(r) = &self.doc.region {
+            return r;
+        }
+        let az = self.availability_zone();
+        let mut tail = az.chars().rev();
+        match (tail.next(), tail.next()) {
+            (Some(l), Some(d)) if l.is_ascii_lowercase() && d.is_ascii_digit() => {
+                &az[..az.len() - 1]
+            }
+            _ => "RegionOne",
+        }
+    }
+
+    /// Whether this instance's `meta` is served as EC2 instance tags.
+    pub fn metadata_tags(&self) -> bool {
+        self.doc.metadata_tags
     }
 
     pub fn security_groups(&self) -> Vec<&str> {

@@ -71,6 +71,20 @@ pub(super) fn validate(doc: &InstanceDocument) -> Result<Validated, InstanceErro
         }
     }
 
+    if let Some(region) = &doc.region {
+        let ok = (1..=64).contains(&region.len())
+            && region
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !ok {
+            errs.push(FieldError::new(
+                "region",
+                region,
+                "must be 1 to 64 characters of letters, digits, '-', '_' and '.', like us-east-1 or RegionOne",
+            ));
+        }
+    }
+
     let mut key_names = HashSet::new();
     for (i, key) in doc.keys.iter().enumerate() {
         if key.name.is_empty() {

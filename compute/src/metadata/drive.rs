@@ -19,11 +19,12 @@ pub fn render_drive(instance: &Instance, settings: &Settings) -> DriveTree {
     let mut out = DriveTree::new();
     let skipped = |v: AnyVersion| settings.drive_skip_versions.contains(&v);
 
-    let ec2_versions = Ec2Version::ALL
+    // Drives keep Nova's EC2 tree: its versions, and `latest` as Nova's newest.
+    let ec2_versions = Ec2Version::NOVA
         .iter()
         .copied()
         .filter(|v| !skipped(AnyVersion::Ec2(*v)));
-    let latest_ec2 = settings.latest_ec2().unwrap_or(Ec2Version::V2009_04_04);
+    let latest_ec2 = settings.latest_drive_ec2();
     let user_data = instance.user_data().map(Bytes::copy_from_slice);
     for (name, v) in ec2_versions
         .map(|v| (v.as_str(), v))

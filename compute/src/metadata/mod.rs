@@ -6,8 +6,11 @@
 //! a document on a drive are the bytes the service answers with. Pure: no clock, no
 //! RNG, no I/O; a missing `random_seed` is left for the caller to fill.
 
+mod aws;
 mod drive;
 mod ec2;
+mod identity;
+mod nic;
 mod openstack;
 mod path;
 mod read;
@@ -20,7 +23,7 @@ pub use openstack::vendor_data2_json;
 pub use path::{MetadataPath, MAX_PATH_LEN};
 pub use read::{FileReference, MetaDataDocument};
 pub use service::{render_service, MetadataTree};
-pub use tree::{listing, Body, ContentType, Dir, Entry, File};
+pub use tree::{listing, Body, ContentType, Dir, Entry, File, LiveLeaf};
 pub use version::{AnyVersion, Ec2Version, OpenStackVersion, UnknownVersion};
 
 use crate::instance::Instance;
@@ -42,6 +45,24 @@ pub struct Settings {
     /// Serve injected files at `/openstack/content/NNNN` and list them in
     /// `meta_data.json` over HTTP. Nova never does; off by default.
     pub serve_files: bool,
+    /// Which EC2 API the tree follows beyond Nova's versions.
+    pub ec2_api: Ec2Api,
+    /// EC2 `services/domain`.
+    pub ec2_services_domain: String,
+    /// Serve `meta` as EC2 `tags/instance/` for every instance (else only for those
+    /// whose document asks for it).
+    pub ec2_tags: bool,
+}
+
+/// The shape of the EC2 tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ec2Api {
+    /// AWS's versions and categories on top of Nova's, and `dynamic/` from
+    /// 2009-04-04 (Nova's answers at Nova's paths unchanged).
+    #[default]
+    Aws,
+    /// Nova's versions and answers only, byte for byte.
+    Nova,
 }
 
 impl Default for Settings {
@@ -58,11 +79,33 @@ impl Default for Settings {
                 .collect(),
             vendor_data: serde_json::Map::new(),
             serve_files: false,
+            ec2_api: Ec2Api::Aws,
+            ec2_services_domain: DEFAULT_SERVICES_DOMAIN.to_owned(),
+            ec2_tags: false,
         }
     }
 }
 
+/// EC2 `services/domain` unless the deployment names another.
+pub const DEFAULT_SERVICES_DOMAIN: &str = "amazonaws.com";
+
 impl Settings {
+    /// Nova's EC2 tree exactly: its versions only, nothing AWS added.
+    pub fn use_nova_ec2(&mut self) {
+        self.ec2_api = Ec2Api::Nova;
+        self.ec2_versions.retain(|v| v.is_nova());
+    }
+
+    /// The newest EC2 version on drives: drives carry Nova's tree only.
+    pub fn latest_drive_ec2(&self) -> Ec2Version {
+        self.ec2_versions
+            .iter()
+            .copied()
+            .filter(|v| v.is_nova())
+            .max()
+            .unwrap_or(Ec2Version::V2009_04_04)
+    }
+
     /// The hostname documents show: short name plus the DHCP domain.
     pub fn fqdn(&self, instance: &Instance) -> String {
         match self.dhcp_domain.as_deref() {

@@ -26,7 +26,7 @@ impl MetadataPath {
         }
         // Like webob's `path_info`, decode first: an encoded `/` separates segments.
         let decoded = percent_decode(raw)?;
-        let mut segments: Vec<String> = Vec::with_capacity(6);
+        let mut segments: Vec<String> = Vec::with_capacity(10);
         for seg in decoded.split('/') {
             match seg {
                 "" | "." => {}

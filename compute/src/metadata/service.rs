@@ -79,7 +79,7 @@ impl MetadataTree {
             match entry {
                 Entry::Dir(d) => entry = d.get(seg.as_ref())?,
                 // Below a leaf there is nothing (Nova crashes here; we answer 404).
-                Entry::File(_) | Entry::Password => return None,
+                Entry::File(_) | Entry::Password | Entry::Live(_) => return None,
             }
         }
         Some(entry)
@@ -95,7 +95,11 @@ impl MetadataTree {
             let parts = self
                 .ec2_parts
                 .get_or_init(|| Ec2Parts::new(&self.instance, &self.settings));
-            Entry::Dir(Arc::new(parts.version_dir(v)))
+            Entry::Dir(Arc::new(parts.version_dir(
+                &self.instance,
+                &self.settings,
+                v,
+            )))
         }))
     }
 

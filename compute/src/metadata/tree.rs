@@ -13,6 +13,8 @@ pub enum ContentType {
     /// `text/plain; charset=UTF-8`, for everything else (a Nova quirk for
     /// `network_data.json` included).
     Text,
+    /// `application/octet-stream`: `user-data` at the AWS versions, as AWS sends it.
+    Binary,
 }
 
 impl ContentType {
@@ -20,6 +22,7 @@ impl ContentType {
         match self {
             ContentType::Json => "application/json",
             ContentType::Text => "text/plain; charset=UTF-8",
+            ContentType::Binary => "application/octet-stream",
         }
     }
 }
@@ -70,6 +73,24 @@ pub enum Entry {
     File(File),
     /// The password endpoint of an OpenStack version: its state lives in the server.
     Password,
+    /// A leaf whose bytes the server makes from what the renderer must not do or
+    /// know (signing, operator-scheduled events).
+    Live(LiveLeaf),
+}
+
+/// The leaves of [`Entry::Live`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LiveLeaf {
+    /// `dynamic/instance-identity/signature`: the sibling `document`, signed.
+    IdentitySignature,
+    /// `dynamic/instance-identity/pkcs7`: the sibling `document` in a PKCS#7 envelope.
+    IdentityPkcs7,
+    /// `dynamic/instance-identity/rsa2048`: the same form as `pkcs7`.
+    IdentityRsa2048,
+    /// `meta-data/events/maintenance/scheduled`: a JSON list, `[]` by default.
+    MaintenanceScheduled,
+    /// `meta-data/events/maintenance/history`: a JSON list, `[]` by default.
+    MaintenanceHistory,
 }
 
 /// A directory: its children sorted by name, and the bytes of its listing. A

@@ -82,7 +82,7 @@ impl ServiceDouble {
                 compute::metadata::Entry::File(f) => {
                     files.insert(path, f.body.with_seed("c2VlZA=="));
                 }
-                compute::metadata::Entry::Password => {}
+                compute::metadata::Entry::Password | compute::metadata::Entry::Live(_) => {}
             }
         }
         let fails_left = behaviour.fail_first;

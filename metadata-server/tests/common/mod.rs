@@ -51,9 +51,16 @@ pub fn bin() -> &'static str {
 impl Server {
     /// Starts the server on a fresh loopback port with a copy of the fixture.
     pub fn start(extra: &[&str]) -> Server {
+        let docs: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(fixture()).expect("fixture")).expect("json");
+        Server::start_with(&docs, extra)
+    }
+
+    /// Starts the server with these instance documents.
+    pub fn start_with(docs: &serde_json::Value, extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let instances = dir.path().join("instances.json");
-        std::fs::copy(fixture(), &instances).expect("copy fixture");
+        std::fs::write(&instances, serde_json::to_vec(docs).expect("json")).expect("write");
         let mut s = Server {
             port: 0,
             metrics_port: 0,
@@ -70,6 +77,11 @@ impl Server {
         self.dir.path().join("passwords")
     }
 
+    /// The server's data folder (identity key and certificate, maintenance events).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
     fn spawn(&mut self) {
         self.port = free_port();
         self.metrics_port = free_port();
@@ -84,6 +96,8 @@ impl Server {
             .arg(&self.instances)
             .arg("--password-dir")
             .arg(self.password_dir())
+            .arg("--data-dir")
+            .arg(self.data_dir())
             .arg("--watch-interval")
             .arg("1")
             .args(&self.extra)

@@ -104,7 +104,7 @@ fn service_files(
                 }
             }
             Entry::File(f) => out.push((path, f.body.with_seed(seed).to_vec())),
-            Entry::Password => {}
+            Entry::Password | Entry::Live(_) => {}
         }
     }
     out
