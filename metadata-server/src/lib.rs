@@ -5,6 +5,7 @@
 //! come from `compute`'s one renderer (cached, bounded). Sockets, the password store,
 //! dynamic vendor data and reloading sit at the edges and only adapt it.
 
+pub mod accept;
 pub mod answer;
 pub mod cache;
 pub mod conn;

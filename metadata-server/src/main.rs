@@ -5,6 +5,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use compute_flags::metadata_server::{RelayArgs, ServeArgs, DEFAULT_PASSWORD_DIR};
+use metadata_server::accept::Listener;
 use metadata_server::answer::{Responder, TokenMode};
 use metadata_server::cache::RenderCache;
 use metadata_server::dbsource::DbSource;
@@ -16,7 +17,7 @@ use metadata_server::metrics::Metrics;
 use metadata_server::password::{DirPasswordStore, PasswordStore};
 use metadata_server::ratelimit::RateLimiter;
 use metadata_server::reload::{reload, watch_source};
-use metadata_server::server::{serve, Limits, Listener, State};
+use metadata_server::server::{serve, Limits, State};
 use metadata_server::signature::SharedSecret;
 use metadata_server::source::{FileSource, InstanceSource};
 use metadata_server::store::InstanceStore;

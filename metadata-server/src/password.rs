@@ -14,7 +14,7 @@ use uuid::Uuid;
 pub enum PasswordError {
     #[error(transparent)]
     Atomic(#[from] atomic::AtomicError),
-    #[error("password store {path}: {source}")]
+    #[error("password store {path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,

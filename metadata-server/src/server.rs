@@ -5,6 +5,7 @@
 //! store, dynamic vendor data), write the reply, count and log it. SIGTERM stops the
 //! accept loops and lets open connections finish their request.
 
+use crate::accept::{Accepted, Listener};
 use crate::answer::{password_get_reply, password_post_check, Outcome, RequestParts, Responder};
 use crate::conn::{Conn, SetTtl, TtlControl};
 use crate::events::EventStore;
@@ -25,14 +26,12 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
-use uuid::Uuid;
 
 /// Bounds on what one client may cost.
 #[derive(Debug, Clone)]
@@ -80,31 +79,6 @@ pub struct State {
     pub signer: Option<Arc<IdentitySigner>>,
     /// Operator-scheduled maintenance events.
     pub events: EventStore,
-}
-
-/// A socket to accept on.
-pub enum Listener {
-    /// `--listen`: callers identified per request.
-    Tcp(TcpListener),
-    /// `--instance-listener ADDR=UUID` on a TCP address.
-    BoundTcp(TcpListener, Uuid),
-    /// `--instance-listener PATH=UUID` on a unix socket (QEMU `guestfwd`).
-    BoundUnix(UnixListener, Uuid, PathBuf),
-}
-
-impl Listener {
-    pub fn describe(&self) -> String {
-        match self {
-            Listener::Tcp(l) => l.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-            Listener::BoundTcp(l, u) => {
-                format!(
-                    "{} (instance {u})",
-                    l.local_addr().map(|a| a.to_string()).unwrap_or_default()
-                )
-            }
-            Listener::BoundUnix(_, u, p) => format!("{} (instance {u})", p.display()),
-        }
-    }
 }
 
 struct ConnCtx {
@@ -180,7 +154,7 @@ async fn accept_loop(
             _ = shutdown.wait_for(|s| *s) => break,
         };
         let accepted = tokio::select! {
-            a = accept(&listener) => a,
+            a = listener.accept() => a,
             _ = shutdown.wait_for(|s| *s) => break,
         };
         match accepted {
@@ -217,28 +191,6 @@ async fn accept_loop(
     {
         tracing::warn!(listener = %listener.describe(), "connections still open after the grace period; closing");
     }
-}
-
-enum Accepted {
-    Tcp(tokio::net::TcpStream, SocketAddr, Option<Uuid>),
-    Unix(tokio::net::UnixStream, Uuid, String),
-}
-
-async fn accept(listener: &Listener) -> std::io::Result<Accepted> {
-    Ok(match listener {
-        Listener::Tcp(l) => {
-            let (s, a) = l.accept().await?;
-            Accepted::Tcp(s, a, None)
-        }
-        Listener::BoundTcp(l, u) => {
-            let (s, a) = l.accept().await?;
-            Accepted::Tcp(s, a, Some(*u))
-        }
-        Listener::BoundUnix(l, u, p) => {
-            let (s, _) = l.accept().await?;
-            Accepted::Unix(s, *u, p.display().to_string())
-        }
-    })
 }
 
 fn spawn_conn<S>(
@@ -399,19 +351,21 @@ async fn execute(state: &State, outcome: Outcome) -> Reply {
         }
         Outcome::PasswordPost(uuid, body) => {
             let store = state.passwords.clone();
-            let result = tokio::task::spawn_blocking(move || {
-                if let Some(refusal) = password_post_check(&body, store.get(uuid)?.is_some()) {
-                    return Ok(refusal);
-                }
-                Ok(match store.set_if_absent(uuid, &body)? {
-                    true => password_get_reply(None),
-                    false => Reply::error(StatusCode::CONFLICT),
-                })
-            })
+            let result = tokio::task::spawn_blocking(
+                move || -> Result<Reply, crate::password::PasswordError> {
+                    if let Some(refusal) = password_post_check(&body, store.get(uuid)?.is_some()) {
+                        return Ok(refusal);
+                    }
+                    Ok(match store.set_if_absent(uuid, &body)? {
+                        true => password_get_reply(None),
+                        false => Reply::error(StatusCode::CONFLICT),
+                    })
+                },
+            )
             .await;
             match result {
                 Ok(Ok(r)) => r,
-                Ok(Err(e)) => store_failed::<crate::password::PasswordError>(e),
+                Ok(Err(e)) => store_failed(e),
                 Err(e) => store_failed(e),
             }
         }
@@ -471,8 +425,8 @@ fn task_failed(what: &str, e: tokio::task::JoinError) -> Reply {
     Reply::error(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
-fn store_failed<E: std::fmt::Display>(e: E) -> Reply {
-    tracing::error!(error = %e, "password store failed");
+fn store_failed<E: std::error::Error>(e: E) -> Reply {
+    tracing::error!(error = %crate::error_chain(&e), "password store failed");
     Reply::error(StatusCode::INTERNAL_SERVER_ERROR)
 }
 

@@ -17,7 +17,7 @@ pub const MAX_FILES: usize = 1_000_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -26,13 +26,13 @@ pub enum SourceError {
     TooLarge { path: PathBuf },
     #[error("{path}: not JSON: {message}")]
     Json { path: PathBuf, message: String },
-    #[error("{path}: instance #{index}: {source}")]
+    #[error("{path}: instance #{index}")]
     Instance {
         path: PathBuf,
         index: usize,
         source: InstanceError,
     },
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Database {
         path: PathBuf,
         source: compute_store::StoreError,
