@@ -78,6 +78,14 @@ impl Reply {
             ..Reply::error(StatusCode::TOO_MANY_REQUESTS)
         }
     }
+
+    /// 503 with `Retry-After`: a dependency (the database) is away for now.
+    pub fn unavailable(retry_after: u64) -> Self {
+        Reply {
+            retry_after: Some(u32::try_from(retry_after).unwrap_or(u32::MAX)),
+            ..Reply::error(StatusCode::SERVICE_UNAVAILABLE)
+        }
+    }
 }
 
 /// webob's explanation line for each status we answer.
@@ -91,6 +99,7 @@ fn explanation(status: StatusCode) -> &'static str {
         409 => "There was a conflict when trying to complete your request.",
         413 => "The request is larger than the server is willing or able to process.",
         429 => "The client has sent too many requests in a given amount of time.",
+        503 => "The server is currently unavailable. Please try again at a later time.",
         _ => "The server has either erred or is incapable of performing the requested operation.",
     }
 }

@@ -79,6 +79,10 @@ pub struct State {
     pub signer: Option<Arc<IdentitySigner>>,
     /// Operator-scheduled maintenance events.
     pub events: EventStore,
+    /// The database's change feed, when the instances come from one.
+    pub feed: Option<Arc<crate::feed::FeedStatus>>,
+    /// Turns true on SIGTERM: waiting requests answer at once.
+    pub shutdown: watch::Receiver<bool>,
 }
 
 struct ConnCtx {
@@ -365,7 +369,7 @@ async fn execute(state: &State, outcome: Outcome) -> Reply {
             .await;
             match result {
                 Ok(Ok(r)) => r,
-                Ok(Err(e)) => store_failed(e),
+                Ok(Err(e)) => password_failed(e),
                 Err(e) => store_failed(e),
             }
         }
@@ -430,6 +434,21 @@ fn store_failed<E: std::error::Error>(e: E) -> Reply {
     Reply::error(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
+/// Seconds a guest is told to wait before posting again while the database is away.
+const PASSWORD_RETRY_AFTER: u64 = 5;
+
+fn password_failed(e: crate::password::PasswordError) -> Reply {
+    use crate::password::PasswordError;
+    match e {
+        PasswordError::Unavailable { .. } => {
+            tracing::warn!(error = %crate::error_chain(&e), "password not stored: the database is away; the guest is told to retry");
+            Reply::unavailable(PASSWORD_RETRY_AFTER)
+        }
+        PasswordError::NotText => Reply::error(StatusCode::BAD_REQUEST),
+        e => store_failed(e),
+    }
+}
+
 /// Length of a fresh seed in base64: 512 bytes.
 const SEED_B64_LEN: usize = 684;
 
@@ -470,6 +489,29 @@ fn to_response(reply: Reply, head: bool, ec2: bool) -> Response<Full<Bytes>> {
     resp
 }
 
+/// `/healthz`: `ok` (every read is answered from memory, whatever the database
+/// does), then, when following a database, how current the served set is.
+fn health(state: &State) -> String {
+    let mut out = String::from("ok\n");
+    if let Some(feed) = &state.feed {
+        use std::fmt::Write;
+        let _ = write!(
+            out,
+            "database: {}\nhost: {}\nfeed: {}\nrev: {}\nstale_seconds: {:.3}\n",
+            feed.location(),
+            feed.host().unwrap_or("(all)"),
+            if feed.connected() {
+                "connected"
+            } else {
+                "disconnected"
+            },
+            feed.rev(),
+            feed.stale().as_secs_f64()
+        );
+    }
+    out
+}
+
 /// `--metrics-listen`: `/healthz` and `/metrics`, nothing else, no identification.
 pub async fn serve_metrics(
     state: Arc<State>,
@@ -487,18 +529,20 @@ pub async fn serve_metrics(
             let state = state.clone();
             async move {
                 let (status, ct, body) = match (req.method(), req.uri().path()) {
-                    (&Method::GET, "/healthz") => (
-                        StatusCode::OK,
-                        "text/plain; charset=UTF-8",
-                        "ok\n".to_owned(),
-                    ),
+                    (&Method::GET, "/healthz") => {
+                        (StatusCode::OK, "text/plain; charset=UTF-8", health(&state))
+                    }
                     (&Method::GET, "/metrics") => {
-                        let set = state.store.snapshot();
-                        let text = state.metrics.render(set.len(), state.responder.cache.len());
+                        let gauges = crate::metrics::Gauges {
+                            instances: state.store.snapshot().len(),
+                            cached_trees: state.responder.cache.len(),
+                            waiters: state.store.waiting(),
+                            feed: state.feed.as_deref(),
+                        };
                         (
                             StatusCode::OK,
                             "text/plain; version=0.0.4; charset=utf-8",
-                            text,
+                            state.metrics.render(&gauges),
                         )
                     }
                     _ => (

@@ -1,6 +1,6 @@
-//! Where instance documents come from, behind a small trait so the server does not
-//! care: a JSON file or a folder of them here, compute's state database in
-//! [`crate::dbsource`].
+//! Where instance documents come from when they are files, behind a small trait so
+//! the server does not care: a JSON file or a folder of them. (Compute's database is
+//! followed through its change feed instead: [`crate::feed`].)
 //!
 //! A source answers two questions: "what is your fingerprint now?" (cheap, polled to
 //! notice changes) and "give me every instance" (validated). Both block: call them
