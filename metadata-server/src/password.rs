@@ -47,6 +47,9 @@ pub enum PasswordError {
     /// The database keeps passwords as text.
     #[error("a password must be UTF-8 text")]
     NotText,
+    /// The instance is gone from the database (the feed will say so shortly).
+    #[error("instance {0} is not in the database")]
+    NoInstance(Uuid),
 }
 
 /// Where passwords live, as the server and the operator command see it.
@@ -203,10 +206,18 @@ impl PasswordStore for DatabasePasswords {
     fn set_if_absent(&self, instance: Uuid, password: &[u8]) -> Result<bool, PasswordError> {
         let text = std::str::from_utf8(password).map_err(|_| PasswordError::NotText)?;
         let uuid = instance.hyphenated().to_string();
-        let (set, rev) = self.write(|w| {
-            let set = w.set_password(&uuid, text)?;
-            Ok((set, w.rev()?))
-        })?;
+        let (set, rev) = self
+            .write(|w| {
+                let set = w.set_password(&uuid, text)?;
+                Ok((set, w.rev()?))
+            })
+            .map_err(|e| match e {
+                PasswordError::Database {
+                    source: StoreError::NotFound { .. },
+                    ..
+                } => PasswordError::NoInstance(instance),
+                e => e,
+            })?;
         // Read your write: the feed brings the row back to the served set.
         if !self.feed.wait_applied(rev, READ_YOUR_WRITE) {
             tracing::warn!(instance = %instance, rev, "the stored password is not back through the feed yet");

@@ -445,6 +445,7 @@ fn password_failed(e: crate::password::PasswordError) -> Reply {
             Reply::unavailable(PASSWORD_RETRY_AFTER)
         }
         PasswordError::NotText => Reply::error(StatusCode::BAD_REQUEST),
+        PasswordError::NoInstance(_) => Reply::not_found(),
         e => store_failed(e),
     }
 }
