@@ -18,9 +18,10 @@ use metadata_server::metrics::Metrics;
 use metadata_server::password::{DatabasePasswords, DirPasswordStore, PasswordStore};
 use metadata_server::ratelimit::RateLimiter;
 use metadata_server::reload::{reload, watch_source};
-use metadata_server::server::{serve, Limits, State};
+use metadata_server::server::serve;
 use metadata_server::signature::SharedSecret;
 use metadata_server::source::{FileSource, InstanceSource};
+use metadata_server::state::{Limits, State};
 use metadata_server::store::{InstanceSet, InstanceStore, WaitLimits};
 use metadata_server::token::TokenAuthority;
 use metadata_server::vendordata::{DynamicTarget, DynamicVendorData};
@@ -327,7 +328,7 @@ async fn run_serve(args: ServeCommand) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         tracing::info!(listener = %addr, "metrics listening");
-        tasks.spawn(metadata_server::server::serve_metrics(
+        tasks.spawn(metadata_server::ops::serve_metrics(
             state.clone(),
             l,
             stop_rx.clone(),

@@ -1,26 +1,23 @@
-//! The HTTP edge: listeners, connections and limits around [`Responder::answer`].
+//! The HTTP edge: listeners, connections and limits around
+//! [`crate::answer::Responder::answer`].
 //!
 //! Everything here is plumbing: read a bounded request, find out who is asking,
-//! apply the rate limit, ask the pure core, do the I/O an outcome names (password
-//! store, dynamic vendor data), write the reply, count and log it. SIGTERM stops the
+//! apply the rate limit, ask the pure core, have [`crate::execute`] do the I/O an
+//! outcome names, write the reply, count and log it. SIGTERM stops the
 //! accept loops and lets open connections finish their request.
 
 use crate::accept::{Accepted, Listener};
-use crate::answer::{password_get_reply, password_post_check, Outcome, RequestParts, Responder};
+use crate::answer::RequestParts;
 use crate::conn::{Conn, SetTtl, TtlControl};
-use crate::events::EventStore;
-use crate::identity::{identify, Identity, IdentityConfig, Peer, Rejection};
-use crate::instance_identity::IdentitySigner;
-use crate::metrics::{route_label, Event, Metrics};
-use crate::password::PasswordStore;
-use crate::ratelimit::{RateKey, RateLimiter};
+use crate::execute::execute;
+use crate::identity::{identify, Identity, Peer, Rejection};
+use crate::metrics::{route_label, Event};
+use crate::ratelimit::RateKey;
 use crate::reply::Reply;
-use crate::reply::TEXT;
-use crate::store::InstanceStore;
-use crate::vendordata::DynamicVendorData;
+use crate::state::State;
 use base64::Engine;
 use bytes::Bytes;
-use compute::metadata::{LiveLeaf, MetadataPath};
+use compute::metadata::MetadataPath;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -30,60 +27,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
-
-/// Bounds on what one client may cost.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Time to send a request's headers (also the keep-alive wait for the next one).
-    pub header_read_timeout: Duration,
-    /// No byte either way for this long closes the connection.
-    pub idle_timeout: Duration,
-    /// Time to send a request body.
-    pub body_read_timeout: Duration,
-    pub max_body_bytes: usize,
-    pub max_header_bytes: usize,
-    pub max_connections: usize,
-    /// Time open connections get to finish after SIGTERM.
-    pub shutdown_grace: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            header_read_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(30),
-            body_read_timeout: Duration::from_secs(10),
-            max_body_bytes: 16 * 1024,
-            max_header_bytes: 16 * 1024,
-            max_connections: 4096,
-            shutdown_grace: Duration::from_secs(10),
-        }
-    }
-}
-
-/// Everything a request needs, shared by all connections.
-pub struct State {
-    pub responder: Responder,
-    pub store: Arc<InstanceStore>,
-    pub identity: IdentityConfig,
-    pub passwords: Arc<dyn PasswordStore>,
-    pub vendor: DynamicVendorData,
-    pub limiter: Option<RateLimiter>,
-    pub metrics: Metrics,
-    pub limits: Limits,
-    /// IP TTL of the token reply.
-    pub token_hop_limit: u32,
-    /// Signs instance identity documents (`None`: Nova's EC2 tree, which has none).
-    pub signer: Option<Arc<IdentitySigner>>,
-    /// Operator-scheduled maintenance events.
-    pub events: EventStore,
-    /// The database's change feed, when the instances come from one.
-    pub feed: Option<Arc<crate::feed::FeedStatus>>,
-    /// Turns true on SIGTERM: waiting requests answer at once.
-    pub shutdown: watch::Receiver<bool>,
-}
 
 struct ConnCtx {
     peer: Peer,
@@ -108,7 +52,6 @@ fn fresh_seed() -> String {
     base64::engine::general_purpose::STANDARD.encode(seed)
 }
 
-/// Serves every listener until `shutdown` turns true, then drains connections.
 /// Serves every listener until `shutdown` turns true, then drains connections. With
 /// `listeners_file`, bound listeners named there come and go at run time.
 pub async fn serve(
@@ -342,114 +285,6 @@ async fn handle(
     Ok(response)
 }
 
-async fn execute(state: &State, outcome: Outcome) -> Reply {
-    match outcome {
-        Outcome::Reply(r) => r,
-        Outcome::PasswordGet(uuid) => {
-            let store = state.passwords.clone();
-            match tokio::task::spawn_blocking(move || store.get(uuid)).await {
-                Ok(Ok(stored)) => password_get_reply(stored),
-                Ok(Err(e)) => store_failed(e),
-                Err(e) => store_failed(e),
-            }
-        }
-        Outcome::PasswordPost(uuid, body) => {
-            let store = state.passwords.clone();
-            let result = tokio::task::spawn_blocking(
-                move || -> Result<Reply, crate::password::PasswordError> {
-                    if let Some(refusal) = password_post_check(&body, store.get(uuid)?.is_some()) {
-                        return Ok(refusal);
-                    }
-                    Ok(match store.set_if_absent(uuid, &body)? {
-                        true => password_get_reply(None),
-                        false => Reply::error(StatusCode::CONFLICT),
-                    })
-                },
-            )
-            .await;
-            match result {
-                Ok(Ok(r)) => r,
-                Ok(Err(e)) => password_failed(e),
-                Err(e) => store_failed(e),
-            }
-        }
-        Outcome::VendorData2 { entry, static_json } => {
-            let body = state.vendor.vendor_data2(&entry, &static_json).await;
-            Reply::ok(compute::metadata::ContentType::Json.header_value(), body)
-        }
-        Outcome::Identity {
-            instance,
-            leaf,
-            document,
-        } => {
-            let Some(signer) = state.signer.clone() else {
-                return Reply::not_found();
-            };
-            let signed = match signer.cached(instance, &document) {
-                Some(hit) => Ok(hit),
-                None => {
-                    let sign = move || signer.sign_and_cache(instance, document);
-                    match tokio::task::spawn_blocking(sign).await {
-                        Ok(r) => r,
-                        Err(e) => return task_failed("signing", e),
-                    }
-                }
-            };
-            match signed.map(|s| s.form(leaf)) {
-                Ok(Some(body)) => Reply::ok(TEXT, body),
-                Ok(None) => Reply::not_found(),
-                Err(e) => {
-                    tracing::error!(instance = %instance, error = %crate::error_chain(&e), "signing the identity document failed");
-                    Reply::error(StatusCode::INTERNAL_SERVER_ERROR)
-                }
-            }
-        }
-        Outcome::Events { instance, leaf } => {
-            let store = state.events.clone();
-            match tokio::task::spawn_blocking(move || store.get(instance)).await {
-                Ok(Ok(events)) => {
-                    let list = match leaf {
-                        LiveLeaf::MaintenanceHistory => &events.history,
-                        _ => &events.scheduled,
-                    };
-                    Reply::ok(TEXT, Bytes::from(crate::events::aws_json(list)))
-                }
-                Ok(Err(e)) => {
-                    tracing::error!(instance = %instance, error = %crate::error_chain(&e), "reading maintenance events failed");
-                    Reply::error(StatusCode::INTERNAL_SERVER_ERROR)
-                }
-                Err(e) => task_failed("reading events", e),
-            }
-        }
-    }
-}
-
-fn task_failed(what: &str, e: tokio::task::JoinError) -> Reply {
-    tracing::error!(error = %e, "{what} failed");
-    Reply::error(StatusCode::INTERNAL_SERVER_ERROR)
-}
-
-fn store_failed<E: std::error::Error>(e: E) -> Reply {
-    tracing::error!(error = %crate::error_chain(&e), "password store failed");
-    Reply::error(StatusCode::INTERNAL_SERVER_ERROR)
-}
-
-/// Seconds a guest is told to wait before posting again while the database is away.
-const PASSWORD_RETRY_AFTER: u64 = 5;
-
-fn password_failed(e: crate::password::PasswordError) -> Reply {
-    use crate::password::PasswordError;
-    match e {
-        PasswordError::Unavailable { .. } => {
-            tracing::warn!(error = %crate::error_chain(&e), "password not stored: the database is away; the guest is told to retry");
-            Reply::unavailable(PASSWORD_RETRY_AFTER)
-        }
-        PasswordError::NotText => Reply::error(StatusCode::BAD_REQUEST),
-        PasswordError::NoInstance(_) => Reply::not_found(),
-        e => store_failed(e),
-    }
-}
-
 /// Length of a fresh seed in base64: 512 bytes.
 const SEED_B64_LEN: usize = 684;
 
@@ -488,84 +323,4 @@ fn to_response(reply: Reply, head: bool, ec2: bool) -> Response<Full<Bytes>> {
         h.insert(header::SERVER, HeaderValue::from_static(EC2_SERVER));
     }
     resp
-}
-
-/// `/healthz`: `ok` (every read is answered from memory, whatever the database
-/// does), then, when following a database, how current the served set is.
-fn health(state: &State) -> String {
-    let mut out = String::from("ok\n");
-    if let Some(feed) = &state.feed {
-        use std::fmt::Write;
-        let _ = write!(
-            out,
-            "database: {}\nhost: {}\nfeed: {}\nrev: {}\nstale_seconds: {:.3}\n",
-            feed.location(),
-            feed.host().unwrap_or("(all)"),
-            if feed.connected() {
-                "connected"
-            } else {
-                "disconnected"
-            },
-            feed.rev(),
-            feed.stale().as_secs_f64()
-        );
-    }
-    out
-}
-
-/// `--metrics-listen`: `/healthz` and `/metrics`, nothing else, no identification.
-pub async fn serve_metrics(
-    state: Arc<State>,
-    listener: TcpListener,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.wait_for(|s| *s) => return,
-        };
-        let Ok((stream, _)) = accepted else { continue };
-        let state = state.clone();
-        let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-            let state = state.clone();
-            async move {
-                let (status, ct, body) = match (req.method(), req.uri().path()) {
-                    (&Method::GET, "/healthz") => {
-                        (StatusCode::OK, "text/plain; charset=UTF-8", health(&state))
-                    }
-                    (&Method::GET, "/metrics") => {
-                        let gauges = crate::metrics::Gauges {
-                            instances: state.store.snapshot().len(),
-                            cached_trees: state.responder.cache.len(),
-                            waiters: state.store.waiting(),
-                            feed: state.feed.as_deref(),
-                        };
-                        (
-                            StatusCode::OK,
-                            "text/plain; version=0.0.4; charset=utf-8",
-                            state.metrics.render(&gauges),
-                        )
-                    }
-                    _ => (
-                        StatusCode::NOT_FOUND,
-                        "text/plain; charset=UTF-8",
-                        "not found\n".to_owned(),
-                    ),
-                };
-                let mut resp = Response::new(Full::new(Bytes::from(body)));
-                *resp.status_mut() = status;
-                resp.headers_mut()
-                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
-                Ok::<_, Infallible>(resp)
-            }
-        });
-        tokio::spawn(async move {
-            let io = TokioIo::new(stream);
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(io, svc);
-            let _ = tokio::time::timeout(Duration::from_secs(30), conn).await;
-        });
-    }
 }
