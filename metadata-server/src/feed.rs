@@ -147,15 +147,26 @@ impl FeedStatus {
     }
 }
 
+/// Why a stored document is not served.
+#[derive(Debug, thiserror::Error)]
+enum Refused {
+    #[error("its uuid `{0}` does not parse")]
+    Uuid(String),
+    #[error("its document is not a valid instance")]
+    Document(#[source] compute::InstanceError),
+    #[error("its document says uuid {0}")]
+    OtherUuid(Uuid),
+}
+
 /// One stored document as the served set takes it, or why it cannot be served.
-fn change_of(doc: StoredDocument, host: Option<&str>) -> Result<Change, String> {
-    let uuid = Uuid::try_parse(&doc.uuid).map_err(|e| format!("uuid `{}`: {e}", doc.uuid))?;
+fn change_of(doc: StoredDocument, host: Option<&str>) -> Result<Change, Refused> {
+    let uuid = Uuid::try_parse(&doc.uuid).map_err(|_| Refused::Uuid(doc.uuid.clone()))?;
     if host.is_some_and(|h| h != doc.host) {
         return Ok(Change::Delete(uuid));
     }
-    let instance = Instance::from_json(&doc.document).map_err(|e| crate::error_chain(&e))?;
+    let instance = Instance::from_json(&doc.document).map_err(Refused::Document)?;
     if instance.uuid() != uuid {
-        return Err(format!("its document says uuid {}", instance.uuid()));
+        return Err(Refused::OtherUuid(instance.uuid()));
     }
     Ok(Change::Upsert {
         instance: Box::new(instance),
@@ -181,8 +192,8 @@ fn snapshot_changes(
                 }
                 changes.push(c);
             }
-            Err(problem) => {
-                tracing::error!(instance = %uuid, problem, "instance not served: its document is refused");
+            Err(refused) => {
+                tracing::error!(instance = %uuid, problem = %crate::error_chain(&refused), "instance not served: its document is refused");
                 if let Ok(u) = Uuid::try_parse(&uuid) {
                     seen.insert(u);
                 }
@@ -209,8 +220,8 @@ fn catchup_changes(changes: Vec<compute_store::Change>, host: Option<&str>) -> V
                 let uuid = doc.uuid.clone();
                 match change_of(doc, host) {
                     Ok(c) => out.push(c),
-                    Err(problem) => {
-                        tracing::error!(instance = %uuid, problem, "new document refused; still serving the last good one")
+                    Err(refused) => {
+                        tracing::error!(instance = %uuid, problem = %crate::error_chain(&refused), "new document refused; still serving the last good one")
                     }
                 }
             }

@@ -10,6 +10,7 @@ pub mod answer;
 pub mod cache;
 pub mod conn;
 pub mod ec2_args;
+pub mod etag;
 pub mod events;
 pub mod execute;
 pub mod feed;
@@ -31,6 +32,7 @@ pub mod store;
 pub mod token;
 pub mod token_headers;
 pub mod vendordata;
+pub mod wait;
 
 /// An error and its causes, `: `-separated, for a log line (messages leave their
 /// cause out; this is where the chain is printed once).

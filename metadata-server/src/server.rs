@@ -206,54 +206,47 @@ async fn handle(
     let route = route_label(parsed.as_ref());
     let mut instance = None;
     let mut token_ttl = None;
-    let reply = match read_body(&state, body).await {
-        Err(reply) => reply,
-        Ok(body) => {
-            let set = state.store.snapshot();
-            let who = identify(&state.identity, &set, ctx.peer, &parts.headers);
+    let wait = crate::wait::parse(parts.uri.query());
+    let reply = match (read_body(&state, body).await, wait) {
+        (Err(reply), _) => reply,
+        (Ok(_), Err(e)) => {
+            tracing::debug!(peer = %ctx.peer_text, error = %e, "bad wait parameters");
+            Reply::error(StatusCode::BAD_REQUEST)
+        }
+        (Ok(body), Ok(wait)) => {
+            let ask = Ask {
+                state: &state,
+                ctx: &ctx,
+                parts: &parts,
+                path: parsed.as_ref(),
+                body: &body,
+            };
+            let who = ask.identify();
             instance = who.instance().map(|e| e.instance.uuid());
-            match &who {
-                Identity::Unknown | Identity::Rejected(Rejection::NoSuchInstance) => {
-                    state.metrics.event(Event::IdentificationFailure)
-                }
-                Identity::Rejected(Rejection::BadSignature) => {
-                    state.metrics.event(Event::SignatureMismatch)
-                }
-                Identity::Instance(_)
-                    if !crate::token_headers::any(&parts.headers, &crate::token_headers::TOKEN) =>
-                {
-                    state.metrics.event(Event::Tokenless)
-                }
-                _ => {}
-            }
-            let key = match (&who, ctx.peer) {
-                (Identity::Instance(e), _) => Some(RateKey::Instance(e.instance.uuid())),
-                (_, Peer::Addr(ip)) => Some(RateKey::Peer(ip)),
-                (_, Peer::Bound(u)) => Some(RateKey::Instance(u)),
-            };
-            let throttled = match (&state.limiter, key) {
-                (Some(l), Some(k)) => l.check(k, started).err(),
-                _ => None,
-            };
-            match throttled {
-                Some(wait) => {
-                    state.metrics.event(Event::Throttled);
-                    Reply::too_many_requests(wait)
-                }
+            match throttled(&state, &ctx, &who, &parts.headers, started) {
+                Some(reply) => reply,
                 None => {
-                    let parts_ref = RequestParts {
-                        method: &parts.method,
-                        path: parsed.as_ref(),
-                        headers: &parts.headers,
-                        body: &body,
-                    };
-                    let now = now_secs();
-                    let outcome = {
-                        let mut memo = ctx.memo.lock().unwrap_or_else(|p| p.into_inner());
-                        state.responder.answer(parts_ref, &who, now, &mut memo)
-                    };
-                    token_ttl = state.responder.token_ttl(&parts.headers, &who, now);
-                    execute(&state, outcome).await
+                    token_ttl = state.responder.token_ttl(&parts.headers, &who, now_secs());
+                    let first = ask.answer(&who).await;
+                    match (wait, instance) {
+                        (Some(w), Some(uuid))
+                            if is_read(&parts.method) && !w.satisfied_by(&first) =>
+                        {
+                            match state.store.subscribe(uuid) {
+                                Ok(sub) => {
+                                    let again = || async { ask.answer(&ask.identify()).await };
+                                    crate::wait::hold(sub, &w, first, state.shutdown.clone(), again)
+                                        .await
+                                }
+                                Err(refused) => {
+                                    tracing::info!(instance = %uuid, %refused, "a waiter turned away");
+                                    state.metrics.event(Event::Throttled);
+                                    Reply::too_many_requests(WAIT_RETRY_AFTER)
+                                }
+                            }
+                        }
+                        _ => first,
+                    }
                 }
             }
         }
@@ -269,7 +262,15 @@ async fn handle(
         token_ttl: reply.token_ttl.or(token_ttl),
         ..reply
     };
-    let response = to_response(reply, head, ec2);
+    let unchanged = reply
+        .etag
+        .as_ref()
+        .is_some_and(|t| t.if_none_match(&parts.headers));
+    let response = if unchanged {
+        not_modified(reply, ec2)
+    } else {
+        to_response(reply, head, ec2)
+    };
     let status = response.status().as_u16();
     let took = started.elapsed();
     state.metrics.request(route, status, took);
@@ -283,6 +284,102 @@ async fn handle(
         micros = took.as_micros() as u64,
     );
     Ok(response)
+}
+
+/// Seconds a waiter turned away (too many wait already) is told to wait.
+const WAIT_RETRY_AFTER: u64 = 5;
+
+fn is_read(m: &Method) -> bool {
+    m == Method::GET || m == Method::HEAD
+}
+
+/// The rate limit's refusal, if the caller is over it (and the identification
+/// events counted on the way).
+fn throttled(
+    state: &State,
+    ctx: &ConnCtx,
+    who: &Identity,
+    headers: &http::HeaderMap,
+    now: Instant,
+) -> Option<Reply> {
+    match who {
+        Identity::Unknown | Identity::Rejected(Rejection::NoSuchInstance) => {
+            state.metrics.event(Event::IdentificationFailure)
+        }
+        Identity::Rejected(Rejection::BadSignature) => {
+            state.metrics.event(Event::SignatureMismatch)
+        }
+        Identity::Instance(_)
+            if !crate::token_headers::any(headers, &crate::token_headers::TOKEN) =>
+        {
+            state.metrics.event(Event::Tokenless)
+        }
+        _ => {}
+    }
+    let key = match (who, ctx.peer) {
+        (Identity::Instance(e), _) => RateKey::Instance(e.instance.uuid()),
+        (_, Peer::Addr(ip)) => RateKey::Peer(ip),
+        (_, Peer::Bound(u)) => RateKey::Instance(u),
+    };
+    let wait = state.limiter.as_ref()?.check(key, now).err()?;
+    state.metrics.event(Event::Throttled);
+    Some(Reply::too_many_requests(wait))
+}
+
+/// One request, answered as often as a waiter needs: who is asking (against the
+/// set served now), the answer, and the I/O it names.
+struct Ask<'a> {
+    state: &'a State,
+    ctx: &'a ConnCtx,
+    parts: &'a http::request::Parts,
+    path: Option<&'a MetadataPath>,
+    body: &'a Bytes,
+}
+
+impl Ask<'_> {
+    fn identify(&self) -> Identity {
+        let set = self.state.store.snapshot();
+        identify(
+            &self.state.identity,
+            &set,
+            self.ctx.peer,
+            &self.parts.headers,
+        )
+    }
+
+    /// The answer, tagged.
+    async fn answer(&self, who: &Identity) -> Reply {
+        let req = RequestParts {
+            method: &self.parts.method,
+            path: self.path,
+            headers: &self.parts.headers,
+            body: self.body,
+        };
+        let outcome = {
+            let mut memo = self.ctx.memo.lock().unwrap_or_else(|p| p.into_inner());
+            self.state.responder.answer(req, who, now_secs(), &mut memo)
+        };
+        execute(self.state, outcome)
+            .await
+            .tagged(&self.parts.method)
+    }
+}
+
+/// 304: the client's copy (named by `If-None-Match`) is current.
+fn not_modified(reply: Reply, ec2: bool) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = StatusCode::NOT_MODIFIED;
+    let h = resp.headers_mut();
+    if let Some(t) = reply.etag {
+        h.insert(header::ETAG, t.header_value());
+    }
+    if let Some(ttl) = reply.token_ttl {
+        h.insert(crate::token_headers::TOKEN_TTL[0], HeaderValue::from(ttl));
+    }
+    if ec2 {
+        h.insert(header::SERVER, HeaderValue::from_static(EC2_SERVER));
+    }
+    resp
 }
 
 /// Length of a fresh seed in base64: 512 bytes.
@@ -311,13 +408,19 @@ fn to_response(reply: Reply, head: bool, ec2: bool) -> Response<Full<Bytes>> {
     );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     if let Some(allow) = reply.allow {
-        h.insert(header::ALLOW, HeaderValue::from_static(allow));
+        h.insert(
+            header::ALLOW,
+            HeaderValue::from_static(allow.header_value()),
+        );
     }
     if let Some(secs) = reply.retry_after {
         h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     if let Some(ttl) = reply.token_ttl {
         h.insert(crate::token_headers::TOKEN_TTL[0], HeaderValue::from(ttl));
+    }
+    if let Some(t) = reply.etag {
+        h.insert(header::ETAG, t.header_value());
     }
     if ec2 {
         h.insert(header::SERVER, HeaderValue::from_static(EC2_SERVER));

@@ -4,6 +4,7 @@
 //! same through the binary, over a unix socket bound to one instance.
 
 mod common;
+mod feedkit;
 
 use common::*;
 use compute_store::Location;
@@ -212,4 +213,14 @@ fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
     let r = parse_response(&raw, false);
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&raw));
     assert!(!r.body.is_empty(), "a token");
+}
+
+#[test]
+fn etags_and_waiters_follow_the_state_folders_feed() {
+    let mut db = feedkit::Db::sqlite();
+    db.insert(9, feedkit::H1, &[]);
+    let args = db.source_args(None);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start_source(&args, &[]);
+    feedkit::etag_and_wait_follow_commits(&mut db, &server, 9);
 }

@@ -128,3 +128,11 @@ fn passwords_are_set_once_in_the_database() {
         "no such instance row: an error"
     );
 }
+
+#[test]
+fn etags_and_waiters_follow_the_feed() {
+    let mut db = Db::postgres();
+    db.insert(9, H1, &[]);
+    let server = serve(&db, Some(H1));
+    etag_and_wait_follow_commits(&mut db, &server, 9);
+}

@@ -332,7 +332,8 @@ pub fn parse_response(raw: &[u8], head: bool) -> Resp {
         headers,
         body,
     };
-    if !head {
+    // A 304 has no body, and no length to check.
+    if !head && resp.status != 304 {
         let len: usize = resp
             .header("content-length")
             .expect("content-length")

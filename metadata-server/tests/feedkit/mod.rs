@@ -147,3 +147,55 @@ impl Db {
         self.store.delete_instance(&uuid(n)).expect("delete");
     }
 }
+
+/// ETags and waiting, on a server following `db` with instance N on it: 304 for
+/// the current tag; a waiter wakes when a committed change reaches its answer, and
+/// answers at its timeout when none does.
+pub fn etag_and_wait_follow_commits(db: &mut Db, server: &crate::common::Server, n: u8) {
+    use crate::common::{eventually, request};
+    let meta = "/openstack/latest/meta_data.json";
+    let first = server.get(&ip(n), meta);
+    assert_eq!(first.status, 200, "{}", server.log());
+    let tag = first.header("etag").expect("etag").to_owned();
+    let inm = server.req(&ip(n), "GET", meta, &[("If-None-Match", &tag)], b"");
+    assert_eq!(inm.status, 304);
+
+    let port = server.port;
+    let from = ip(n);
+    let waiter = std::thread::spawn(move || {
+        request(
+            &from,
+            port,
+            "GET",
+            &format!("{meta}?wait_for_change=true&timeout_sec=15"),
+            &[],
+            b"",
+        )
+    });
+    assert!(
+        eventually(Duration::from_secs(10), || server
+            .metrics()
+            .contains("metadata_waiters 1")),
+        "{}",
+        server.metrics()
+    );
+    db.set_meta(n, "role", "committed");
+    let woke = waiter.join().expect("waiter");
+    assert_eq!(woke.status, 200);
+    assert!(
+        woke.text().contains(r#""role": "committed""#),
+        "{}",
+        woke.text()
+    );
+    let new_tag = woke.header("etag").expect("etag").to_owned();
+    assert_ne!(new_tag, tag);
+    let stale = server.req(&ip(n), "GET", meta, &[("If-None-Match", &tag)], b"");
+    assert_eq!(stale.status, 200);
+
+    let timed_out = server.get(
+        &ip(n),
+        &format!("{meta}?wait_for_change=true&timeout_sec=1"),
+    );
+    assert_eq!(timed_out.status, 200);
+    assert_eq!(timed_out.header("etag"), Some(new_tag.as_str()));
+}
