@@ -33,6 +33,10 @@ pub struct FeedConfig {
     /// Longest single wait for a change; the follower looks at its stop flag (and
     /// proves it is current) at least this often.
     pub wait: Duration,
+    /// Shortest time between two catch-ups: under a stream of changes, each
+    /// catch-up takes what came meanwhile in one batch (a change after a quiet
+    /// spell is caught at once).
+    pub min_interval: Duration,
     /// First pause after a failure; it doubles up to `max_backoff`.
     pub min_backoff: Duration,
     pub max_backoff: Duration,
@@ -44,6 +48,7 @@ impl FeedConfig {
             location,
             host,
             wait: Duration::from_secs(1),
+            min_interval: Duration::from_millis(10),
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
         }
@@ -297,6 +302,7 @@ pub fn start(config: FeedConfig, store: Arc<InstanceStore>) -> Result<Follower, 
         status: status.clone(),
         feed: Some(feed),
         rev: Some(rev),
+        last_catchup: None,
     };
     let thread = std::thread::Builder::new()
         .name("feed".into())
@@ -313,6 +319,7 @@ struct Loop {
     feed: Option<Box<dyn DocumentFeed>>,
     /// The revision served; `None` when a snapshot is needed.
     rev: Option<Rev>,
+    last_catchup: Option<Instant>,
 }
 
 impl Loop {
@@ -374,7 +381,14 @@ impl Loop {
             Some(f) => f,
             None => self.feed.insert(open_feed(&self.config.location)?),
         };
+        if let Some(last) = self.last_catchup {
+            let next = last + self.config.min_interval;
+            if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
         let at = Instant::now();
+        self.last_catchup = Some(at);
         let rev = match self.rev {
             None => {
                 let snapshot = feed.snapshot(host.as_deref())?;

@@ -260,3 +260,19 @@ fn waiters_are_bounded_and_released_on_sigterm() {
         stopping.elapsed()
     );
 }
+
+#[test]
+fn a_wait_outlasts_the_idle_timeout() {
+    // A silent connection is closed after --idle-timeout, but not while the server
+    // holds its request on purpose.
+    let server = Server::start(&["--idle-timeout", "1"]);
+    let started = Instant::now();
+    let r = server.get(A_IP, &format!("{META}?wait_for_change=true&timeout_sec=3"));
+    assert_eq!(r.status, 200);
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    etag(&r);
+}
