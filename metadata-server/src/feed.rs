@@ -241,22 +241,10 @@ fn catchup_changes(changes: Vec<compute_store::Change>, host: Option<&str>) -> V
     out
 }
 
-/// The running follower.
+/// The running follower (its thread ends at the next turn after
+/// [`FeedStatus::stop`]; it holds nothing that needs flushing, so nobody waits).
 pub struct Follower {
     pub status: Arc<FeedStatus>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl Follower {
-    /// Stops the follower and waits for its thread at most `grace` (a request to
-    /// an unreachable database may take longer; the thread then ends on its own).
-    pub fn stop(self, grace: Duration) {
-        self.status.stop();
-        let deadline = Instant::now() + grace;
-        while !self.thread.is_finished() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
 }
 
 /// Opens the feed, loads the first snapshot into `store` (returning only once it
@@ -304,11 +292,11 @@ pub fn start(config: FeedConfig, store: Arc<InstanceStore>) -> Result<Follower, 
         rev: Some(rev),
         last_catchup: None,
     };
-    let thread = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("feed".into())
         .spawn(move || follower.run())
         .map_err(FeedError::Thread)?;
-    Ok(Follower { status, thread })
+    Ok(Follower { status })
 }
 
 struct Loop {

@@ -361,7 +361,7 @@ async fn run_serve(args: ServeCommand) -> Result<()> {
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
     if let Some(f) = follower {
-        let _ = tokio::task::spawn_blocking(move || f.stop(Duration::from_secs(2))).await;
+        f.status.stop();
     }
     if let Some(p) = &args.launch.pid_file {
         let _ = std::fs::remove_file(p);

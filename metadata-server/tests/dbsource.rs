@@ -100,7 +100,7 @@ fn the_feed_follows_the_state_folders_database() {
     assert_eq!(name_of(&uuid).as_deref(), Some("renamed"), "last good one");
     store.delete_instance(&uuid).expect("delete");
     assert!(wait_until(|| name_of(&uuid).is_none()));
-    follower.stop(Duration::from_secs(5));
+    follower.status.stop();
 }
 
 fn get_unix(sock: &Path, path: &str) -> (u16, String) {
