@@ -483,7 +483,7 @@ impl Host {
     }
 
     /// The bridge ports of every guest whose QEMU runs (but `leaving`), with the only
-    /// MAC and address each may send from.
+    /// MAC and addresses each may send from.
     fn bridge_ports(&self, leaving: Option<&str>) -> Result<Vec<antispoof::Port>, DriverError> {
         let mut ports = Vec::new();
         for s in self.store.instances_claiming_processes(&self.name)? {
@@ -492,11 +492,7 @@ impl Host {
                 continue;
             }
             let rec = self.store.instance_by_uuid(&s.uuid)?;
-            ports.push(antispoof::Port {
-                tap: bridge::tap_name(&rec.uuid),
-                mac: rec.mac,
-                ip: rec.fixed_ip,
-            });
+            ports.push(antispoof::Port::of(&rec)?);
         }
         Ok(ports)
     }
