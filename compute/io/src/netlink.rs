@@ -9,8 +9,9 @@
 //! It holds no policy: which links, names and addresses is the caller's to say.
 
 use futures_util::TryStreamExt;
+use netlink_packet_route::address::{AddressAttribute, AddressFlag};
 use netlink_packet_route::link::LinkAttribute;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 
 pub use rtnetlink::Handle;
@@ -179,6 +180,30 @@ pub async fn replace_address(
         .execute()
         .await
         .map_err(failed(format!("adding {ip}/{prefix} to {}", link.name)))
+}
+
+/// Adds the IPv6 address `ip/prefix` to the link without duplicate address detection
+/// (`IFA_F_NODAD`, `ip addr add ... nodad`): it is never tentative, so a server can
+/// bind it at once, even on a bridge with no port yet. For addresses that only this
+/// host uses by construction (a service address), where DAD would only delay them.
+/// Replaces the same address with other properties.
+pub async fn replace_address_nodad(
+    h: &Handle,
+    link: &Link,
+    ip: Ipv6Addr,
+    prefix: u8,
+) -> Result<(), NetlinkError> {
+    let mut req = h
+        .address()
+        .add(link.index, IpAddr::V6(ip), prefix)
+        .replace();
+    req.message_mut()
+        .attributes
+        .push(AddressAttribute::Flags(vec![AddressFlag::Nodad]));
+    req.execute().await.map_err(failed(format!(
+        "adding {ip}/{prefix} (nodad) to {}",
+        link.name
+    )))
 }
 
 /// Routes `destination/prefix` via `gateway` out of the link, replacing a route to
@@ -353,6 +378,55 @@ mod tests {
         })
         .map(|gone| assert_eq!(gone, None))
         .expect("deleted, twice");
+    }
+
+    #[test]
+    fn nodad_ipv6_addresses_can_be_bound_at_once_on_a_bridge_without_ports() {
+        let ns = Netns::new("nodad");
+        let ula: Ipv6Addr = "fd00:ec2::254".parse().expect("ip");
+        let link_local: Ipv6Addr = "fe80::a9fe:a9fe".parse().expect("ip");
+        let plain: Ipv6Addr = "fd00:1::1".parse().expect("ip");
+        let bridge = ns
+            .enter(|| {
+                run(DEFAULT_DEADLINE, async |h: &Handle| {
+                    let br = ensure_bridge(h, "br-six").await?;
+                    set_up(h, &br, None).await?;
+                    for _ in 0..2 {
+                        replace_address_nodad(h, &br, ula, 128).await?;
+                        replace_address_nodad(h, &br, link_local, 64).await?;
+                    }
+                    replace_address(h, &br, IpAddr::V6(plain), 64).await?;
+                    Ok(br)
+                })
+            })
+            .expect("requests");
+        let shown = ns.ip(&["-6", "addr", "show", "dev", "br-six"]);
+        let line = |ip: &str| {
+            shown
+                .lines()
+                .find(|l| l.contains(&format!("inet6 {ip}/")))
+                .unwrap_or_else(|| panic!("{ip} on the bridge: {shown}"))
+                .to_owned()
+        };
+        for ip in ["fd00:ec2::254/128", "fe80::a9fe:a9fe/64"] {
+            let l = line(ip.split('/').next().expect("ip"));
+            assert!(l.contains(ip) && l.contains("nodad"), "{l}");
+            assert!(!l.contains("tentative"), "{l}");
+        }
+        // With DAD, an address on a link without carrier stays tentative: unusable.
+        assert!(line("fd00:1::1").contains("tentative"), "{shown}");
+        let bound = ns.enter(|| {
+            [
+                std::net::SocketAddrV6::new(ula, 0, 0, 0),
+                std::net::SocketAddrV6::new(link_local, 0, 0, bridge.index),
+                std::net::SocketAddrV6::new(plain, 0, 0, 0),
+            ]
+            .map(|a| std::net::TcpListener::bind(a).map(|_| ()))
+        });
+        let [ula_bound, link_local_bound, plain_bound] = bound;
+        ula_bound.expect("bind [fd00:ec2::254]");
+        link_local_bound.expect("bind [fe80::a9fe:a9fe%bridge]");
+        assert!(plain_bound.is_err(), "a tentative address cannot be bound");
     }
 
     #[test]
