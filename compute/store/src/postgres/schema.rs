@@ -173,8 +173,29 @@ CREATE TRIGGER work_changed AFTER INSERT OR UPDATE OF state ON work
     FOR EACH ROW EXECUTE FUNCTION compute_work_changed();
 "#;
 
+/// Version 3: image files in the database, so that every host can fetch what it
+/// boots: each file's size and SHA-256, and its bytes in chunks of
+/// [`super::images::CHUNK`] (going with their image).
+const V3: &str = r#"
+CREATE TABLE image_files (
+    image_id TEXT NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+    part TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    sha256 TEXT NOT NULL,
+    PRIMARY KEY (image_id, part)
+);
+CREATE TABLE image_chunks (
+    image_id TEXT NOT NULL,
+    part TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    bytes BYTEA NOT NULL,
+    PRIMARY KEY (image_id, part, seq),
+    FOREIGN KEY (image_id, part) REFERENCES image_files (image_id, part) ON DELETE CASCADE
+);
+"#;
+
 /// Each version's migration, in order: `MIGRATIONS[i]` takes version `i` to `i + 1`.
-const MIGRATIONS: [&str; 2] = [V1, V2];
+const MIGRATIONS: [&str; 3] = [V1, V2, V3];
 
 /// The version a database holds (0: empty).
 pub fn version(c: &mut impl GenericClient) -> Result<i64, postgres::Error> {

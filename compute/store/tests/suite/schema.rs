@@ -18,13 +18,13 @@ fn the_version_is_recorded_and_a_newer_one_refused(f: Fixture) {
         err,
         StoreError::SchemaTooNew {
             found: 7,
-            known: 2,
+            known: 3,
             ..
         }
     ));
     assert!(
         err.to_string()
-            .contains("has schema version 7, newer than this binary knows (2): upgrade"),
+            .contains("has schema version 7, newer than this binary knows (3): upgrade"),
         "{err}"
     );
     assert_eq!(
@@ -44,7 +44,7 @@ fn a_failed_migration_leaves_the_database_as_it_was(f: Fixture) {
         .err()
         .expect("fails");
     assert!(
-        matches!(err, StoreError::Migration { from: 0, to: 2, .. }),
+        matches!(err, StoreError::Migration { from: 0, to: 3, .. }),
         "{err}"
     );
     assert!(err.to_string().contains("it is left at version 0"), "{err}");
