@@ -36,12 +36,14 @@ const HELD: &str = "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advi
      AND classid = ((hashtextextended($1, 0) >> 32) & 4294967295)::oid \
      AND objid = (hashtextextended($1, 0) & 4294967295)::oid)";
 
-/// Who holds the lock `$1`: pid, application, client address and since when.
+/// Who holds the lock `$1` in this database (advisory locks are per database):
+/// pid, application, client address and since when.
 const HOLDER: &str = "SELECT a.pid, COALESCE(a.application_name, ''), \
      COALESCE(host(a.client_addr), 'local socket'), \
      COALESCE(to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '') \
      FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+     AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
      AND l.classid = ((hashtextextended($1, 0) >> 32) & 4294967295)::oid \
      AND l.objid = (hashtextextended($1, 0) & 4294967295)::oid";
 
@@ -85,12 +87,12 @@ impl PgHostLease {
                 tracing::info!(host, lock = name, "took the host's lease");
                 return Ok(());
             }
-            let holder = match c.query_opt(HOLDER, &[&name])? {
+            let holder = match c.query(HOLDER, &[&name])?.first() {
                 Some(r) => {
-                    let pid: i32 = col(&r, 0)?;
-                    let app: String = col(&r, 1)?;
-                    let from: String = col(&r, 2)?;
-                    let since: String = col(&r, 3)?;
+                    let pid: i32 = col(r, 0)?;
+                    let app: String = col(r, 1)?;
+                    let from: String = col(r, 2)?;
+                    let since: String = col(r, 3)?;
                     format!("held by session {pid}, `{app}`, from {from}, since {since}")
                 }
                 None => "its holder just left: try again".to_owned(),
