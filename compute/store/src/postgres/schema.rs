@@ -2,7 +2,7 @@
 //! SQLite's (`crate::sqlite` keeps the other copy; types differ where the engines
 //! do: BIGINT for every count, BOOLEAN, TIMESTAMPTZ for the database's own clock).
 //!
-//! A migration runs in one transaction holding an advisory lock, so that two hosts
+//! A migration runs in one transaction under an advisory lock, so that two hosts
 //! starting at once migrate once, and a failure leaves the previous version whole
 //! (PostgreSQL's DDL is transactional). The version is the one row of
 //! `schema_version`.
@@ -232,8 +232,31 @@ pub fn migrate(
     if found > known {
         return Err(too_new(found));
     }
+    // The lock is the session's, taken before the transaction starts: a process
+    // that waited for it must look at the catalog afresh, and PostgreSQL only takes
+    // in other sessions' catalog changes at a transaction's start (a table another
+    // migrator made while this one waited inside its transaction stays unseen).
+    c.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])?;
+    let migrated = migrate_locked(c, location, first_use);
+    let unlocked = c.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]);
+    migrated?;
+    unlocked?;
+    Ok(())
+}
+
+/// [`migrate`] once its lock is held.
+fn migrate_locked(
+    c: &mut Client,
+    location: &str,
+    first_use: impl FnOnce(&mut Transaction<'_>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let known = crate::SCHEMA_VERSION;
+    let too_new = |found| StoreError::SchemaTooNew {
+        location: location.to_owned(),
+        found,
+        known,
+    };
     let mut tx = c.transaction()?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
     let found = version(&mut tx)?;
     if found >= known {
         return if found > known {
