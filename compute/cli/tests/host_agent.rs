@@ -6,7 +6,7 @@
 //! the lifecycle with a real guest is `cli_lifecycle`).
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -45,11 +45,9 @@ fn fake_qemu(s: &Shared, body: &str) -> PathBuf {
     path
 }
 
-fn pid_alive(pid: i64) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .unwrap_or_default()
-            .contains(") Z ")
+/// Whether the QEMU of instance `uuid` runs as `pid` (a zombie does not).
+fn alive(pid: i64, uuid: &str) -> bool {
+    compute_host::qemu::process::is_guest(pid as i32, uuid)
 }
 
 #[test]
@@ -165,7 +163,7 @@ fn two_hosts_share_one_database_and_images_reach_them_through_it() {
     assert!(h2
         .log()
         .contains("host agent stopped; its guests keep running"));
-    assert!(pid_alive(pid), "the guest outlives its agent");
+    assert!(alive(pid, &uuid1), "the guest outlives its agent");
     // Work for a host whose agent is away waits for it (and says so).
     let out = s.run(&["pause", "vm1", "--wait-timeout", "1"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
@@ -183,7 +181,7 @@ fn two_hosts_share_one_database_and_images_reach_them_through_it() {
     }
     assert_eq!(s.json(&["list", "--format", "json"]), serde_json::json!([]));
     assert!(!h2.state.join("instances").join(&uuid1).exists());
-    assert!(!pid_alive(pid));
+    assert!(!alive(pid, &uuid1));
     h1.signal("TERM");
     assert_eq!(h1.wait_exit(PATIENCE), Some(0), "{}", h1.log());
 }
@@ -235,7 +233,7 @@ fn an_agent_killed_mid_boot_builds_it_after_its_restart() {
     let vm = s.show("vm");
     assert_eq!(vm["status"], "ACTIVE", "{vm}\n{}", agent.log());
     assert!(vm["fault"].is_null(), "{vm}");
-    assert!(!pid_alive(fake), "the stray QEMU is gone");
+    assert!(!alive(fake, &uuid), "the stray QEMU is gone");
     assert_eq!(
         s.db.psql(&format!("SELECT state FROM work WHERE id = {work}")),
         "done"
@@ -248,4 +246,47 @@ fn an_agent_killed_mid_boot_builds_it_after_its_restart() {
     assert!(log.contains("its queued boot builds it again"), "{log}");
     let out = s.run(&["delete", "vm"]);
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn an_agent_needs_a_database_a_name_and_plain_networking() {
+    let s = Shared::new();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_compute"))
+            .arg("--state-dir")
+            .arg(s.path("state"))
+            .args(args)
+            .env_remove("COMPUTE_DATABASE")
+            .env_remove("COMPUTE_HOST")
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        stderr(&out)
+    };
+    let e = run(&["host-agent", "--host", "h1"]);
+    assert!(
+        e.contains("host-agent serves a shared PostgreSQL database: give it --database URL"),
+        "{e}"
+    );
+    let url = s.url();
+    let e = run(&["--database", &url, "host-agent", "--host", "a b"]);
+    assert!(e.contains("invalid host: `a b`"), "{e}");
+    let e = run(&[
+        "--database",
+        &url,
+        "--network",
+        "user",
+        "host-agent",
+        "--host",
+        "h1",
+    ]);
+    assert!(
+        e.contains("host agents run guests with --network plain for now"),
+        "{e}"
+    );
+    assert_eq!(
+        s.db.psql("SELECT COUNT(*) FROM pg_tables WHERE tablename = 'hosts'"),
+        "0",
+        "nothing written"
+    );
 }

@@ -33,7 +33,9 @@ fn an_agent_rides_out_a_database_stopped_hard() {
     ]);
     let agent = s.agent("h1", None);
     s.wait_until("h1 up", PATIENCE, || s.is_up("h1"));
-    let vm = s.json(&["boot", "--image", "blank", "--flavor", "m1.tiny", "--format", "json", "vm"]);
+    let vm = s.json(&[
+        "boot", "--image", "blank", "--flavor", "m1.tiny", "--format", "json", "vm",
+    ]);
     assert_eq!(vm["status"], "ACTIVE", "{vm}\n{}", agent.log());
     let pid = vm["pid"].as_i64().expect("pid");
 
@@ -59,7 +61,11 @@ fn an_agent_rides_out_a_database_stopped_hard() {
     );
     let out = s.run(&["list"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("cannot open the database"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot open the database"),
+        "{}",
+        stderr(&out)
+    );
 
     cluster.start();
     agent.wait_log("heartbeats again: the database is back", PATIENCE);

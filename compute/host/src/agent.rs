@@ -19,7 +19,7 @@
 //! stops heartbeating and leaves every QEMU running, as Nova's compute service does.
 //! It must not parse command lines, handle signals or print: the front door does.
 
-use crate::driver::{DriverError, Host, HostConfig, Networking};
+use crate::driver::{DriverError, Host, HostConfig, NetworkMode, Networking};
 use compute_store::{
     PgHostLease, PgStore, PgWorkWatch, Store, StoreError, Work, WorkAction, WorkOutcome,
     CONSOLE_OUTPUT_LIMIT,
@@ -73,6 +73,8 @@ pub enum AgentError {
         #[source]
         source: StoreError,
     },
+    #[error("host agents run guests with --network plain for now: the metadata server that `user` and `bridge` networking start reads a state folder's database, not the shared one")]
+    Networking,
     #[error("cannot start the heartbeat thread")]
     Thread(#[source] std::io::Error),
 }
@@ -146,6 +148,9 @@ pub fn run(config: AgentConfig, stop: &AtomicBool) -> Result<(), AgentError> {
         .host_name
         .clone()
         .ok_or(AgentError::NoHostName)?;
+    if config.networking.mode != NetworkMode::Plain {
+        return Err(AgentError::Networking);
+    }
     let start = |e: StoreError| AgentError::from((name.clone(), e));
     let mut lease = PgHostLease::acquire(&config.database, &name).map_err(start)?;
     let store = PgStore::connect(&config.database, config.host.cidr).map_err(start)?;

@@ -13,7 +13,7 @@ use std::time::Duration;
 pub struct HostAgentArgs {
     /// This compute host's name (what `boot --host` and `host-list` say); one agent
     /// per name: a second one is refused while the first runs.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", env = "COMPUTE_HOST")]
     pub host: String,
     /// Seconds between heartbeats (a host is down after 30 s without one).
     #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=20))]

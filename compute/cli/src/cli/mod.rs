@@ -184,4 +184,31 @@ mod tests {
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
     }
+
+    /// The systemd unit runs a command line that parses (its host from `%H`).
+    #[test]
+    fn the_systemd_unit_runs_a_host_agent() {
+        use clap::Parser;
+        let unit = include_str!("../../../host/systemd/compute-host-agent.service");
+        let line = |key: &str| {
+            unit.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .unwrap_or_else(|| panic!("no {key} in the unit"))
+                .to_owned()
+        };
+        let exec = line("ExecStart=");
+        let argv: Vec<&str> = exec.split_whitespace().collect();
+        assert_eq!(argv[0], "/usr/local/bin/compute");
+        assert_eq!(line("Environment="), "COMPUTE_HOST=%H");
+        assert_eq!(line("KillMode="), "process", "guests outlive the agent");
+        let mut args = argv.clone();
+        args.extend([
+            "--host",
+            "compute-1",
+            "--database",
+            "postgresql://nova@db/compute",
+        ]);
+        let cli = Cli::try_parse_from(args).expect("parses");
+        assert!(super::is_daemon(&cli));
+    }
 }
