@@ -290,3 +290,47 @@ fn an_agent_needs_a_database_a_name_and_plain_networking() {
         "nothing written"
     );
 }
+
+#[test]
+fn sigterm_mid_action_finishes_it_before_the_agent_stops() {
+    let s = Shared::new();
+    blank_image(&s);
+    // A QEMU that takes three seconds to fail: the action is in progress meanwhile.
+    let marker = s.path("qemu-started");
+    let slow = fake_qemu(
+        &s,
+        &format!(
+            "touch '{}'; sleep 3; echo 'qemu-system-x86_64: boom' >&2; exit 1",
+            marker.display()
+        ),
+    );
+    let mut agent = s.agent("h1", Some(&slow));
+    s.wait_until("h1 up", PATIENCE, || s.is_up("h1"));
+    let queued = s.json(&[
+        "boot",
+        "--image",
+        "blank",
+        "--flavor",
+        "m1.tiny",
+        "--no-wait",
+        "--format",
+        "json",
+        "vm",
+    ]);
+    let work = queued["work"].as_u64().expect("work id");
+    s.wait_until("the slow QEMU started", PATIENCE, || marker.exists());
+    agent.signal("TERM");
+    assert_eq!(agent.wait_exit(PATIENCE), Some(0), "{}", agent.log());
+    let log = agent.log();
+    let failed = log.find("work failed").expect("the action was finished");
+    let stopped = log.find("host agent stopped").expect("then it stopped");
+    assert!(failed < stopped, "{log}");
+    assert_eq!(
+        s.db.psql(&format!("SELECT state FROM work WHERE id = {work}")),
+        "failed"
+    );
+    let vm = s.show("vm");
+    assert_eq!(vm["status"], "ERROR", "{vm}");
+    let fault = vm["fault"]["message"].as_str().expect("fault");
+    assert!(fault.contains("boom"), "{fault}");
+}
