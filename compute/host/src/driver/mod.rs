@@ -16,7 +16,7 @@ mod power;
 mod reconcile;
 pub mod usernet;
 
-pub use boot::BootRequest;
+pub use boot::{queue_boot, BootRequest};
 
 use crate::drive_builder::{DriveBuildError, DriveBuilder};
 use crate::qemu::accel::{self, AccelChoice};
@@ -85,6 +85,13 @@ pub enum DriverError {
     Invalid(String),
     #[error("several hosts share this database ({0}): say which one this is")]
     WhichHost(String),
+    #[error("image {id}: the {part} fetched from the database has SHA-256 {got}, not the recorded {expected}; it was not kept")]
+    ImageChecksum {
+        id: String,
+        part: &'static str,
+        expected: String,
+        got: String,
+    },
     #[error("QEMU reports the guest {status}, expected {expected}")]
     UnexpectedStatus {
         status: String,
@@ -280,6 +287,7 @@ impl Host {
     ) -> Result<QemuCommand, DriverError> {
         let p = self.layout.instance(&rec.uuid);
         let image = self.store.image(&rec.image_id)?;
+        self.local_image(&image)?;
         let kernel = image.has_kernel.then(|| KernelBoot {
             kernel: self.layout.image_kernel(&image.id),
             ramdisk: image
