@@ -15,7 +15,6 @@ pub mod apply;
 pub mod cloudconfig;
 pub mod discover;
 pub mod guestfs;
-pub mod gunzip;
 pub mod netplan;
 pub mod plan;
 pub mod report;
