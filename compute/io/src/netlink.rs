@@ -1,8 +1,8 @@
 //! rtnetlink requests from synchronous code: [`run`] opens a netlink socket on the
 //! calling thread (so in that thread's network namespace), drives one batch of
 //! requests on a current-thread runtime within a deadline, and closes it. The async
-//! helpers below are the link, bridge, address and route requests the workspace
-//! makes; each failure says what it was doing.
+//! helpers below are the link (by name or by MAC), bridge, address and route
+//! requests the workspace makes; each failure says what it was doing.
 //!
 //! Requests are idempotent where the kernel allows it (`replace`, "create unless it
 //! exists", "delete unless gone"), so callers converge on a state by repeating them.
@@ -112,6 +112,12 @@ pub async fn links(h: &Handle) -> Result<Vec<Link>, NetlinkError> {
 /// The named link, if it exists.
 pub async fn link_by_name(h: &Handle, name: &str) -> Result<Option<Link>, NetlinkError> {
     Ok(links(h).await?.into_iter().find(|l| l.name == name))
+}
+
+/// The first link, in the kernel's order, whose hardware address is `mac`: a bond
+/// and its members share one, and the first found is the one meant.
+pub async fn link_by_mac(h: &Handle, mac: [u8; 6]) -> Result<Option<Link>, NetlinkError> {
+    Ok(links(h).await?.into_iter().find(|l| l.mac == Some(mac)))
 }
 
 /// The named link, which must exist.
@@ -353,6 +359,73 @@ mod tests {
         })
         .map(|gone| assert_eq!(gone, None))
         .expect("deleted, twice");
+    }
+
+    #[test]
+    fn a_link_found_by_mac_gets_mtu_addresses_and_routes_of_both_families() {
+        let ns = Netns::new("mac");
+        ns.ip(&[
+            "link",
+            "add",
+            "m0",
+            "address",
+            "02:00:00:00:00:01",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "m1",
+            "address",
+            "02:00:00:00:00:02",
+        ]);
+        ns.ip(&["link", "set", "m1", "up"]);
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        let configure = async |h: &Handle| {
+            let link = link_by_mac(h, [2, 0, 0, 0, 0, 1])
+                .await?
+                .ok_or_else(|| NetlinkError::NoSuchLink("02:00:00:00:00:01".into()))?;
+            set_up(h, &link, Some(1450)).await?;
+            replace_address(h, &link, ip("10.0.0.5"), 24).await?;
+            replace_address(h, &link, ip("2001:db8::5"), 64).await?;
+            replace_route(h, &link, ip("0.0.0.0"), 0, ip("10.0.0.1")).await?;
+            replace_route(h, &link, ip("192.168.10.0"), 24, ip("10.0.0.254")).await?;
+            replace_route(h, &link, ip("::"), 0, ip("2001:db8::1")).await?;
+            Ok(link)
+        };
+        // Twice: every request converges instead of failing on what exists.
+        let first = ns
+            .enter(|| run(DEFAULT_DEADLINE, configure))
+            .expect("first");
+        let second = ns
+            .enter(|| run(DEFAULT_DEADLINE, configure))
+            .expect("second");
+        assert_eq!(first, second);
+        assert_eq!(first.name, "m0");
+        assert_eq!(first.mac, Some([2, 0, 0, 0, 0, 1]));
+        let none = ns.enter(|| {
+            run(DEFAULT_DEADLINE, async |h: &Handle| {
+                link_by_mac(h, [2, 0, 0, 0, 0, 9]).await
+            })
+        });
+        assert_eq!(none.expect("lookup"), None);
+
+        let link = ns.ip(&["link", "show", "m0"]);
+        assert!(link.contains("mtu 1450") && link.contains(",UP"), "{link}");
+        let addrs = ns.ip(&["-br", "addr", "show", "m0"]);
+        assert!(
+            addrs.contains("10.0.0.5/24") && addrs.contains("2001:db8::5/64"),
+            "{addrs}"
+        );
+        let v4 = ns.ip(&["-4", "route", "show", "dev", "m0"]);
+        assert!(v4.contains("default via 10.0.0.1"), "{v4}");
+        assert!(v4.contains("192.168.10.0/24 via 10.0.0.254"), "{v4}");
+        assert_eq!(
+            v4.matches("default").count(),
+            1,
+            "replaced, not added: {v4}"
+        );
+        let v6 = ns.ip(&["-6", "route", "show", "dev", "m0"]);
+        assert!(v6.contains("default via 2001:db8::1"), "{v6}");
     }
 
     #[test]
