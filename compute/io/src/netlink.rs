@@ -439,38 +439,19 @@ mod tests {
             })
             .expect_err("missing");
         assert_eq!(err.to_string(), "interface no-such-link does not exist");
-        let err = ns
-            .enter(|| {
+        let route_on_lo = |gateway: &str| {
+            let gateway: IpAddr = gateway.parse().expect("ip");
+            ns.enter(|| {
                 run(DEFAULT_DEADLINE, async |h: &Handle| {
                     let lo = existing_link(h, "lo").await?;
-                    replace_route(
-                        h,
-                        &lo,
-                        "10.0.0.0".parse().expect("ip"),
-                        8,
-                        "fe80::1".parse().expect("ip"),
-                    )
-                    .await
+                    replace_route(h, &lo, "10.0.0.0".parse().expect("ip"), 8, gateway).await
                 })
             })
-            .expect_err("mixed");
+        };
+        let err = route_on_lo("fe80::1").expect_err("mixed");
         assert!(matches!(err, NetlinkError::MixedFamilies { .. }), "{err}");
-        let err = ns
-            .enter(|| {
-                run(DEFAULT_DEADLINE, async |h: &Handle| {
-                    let lo = existing_link(h, "lo").await?;
-                    // A gateway on no attached network: the kernel refuses.
-                    replace_route(
-                        h,
-                        &lo,
-                        "10.0.0.0".parse().expect("ip"),
-                        8,
-                        "192.0.2.1".parse().expect("ip"),
-                    )
-                    .await
-                })
-            })
-            .expect_err("unreachable gateway");
+        // A gateway on no attached network: the kernel refuses.
+        let err = route_on_lo("192.0.2.1").expect_err("unreachable gateway");
         assert_eq!(
             err.to_string(),
             "routing 10.0.0.0/8 via 192.0.2.1 on lo",

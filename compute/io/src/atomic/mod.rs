@@ -19,6 +19,8 @@
 
 mod batch;
 mod steps;
+#[cfg(test)]
+mod testing;
 
 pub use batch::{FileBatch, FileBatchError, NewFile, Staged, Ticket, Written};
 
@@ -203,21 +205,8 @@ fn sync_tree(root: &Path) -> Result<(), AtomicError> {
 
 #[cfg(test)]
 mod tests {
+    use super::testing::{mode, names};
     use super::*;
-    use std::os::unix::fs::MetadataExt;
-
-    fn names(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(dir)
-            .expect("read_dir")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
-
-    fn mode(path: &Path) -> u32 {
-        std::fs::metadata(path).expect("metadata").mode() & 0o7777
-    }
 
     #[test]
     fn replace_writes_the_bytes_with_the_mode_and_leaves_nothing_else() {

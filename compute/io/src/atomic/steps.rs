@@ -259,18 +259,9 @@ pub(super) fn concurrently<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + 
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{mode, names};
     use super::*;
     use std::io::Write;
-    use std::os::unix::fs::MetadataExt;
-
-    fn names(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(dir)
-            .expect("read_dir")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
 
     #[test]
     fn concurrently_keeps_the_order() {
@@ -306,7 +297,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let target = dir.path().join("f");
         let mut t = Temp::file(&target).expect("temp");
-        assert_eq!(fs::metadata(t.path()).expect("stat").mode() & 0o7777, 0o600);
+        assert_eq!(mode(t.path()), 0o600);
         t.file_mut().write_all(b"x").expect("write");
         drop(t);
         assert!(names(dir.path()).is_empty(), "dropped unplaced: removed");
@@ -318,7 +309,7 @@ mod tests {
         t.sync().expect("sync by path after closing");
         t.rename().expect("rename");
         assert_eq!(fs::read(&target).expect("read"), b"new");
-        assert_eq!(fs::metadata(&target).expect("stat").mode() & 0o7777, 0o640);
+        assert_eq!(mode(&target), 0o640);
 
         let t = Temp::file(&target).expect("temp");
         let err = t.rename_noclobber().expect_err("target exists");
@@ -345,10 +336,7 @@ mod tests {
         fs::write(leftover.join("inside"), b"old").expect("write");
         create_dir(&leftover).expect("over a leftover folder");
         assert!(names(&leftover).is_empty());
-        assert_eq!(
-            fs::metadata(&leftover).expect("stat").mode() & 0o7777,
-            0o700
-        );
+        assert_eq!(mode(&leftover), 0o700);
     }
 
     #[test]
