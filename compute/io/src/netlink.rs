@@ -249,64 +249,15 @@ mod tests {
     //! removed on drop) and enters on a thread of its own: the host's network is
     //! never touched. Needs root, as the workspace's other namespace tests.
     use super::*;
-    use std::process::Command;
+    use netnstest::Netns;
 
-    struct Netns(String);
-
-    impl Netns {
-        fn new(tag: &str) -> Netns {
-            let name = format!("cio-{tag}-{}", std::process::id());
-            let _ = Command::new("ip").args(["netns", "del", &name]).output();
-            let out = Command::new("ip")
-                .args(["netns", "add", &name])
-                .output()
-                .expect("ip runs (package iproute2)");
-            assert!(
-                out.status.success(),
-                "ip netns add {name} (this test needs root): {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            Netns(name)
-        }
-
-        /// Runs `f` on a thread inside the namespace.
-        fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-            let path = format!("/run/netns/{}", self.0);
-            std::thread::scope(|s| {
-                s.spawn(|| {
-                    let ns = std::fs::File::open(&path).expect("open the namespace");
-                    rustix::thread::move_into_link_name_space(
-                        std::os::fd::AsFd::as_fd(&ns),
-                        Some(rustix::thread::LinkNameSpaceType::Network),
-                    )
-                    .expect("enter the namespace");
-                    f()
-                })
-                .join()
-                .expect("the thread in the namespace")
-            })
-        }
-
-        fn ip(&self, args: &[&str]) -> String {
-            let out = Command::new("ip")
-                .args(["-n", &self.0])
-                .args(args)
-                .output()
-                .expect("ip runs");
-            assert!(out.status.success(), "ip {args:?}");
-            String::from_utf8(out.stdout).expect("utf8")
-        }
-    }
-
-    impl Drop for Netns {
-        fn drop(&mut self) {
-            let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-        }
+    fn netns(tag: &str) -> Netns {
+        Netns::new("cio", tag)
     }
 
     #[test]
     fn a_bridge_with_addresses_routes_and_a_member_is_made_once_and_removed() {
-        let ns = Netns::new("bridge");
+        let ns = netns("bridge");
         ns.ip(&[
             "link", "add", "veth0", "type", "veth", "peer", "name", "veth1",
         ]);
@@ -363,7 +314,7 @@ mod tests {
 
     #[test]
     fn a_link_found_by_mac_gets_mtu_addresses_and_routes_of_both_families() {
-        let ns = Netns::new("mac");
+        let ns = netns("mac");
         ns.ip(&[
             "link",
             "add",
@@ -430,7 +381,7 @@ mod tests {
 
     #[test]
     fn refusals_say_what_was_asked() {
-        let ns = Netns::new("refuse");
+        let ns = netns("refuse");
         let err = ns
             .enter(|| {
                 run(DEFAULT_DEADLINE, async |h: &Handle| {
