@@ -10,19 +10,24 @@
 //! network_data.json), then fetch `/openstack/latest/meta_data.json`, EC2 leaves and
 //! an IMDSv2-token-protected leaf from http://169.254.169.254 with busybox `wget` and
 //! `nc`; the bytes must equal compute's renderer for that instance, so the server knew
-//! each guest by its source address. The second guest then takes the first one's
-//! address and asks again: compute's anti-spoofing rules must leave it unanswered.
-//! Deleting both removes the taps, the server and the bridge.
+//! each guest by its source address. Over IPv6 they ask
+//! `http://[fe80::a9fe:a9fe%eth0]/` from the link-local address their kernel made from
+//! their MAC (no other IPv6 configuration), and `http://[fd00:ec2::254]/`, which is
+//! unreachable until the guest routes it onto its link (bridge mode sends no router
+//! advertisements) and then answers the same. The second guest then takes the first
+//! one's link-local address, and after that its IPv4 address, and asks again:
+//! compute's anti-spoofing rules must leave both unanswered. Deleting both removes the
+//! taps, the server and the bridge.
 //!
 //! Needs root and the `metadata-server` binary built beside the test.
 
 use compute::flavor::Flavor;
 use compute_host::driver::images::ImageImport;
-use compute_host::driver::{bridge, BootRequest, Host, NetworkMode};
+use compute_host::driver::{antispoof, bridge, BootRequest, Host, NetworkMode};
 use e2e::hostguest::{console, open_networked_host, rendered, section, wait_for};
 use e2e::{guest, netguest};
 use std::collections::HashSet;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsFd;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -34,7 +39,7 @@ const BRIDGE: &str = "e2b-br0";
 /// The guest's `/init` after the common prelude: its address and gateway come from
 /// the kernel command line (`e2e_ip=A/P e2e_gw=G`).
 const INIT: &str = r#"for w in $(cat /proc/cmdline); do
-  case "$w" in e2e_ip=*) addr=${w#e2e_ip=};; e2e_gw=*) gw=${w#e2e_gw=};; e2e_spoof=*) spoof=${w#e2e_spoof=};; esac
+  case "$w" in e2e_ip=*) addr=${w#e2e_ip=};; e2e_gw=*) gw=${w#e2e_gw=};; e2e_spoof=*) spoof=${w#e2e_spoof=};; e2e_spoof6=*) spoof6=${w#e2e_spoof6=};; esac
 done
 ip link set lo up
 ip addr add "$addr" dev eth0
@@ -55,6 +60,37 @@ printf 'PUT /latest/api/token HTTP/1.0\r\nHost: 169.254.169.254\r\nX-aws-ec2-met
 echo "GUEST-TOKEN-STATUS $(head -n 1 /tmp/raw)"
 tok=$(tail -n 1 /tmp/raw)
 get token_instance_id --header "X-aws-ec2-metadata-token: $tok" http://169.254.169.254/latest/meta-data/instance-id
+# IPv6, from the link-local address the kernel made from the MAC (usable once its
+# duplicate address detection is done).
+ll='http://[fe80::a9fe:a9fe%eth0]'
+rc=1; i=0
+while [ $rc -ne 0 ] && [ $i -lt 60 ]; do
+  rm -f /tmp/out; wget -q -O /tmp/out "$ll/openstack/latest/meta_data.json"; rc=$?
+  [ $rc -ne 0 ] && { i=$((i+1)); sleep 1; }
+done
+show meta_data6 $rc
+get instance_id6 "$ll/latest/meta-data/instance-id"
+# AWS's address is not on the guest's link: no route, until the guest adds one.
+get ula_unrouted 'http://[fd00:ec2::254]/latest/meta-data/instance-id'
+ip -6 route add fd00:ec2::254/128 dev eth0
+get instance_id_ula 'http://[fd00:ec2::254]/latest/meta-data/instance-id'
+if [ -n "$spoof6" ]; then
+  # Take another guest's link-local address (its DAD probe for it goes unanswered,
+  # so the address becomes usable) and ask as that guest.
+  ip -6 addr flush dev eth0 scope link
+  ip -6 addr add "$spoof6/64" dev eth0
+  i=0
+  while ip -6 addr show dev eth0 | grep -q tentative && [ $i -lt 30 ]; do i=$((i+1)); sleep 1; done
+  echo "GUEST-SPOOF6-ADDR $(ip -6 addr show dev eth0 scope link | grep inet6 | tr -s ' ')"
+  rc=1; n=0
+  while [ $rc -ne 0 ] && [ $n -lt 3 ]; do
+    printf 'GET /openstack/latest/meta_data.json HTTP/1.0\r\nHost: [fe80::a9fe:a9fe]\r\n\r\n' \
+      | nc -w 5 fe80::a9fe:a9fe%eth0 80 > /tmp/raw 2>/dev/null
+    if grep -q '^HTTP/1.[01] 200' /tmp/raw; then sed '1,/^\r$/d' /tmp/raw > /tmp/out; rc=0; else rm -f /tmp/out; rc=1; fi
+    n=$((n+1)); [ $rc -ne 0 ] && sleep 2
+  done
+  show spoofed6 $rc
+fi
 if [ -n "$spoof" ]; then
   # Take another guest's address and ask as that guest.
   ip addr flush dev eth0
@@ -164,6 +200,28 @@ fn check_guest(host: &Host, uuid: &str, fixed_ip: Ipv4Addr, booted_at: Instant) 
     );
     let (ipv4, _) = section(&log, "local_ipv4");
     assert_eq!(String::from_utf8_lossy(&ipv4), fixed_ip.to_string());
+
+    // IPv6: known by its EUI-64 link-local address at fe80::a9fe:a9fe.
+    let (meta6, rc) = section(&log, "meta_data6");
+    assert_eq!(rc, "0", "over IPv6 link-local:\n{log}");
+    assert_eq!(
+        String::from_utf8_lossy(&meta6),
+        String::from_utf8_lossy(&meta),
+        "the same document over IPv6"
+    );
+    let instance_id = rendered(host, uuid, "/latest/meta-data/instance-id");
+    let (got, rc) = section(&log, "instance_id6");
+    assert_eq!(rc, "0", "{log}");
+    assert_eq!(got, instance_id);
+    // [fd00:ec2::254] needs a route the guest does not have; with it, the same answer.
+    let (_, rc) = section(&log, "ula_unrouted");
+    assert_ne!(rc, "0", "fd00:ec2::254 reached without a route?\n{log}");
+    let (got, rc) = section(&log, "instance_id_ula");
+    assert_eq!(
+        rc, "0",
+        "over [fd00:ec2::254] with an on-link route:\n{log}"
+    );
+    assert_eq!(got, instance_id);
     first_answer
 }
 
@@ -192,7 +250,10 @@ fn run_in_namespace() {
 
     // compute gives out the first free address; the guest learns it from its image's
     // kernel command line, so each guest gets an image naming the address it will get.
-    let boot = |t: &mut Cleanup, name: &str, used: &HashSet<Ipv4Addr>, spoof: Option<Ipv4Addr>| {
+    let boot = |t: &mut Cleanup,
+                name: &str,
+                used: &HashSet<Ipv4Addr>,
+                spoof: Option<(Ipv4Addr, Ipv6Addr)>| {
         let expected = subnet.allocate_ip(used).expect("free address");
         let image = format!("busybox-{name}");
         t.host
@@ -207,7 +268,7 @@ fn run_in_namespace() {
                     subnet.cidr.prefix(),
                     subnet.gateway(),
                     spoof
-                        .map(|ip| format!(" e2e_spoof={ip}"))
+                        .map(|(ip, ll)| format!(" e2e_spoof={ip} e2e_spoof6={ll}"))
                         .unwrap_or_default()
                 )),
             })
@@ -232,11 +293,12 @@ fn run_in_namespace() {
             bridge::exists(&bridge::tap_name(&rec.uuid)).expect("netlink"),
             "the guest's tap exists"
         );
-        (rec.uuid, rec.fixed_ip, t0)
+        (rec.uuid, rec.fixed_ip, rec.mac, t0)
     };
-    let (a, a_ip, a_t0) = boot(&mut t, "first", &HashSet::new(), None);
-    // The second guest, once served, takes the first one's address and asks again.
-    let (b, b_ip, b_t0) = boot(&mut t, "second", &HashSet::from([a_ip]), Some(a_ip));
+    let (a, a_ip, a_mac, a_t0) = boot(&mut t, "first", &HashSet::new(), None);
+    // The second guest, once served, takes the first one's addresses and asks again.
+    let a_ll = antispoof::eui64_link_local(a_mac);
+    let (b, b_ip, _, b_t0) = boot(&mut t, "second", &HashSet::from([a_ip]), Some((a_ip, a_ll)));
     let a_time = check_guest(&t.host, &a, a_ip, a_t0);
     let b_time = check_guest(&t.host, &b, b_ip, b_t0);
     eprintln!(
@@ -251,6 +313,22 @@ fn run_in_namespace() {
         "a guest sending from another guest's address got an answer:\n{log_b}"
     );
     assert!(spoofed.is_empty(), "{log_b}");
+    // The forged link-local address was the guest's to use (its DAD probe for it was
+    // dropped, so nothing defended it), and still nothing answered.
+    let forged = log_b
+        .lines()
+        .find(|l| l.contains("GUEST-SPOOF6-ADDR"))
+        .unwrap_or_else(|| panic!("no forged IPv6 address:\n{log_b}"));
+    assert!(
+        forged.contains(&format!("{a_ll}/64")) && !forged.contains("tentative"),
+        "{forged}"
+    );
+    let (spoofed6, rc) = section(&log_b, "spoofed6");
+    assert_ne!(
+        rc, "0",
+        "a guest sending from another guest's link-local address got an answer:\n{log_b}"
+    );
+    assert!(spoofed6.is_empty(), "{log_b}");
     assert!(
         !log_b.contains(&a),
         "nothing of the first guest reaches the second"

@@ -1,7 +1,8 @@
 //! The `compute` binary against a shared PostgreSQL database (`--database`, or
 //! `COMPUTE_DATABASE`): the record verbs work there without opening a host; the
-//! verbs that act on guests say they are not there yet; a wrong database is named
-//! and nothing is written.
+//! verbs that act on guests check the request, then queue it for the instance's
+//! host agent (none runs here: see `host_agent`); a wrong database is named and
+//! nothing is written.
 
 use compute::placement::{Resources, DEFAULT_UP_TIMEOUT};
 use compute_store::{Catchup, DocumentFeed, HostSpec, NewInstance, PgFeed, PgStore, Store};
@@ -168,16 +169,65 @@ fn record_verbs_work_against_postgres() {
         &url,
         &["boot", "--image", "img", "--flavor", "m1.tiny", "vm2"],
     );
-    assert!(e.contains("which with a shared database"), "{e}");
-    assert!(e.contains("not there yet"), "{e}");
+    assert!(e.contains("no image named or with id `img`"), "{e}");
     assert_eq!(
         db.psql("SELECT COUNT(*) FROM instances"),
         "1",
         "nothing recorded"
     );
+    // The lifecycle is checked before anything is queued: vm is still building.
     let e = err(&state, &url, &["stop", "vm"]);
-    assert!(e.contains("not there yet"), "{e}");
+    assert!(e.starts_with("error: "), "{e}");
+    assert_eq!(db.psql("SELECT COUNT(*) FROM work"), "0", "nothing queued");
+    let e = err(&state, &url, &["reboot", "vm", "--no-wait"]);
+    assert!(e.starts_with("error: "), "{e}");
+    assert_eq!(db.psql("SELECT COUNT(*) FROM work"), "0", "nothing queued");
+
+    // A deletion is queued for h2's agent; without one it waits, then says so.
+    let queued = json(
+        &state,
+        &url,
+        &["delete", "vm", "--no-wait", "--format", "json"],
+    );
+    assert_eq!(
+        (
+            queued["action"].as_str(),
+            queued["host"].as_str(),
+            queued["instance"].as_str(),
+            queued["state"].as_str()
+        ),
+        (Some("delete"), Some("h2"), Some(uuid), Some("queued"))
+    );
+    assert_eq!(
+        db.psql("SELECT host, uuid, action, state FROM work"),
+        format!("h2|{uuid}|delete|queued")
+    );
+    let out = compute(&state, &url, &["delete", "vm", "--wait-timeout", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains(&format!(
+            "error: delete of vm ({uuid}) on host h2 is still queued after 1 s"
+        )),
+        "{e}"
+    );
     assert_eq!(store.list_instances().expect("list").len(), 1);
+    assert!(!state.join("instances").exists(), "nothing of guests here");
+
+    // --no-wait means nothing where the command does the work itself.
+    let local = dir.path().join("local");
+    let out = Command::new(env!("CARGO_BIN_EXE_compute"))
+        .arg("--state-dir")
+        .arg(&local)
+        .args(["start", "vm", "--no-wait"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--no-wait needs a shared database"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

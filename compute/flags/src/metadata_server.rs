@@ -183,6 +183,9 @@ mod tests {
             listen: vec![
                 "169.254.169.254:80".parse().expect("addr"),
                 "[::1]:8775".parse().expect("addr"),
+                "[fd00:ec2::254]:80".parse().expect("addr"),
+                // bridge mode's link-local address, scoped by the bridge's ifindex
+                "[fe80::a9fe:a9fe%7]:80".parse().expect("addr"),
             ],
             instance_listeners_file: Some("/state/metadata/listeners".into()),
             state_dir: Some("/state dir".into()),
@@ -197,6 +200,11 @@ mod tests {
             },
         };
         assert_eq!(serve(&full), full);
+        let scoped: OsString = "[fe80::a9fe:a9fe%7]:80".into();
+        assert!(
+            full.to_args().contains(&scoped),
+            "the numeric scope is kept"
+        );
         let bare = ServeArgs {
             listen: Vec::new(),
             instance_listeners_file: None,

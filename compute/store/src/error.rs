@@ -73,6 +73,22 @@ pub enum StoreError {
     OneHost { existing: String, requested: String },
     #[error("work item {id} is {state}, not running: only running work can be finished")]
     WorkNotRunning { id: u64, state: String },
+    #[error("another host agent named {host} is running: it holds the advisory lock `{lock}` on the database {location} ({holder})")]
+    HostAgentRunning {
+        host: String,
+        lock: String,
+        location: String,
+        holder: String,
+    },
+    #[error("the database {location} keeps no image files: a state folder keeps them beside it")]
+    NoImageFiles { location: String },
+    #[error("cannot move the {part} of image {id}")]
+    ImageIo {
+        id: String,
+        part: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Placement(#[from] PlacementError),
     #[error(transparent)]

@@ -26,11 +26,11 @@ pub mod sqlite;
 
 pub use error::{BackendError, StoreError};
 pub use location::{open_feed, open_store, Location};
-pub use postgres::{PgFeed, PgStore};
+pub use postgres::{PgFeed, PgHostLease, PgStore, PgWorkWatch, WorkNotice};
 pub use records::{
     validate_host_name, Catchup, Change, Fault, FaultChange, HostRecord, HostSpec, Image,
-    InstanceRecord, InstanceSummary, NewInstance, PasswordSet, Rev, Snapshot, StoredDocument, Work,
-    WorkAction, WorkOutcome, WorkState,
+    ImageFile, ImagePart, InstanceRecord, InstanceSummary, NewInstance, PasswordSet, Rev, Snapshot,
+    StoredDocument, Work, WorkAction, WorkOutcome, WorkState, CONSOLE_OUTPUT_LIMIT,
 };
 pub use sqlite::{SqliteFeed, SqliteStore, DB_FILE};
 
@@ -43,7 +43,7 @@ use std::time::Duration;
 /// The schema version this build knows, the same number on both backends. A
 /// database at a newer version is refused (naming both); an older one is migrated
 /// when a [`Store`] opens it, in one transaction.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// How long a deleted instance's tombstone is kept. A feed consumer away for longer
 /// gets [`Catchup::SnapshotNeeded`].
@@ -84,6 +84,37 @@ pub trait Store: Send {
     fn image(&self, key: &str) -> Result<Image, StoreError>;
     /// Forgets an image, refused ([`StoreError::ImageInUse`]) while an instance uses it.
     fn delete_image(&mut self, id: &str) -> Result<(), StoreError>;
+    /// Whether image files travel through this database (PostgreSQL, which many hosts
+    /// share) rather than living beside it (a state folder).
+    fn keeps_image_files(&self) -> bool {
+        false
+    }
+    /// Records `image` with the bytes of its files, read from `files`, in one
+    /// transaction (all or nothing). The image's `size` and `checksum` become the
+    /// disk's as stored (SHA-256); each file's are kept for [`Store::read_image_file`].
+    fn add_image_with_files(
+        &mut self,
+        image: &Image,
+        files: &mut [(ImagePart, &mut dyn std::io::Read)],
+    ) -> Result<Image, StoreError> {
+        let _ = (image, files);
+        Err(StoreError::NoImageFiles {
+            location: self.location(),
+        })
+    }
+    /// Writes the stored bytes of one file of an image to `out`; returns its size
+    /// and checksum as recorded (the reader checks the bytes against them).
+    fn read_image_file(
+        &self,
+        id: &str,
+        part: ImagePart,
+        out: &mut dyn std::io::Write,
+    ) -> Result<ImageFile, StoreError> {
+        let _ = (id, part, out);
+        Err(StoreError::NoImageFiles {
+            location: self.location(),
+        })
+    }
 
     /// Records a keypair ([`StoreError::Exists`] when the name is taken).
     fn add_keypair(&self, keypair: &Keypair) -> Result<(), StoreError>;
@@ -99,6 +130,14 @@ pub trait Store: Send {
     /// address. A refused placement records nothing
     /// ([`StoreError::Placement`]).
     fn insert_instance(&mut self, new: &NewInstance<'_>) -> Result<InstanceRecord, StoreError>;
+    /// [`Store::insert_instance`], and `action` queued for the chosen host in the same
+    /// transaction (a shared database's `boot`: the instance never exists without the
+    /// work that builds it); returns the record and the work item's id.
+    fn insert_instance_with_work(
+        &mut self,
+        new: &NewInstance<'_>,
+        action: &WorkAction,
+    ) -> Result<(InstanceRecord, u64), StoreError>;
     fn instance_by_uuid(&self, uuid: &str) -> Result<InstanceRecord, StoreError>;
     fn find_instance(&self, key: &str) -> Result<InstanceRecord, StoreError>;
     /// Every instance without its document (what `list` shows), oldest first.
@@ -175,6 +214,8 @@ pub trait Store: Send {
     /// Records how a running item ended ([`StoreError::WorkNotRunning`] otherwise).
     fn finish_work(&self, id: u64, outcome: &WorkOutcome) -> Result<(), StoreError>;
     fn work(&self, id: u64) -> Result<Work, StoreError>;
+    /// `host`'s queued items, oldest first.
+    fn queued_work(&self, host: &str) -> Result<Vec<Work>, StoreError>;
     /// Puts `host`'s running items back in the queue (its agent restarted: what it
     /// was doing did not finish); returns how many.
     fn requeue_running(&self, host: &str) -> Result<u64, StoreError>;

@@ -256,24 +256,51 @@ pub enum Catchup {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
 pub enum WorkAction {
-    Boot,
-    Stop { timeout_secs: u64 },
+    /// Builds an instance the control plane recorded (building): disks, config drive
+    /// (when asked), QEMU.
+    Boot {
+        #[serde(default = "yes")]
+        config_drive: bool,
+    },
+    Stop {
+        timeout_secs: u64,
+    },
     Start,
-    Reboot { hard: bool },
+    Reboot {
+        hard: bool,
+    },
     Pause,
     Unpause,
     Suspend,
     Resume,
-    Rebuild { image: Option<String> },
-    Snapshot { image_name: String },
+    Rebuild {
+        image: Option<String>,
+    },
+    /// `image-create`: the new image's id is the work's output.
+    Snapshot {
+        image_name: String,
+    },
     Delete,
+    /// The guest's console (its last `length` lines, else all of it, at most
+    /// [`CONSOLE_OUTPUT_LIMIT`] bytes) as the work's output.
+    ConsoleLog {
+        length: Option<u64>,
+    },
 }
+
+fn yes() -> bool {
+    true
+}
+
+/// The most console output a work item carries (its end), like Nova's 100 KiB for
+/// libvirt but roomier: a work row is not a log store.
+pub const CONSOLE_OUTPUT_LIMIT: usize = 1 << 20;
 
 impl WorkAction {
     /// Its name (the `action` column).
     pub fn name(&self) -> &'static str {
         match self {
-            WorkAction::Boot => "boot",
+            WorkAction::Boot { .. } => "boot",
             WorkAction::Stop { .. } => "stop",
             WorkAction::Start => "start",
             WorkAction::Reboot { .. } => "reboot",
@@ -284,6 +311,7 @@ impl WorkAction {
             WorkAction::Rebuild { .. } => "rebuild",
             WorkAction::Snapshot { .. } => "snapshot",
             WorkAction::Delete => "delete",
+            WorkAction::ConsoleLog { .. } => "console_log",
         }
     }
 }
@@ -336,6 +364,8 @@ impl WorkState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WorkOutcome {
     Done,
+    /// Done, with a result the asker reads back ([`Work::output`]).
+    Output(String),
     Failed(String),
 }
 
@@ -347,9 +377,70 @@ pub struct Work {
     pub uuid: String,
     pub action: WorkAction,
     pub state: WorkState,
+    /// What a finished item handed back (a console log, a new image's id), if any.
+    pub output: Option<String>,
     pub created_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+}
+
+impl WorkOutcome {
+    /// The `state` and `outcome` columns it is stored as.
+    pub(crate) fn columns(&self) -> (&'static str, Option<&str>) {
+        match self {
+            WorkOutcome::Done => ("done", None),
+            WorkOutcome::Output(o) => ("done", Some(o.as_str())),
+            WorkOutcome::Failed(m) => ("failed", Some(m.as_str())),
+        }
+    }
+}
+
+/// The output of a work item from its columns: a done item's `outcome`.
+pub(crate) fn work_output(state: &WorkState, outcome: Option<String>) -> Option<String> {
+    match state {
+        WorkState::Done => outcome,
+        _ => None,
+    }
+}
+
+/// One file of an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ImagePart {
+    Disk,
+    Kernel,
+    Ramdisk,
+}
+
+impl ImagePart {
+    /// Its name: the `part` column, and the file's name in `images/<id>/`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ImagePart::Disk => "disk",
+            ImagePart::Kernel => "kernel",
+            ImagePart::Ramdisk => "ramdisk",
+        }
+    }
+
+    /// The parts `image` has, disk first.
+    pub fn of(image: &Image) -> Vec<ImagePart> {
+        let mut parts = vec![ImagePart::Disk];
+        if image.has_kernel {
+            parts.push(ImagePart::Kernel);
+        }
+        if image.has_ramdisk {
+            parts.push(ImagePart::Ramdisk);
+        }
+        parts
+    }
+}
+
+/// One image file as a database keeps it: its size and SHA-256 (hex), taken from
+/// the bytes as they were stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageFile {
+    pub part: ImagePart,
+    pub size: u64,
+    pub sha256: String,
 }
 
 pub(crate) fn parse_work_action(id: u64, args: &str) -> Result<WorkAction, StoreError> {

@@ -1,9 +1,11 @@
 //! `compute boot`: create and start an instance (`nova boot`).
 
 use super::host::HostArgs;
+use super::queue::{self, WaitArgs};
 use super::Format;
 use anyhow::{bail, Context};
 use compute_host::driver::BootRequest;
+use compute_store::{PgWorkWatch, WorkAction};
 use indexmap::IndexMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +44,8 @@ pub struct BootArgs {
     /// Output format: text for people, json for scripts.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+    #[command(flatten)]
+    pub wait: WaitArgs,
     /// Name for the new server.
     pub name: String,
 }
@@ -69,7 +73,6 @@ pub fn run(host: &HostArgs, args: BootArgs) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
-    let mut host = host.open()?;
     let req = BootRequest {
         name: args.name,
         image: args.image,
@@ -82,6 +85,31 @@ pub fn run(host: &HostArgs, args: BootArgs) -> anyhow::Result<ExitCode> {
         admin_pass: args.admin_pass,
         host: args.host,
     };
+    if let Some(url) = &host.database {
+        // Validated, placed and recorded here with its boot queued, in one
+        // transaction; the chosen host's agent builds it.
+        let mut store = queue::store(host, url)?;
+        let mut watch = PgWorkWatch::connect(url)?;
+        let (rec, id) = compute_host::driver::queue_boot(store.as_mut(), &req)?;
+        let action = WorkAction::Boot {
+            config_drive: req.config_drive,
+        };
+        let done = queue::follow(
+            store.as_ref(),
+            &mut watch,
+            id,
+            &action,
+            &rec,
+            &args.wait,
+            args.format,
+        )?;
+        if done.is_some() {
+            super::show::print(&queue::current(store.as_ref(), &rec)?, args.format)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    args.wait.local()?;
+    let mut host = host.open()?;
     let rec = host.boot(&req)?;
     super::show::print(&rec, args.format)?;
     Ok(ExitCode::SUCCESS)

@@ -140,37 +140,43 @@ impl HostArgs {
         }
     }
 
-    /// The host, for verbs that start, change or look at guests on this machine.
-    pub fn open(&self) -> anyhow::Result<Host> {
-        if let Some(url) = &self.database {
-            bail!(
-                "this command acts on guests, which with a shared database ({}) is the work \
-                 of each host's agent, not there yet: for now, run it with a state folder \
-                 alone (without --database or COMPUTE_DATABASE)",
-                compute_store::postgres::describe_url(url)
-            );
-        }
-        let settings = self.settings.to_settings()?;
-        let networking = Networking {
+    /// How this machine networks guests.
+    pub fn networking(&self) -> Networking {
+        Networking {
             mode: self.network,
             metadata_server: self
                 .metadata_server
                 .clone()
                 .unwrap_or_else(default_metadata_server),
             bridge: self.bridge.clone(),
-        };
-        Host::open_networked(
-            HostConfig {
-                state_dir: self.state_dir.clone(),
-                qemu: self.qemu.clone(),
-                accel: self.accel,
-                cidr: self.cidr,
-                settings,
-                drive_builder: Box::new(ConfigDriveBuilder::default()),
-                host_name: None,
-            },
-            networking,
-        )
-        .with_context(|| format!("cannot open the state folder {}", self.state_dir.display()))
+        }
+    }
+
+    /// The driver's settings from these flags (the host's name: the store's only
+    /// one, else this machine's).
+    pub fn host_config(&self) -> anyhow::Result<HostConfig> {
+        Ok(HostConfig {
+            state_dir: self.state_dir.clone(),
+            qemu: self.qemu.clone(),
+            accel: self.accel,
+            cidr: self.cidr,
+            settings: self.settings.to_settings()?,
+            drive_builder: Box::new(ConfigDriveBuilder::default()),
+            host_name: None,
+        })
+    }
+
+    /// The host, for verbs that start, change or look at guests on this machine
+    /// (a state folder: with a shared database, hosts' agents do that work).
+    pub fn open(&self) -> anyhow::Result<Host> {
+        if let Some(url) = &self.database {
+            bail!(
+                "with a shared database ({}) guests are the work of each host's agent \
+                 (compute host-agent)",
+                compute_store::postgres::describe_url(url)
+            );
+        }
+        Host::open_networked(self.host_config()?, self.networking())
+            .with_context(|| format!("cannot open the state folder {}", self.state_dir.display()))
     }
 }

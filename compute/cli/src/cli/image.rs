@@ -2,9 +2,12 @@
 //! `image-create` (snapshot of an instance).
 
 use super::host::HostArgs;
+use super::queue::{self, WaitArgs};
 use super::Format;
 use compute_host::driver::images::{self, ImageImport};
+use compute_host::driver::layout::Layout;
 use compute_store::Image;
+use compute_store::WorkAction;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -58,6 +61,8 @@ pub struct ImageCreateArgs {
     /// Output format: text for people, json for scripts.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+    #[command(flatten)]
+    pub wait: WaitArgs,
 }
 
 fn print(image: &Image, format: Format) -> anyhow::Result<()> {
@@ -77,9 +82,18 @@ fn print(image: &Image, format: Format) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// This machine's image files: made when they live here (a state folder); with a
+/// shared database they live in it, and nothing is written here.
+fn files_layout(host: &HostArgs) -> anyhow::Result<Layout> {
+    match host.database {
+        Some(_) => Ok(Layout::new(&host.state_dir)),
+        None => host.layout(),
+    }
+}
+
 pub fn run_import(host: &HostArgs, a: ImageImportArgs) -> anyhow::Result<ExitCode> {
-    let records = host.records()?;
-    let layout = host.layout()?;
+    let mut records = host.records()?;
+    let layout = files_layout(host)?;
     let req = ImageImport {
         name: a.name,
         disk: a.file,
@@ -87,7 +101,10 @@ pub fn run_import(host: &HostArgs, a: ImageImportArgs) -> anyhow::Result<ExitCod
         ramdisk: a.ramdisk,
         cmdline: a.cmdline,
     };
-    print(&images::import(&layout, records.store(), &req)?, a.format)?;
+    print(
+        &images::import(&layout, records.store_mut(), &req)?,
+        a.format,
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -120,13 +137,25 @@ pub fn run_show(host: &HostArgs, a: ImageKeyArgs) -> anyhow::Result<ExitCode> {
 
 pub fn run_delete(host: &HostArgs, a: ImageKeyArgs) -> anyhow::Result<ExitCode> {
     let mut records = host.records()?;
-    let layout = host.layout()?;
+    let layout = files_layout(host)?;
     let image = images::delete(&layout, records.store_mut(), &a.image)?;
     eprintln!("deleted image {} ({})", image.name, image.id);
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn run_create(host: &HostArgs, a: ImageCreateArgs) -> anyhow::Result<ExitCode> {
+    if let Some(url) = &host.database {
+        let action = WorkAction::Snapshot {
+            image_name: a.name.clone(),
+        };
+        let done = queue::act(host, url, &a.instance, action, &a.wait, a.format)?;
+        if let Some(done) = done {
+            let id = done.work.output.unwrap_or_default();
+            print(&done.store.image(&id)?, a.format)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    a.wait.local()?;
     let mut host = host.open()?;
     print(&host.snapshot(&a.instance, &a.name)?, a.format)?;
     Ok(ExitCode::SUCCESS)

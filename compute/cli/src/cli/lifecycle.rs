@@ -1,9 +1,13 @@
 //! The lifecycle verbs on one instance: stop, start, reboot, pause, unpause,
-//! suspend, resume, rebuild, delete. Each prints the instance afterwards.
+//! suspend, resume, rebuild, delete. Each prints the instance afterwards. On a state
+//! folder the command does the work; with a shared database it is queued for the
+//! instance's host agent ([`super::queue`]).
 
 use super::host::HostArgs;
+use super::queue::{self, WaitArgs};
 use super::Format;
 use compute_flags::SettingsArgs;
+use compute_store::WorkAction;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -16,6 +20,8 @@ pub struct Target {
     /// Output format of the server afterwards: text for people, json for scripts.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+    #[command(flatten)]
+    pub wait: WaitArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -58,7 +64,34 @@ pub enum Verb {
     Delete,
 }
 
+/// With a shared database: queues `action`, waits, prints as on a state folder.
+fn queued(host: &HostArgs, url: &str, t: &Target, action: WorkAction) -> anyhow::Result<ExitCode> {
+    let delete = action == WorkAction::Delete;
+    let Some(done) = queue::act(host, url, &t.instance, action, &t.wait, t.format)? else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let (store, rec) = (done.store, done.rec);
+    if delete {
+        eprintln!("Request to delete server {} has been accepted.", rec.uuid);
+        return Ok(ExitCode::SUCCESS);
+    }
+    super::show::print(&queue::current(store.as_ref(), &rec)?, t.format)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn run_simple(host: &HostArgs, verb: Verb, t: Target) -> anyhow::Result<ExitCode> {
+    if let Some(url) = &host.database {
+        let action = match verb {
+            Verb::Start => WorkAction::Start,
+            Verb::Pause => WorkAction::Pause,
+            Verb::Unpause => WorkAction::Unpause,
+            Verb::Suspend => WorkAction::Suspend,
+            Verb::Resume => WorkAction::Resume,
+            Verb::Delete => WorkAction::Delete,
+        };
+        return queued(host, url, &t, action);
+    }
+    t.wait.local()?;
     let mut host = host.open()?;
     let rec = match verb {
         Verb::Start => host.start(&t.instance)?,
@@ -77,16 +110,26 @@ pub fn run_simple(host: &HostArgs, verb: Verb, t: Target) -> anyhow::Result<Exit
 }
 
 pub fn run_stop(host: &HostArgs, args: StopArgs) -> anyhow::Result<ExitCode> {
+    let timeout = args.timeout.min(3600);
+    if let Some(url) = &host.database {
+        let action = WorkAction::Stop {
+            timeout_secs: timeout,
+        };
+        return queued(host, url, &args.target, action);
+    }
+    args.target.wait.local()?;
     let mut host = host.open()?;
-    let rec = host.stop(
-        &args.target.instance,
-        Duration::from_secs(args.timeout.min(3600)),
-    )?;
+    let rec = host.stop(&args.target.instance, Duration::from_secs(timeout))?;
     super::show::print(&rec, args.target.format)?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn run_reboot(host: &HostArgs, args: RebootArgs) -> anyhow::Result<ExitCode> {
+    if let Some(url) = &host.database {
+        let action = WorkAction::Reboot { hard: args.hard };
+        return queued(host, url, &args.target, action);
+    }
+    args.target.wait.local()?;
     let mut host = host.open()?;
     let rec = host.reboot(&args.target.instance, args.hard)?;
     super::show::print(&rec, args.target.format)?;
@@ -94,6 +137,15 @@ pub fn run_reboot(host: &HostArgs, args: RebootArgs) -> anyhow::Result<ExitCode>
 }
 
 pub fn run_rebuild(host: &HostArgs, args: RebuildArgs) -> anyhow::Result<ExitCode> {
+    if let Some(url) = &host.database {
+        // The image is checked here; the agent gets its id.
+        let image = match &args.image {
+            Some(i) => Some(queue::store(host, url)?.image(i)?.id),
+            None => None,
+        };
+        return queued(host, url, &args.target, WorkAction::Rebuild { image });
+    }
+    args.target.wait.local()?;
     let mut host = host.open()?;
     let rec = host.rebuild(&args.target.instance, args.image.as_deref())?;
     super::show::print(&rec, args.target.format)?;

@@ -1,6 +1,7 @@
 //! Command-line verbs of `compute`. Each verb lives in its own module; this one only
 //! declares the grammar and dispatches.
 
+mod agent;
 mod boot;
 mod console_log;
 mod flavor;
@@ -11,6 +12,7 @@ mod keypair;
 mod lifecycle;
 mod list;
 mod meta;
+mod queue;
 mod render;
 mod show;
 mod table;
@@ -103,6 +105,10 @@ pub enum Command {
     HostDisable(hosts::HostDisableArgs),
     /// Enable a compute host.
     HostEnable(hosts::HostEnableArgs),
+    /// Run this machine as a compute host of a shared database: heartbeat, carry out
+    /// the work queued for it, reconcile its guests (a daemon; SIGTERM stops it,
+    /// its guests keep running).
+    HostAgent(agent::HostAgentArgs),
 }
 
 /// Output for people (text) or for scripts (json).
@@ -113,6 +119,13 @@ pub enum Format {
     Text,
     /// JSON for scripts.
     Json,
+}
+
+pub use queue::WaitTimedOut;
+
+/// Whether the command is a daemon (whose log says what it does by default).
+pub fn is_daemon(cli: &Cli) -> bool {
+    matches!(cli.command, Command::HostAgent(_))
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -150,6 +163,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::HostShow(a) => hosts::run_show(&cli.host, a),
         Command::HostDisable(a) => hosts::run_disable(&cli.host, a),
         Command::HostEnable(a) => hosts::run_enable(&cli.host, a),
+        Command::HostAgent(a) => agent::run(&cli.host, a),
     }
 }
 
@@ -169,5 +183,32 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// The systemd unit runs a command line that parses (its host from `%H`).
+    #[test]
+    fn the_systemd_unit_runs_a_host_agent() {
+        use clap::Parser;
+        let unit = include_str!("../../../host/systemd/compute-host-agent.service");
+        let line = |key: &str| {
+            unit.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .unwrap_or_else(|| panic!("no {key} in the unit"))
+                .to_owned()
+        };
+        let exec = line("ExecStart=");
+        let argv: Vec<&str> = exec.split_whitespace().collect();
+        assert_eq!(argv[0], "/usr/local/bin/compute");
+        assert_eq!(line("Environment="), "COMPUTE_HOST=%H");
+        assert_eq!(line("KillMode="), "process", "guests outlive the agent");
+        let mut args = argv.clone();
+        args.extend([
+            "--host",
+            "compute-1",
+            "--database",
+            "postgresql://nova@db/compute",
+        ]);
+        let cli = Cli::try_parse_from(args).expect("parses");
+        assert!(super::is_daemon(&cli));
     }
 }

@@ -3,6 +3,8 @@
 // Each test file uses its own part of the harness.
 #![allow(dead_code)]
 
+pub mod shared;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

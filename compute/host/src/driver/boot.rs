@@ -11,11 +11,11 @@ use compute::instance::{
     FileSpec, InstanceDocument, Key, KeyType, Link, Network, NetworkData, NetworkType, Route,
     Service,
 };
-use compute::lifecycle::Action;
+use compute::lifecycle::{Action, VmState};
 use compute::mac::MacAddr;
 use compute::{quota, Instance};
 use compute_io::tool;
-use compute_store::{FaultChange, Image, InstanceRecord, NewInstance};
+use compute_store::{FaultChange, Image, InstanceRecord, NewInstance, Store, WorkAction};
 use indexmap::IndexMap;
 use std::net::Ipv4Addr;
 use tracing::instrument;
@@ -137,88 +137,217 @@ fn document(
     }
 }
 
+/// A boot request checked against the store: everything recording it needs.
+struct Checked {
+    uuid: String,
+    flavor: Flavor,
+    image: Image,
+    keys: Vec<Key>,
+    seed: String,
+    created_at: String,
+}
+
+/// Validates `req` before anything is recorded: flavor, image and keypair exist,
+/// quotas hold, and the document it would make is valid.
+fn check(store: &dyn Store, req: &BootRequest) -> Result<Checked, DriverError> {
+    let flavor = store.flavor(&req.flavor)?;
+    let image = store.image(&req.image)?;
+    let keys = match &req.key_name {
+        Some(k) => {
+            let kp = store.keypair(k)?;
+            vec![Key {
+                name: kp.name,
+                kind: KeyType::Ssh,
+                data: kp.public_key,
+            }]
+        }
+        None => Vec::new(),
+    };
+    let ud_len = req
+        .user_data
+        .as_ref()
+        .map_or(0, |u| u.len().div_ceil(3) * 4);
+    quota::check(&req.files, ud_len).map_err(|e| DriverError::Invalid(e.to_string()))?;
+    quota::check_metadata(req.meta.iter()).map_err(|e| DriverError::Invalid(e.to_string()))?;
+    let checked = Checked {
+        uuid: uuid::Uuid::new_v4().hyphenated().to_string(),
+        flavor,
+        image,
+        keys,
+        seed: b64(&random_bytes::<512>()?),
+        created_at: now(),
+    };
+    let subnet = store.subnet();
+    let probe = document(
+        &checked.parts(req),
+        subnet,
+        subnet.gateway(),
+        MacAddr([0xfa, 0x16, 0x3e, 0, 0, 0]),
+    );
+    Instance::new(probe).map_err(|e| DriverError::Invalid(e.to_string()))?;
+    Ok(checked)
+}
+
+impl Checked {
+    fn parts<'a>(&'a self, req: &'a BootRequest) -> Parts<'a> {
+        Parts {
+            req,
+            uuid: &self.uuid,
+            image: &self.image,
+            flavor: &self.flavor,
+            keys: self.keys.clone(),
+            seed: self.seed.clone(),
+            created_at: self.created_at.clone(),
+        }
+    }
+}
+
+/// Records the checked instance (building) on `host` (`None`: placement chooses),
+/// with `work` queued for that host in the same transaction when given.
+fn record(
+    store: &mut dyn Store,
+    req: &BootRequest,
+    checked: &Checked,
+    host: Option<&str>,
+    work: Option<&WorkAction>,
+) -> Result<(InstanceRecord, Option<u64>), DriverError> {
+    let parts = checked.parts(req);
+    let subnet = store.subnet();
+    let tails: Vec<[u8; 3]> = random_bytes::<48>()?
+        .chunks(3)
+        .map(|c| [c[0], c[1], c[2]])
+        .collect();
+    let doc = |ip, mac| {
+        serde_json::to_string(&document(&parts, subnet, ip, mac)).map_err(|e| e.to_string())
+    };
+    let new = NewInstance {
+        uuid: &checked.uuid,
+        name: &req.name,
+        flavor: &checked.flavor,
+        image_id: &checked.image.id,
+        key_name: req.key_name.as_deref(),
+        now: &checked.created_at,
+        host,
+        up_timeout: compute::placement::DEFAULT_UP_TIMEOUT,
+        mac_candidates: tails,
+        document: &doc,
+    };
+    Ok(match work {
+        None => (store.insert_instance(&new)?, None),
+        Some(action) => {
+            let (rec, id) = store.insert_instance_with_work(&new, action)?;
+            (rec, Some(id))
+        }
+    })
+}
+
+/// A boot through a shared database: validates `req`, records the instance
+/// (building) on the host asked for or the one placement chooses, and queues its
+/// boot for that host's agent, in one transaction. Returns the record and the work
+/// item's id; the agent does the rest ([`Host::build`]).
+#[instrument(skip_all, fields(uuid))]
+pub fn queue_boot(
+    store: &mut dyn Store,
+    req: &BootRequest,
+) -> Result<(InstanceRecord, u64), DriverError> {
+    let checked = check(store, req)?;
+    tracing::Span::current().record("uuid", tracing::field::display(&checked.uuid));
+    let action = WorkAction::Boot {
+        config_drive: req.config_drive,
+    };
+    let (rec, id) = record(store, req, &checked, req.host.as_deref(), Some(&action))?;
+    tracing::info!(name = req.name, host = rec.host, work = id, "boot queued");
+    Ok((rec, id.unwrap_or_default()))
+}
+
 impl Host {
     /// Boots an instance; on success it is active and running.
     #[instrument(skip_all, fields(uuid))]
     pub fn boot(&mut self, req: &BootRequest) -> Result<InstanceRecord, DriverError> {
         // Validate first: nothing is recorded for a request that cannot work.
-        let flavor = self.store.flavor(&req.flavor)?;
-        let image = self.store.image(&req.image)?;
-        let keys = match &req.key_name {
-            Some(k) => {
-                let kp = self.store.keypair(k)?;
-                vec![Key {
-                    name: kp.name,
-                    kind: KeyType::Ssh,
-                    data: kp.public_key,
-                }]
-            }
-            None => Vec::new(),
-        };
-        let ud_len = req
-            .user_data
-            .as_ref()
-            .map_or(0, |u| u.len().div_ceil(3) * 4);
-        quota::check(&req.files, ud_len).map_err(|e| DriverError::Invalid(e.to_string()))?;
-        quota::check_metadata(req.meta.iter()).map_err(|e| DriverError::Invalid(e.to_string()))?;
+        let checked = check(self.store.as_ref(), req)?;
         // Guests start here: another host's name is refused (an unknown one by
         // placement, with its reason).
-        let target = req.host.as_deref().unwrap_or(&self.name);
-        if target != self.name && self.store.host(target).is_ok() {
+        let target = req.host.as_deref().unwrap_or(&self.name).to_owned();
+        if target != self.name && self.store.host(&target).is_ok() {
             return Err(DriverError::Invalid(format!(
                 "boot --host {target}: this command starts guests on {} only",
                 self.name
             )));
         }
-        let uuid = uuid::Uuid::new_v4().hyphenated().to_string();
-        tracing::Span::current().record("uuid", tracing::field::display(&uuid));
-        let parts = Parts {
-            req,
-            uuid: &uuid,
-            image: &image,
-            flavor: &flavor,
-            keys,
-            seed: b64(&random_bytes::<512>()?),
-            created_at: now(),
-        };
-        let subnet = self.store.subnet();
-        let probe = document(
-            &parts,
-            subnet,
-            subnet.gateway(),
-            MacAddr([0xfa, 0x16, 0x3e, 0, 0, 0]),
-        );
-        Instance::new(probe).map_err(|e| DriverError::Invalid(e.to_string()))?;
+        tracing::Span::current().record("uuid", tracing::field::display(&checked.uuid));
         tool::QEMU_IMG.locate()?;
         self.check_tools()?;
 
-        let _lock = lock::lock(&self.layout.lock(&uuid))?;
-        let tails: Vec<[u8; 3]> = random_bytes::<48>()?
-            .chunks(3)
-            .map(|c| [c[0], c[1], c[2]])
-            .collect();
-        let doc = |ip, mac| {
-            serde_json::to_string(&document(&parts, subnet, ip, mac)).map_err(|e| e.to_string())
-        };
+        let _lock = lock::lock(&self.layout.lock(&checked.uuid))?;
         tracing::info!(
             name = req.name,
-            image = image.id,
-            flavor = flavor.name,
+            image = checked.image.id,
+            flavor = checked.flavor.name,
             "boot started"
         );
-        let rec = self.store.insert_instance(&NewInstance {
-            uuid: &uuid,
-            name: &req.name,
-            flavor: &flavor,
-            image_id: &image.id,
-            key_name: req.key_name.as_deref(),
-            now: &parts.created_at,
-            host: Some(target),
-            up_timeout: compute::placement::DEFAULT_UP_TIMEOUT,
-            mac_candidates: tails,
-            document: &doc,
-        })?;
-        match self.spawn(&rec, &flavor, &image, req.config_drive) {
+        let (rec, _) = record(self.store.as_mut(), req, &checked, Some(&target), None)?;
+        self.finish_boot(rec, &checked.flavor, &checked.image, req.config_drive)
+    }
+
+    /// Builds an instance that a control plane recorded and queued
+    /// ([`queue_boot`]): disks, config drive (when `config_drive`), QEMU. On
+    /// success it is active and running; any failure leaves it in error with a
+    /// fault and no process or files. A boot taken again after an agent died, of an
+    /// instance that got built, changes nothing.
+    #[instrument(skip_all, fields(uuid = uuid))]
+    pub fn build(&mut self, uuid: &str, config_drive: bool) -> Result<InstanceRecord, DriverError> {
+        let _lock = lock::lock(&self.layout.lock(uuid))?;
+        let rec = self.store.instance_by_uuid(uuid)?;
+        if rec.state.vm != VmState::Building {
+            if rec.state.vm == VmState::Active && rec.state.task.is_none() {
+                tracing::info!("already built");
+                return Ok(rec);
+            }
+            return Err(DriverError::Invalid(format!(
+                "instance {uuid} is {}, not building: there is nothing to boot",
+                rec.state.vm
+            )));
+        }
+        tracing::info!(
+            name = rec.name,
+            image = rec.image_id,
+            flavor = rec.flavor.name,
+            "boot started"
+        );
+        let image = match self.store.image(&rec.image_id) {
+            Ok(i) => i,
+            Err(e) => {
+                let err = DriverError::from(e);
+                let failed = rec.state.fail(Action::Rebuild);
+                self.record_fault(uuid, failed, &err)?;
+                tracing::info!(error = %err, vm_state = %failed.vm, "boot failed");
+                return Err(err);
+            }
+        };
+        let flavor = rec.flavor.clone();
+        let tools = tool::QEMU_IMG.locate().map(drop).map_err(DriverError::from);
+        match tools {
+            Ok(()) => self.finish_boot(rec, &flavor, &image, config_drive),
+            Err(err) => {
+                let failed = rec.state.fail(Action::Rebuild);
+                self.record_fault(uuid, failed, &err)?;
+                tracing::info!(error = %err, vm_state = %failed.vm, "boot failed");
+                Err(err)
+            }
+        }
+    }
+
+    /// The part of a boot after the record: spawn, then active, or error with a fault.
+    fn finish_boot(
+        &mut self,
+        rec: InstanceRecord,
+        flavor: &Flavor,
+        image: &Image,
+        config_drive: bool,
+    ) -> Result<InstanceRecord, DriverError> {
+        let uuid = rec.uuid.clone();
+        match self.spawn(&rec, flavor, image, config_drive) {
             Ok(()) => {
                 let active = rec.state.spawned();
                 self.store
@@ -252,6 +381,7 @@ impl Host {
         image: &Image,
         config_drive: bool,
     ) -> Result<(), DriverError> {
+        self.check_tools()?;
         let p = self.layout.instance(&rec.uuid);
         std::fs::create_dir_all(&p.dir).map_err(io_err(&p.dir))?;
         self.make_root_disk(rec, flavor, image)?;
@@ -281,6 +411,7 @@ impl Host {
         } else {
             DiskFormat::Raw
         };
+        self.local_image(image)?;
         let want = u64::from(flavor.disk_gb) * GIB;
         let size = (want > image.virtual_size).then_some(want);
         let _ = std::fs::remove_file(p.root_disk());

@@ -1,14 +1,19 @@
 //! Images: import a qcow2 or raw disk (format probed, never guessed from the name),
 //! with an optional kernel, ramdisk and command line for direct kernel boot;
 //! delete (refused while in use); snapshot an instance into a new image.
+//!
+//! Where the files live depends on the store. A state folder keeps them in
+//! `images/<id>/`. A shared database keeps them itself (every host may boot any
+//! image): import and snapshot send the bytes there, and a host fetches an image
+//! into its own `images/<id>/` the first time it needs it, checking each file's
+//! SHA-256 before it is renamed into place.
 
 use super::layout::Layout;
 use super::{io_err, now, DriverError, Host};
 use crate::qemu::img;
 use compute::lifecycle::Action;
 use compute_io::atomic;
-use compute_store::Image;
-use compute_store::Store;
+use compute_store::{Image, ImagePart, Store};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -44,17 +49,156 @@ fn copy_hashed(src: &Path, dst: &Path) -> Result<(u64, String), DriverError> {
     })
 }
 
-/// Imports an image into `layout`'s `images/` and records it in `store` (what
-/// [`Host::import_image`] does, for a command that has no host open: against a
-/// shared database, the files are this machine's).
-pub fn import(layout: &Layout, store: &dyn Store, req: &ImageImport) -> Result<Image, DriverError> {
+/// A writer that hashes and counts what passes through it.
+struct Hashing<W> {
+    inner: W,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The path of one file of an image in `layout`.
+pub fn part_path(layout: &Layout, id: &str, part: ImagePart) -> PathBuf {
+    match part {
+        ImagePart::Disk => layout.image_disk(id),
+        ImagePart::Kernel => layout.image_kernel(id),
+        ImagePart::Ramdisk => layout.image_ramdisk(id),
+    }
+}
+
+/// Makes sure `image`'s files are in `layout`: with a store that keeps image files
+/// (a shared database), each missing one is fetched, checked against its recorded
+/// SHA-256 (and the disk against the image's checksum) and renamed into place; a
+/// file that does not match is never kept. With a state folder they are there since
+/// the import (a missing one is reported by whoever opens it).
+pub fn fetch(layout: &Layout, store: &dyn Store, image: &Image) -> Result<(), DriverError> {
+    if !store.keeps_image_files() {
+        return Ok(());
+    }
+    for part in ImagePart::of(image) {
+        let path = part_path(layout, &image.id, part);
+        if path.exists() {
+            continue;
+        }
+        let dir = layout.image_dir(&image.id);
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let started = std::time::Instant::now();
+        let size = atomic::replace_with(&path, 0o644, |out| {
+            let mut hashing = Hashing {
+                inner: std::io::BufWriter::new(out),
+                hasher: Sha256::new(),
+                size: 0,
+            };
+            let file = store.read_image_file(&image.id, part, &mut hashing)?;
+            hashing.flush().map_err(io_err(&path))?;
+            let got = hex::encode(hashing.hasher.clone().finalize());
+            let expected = if part == ImagePart::Disk && file.sha256 != image.checksum {
+                image.checksum.clone()
+            } else {
+                file.sha256.clone()
+            };
+            if got != expected || hashing.size != file.size {
+                return Err(DriverError::ImageChecksum {
+                    id: image.id.clone(),
+                    part: part.name(),
+                    expected,
+                    got,
+                });
+            }
+            Ok(hashing.size)
+        })?;
+        tracing::info!(
+            image = image.id,
+            part = part.name(),
+            bytes = size,
+            ms = started.elapsed().as_millis() as u64,
+            "image file fetched from the database"
+        );
+    }
+    Ok(())
+}
+
+/// Records `image` with the files at `paths` in a store that keeps image files;
+/// returns it as recorded (size and checksum of the disk as stored).
+fn upload(
+    store: &mut dyn Store,
+    image: &Image,
+    paths: &[(ImagePart, PathBuf)],
+) -> Result<Image, DriverError> {
+    let mut opened = Vec::new();
+    for (part, path) in paths {
+        opened.push((*part, std::fs::File::open(path).map_err(io_err(path))?));
+    }
+    let mut readers: Vec<(ImagePart, std::io::BufReader<std::fs::File>)> = opened
+        .into_iter()
+        .map(|(p, f)| (p, std::io::BufReader::with_capacity(1 << 20, f)))
+        .collect();
+    let mut files: Vec<(ImagePart, &mut dyn Read)> = readers
+        .iter_mut()
+        .map(|(p, r)| (*p, r as &mut dyn Read))
+        .collect();
+    Ok(store.add_image_with_files(image, &mut files)?)
+}
+
+/// Imports an image and records it in `store`: into `layout`'s `images/` with a
+/// state folder; into the database itself when it keeps image files (a shared one:
+/// then nothing is written here, and every host fetches it on first use).
+pub fn import(
+    layout: &Layout,
+    store: &mut dyn Store,
+    req: &ImageImport,
+) -> Result<Image, DriverError> {
     if req.name.is_empty() || req.name.len() > 255 {
         return Err(DriverError::Invalid(
             "image name must be 1 to 255 bytes".into(),
         ));
     }
+    if req.ramdisk.is_some() && req.kernel.is_none() {
+        return Err(DriverError::Invalid("--ramdisk needs --kernel".into()));
+    }
     let info = img::info(&req.disk)?;
     let id = uuid::Uuid::new_v4().hyphenated().to_string();
+    if store.keeps_image_files() {
+        let mut paths = vec![(ImagePart::Disk, req.disk.clone())];
+        if let Some(k) = &req.kernel {
+            paths.push((ImagePart::Kernel, k.clone()));
+        }
+        if let Some(r) = &req.ramdisk {
+            paths.push((ImagePart::Ramdisk, r.clone()));
+        }
+        let image = Image {
+            id,
+            name: req.name.clone(),
+            format: info.format.as_str().to_owned(),
+            size: 0,
+            virtual_size: info.virtual_size,
+            checksum: String::new(),
+            has_kernel: req.kernel.is_some(),
+            has_ramdisk: req.ramdisk.is_some(),
+            cmdline: req.cmdline.clone(),
+            created_at: now(),
+        };
+        let image = upload(store, &image, &paths)?;
+        tracing::info!(
+            image = image.id,
+            bytes = image.size,
+            location = store.location(),
+            "image stored in the database"
+        );
+        return Ok(image);
+    }
     let dir = layout.image_dir(&id);
     std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
     let result = (|| {
@@ -63,9 +207,6 @@ pub fn import(layout: &Layout, store: &dyn Store, req: &ImageImport) -> Result<I
             copy_hashed(k, &layout.image_kernel(&id))?;
         }
         if let Some(r) = &req.ramdisk {
-            if req.kernel.is_none() {
-                return Err(DriverError::Invalid("--ramdisk needs --kernel".into()));
-            }
             copy_hashed(r, &layout.image_ramdisk(&id))?;
         }
         let image = Image {
@@ -104,7 +245,12 @@ pub fn delete(layout: &Layout, store: &mut dyn Store, key: &str) -> Result<Image
 
 impl Host {
     pub fn import_image(&mut self, req: &ImageImport) -> Result<Image, DriverError> {
-        import(&self.layout, self.store.as_ref(), req)
+        import(&self.layout, self.store.as_mut(), req)
+    }
+
+    /// Makes sure `image`'s files are here (see [`fetch`]).
+    pub(crate) fn local_image(&self, image: &Image) -> Result<(), DriverError> {
+        fetch(&self.layout, self.store.as_ref(), image)
     }
 
     pub fn delete_image(&mut self, key: &str) -> Result<Image, DriverError> {
@@ -121,6 +267,7 @@ impl Host {
         let mut made = None;
         let outcome = self.act(&uuid, Action::Snapshot, |host, rec| {
             let base = host.store.image(&rec.image_id)?;
+            host.local_image(&base)?;
             let dir = host.layout.image_dir(&id);
             std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
             let running = rec.state.vm == compute::lifecycle::VmState::Active;
@@ -172,7 +319,16 @@ impl Host {
                     cmdline: base.cmdline.clone(),
                     created_at: now(),
                 };
-                host.store.add_image(&image)?;
+                let image = if host.store.keeps_image_files() {
+                    let paths: Vec<(ImagePart, PathBuf)> = ImagePart::of(&image)
+                        .into_iter()
+                        .map(|p| (p, part_path(&host.layout, &id, p)))
+                        .collect();
+                    upload(host.store.as_mut(), &image, &paths)?
+                } else {
+                    host.store.add_image(&image)?;
+                    image
+                };
                 made = Some(image);
                 Ok(())
             });

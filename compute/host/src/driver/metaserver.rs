@@ -130,7 +130,9 @@ impl MetaServer<'_> {
             if std::fs::read(&recorded).ok().as_deref() == Some(&wanted[..]) {
                 return Ok(pid);
             }
-            tracing::info!("rendering settings changed: restarting the metadata server");
+            tracing::info!(
+                "its arguments changed (settings or addresses): restarting the metadata server"
+            );
             self.stop()?;
         }
         write_atomically(&recorded, &wanted)?;

@@ -16,7 +16,7 @@ mod power;
 mod reconcile;
 pub mod usernet;
 
-pub use boot::BootRequest;
+pub use boot::{queue_boot, BootRequest};
 
 use crate::drive_builder::{DriveBuildError, DriveBuilder};
 use crate::qemu::accel::{self, AccelChoice};
@@ -85,6 +85,13 @@ pub enum DriverError {
     Invalid(String),
     #[error("several hosts share this database ({0}): say which one this is")]
     WhichHost(String),
+    #[error("image {id}: the {part} fetched from the database has SHA-256 {got}, not the recorded {expected}; it was not kept")]
+    ImageChecksum {
+        id: String,
+        part: &'static str,
+        expected: String,
+        got: String,
+    },
     #[error("QEMU reports the guest {status}, expected {expected}")]
     UnexpectedStatus {
         status: String,
@@ -280,6 +287,7 @@ impl Host {
     ) -> Result<QemuCommand, DriverError> {
         let p = self.layout.instance(&rec.uuid);
         let image = self.store.image(&rec.image_id)?;
+        self.local_image(&image)?;
         let kernel = image.has_kernel.then(|| KernelBoot {
             kernel: self.layout.image_kernel(&image.id),
             ramdisk: image
@@ -426,28 +434,30 @@ impl Host {
         self.unwire_net(&rec.uuid)
     }
 
+    /// The managed server, listening on no address of its own: bridge mode's
+    /// addresses depend on the bridge, and `wire_bridge` adds them.
     fn meta_server(&self) -> metaserver::MetaServer<'_> {
-        let listen = match self.networking.mode {
-            NetworkMode::Bridge => vec![std::net::SocketAddr::from((bridge::METADATA_ADDR, 80))],
-            NetworkMode::User | NetworkMode::Plain => Vec::new(),
-        };
         metaserver::MetaServer {
             layout: &self.layout,
             binary: &self.networking.metadata_server,
             settings: &self.settings,
-            listen,
+            listen: Vec::new(),
         }
     }
 
     /// Bridge mode, before QEMU starts: the bridge with its addresses, and the
-    /// metadata server listening on 169.254.169.254:80 (told to reload, so it knows
-    /// the new instance's address at once).
+    /// metadata server listening on them (169.254.169.254:80, `[fd00:ec2::254]:80`
+    /// and `[fe80::a9fe:a9fe%<bridge>]:80`; restarted when they changed, and told to
+    /// reload, so it knows the new instance's address at once).
     fn wire_bridge(&self) -> Result<(), DriverError> {
         let subnet = self.store.subnet();
         let gateway = ipnetwork::Ipv4Network::new(subnet.gateway(), subnet.cidr.prefix())
             .map_err(|e| DriverError::Invalid(e.to_string()))?;
-        bridge::ensure_bridge(&self.networking.bridge, gateway)?;
-        let server = self.meta_server();
+        let link = bridge::ensure_bridge(&self.networking.bridge, gateway)?;
+        let server = metaserver::MetaServer {
+            listen: link.metadata_listen(),
+            ..self.meta_server()
+        };
         let pid = server.ensure_running()?;
         server.reload();
         tracing::info!(bridge = self.networking.bridge, %gateway, metadata_server = pid, "bridge up");
@@ -481,7 +491,7 @@ impl Host {
     }
 
     /// The bridge ports of every guest whose QEMU runs (but `leaving`), with the only
-    /// MAC and address each may send from.
+    /// MAC and addresses each may send from.
     fn bridge_ports(&self, leaving: Option<&str>) -> Result<Vec<antispoof::Port>, DriverError> {
         let mut ports = Vec::new();
         for s in self.store.instances_claiming_processes(&self.name)? {
@@ -490,11 +500,7 @@ impl Host {
                 continue;
             }
             let rec = self.store.instance_by_uuid(&s.uuid)?;
-            ports.push(antispoof::Port {
-                tap: bridge::tap_name(&rec.uuid),
-                mac: rec.mac,
-                ip: rec.fixed_ip,
-            });
+            ports.push(antispoof::Port::of(&rec)?);
         }
         Ok(ports)
     }

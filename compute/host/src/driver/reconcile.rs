@@ -1,17 +1,30 @@
 //! Reconciling the database with the QEMU processes that actually exist, at every
 //! start of `compute`: a crashed or killed QEMU shows as `shutdown`; a task whose
 //! `compute` died (its lock is free) is cleared; an interrupted boot becomes `error`
-//! with a fault, and its stray process and files are removed. A guest's relay and
-//! network namespace (user mode) are treated like its QEMU.
+//! with a fault, and its stray process and files are removed, unless its boot is
+//! queued again (a host agent killed while building: the boot is taken again and
+//! starts from nothing). A guest's relay and network namespace (user mode) are
+//! treated like its QEMU.
 
 use super::{lock, now, DriverError, Host, KILL_TIMEOUT};
 use crate::qemu::process;
 use compute::lifecycle::{PowerState, VmState};
-use compute_store::{Fault, FaultChange};
+use compute_store::{Fault, FaultChange, WorkAction};
+use std::collections::HashSet;
 
 impl Host {
-    pub(crate) fn reconcile(&mut self) -> Result<(), DriverError> {
+    /// Makes the database agree with the QEMU processes of this host (see the
+    /// module documentation); every command does it first, a host agent at start
+    /// and then now and again.
+    pub fn reconcile(&mut self) -> Result<(), DriverError> {
         let summaries = self.store.instances_claiming_processes(&self.name)?;
+        let queued_boots: HashSet<String> = self
+            .store
+            .queued_work(&self.name)?
+            .into_iter()
+            .filter(|w| matches!(w.action, WorkAction::Boot { .. }))
+            .map(|w| w.uuid)
+            .collect();
         for s in summaries {
             let claims_process =
                 s.pid.is_some() || s.state.task.is_some() || s.state.power != PowerState::Shutdown;
@@ -47,6 +60,14 @@ impl Host {
                 self.unwire_net(&s.uuid)?;
                 let _ = std::fs::remove_dir_all(&self.layout.instance(&s.uuid).dir);
                 self.store.set_runtime(&s.uuid, None, None)?;
+                if queued_boots.contains(&s.uuid) {
+                    tracing::info!(
+                        uuid = s.uuid,
+                        qemu = alive,
+                        "reconciled: interrupted boot cleaned up; its queued boot builds it again"
+                    );
+                    continue;
+                }
                 let fault = Fault {
                     code: 500,
                     message: "Build of instance aborted: compute stopped while it was building"

@@ -94,6 +94,12 @@ impl Conn {
     /// Parses `url` and connects; a bad URL or a server that cannot be reached is
     /// [`StoreError::Open`] naming it.
     pub fn connect(url: &str) -> Result<Conn, StoreError> {
+        Conn::connect_as(url, "compute")
+    }
+
+    /// [`Conn::connect`] under an application name that `pg_stat_activity` shows
+    /// (unless the URL gives one).
+    pub fn connect_as(url: &str, application: &str) -> Result<Conn, StoreError> {
         let mut config: Config = url.parse().map_err(|e: postgres::Error| StoreError::Open {
             location: redact(url),
             source: Box::new(e),
@@ -102,7 +108,7 @@ impl Conn {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         if config.get_application_name().is_none() {
-            config.application_name("compute");
+            config.application_name(application);
         }
         let location = describe(&config);
         let client = config.connect(NoTls).map_err(|e| StoreError::Open {

@@ -5,8 +5,8 @@
 
 use super::conn::col;
 use crate::records::{
-    amount, parse_work_action, validate_host_name, work_action_json, HostRecord, HostRow, HostSpec,
-    Work, WorkAction, WorkOutcome, WorkState,
+    amount, parse_work_action, validate_host_name, work_action_json, work_output, HostRecord,
+    HostRow, HostSpec, Work, WorkAction, WorkOutcome, WorkState,
 };
 use crate::StoreError;
 use compute::placement::AllocationRatios;
@@ -136,12 +136,15 @@ fn work_from_row(r: &Row) -> Result<Work, StoreError> {
     let id = col::<i64>(r, 0)?.max(0) as u64;
     let args: String = col(r, 3)?;
     let state: String = col(r, 4)?;
+    let outcome: Option<String> = col(r, 5)?;
+    let state = WorkState::from_columns(id, &state, outcome.clone())?;
     Ok(Work {
         id,
         host: col(r, 1)?,
         uuid: col(r, 2)?,
         action: parse_work_action(id, &args)?,
-        state: WorkState::from_columns(id, &state, col(r, 5)?)?,
+        output: work_output(&state, outcome),
+        state,
         created_at: col(r, 6)?,
         started_at: col(r, 7)?,
         finished_at: col(r, 8)?,
@@ -149,7 +152,7 @@ fn work_from_row(r: &Row) -> Result<Work, StoreError> {
 }
 
 pub(super) fn enqueue(
-    c: &mut Client,
+    c: &mut impl GenericClient,
     host: &str,
     uuid: &str,
     action: &WorkAction,
@@ -194,10 +197,7 @@ pub(super) fn finish_work(
     id: u64,
     outcome: &WorkOutcome,
 ) -> Result<(), StoreError> {
-    let (state, message) = match outcome {
-        WorkOutcome::Done => ("done", None),
-        WorkOutcome::Failed(m) => ("failed", Some(m.as_str())),
-    };
+    let (state, message) = outcome.columns();
     let n = c.execute(
         "UPDATE work SET state = $2, outcome = $3, finished_at = now() \
          WHERE id = $1 AND state = 'running'",
@@ -211,6 +211,19 @@ pub(super) fn finish_work(
         });
     }
     Ok(())
+}
+
+pub(super) fn queued_work(c: &mut Client, host: &str) -> Result<Vec<Work>, StoreError> {
+    c.query(
+        &format!(
+            "SELECT {} FROM work WHERE host = $1 AND state = 'queued' ORDER BY id",
+            work_columns()
+        ),
+        &[&host],
+    )?
+    .iter()
+    .map(work_from_row)
+    .collect()
 }
 
 pub(super) fn requeue_running(c: &mut Client, host: &str) -> Result<u64, StoreError> {

@@ -5,7 +5,7 @@
 use super::conn::col;
 use super::hosts;
 use crate::records::{amount, one_of, parse_state, InstanceRow, PasswordSet, INSTANCE_COLUMNS};
-use crate::{FaultChange, InstanceRecord, InstanceSummary, NewInstance, StoreError};
+use crate::{FaultChange, InstanceRecord, InstanceSummary, NewInstance, StoreError, WorkAction};
 use compute::lifecycle::State;
 use compute::mac::MacAddr;
 use compute::netalloc::{self, Subnet};
@@ -43,11 +43,14 @@ fn instance_from_row(r: &Row) -> Result<InstanceRecord, StoreError> {
     .into_record()
 }
 
+/// Records the instance and, when given, queues `work` for its host, in one
+/// transaction.
 pub(super) fn insert(
     c: &mut Client,
     subnet: Subnet,
     new: &NewInstance<'_>,
-) -> Result<InstanceRecord, StoreError> {
+    work: Option<&WorkAction>,
+) -> Result<(InstanceRecord, Option<u64>), StoreError> {
     let mut tx = c.transaction()?;
     // One insert at a time: each sees every earlier one's host usage and addresses.
     tx.query_one(
@@ -115,8 +118,12 @@ pub(super) fn insert(
         ],
     )?;
     let rec = by_uuid(&mut tx, new.uuid)?;
+    let id = match work {
+        Some(action) => Some(hosts::enqueue(&mut tx, &host, new.uuid, action)?),
+        None => None,
+    };
     tx.commit()?;
-    Ok(rec)
+    Ok((rec, id))
 }
 
 pub(super) fn by_uuid(

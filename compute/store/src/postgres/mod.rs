@@ -17,12 +17,15 @@
 //! stays) and the next request reconnects. No TLS: reach the server over its Unix
 //! socket, or a network you trust.
 
+mod agent;
 mod conn;
 mod feed;
 mod hosts;
+mod images;
 mod instances;
 mod schema;
 
+pub use agent::{lease_name, PgHostLease, PgWorkWatch, WorkNotice};
 pub use conn::describe_url;
 pub use feed::PgFeed;
 
@@ -125,6 +128,35 @@ fn insert_flavor(
         Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Err(StoreError::Exists {
             kind: "flavor",
             key: f.name.clone(),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn insert_image(c: &mut impl GenericClient, image: &Image) -> Result<(), StoreError> {
+    let res = c.execute(
+        &format!(
+            "INSERT INTO images ({IMAGE_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        ),
+        &[
+            &image.id,
+            &image.name,
+            &image.format,
+            &(image.size as i64),
+            &(image.virtual_size as i64),
+            &image.checksum,
+            &image.has_kernel,
+            &image.has_ramdisk,
+            &image.cmdline,
+            &image.created_at,
+        ],
+    );
+    match res {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Err(StoreError::Exists {
+            kind: "image",
+            key: image.id.clone(),
         }),
         Err(e) => Err(e.into()),
     }
@@ -239,27 +271,28 @@ impl Store for PgStore {
     // ---- images
 
     fn add_image(&self, image: &Image) -> Result<(), StoreError> {
-        self.run(|c| {
-            c.execute(
-                &format!(
-                    "INSERT INTO images ({IMAGE_COLUMNS}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-                ),
-                &[
-                    &image.id,
-                    &image.name,
-                    &image.format,
-                    &(image.size as i64),
-                    &(image.virtual_size as i64),
-                    &image.checksum,
-                    &image.has_kernel,
-                    &image.has_ramdisk,
-                    &image.cmdline,
-                    &image.created_at,
-                ],
-            )?;
-            Ok(())
-        })
+        self.run(|c| insert_image(c, image))
+    }
+
+    fn keeps_image_files(&self) -> bool {
+        true
+    }
+
+    fn add_image_with_files(
+        &mut self,
+        image: &Image,
+        files: &mut [(crate::ImagePart, &mut dyn std::io::Read)],
+    ) -> Result<Image, StoreError> {
+        self.run(|c| images::add_with_files(c, image, files))
+    }
+
+    fn read_image_file(
+        &self,
+        id: &str,
+        part: crate::ImagePart,
+        out: &mut dyn std::io::Write,
+    ) -> Result<crate::ImageFile, StoreError> {
+        self.run(|c| images::read_file(c, id, part, out))
     }
 
     fn images(&self) -> Result<Vec<Image>, StoreError> {
@@ -371,7 +404,18 @@ impl Store for PgStore {
 
     fn insert_instance(&mut self, new: &NewInstance<'_>) -> Result<InstanceRecord, StoreError> {
         let subnet = self.subnet;
-        self.run(|c| instances::insert(c, subnet, new))
+        self.run(|c| instances::insert(c, subnet, new, None))
+            .map(|(rec, _)| rec)
+    }
+
+    fn insert_instance_with_work(
+        &mut self,
+        new: &NewInstance<'_>,
+        action: &WorkAction,
+    ) -> Result<(InstanceRecord, u64), StoreError> {
+        let subnet = self.subnet;
+        let (rec, id) = self.run(|c| instances::insert(c, subnet, new, Some(action)))?;
+        Ok((rec, id.unwrap_or_default()))
     }
 
     fn instance_by_uuid(&self, uuid: &str) -> Result<InstanceRecord, StoreError> {
@@ -500,6 +544,10 @@ impl Store for PgStore {
 
     fn work(&self, id: u64) -> Result<Work, StoreError> {
         self.run(|c| hosts::work(c, id))
+    }
+
+    fn queued_work(&self, host: &str) -> Result<Vec<Work>, StoreError> {
+        self.run(|c| hosts::queued_work(c, host))
     }
 
     fn requeue_running(&self, host: &str) -> Result<u64, StoreError> {

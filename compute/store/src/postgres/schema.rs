@@ -2,7 +2,7 @@
 //! SQLite's (`crate::sqlite` keeps the other copy; types differ where the engines
 //! do: BIGINT for every count, BOOLEAN, TIMESTAMPTZ for the database's own clock).
 //!
-//! A migration runs in one transaction holding an advisory lock, so that two hosts
+//! A migration runs in one transaction under an advisory lock, so that two hosts
 //! starting at once migrate once, and a failure leaves the previous version whole
 //! (PostgreSQL's DDL is transactional). The version is the one row of
 //! `schema_version`.
@@ -173,8 +173,29 @@ CREATE TRIGGER work_changed AFTER INSERT OR UPDATE OF state ON work
     FOR EACH ROW EXECUTE FUNCTION compute_work_changed();
 "#;
 
+/// Version 3: image files in the database, so that every host can fetch what it
+/// boots: each file's size and SHA-256, and its bytes in chunks of
+/// [`super::images::CHUNK`] (going with their image).
+const V3: &str = r#"
+CREATE TABLE image_files (
+    image_id TEXT NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+    part TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    sha256 TEXT NOT NULL,
+    PRIMARY KEY (image_id, part)
+);
+CREATE TABLE image_chunks (
+    image_id TEXT NOT NULL,
+    part TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    bytes BYTEA NOT NULL,
+    PRIMARY KEY (image_id, part, seq),
+    FOREIGN KEY (image_id, part) REFERENCES image_files (image_id, part) ON DELETE CASCADE
+);
+"#;
+
 /// Each version's migration, in order: `MIGRATIONS[i]` takes version `i` to `i + 1`.
-const MIGRATIONS: [&str; 2] = [V1, V2];
+const MIGRATIONS: [&str; 3] = [V1, V2, V3];
 
 /// The version a database holds (0: empty).
 pub fn version(c: &mut impl GenericClient) -> Result<i64, postgres::Error> {
@@ -211,8 +232,31 @@ pub fn migrate(
     if found > known {
         return Err(too_new(found));
     }
+    // The lock is the session's, taken before the transaction starts: a process
+    // that waited for it must look at the catalog afresh, and PostgreSQL only takes
+    // in other sessions' catalog changes at a transaction's start (a table another
+    // migrator made while this one waited inside its transaction stays unseen).
+    c.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])?;
+    let migrated = migrate_locked(c, location, first_use);
+    let unlocked = c.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]);
+    migrated?;
+    unlocked?;
+    Ok(())
+}
+
+/// [`migrate`] once its lock is held.
+fn migrate_locked(
+    c: &mut Client,
+    location: &str,
+    first_use: impl FnOnce(&mut Transaction<'_>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let known = crate::SCHEMA_VERSION;
+    let too_new = |found| StoreError::SchemaTooNew {
+        location: location.to_owned(),
+        found,
+        known,
+    };
     let mut tx = c.transaction()?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
     let found = version(&mut tx)?;
     if found >= known {
         return if found > known {

@@ -3,8 +3,8 @@
 //! not depend on the clocks of the machines writing.
 
 use crate::records::{
-    amount, parse_work_action, validate_host_name, work_action_json, HostRecord, HostRow, HostSpec,
-    Work, WorkAction, WorkOutcome, WorkState,
+    amount, parse_work_action, validate_host_name, work_action_json, work_output, HostRecord,
+    HostRow, HostSpec, Work, WorkAction, WorkOutcome, WorkState,
 };
 use crate::StoreError;
 use compute::placement::AllocationRatios;
@@ -173,12 +173,14 @@ fn work_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Work, StoreError>> {
     let (host, uuid, created_at, started_at, finished_at) =
         (r.get(1)?, r.get(2)?, r.get(6)?, r.get(7)?, r.get(8)?);
     Ok((|| {
+        let state = WorkState::from_columns(id, &state, outcome.clone())?;
         Ok(Work {
             id,
             host,
             uuid,
             action: parse_work_action(id, &args)?,
-            state: WorkState::from_columns(id, &state, outcome)?,
+            output: work_output(&state, outcome),
+            state,
             created_at,
             started_at,
             finished_at,
@@ -242,10 +244,7 @@ pub(super) fn finish_work(
     id: u64,
     outcome: &WorkOutcome,
 ) -> Result<(), StoreError> {
-    let (state, message) = match outcome {
-        WorkOutcome::Done => ("done", None),
-        WorkOutcome::Failed(m) => ("failed", Some(m.as_str())),
-    };
+    let (state, message) = outcome.columns();
     let n = conn.execute(
         &format!(
             "UPDATE work SET state = ?2, outcome = ?3, finished_at = {NOW} \
@@ -261,6 +260,18 @@ pub(super) fn finish_work(
         });
     }
     Ok(())
+}
+
+pub(super) fn queued_work(conn: &Connection, host: &str) -> Result<Vec<Work>, StoreError> {
+    let mut st = conn.prepare(&format!(
+        "SELECT {WORK_COLUMNS} FROM work WHERE host = ?1 AND state = 'queued' ORDER BY id"
+    ))?;
+    let rows = st.query_map([host], work_from_row)?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(r??);
+    }
+    Ok(out)
 }
 
 pub(super) fn requeue_running(conn: &Connection, host: &str) -> Result<u64, StoreError> {

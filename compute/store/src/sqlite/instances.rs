@@ -4,7 +4,7 @@
 
 use super::hosts;
 use crate::records::{amount, one_of, parse_state, InstanceRow, PasswordSet, INSTANCE_COLUMNS};
-use crate::{FaultChange, InstanceRecord, InstanceSummary, NewInstance, StoreError};
+use crate::{FaultChange, InstanceRecord, InstanceSummary, NewInstance, StoreError, WorkAction};
 use compute::lifecycle::State;
 use compute::mac::MacAddr;
 use compute::netalloc::{self, Subnet};
@@ -43,12 +43,13 @@ fn instance_from_row(row: &Row<'_>) -> rusqlite::Result<Result<InstanceRecord, S
 }
 
 /// Records a new instance (building/spawning), allocating its fixed IP and MAC in
-/// the same transaction.
+/// the same transaction, and queues `work` for its host when given.
 pub(super) fn insert(
     conn: &mut Connection,
     subnet: Subnet,
     new: &NewInstance<'_>,
-) -> Result<InstanceRecord, StoreError> {
+    work: Option<&WorkAction>,
+) -> Result<(InstanceRecord, Option<u64>), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let states: Vec<HostState> = hosts::all(&tx)?
         .iter()
@@ -109,8 +110,12 @@ pub(super) fn insert(
                 amount(want.disk_gb)
             ],
         )?;
+    let id = match work {
+        Some(action) => Some(hosts::enqueue(&tx, &host, new.uuid, action)?),
+        None => None,
+    };
     tx.commit()?;
-    by_uuid(conn, new.uuid)
+    Ok((by_uuid(conn, new.uuid)?, id))
 }
 
 pub(super) fn by_uuid(conn: &Connection, uuid: &str) -> Result<InstanceRecord, StoreError> {

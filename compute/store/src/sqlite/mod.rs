@@ -317,7 +317,16 @@ impl Store for SqliteStore {
     // ---- instances
 
     fn insert_instance(&mut self, new: &NewInstance<'_>) -> Result<InstanceRecord, StoreError> {
-        instances::insert(&mut self.conn, self.subnet, new)
+        instances::insert(&mut self.conn, self.subnet, new, None).map(|(rec, _)| rec)
+    }
+
+    fn insert_instance_with_work(
+        &mut self,
+        new: &NewInstance<'_>,
+        action: &WorkAction,
+    ) -> Result<(InstanceRecord, u64), StoreError> {
+        let (rec, id) = instances::insert(&mut self.conn, self.subnet, new, Some(action))?;
+        Ok((rec, id.unwrap_or_default()))
     }
 
     fn instance_by_uuid(&self, uuid: &str) -> Result<InstanceRecord, StoreError> {
@@ -429,6 +438,10 @@ impl Store for SqliteStore {
 
     fn work(&self, id: u64) -> Result<Work, StoreError> {
         hosts::work(&self.conn, id)
+    }
+
+    fn queued_work(&self, host: &str) -> Result<Vec<Work>, StoreError> {
+        hosts::queued_work(&self.conn, host)
     }
 
     fn requeue_running(&self, host: &str) -> Result<u64, StoreError> {

@@ -160,8 +160,12 @@ CREATE TABLE work (
 CREATE INDEX work_queue ON work (host, state, id);
 "#;
 
+/// Version 3: PostgreSQL's keeps image files in the database for every host; a state
+/// folder keeps them beside its database (`images/<id>/`), so nothing changes here.
+const V3: &str = "-- image files stay in the state folder";
+
 /// Each version's migration, in order: `MIGRATIONS[i]` takes version `i` to `i + 1`.
-const MIGRATIONS: [&str; 2] = [V1, V2];
+const MIGRATIONS: [&str; 3] = [V1, V2, V3];
 
 /// The version a database holds: `schema_version`, else the legacy user_version.
 pub fn version(conn: &Connection) -> rusqlite::Result<i64> {

@@ -3,6 +3,7 @@
 //! throwaway cluster (`pgtest`). Raw SQL checks go through `psql` and rusqlite, so
 //! that what is asserted is what the database holds.
 
+mod agent;
 mod feed;
 mod hosts;
 mod instances;

@@ -18,13 +18,13 @@ fn the_version_is_recorded_and_a_newer_one_refused(f: Fixture) {
         err,
         StoreError::SchemaTooNew {
             found: 7,
-            known: 2,
+            known: 3,
             ..
         }
     ));
     assert!(
         err.to_string()
-            .contains("has schema version 7, newer than this binary knows (2): upgrade"),
+            .contains("has schema version 7, newer than this binary knows (3): upgrade"),
         "{err}"
     );
     assert_eq!(
@@ -44,7 +44,7 @@ fn a_failed_migration_leaves_the_database_as_it_was(f: Fixture) {
         .err()
         .expect("fails");
     assert!(
-        matches!(err, StoreError::Migration { from: 0, to: 2, .. }),
+        matches!(err, StoreError::Migration { from: 0, to: 3, .. }),
         "{err}"
     );
     assert!(err.to_string().contains("it is left at version 0"), "{err}");
@@ -66,3 +66,38 @@ crate::both!(
     the_version_is_recorded_and_a_newer_one_refused,
     a_failed_migration_leaves_the_database_as_it_was,
 );
+
+fn processes_starting_at_once_migrate_once(f: Fixture) {
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let location = f.location.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                open_store(&location, crate::CIDR.parse().expect("cidr"))
+                    .map(drop)
+                    .map_err(|e| {
+                        let mut text = e.to_string();
+                        let mut cause = std::error::Error::source(&e);
+                        while let Some(c) = cause {
+                            text.push_str(": ");
+                            text.push_str(&c.to_string());
+                            cause = c.source();
+                        }
+                        text
+                    })
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("thread").expect("every opener succeeds");
+    }
+    assert_eq!(
+        f.sql("SELECT version FROM schema_version"),
+        SCHEMA_VERSION.to_string()
+    );
+    assert_eq!(f.sql("SELECT COUNT(*) FROM flavors"), "5");
+}
+
+crate::postgres_only!(processes_starting_at_once_migrate_once);
