@@ -22,3 +22,4 @@ pub mod source;
 pub mod state;
 pub mod userdata;
 pub mod view;
+pub mod watch;
