@@ -19,7 +19,7 @@ pub use set::{Change, InstanceSet};
 pub use signals::{Subscription, WaitLimits, WaitRefused};
 
 use compute::Instance;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use uuid::Uuid;
 
@@ -43,30 +43,6 @@ pub struct InstanceEntry {
     pub instance: Instance,
     pub generation: u64,
     pub password: Option<bytes::Bytes>,
-}
-
-/// The IPv6 link-local address a kernel derives from `mac` (RFC 4291, modified
-/// EUI-64): `fe80::` + the MAC with `ff:fe` in its middle and the U/L bit flipped.
-pub fn eui64_link_local(mac: [u8; 6]) -> Ipv6Addr {
-    let m = mac;
-    Ipv6Addr::from([
-        0xfe,
-        0x80,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        m[0] ^ 0x02,
-        m[1],
-        m[2],
-        0xff,
-        0xfe,
-        m[3],
-        m[4],
-        m[5],
-    ])
 }
 
 /// An IPv4 caller reaching a dual-stack socket shows as `::ffff:a.b.c.d`: use the v4 form.

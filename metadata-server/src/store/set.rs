@@ -10,7 +10,7 @@
 //! refuse the database's word: an address two instances claim at once answers for
 //! neither (logged) until one of them lets it go.
 
-use super::{canonical_ip, eui64_link_local, InstanceEntry, StoreError};
+use super::{canonical_ip, InstanceEntry, StoreError};
 use bytes::Bytes;
 use compute::Instance;
 use std::collections::HashMap;
@@ -134,7 +134,7 @@ fn link_locals(instance: &Instance) -> Vec<Ipv6Addr> {
         .flat_map(|n| n.links.iter())
         .filter_map(|l| l.ethernet_mac_address.as_deref())
         .filter_map(|m| m.parse::<compute::mac::MacAddr>().ok())
-        .map(|mac| eui64_link_local(mac.0))
+        .map(|mac| mac.eui64_link_local())
         .collect()
 }
 
