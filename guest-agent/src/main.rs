@@ -239,4 +239,5 @@ fn watch_metadata(c: &Common, w: &WatchArgs, opts: DiscoverOptions) -> anyhow::R
     Ok(ExitCode::SUCCESS)
 }
 
+#[cfg(test)]
 compute_flags::cli_help_tests!(Cli);

@@ -511,6 +511,7 @@ fn main() {
     }
 }
 
+#[cfg(test)]
 compute_flags::cli_help_tests!(Cli);
 
 #[cfg(test)]

@@ -113,4 +113,5 @@ fn main() -> ExitCode {
     })
 }
 
+#[cfg(test)]
 compute_flags::cli_help_tests!(Cli);

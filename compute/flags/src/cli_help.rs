@@ -223,7 +223,8 @@ pub use clap::CommandFactory;
 /// The tests every binary of the workspace runs on its command line `$cli` (a
 /// `clap::Parser` in the calling module): [`problems`] finds nothing, and clap's
 /// own consistency checks pass. One line at the bottom of each binary's command
-/// line module: `compute_flags::cli_help_tests!(Cli);`.
+/// line module: `#[cfg(test)] compute_flags::cli_help_tests!(Cli);` (the attribute
+/// lets crates that have compute-flags as a dev-dependency only use it).
 #[macro_export]
 macro_rules! cli_help_tests {
     ($cli:ident) => {

@@ -35,4 +35,5 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+#[cfg(test)]
 compute_flags::cli_help_tests!(Cli);

@@ -167,6 +167,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+#[cfg(test)]
 compute_flags::cli_help_tests!(Cli);
 
 #[cfg(test)]
