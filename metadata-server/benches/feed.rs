@@ -76,8 +76,8 @@ fn bulk_insert(db: &pgtest::Database, host: &str, from: u64, to: u64) {
 }
 
 fn set_meta(store: &mut PgStore, i: u64, value: &str) {
-    let change = |doc: &str| -> Result<String, String> {
-        let mut v: serde_json::Value = serde_json::from_str(doc).map_err(|e| e.to_string())?;
+    let change = |doc: &str| -> Result<String, compute_store::DocumentProblem> {
+        let mut v: serde_json::Value = serde_json::from_str(doc)?;
         v["meta"]["role"] = value.into();
         Ok(v.to_string())
     };

@@ -240,7 +240,14 @@ fn build_static_agent() -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(&workspace)
-        .args(["build", "--profile", "guest", "--locked", "-p", "guest-agent"])
+        .args([
+            "build",
+            "--profile",
+            "guest",
+            "--locked",
+            "-p",
+            "guest-agent",
+        ])
         .args(["--target", triple, "--target-dir"])
         .arg(&target_dir)
         .env("RUSTFLAGS", "-C target-feature=+crt-static")

@@ -133,8 +133,8 @@ impl Db {
 
     /// Sets `meta[key] = value` on instance N, as `compute meta-set` does.
     pub fn set_meta(&mut self, n: u8, key: &str, value: &str) {
-        let change = |doc: &str| -> Result<String, String> {
-            let mut v: serde_json::Value = serde_json::from_str(doc).map_err(|e| e.to_string())?;
+        let change = |doc: &str| -> Result<String, compute_store::DocumentProblem> {
+            let mut v: serde_json::Value = serde_json::from_str(doc)?;
             v["meta"][key] = value.into();
             Ok(v.to_string())
         };
