@@ -17,6 +17,7 @@ pub mod instance;
 pub mod keypair;
 pub mod lifecycle;
 pub mod mac;
+pub mod meta_edit;
 pub mod media;
 pub mod metadata;
 pub mod netalloc;

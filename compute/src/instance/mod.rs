@@ -8,7 +8,6 @@
 mod device;
 mod error;
 mod hostname;
-mod meta_edit;
 mod netmodel;
 mod network;
 mod validate;
@@ -16,7 +15,6 @@ mod validate;
 pub use device::{Bus, Device};
 pub use error::{FieldError, InstanceError};
 pub use hostname::{is_valid_hostname, sanitize_hostname};
-pub use meta_edit::{edit_metadata, MetaEdit, MetaEditError};
 pub use netmodel::{IpFamily, NetworkError, NetworkProblem, StaticRoute};
 pub use network::{FixedAddress, Link, Network, NetworkData, NetworkType, Route, Service};
 pub use validate::decode_base64;

@@ -6,7 +6,7 @@
 use super::host::HostArgs;
 use super::Format;
 use anyhow::bail;
-use compute::instance::{edit_metadata, MetaEdit};
+use compute::meta_edit::{edit_metadata, MetaEdit};
 use std::process::ExitCode;
 
 /// Set or update metadata on a server.

@@ -3,7 +3,7 @@
 //! the new document out, checked as a whole (Nova's metadata limits and every rule
 //! of an instance document). Pure: the store applies it under its row lock.
 
-use super::{Instance, InstanceDocument, InstanceError};
+use crate::instance::{Instance, InstanceDocument, InstanceError};
 use crate::quota::{self, QuotaError};
 
 /// One change to an instance's metadata, as Nova's calls make them.
@@ -64,7 +64,7 @@ mod tests {
     use super::*;
 
     fn base() -> String {
-        let doc = include_str!("../../tests/fixtures/basic.json");
+        let doc = include_str!("../tests/fixtures/basic.json");
         serde_json::to_string(&InstanceDocument::from_json(doc.as_bytes()).expect("fixture"))
             .expect("json")
     }
