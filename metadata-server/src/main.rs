@@ -240,7 +240,7 @@ async fn run_serve(args: ServeCommand) -> Result<()> {
             let config = FeedConfig::new(location.clone(), args.host.clone());
             let store = store.clone();
             Some(
-                tokio::task::spawn_blocking(move || feed::start(config, store))
+                tokio::task::spawn_blocking(move || feed::start(config, store).map_err(Box::new))
                     .await
                     .context("the feed's start failed")??,
             )
