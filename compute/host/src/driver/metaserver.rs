@@ -1,5 +1,7 @@
-//! The metadata server compute runs for its instances: one `metadata-server serve
-//! --state-dir` process per state folder, reading the same database, started on
+//! The metadata server compute runs for its instances: one `metadata-server serve`
+//! process per state folder, reading the same records as compute (`--state-dir`: the
+//! folder's SQLite; a host agent's: `--database URL --host NAME`, this host's
+//! instances of the shared database, followed through its change feed), started on
 //! demand when an instance starts and stopped when no instance runs any more.
 //!
 //! compute tells it which unix socket belongs to which instance through a listeners
@@ -17,6 +19,7 @@ use compute_flags::metadata_server::ServeArgs;
 use compute_flags::SettingsArgs;
 use compute_io::atomic::{self, AtomicError};
 use compute_io::tool::{self, ToolError, SETSID};
+use compute_store::Location;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -61,6 +64,11 @@ pub struct MetaServer<'a> {
     /// The rendering settings the server must use: the ones compute builds drives
     /// with, so that a guest reads the same bytes from both.
     pub settings: &'a Settings,
+    /// Where compute's records are: the server reads them there.
+    pub source: &'a Location,
+    /// The compute host this is: over a shared database, the server serves its
+    /// instances alone.
+    pub host: &'a str,
     /// Addresses served to every caller, who is known by source IP (bridge mode).
     pub listen: Vec<std::net::SocketAddr>,
 }
@@ -105,10 +113,23 @@ impl MetaServer<'_> {
             let bytes = compute::pyjson::to_vec(&self.settings.vendor_data);
             write_atomically(&vendor, &bytes)?;
         }
+        let (state_dir, database, host, data_dir) = match self.source {
+            Location::StateDir(dir) => (Some(dir.clone()), None, None, None),
+            // Its own files stay in the state folder, as they do with --state-dir.
+            Location::Postgres(url) => (
+                None,
+                Some(url.clone()),
+                Some(self.host.to_owned()),
+                Some(self.layout.metadata_dir()),
+            ),
+        };
         Ok(ServeArgs {
             listen: self.listen.clone(),
             instance_listeners_file: Some(self.layout.metadata_listeners()),
-            state_dir: Some(self.layout.root().to_owned()),
+            state_dir,
+            database,
+            host,
+            data_dir,
             pid_file: Some(self.layout.metadata_pidfile()),
             password_dir: self.layout.metadata_passwords(),
             settings: SettingsArgs::for_service(self.settings, Some(&vendor)),
