@@ -1,7 +1,8 @@
 //! A host agent that networks its guests (`--network user`) runs their metadata
 //! server over the shared database: `metadata-server serve --database URL --host
 //! NAME`, this host's instances followed through the change feed, its own files in
-//! the agent's state folder. Checked as a guest asks: from inside the instance's
+//! the agent's state folder, the database's password in its environment (not on
+//! its command line, which any local user can read). Checked as a guest asks: from inside the instance's
 //! network namespace, through its relay, at http://169.254.169.254; `compute
 //! meta-set` from the control machine reaches it there. The guest is QEMU on a blank
 //! disk (nothing boots). Needs root (network namespaces) and the `metadata-server`
@@ -62,7 +63,11 @@ fn an_agents_metadata_server_follows_the_shared_database_for_its_host() {
         "--metadata-server",
         server_bin.to_str().expect("utf-8"),
     ];
-    let mut agent = s.agent_networked("h1", None, &networking, &[]);
+    // A password in the URL (the test cluster trusts every connection, so it is
+    // carried, not checked): the server gets it in its environment, never in argv.
+    let url = s.url().replacen("postgres@", "postgres:s3cret@", 1);
+    assert_ne!(url, s.url());
+    let mut agent = s.agent_networked("h1", None, &url, &networking, &[]);
     s.wait_until("h1 up", PATIENCE, || s.is_up("h1"));
 
     let vm = s.json(&[
@@ -86,6 +91,14 @@ fn an_agents_metadata_server_follows_the_shared_database_for_its_host() {
             .cloned()
     };
     assert_eq!(after("--database"), Some(s.url()), "{argv:?}");
+    assert!(!argv.iter().any(|a| a.contains("s3cret")), "{argv:?}");
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
+    assert!(
+        environ
+            .split(|b| *b == 0)
+            .any(|v| v == b"PGPASSWORD=s3cret"),
+        "the password is in the server's environment"
+    );
     assert_eq!(after("--host").as_deref(), Some("h1"), "{argv:?}");
     assert!(!argv.iter().any(|a| a == "--state-dir"), "{argv:?}");
     assert_eq!(

@@ -99,15 +99,17 @@ impl Shared {
     }
 
     pub fn agent_with(&self, name: &str, qemu: Option<&Path>, extra: &[&str]) -> Agent {
-        self.agent_networked(name, qemu, &["--network", "plain"], extra)
+        self.agent_networked(name, qemu, &self.url(), &["--network", "plain"], extra)
     }
 
-    /// [`Shared::agent_with`] with these networking flags (`--network user
-    /// --metadata-server BIN`, ...).
+    /// [`Shared::agent_with`] with this database URL (the cluster trusts every
+    /// connection: a password in it is carried, not checked) and these networking
+    /// flags (`--network user --metadata-server BIN`, ...).
     pub fn agent_networked(
         &self,
         name: &str,
         qemu: Option<&Path>,
+        url: &str,
         networking: &[&str],
         extra: &[&str],
     ) -> Agent {
@@ -121,7 +123,7 @@ impl Shared {
         let mut c = Command::new(env!("CARGO_BIN_EXE_compute"));
         c.arg("--state-dir")
             .arg(&state)
-            .args(["--database", &self.url()])
+            .args(["--database", url])
             .args(["--accel", "tcg"])
             .args(networking)
             .args([
