@@ -17,14 +17,60 @@
 //!   Each round runs the three back to back; medians of ROUNDS (default 5) rounds.
 //!   The machine's cores are shared by wrk, the server, PostgreSQL and the writers:
 //!   the control separates what following the feed costs from what the writers'
-//!   load costs.
+//!   load costs. With PIN=1 the server and wrk run on the first half of the CPUs
+//!   and PostgreSQL and the writers on the other half (`taskset`), as when the
+//!   database is another machine: idle and busy then differ by what following the
+//!   feed costs the server, not by cores the writers take from it.
 
 use compute_store::{HostSpec, PgStore, Store};
 use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+
+/// With PIN=1: the CPUs (a `taskset` list) of the server and wrk.
+static SERVE_CPUS: OnceLock<Option<String>> = OnceLock::new();
+
+/// `program`, on the server's CPUs when they are pinned.
+fn on_serve_cpus(program: &str) -> Command {
+    match SERVE_CPUS.get().and_then(Option::as_deref) {
+        Some(cpus) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", cpus, program]);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
+/// PIN=1: this process (PostgreSQL and the writers start from it later) on the
+/// second half of the CPUs; the first half left to the server and wrk.
+fn pin(enabled: bool) {
+    if !enabled {
+        let _ = SERVE_CPUS.set(None);
+        return;
+    }
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert!(n >= 2, "PIN=1 needs two CPUs or more, this machine has {n}");
+    let half = n / 2;
+    let list = |from: usize, to: usize| match to - from {
+        1 => from.to_string(),
+        _ => format!("{from}-{}", to - 1),
+    };
+    let ok = Command::new("taskset")
+        .args(["-pc", &list(half, n), &std::process::id().to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .expect("taskset (package util-linux)");
+    assert!(ok.success(), "taskset failed");
+    let _ = SERVE_CPUS.set(Some(list(0, half)));
+    println!(
+        "pinned: server and wrk on CPUs {}, PostgreSQL and writers on CPUs {}",
+        list(0, half),
+        list(half, n)
+    );
+}
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -140,7 +186,7 @@ const META: &str = "/openstack/latest/meta_data.json";
 fn start_server(url: &str, work: &std::path::Path) -> (Server, Duration) {
     let bound = free_port();
     let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_metadata-server"))
+    let child = on_serve_cpus(env!("CARGO_BIN_EXE_metadata-server"))
         .args(["serve", "--database", url, "--host", "h1", "--listen"])
         .arg(format!("127.0.0.1:{}", free_port()))
         .arg("--instance-listener")
@@ -214,7 +260,7 @@ fn writers(
 
 /// wrk's requests per second.
 fn wrk(port: u16, secs: u64) -> f64 {
-    let out = Command::new("wrk")
+    let out = on_serve_cpus("wrk")
         .args(["-t2", "-c32", &format!("-d{secs}s")])
         .arg(format!("http://127.0.0.1:{port}{META}"))
         .output()
@@ -257,11 +303,15 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let instances = env_or("INSTANCES", 100_000);
-    let changes = env_or("CHANGES", 200);
-    let rate = env_or("RATE", 1000);
-    let rounds = env_or("ROUNDS", 5);
-    let secs = env_or("DURATION", 5);
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this file too,
+    // unoptimised: there, a small run only checks that it still works.
+    let full = std::env::args().any(|a| a == "--bench");
+    let instances = env_or("INSTANCES", if full { 100_000 } else { 1_000 });
+    let changes = env_or("CHANGES", if full { 200 } else { 10 });
+    let rate = env_or("RATE", if full { 1000 } else { 100 });
+    let rounds = env_or("ROUNDS", if full { 5 } else { 1 });
+    let secs = env_or("DURATION", if full { 5 } else { 1 });
+    pin(env_or("PIN", 0) == 1);
     let work = tempfile::tempdir().expect("work folder");
 
     let db = pgtest::cluster().database();
@@ -346,6 +396,13 @@ fn main() {
             instances + 1000,
         );
         control.push(r);
+        // Each round's numbers show how noisy the machine is.
+        println!(
+            "  round {}: idle {:.0}, h1 updates {:.0}, h2 updates {r:.0} req/s",
+            idle.len(),
+            idle[idle.len() - 1],
+            busy[busy.len() - 1]
+        );
     }
     let (idle, busy, control) = (median(idle), median(busy), median(control));
     println!(

@@ -71,10 +71,6 @@ pub struct Ec2Args {
     /// Certificate (PEM) of --identity-key, for verifiers.
     #[arg(long, value_name = "FILE", requires = "identity_key")]
     pub identity_cert: Option<PathBuf>,
-    /// The server's own state: the identity key it made and maintenance events
-    /// (default: STATE/metadata with --state-dir, else /var/lib/metadata-server).
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
 }
 
 impl Ec2Args {

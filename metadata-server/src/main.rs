@@ -99,18 +99,9 @@ struct ServeCommand {
         long,
         value_name = "FILE|DIR",
         required_unless_present_any = ["state_dir", "database"],
-        conflicts_with_all = ["state_dir", "database"]
+        conflicts_with_all = ["state_dir", "database", "host"]
     )]
     instances: Option<PathBuf>,
-    /// Serve the instances of a PostgreSQL database that many hosts share
-    /// (`postgresql://user@host/db`), following its change feed; guests' passwords
-    /// are kept there too (not in --password-dir).
-    #[arg(long, value_name = "URL", conflicts_with = "state_dir")]
-    database: Option<String>,
-    /// With --database or --state-dir: serve only the instances placed on this host
-    /// (default: every instance).
-    #[arg(long, value_name = "NAME", conflicts_with = "instances")]
-    host: Option<String>,
     /// Requests waiting for a change (`?wait_for_change=true`) at once, in all; 429 beyond.
     #[arg(long, value_name = "N", default_value_t = WaitLimits::default().total)]
     max_waiters: usize,
@@ -200,7 +191,7 @@ async fn run_serve(args: ServeCommand) -> Result<()> {
     args.ec2.apply(&mut settings);
     let settings = Arc::new(settings);
     let data = ec2_args::data_dir(
-        args.ec2.data_dir.as_deref(),
+        args.launch.data_dir.as_deref(),
         args.launch.state_dir.as_deref(),
     );
     let signer = args
@@ -208,7 +199,7 @@ async fn run_serve(args: ServeCommand) -> Result<()> {
         .signer(&data, args.cache_capacity)
         .context("setting up the identity document signer")?
         .map(Arc::new);
-    if let Some(h) = &args.host {
+    if let Some(h) = &args.launch.host {
         compute_store::validate_host_name(h)?;
     }
     let store = Arc::new(InstanceStore::new(
@@ -218,7 +209,11 @@ async fn run_serve(args: ServeCommand) -> Result<()> {
             total: args.max_waiters,
         },
     ));
-    let location = match (&args.instances, &args.launch.state_dir, &args.database) {
+    let location = match (
+        &args.instances,
+        &args.launch.state_dir,
+        &args.launch.database,
+    ) {
         (Some(_), _, _) => None,
         (None, _, Some(url)) => Some(Location::Postgres(url.clone())),
         (None, Some(dir), None) => Some(Location::StateDir(dir.clone())),
@@ -237,7 +232,7 @@ async fn run_serve(args: ServeCommand) -> Result<()> {
     };
     let follower = match &location {
         Some(location) => {
-            let config = FeedConfig::new(location.clone(), args.host.clone());
+            let config = FeedConfig::new(location.clone(), args.launch.host.clone());
             let store = store.clone();
             Some(
                 tokio::task::spawn_blocking(move || feed::start(config, store).map_err(Box::new))
@@ -537,6 +532,9 @@ mod tests {
             listen: vec!["169.254.169.254:80".parse().expect("addr")],
             instance_listeners_file: Some("/state/metadata/listeners".into()),
             state_dir: Some("/state".into()),
+            database: None,
+            host: None,
+            data_dir: None,
             pid_file: Some("/state/metadata/server.pid".into()),
             password_dir: "/state/metadata/passwords".into(),
             settings: SettingsArgs {
@@ -547,12 +545,22 @@ mod tests {
                 serve_files: true,
             },
         };
-        match parse(serve.to_args()) {
-            Command::Serve(cmd) => {
-                assert_eq!(cmd.launch, serve);
-                assert!(cmd.instances.is_none() && cmd.instance_listener.is_empty());
+        // A host agent's server: this host's instances of the shared database.
+        let shared = ServeArgs {
+            state_dir: None,
+            database: Some("postgresql://nova@%2Frun%2Fpostgresql/compute".into()),
+            host: Some("compute-a".into()),
+            data_dir: Some("/state/metadata".into()),
+            ..serve.clone()
+        };
+        for serve in [serve, shared] {
+            match parse(serve.to_args()) {
+                Command::Serve(cmd) => {
+                    assert_eq!(cmd.launch, serve);
+                    assert!(cmd.instances.is_none() && cmd.instance_listener.is_empty());
+                }
+                _ => panic!("not serve"),
             }
-            _ => panic!("not serve"),
         }
         let relay = RelayArgs {
             instance: uuid::Uuid::from_u128(7),

@@ -17,27 +17,6 @@ use common::stderr;
 
 const PATIENCE: Duration = Duration::from_secs(120);
 
-fn blank_image(s: &Shared) -> String {
-    let disk = s.path("root.qcow2");
-    let ok = Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2"])
-        .arg(&disk)
-        .arg("16M")
-        .status()
-        .expect("qemu-img: install qemu-utils (scripts/test does)");
-    assert!(ok.success());
-    let image = s.json(&[
-        "image-import",
-        "--name",
-        "blank",
-        "--file",
-        disk.to_str().expect("utf-8"),
-        "--format",
-        "json",
-    ]);
-    image["id"].as_str().expect("id").to_owned()
-}
-
 fn fake_qemu(s: &Shared, body: &str) -> PathBuf {
     let path = s.path("fake-qemu");
     std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write script");
@@ -53,7 +32,7 @@ fn alive(pid: i64, uuid: &str) -> bool {
 #[test]
 fn two_hosts_share_one_database_and_images_reach_them_through_it() {
     let s = Shared::new();
-    let image = blank_image(&s);
+    let image = s.blank_image();
     assert!(
         !s.control().join("images").join(&image).exists(),
         "the importing machine keeps no copy"
@@ -189,7 +168,7 @@ fn two_hosts_share_one_database_and_images_reach_them_through_it() {
 #[test]
 fn an_agent_killed_mid_boot_builds_it_after_its_restart() {
     let s = Shared::new();
-    blank_image(&s);
+    s.blank_image();
     // A QEMU that writes its pid file and never finishes starting: the agent is
     // killed while it waits for it.
     let hang = fake_qemu(
@@ -249,7 +228,7 @@ fn an_agent_killed_mid_boot_builds_it_after_its_restart() {
 }
 
 #[test]
-fn an_agent_needs_a_database_a_name_and_plain_networking() {
+fn an_agent_needs_a_database_and_a_name() {
     let s = Shared::new();
     let run = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_compute"))
@@ -271,19 +250,6 @@ fn an_agent_needs_a_database_a_name_and_plain_networking() {
     let url = s.url();
     let e = run(&["--database", &url, "host-agent", "--host", "a b"]);
     assert!(e.contains("invalid host: `a b`"), "{e}");
-    let e = run(&[
-        "--database",
-        &url,
-        "--network",
-        "user",
-        "host-agent",
-        "--host",
-        "h1",
-    ]);
-    assert!(
-        e.contains("host agents run guests with --network plain for now"),
-        "{e}"
-    );
     assert_eq!(
         s.db.psql("SELECT COUNT(*) FROM pg_tables WHERE tablename = 'hosts'"),
         "0",
@@ -294,7 +260,7 @@ fn an_agent_needs_a_database_a_name_and_plain_networking() {
 #[test]
 fn sigterm_mid_action_finishes_it_before_the_agent_stops() {
     let s = Shared::new();
-    blank_image(&s);
+    s.blank_image();
     // A QEMU that takes three seconds to fail: the action is in progress meanwhile.
     let marker = s.path("qemu-started");
     let slow = fake_qemu(

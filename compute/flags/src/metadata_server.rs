@@ -35,6 +35,19 @@ pub struct ServeArgs {
     /// Serve the instances of compute's state folder (its database, read-only).
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Serve the instances of a PostgreSQL database that many hosts share
+    /// (`postgresql://user@host/db`), following its change feed; guests' passwords
+    /// are kept there too (not in --password-dir).
+    #[arg(long, value_name = "URL", conflicts_with = "state_dir")]
+    pub database: Option<String>,
+    /// With --database or --state-dir: serve only the instances placed on this host
+    /// (default: every instance).
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+    /// The server's own state: the identity key it made and maintenance events
+    /// (default: STATE/metadata with --state-dir, else /var/lib/metadata-server).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
     /// Write the server's pid here once it listens (for a supervisor such as compute).
     #[arg(long, value_name = "FILE")]
     pub pid_file: Option<PathBuf>,
@@ -61,6 +74,13 @@ impl ServeArgs {
             &self.instance_listeners_file,
         );
         push_path(&mut args, "--state-dir", &self.state_dir);
+        if let Some(url) = &self.database {
+            args.extend(["--database".into(), url.into()]);
+        }
+        if let Some(host) = &self.host {
+            args.extend(["--host".into(), host.into()]);
+        }
+        push_path(&mut args, "--data-dir", &self.data_dir);
         push_path(&mut args, "--pid-file", &self.pid_file);
         args.extend(["--password-dir".into(), self.password_dir.clone().into()]);
         args.extend(self.settings.to_args());
@@ -189,6 +209,9 @@ mod tests {
             ],
             instance_listeners_file: Some("/state/metadata/listeners".into()),
             state_dir: Some("/state dir".into()),
+            database: None,
+            host: None,
+            data_dir: None,
             pid_file: Some("/state/metadata/server.pid".into()),
             password_dir: "/state/metadata/passwords".into(),
             settings: SettingsArgs {
@@ -200,6 +223,14 @@ mod tests {
             },
         };
         assert_eq!(serve(&full), full);
+        let shared = ServeArgs {
+            state_dir: None,
+            database: Some("postgresql://nova@%2Frun%2Fpostgresql/compute".into()),
+            host: Some("compute-a".into()),
+            data_dir: Some("/state/metadata".into()),
+            ..full.clone()
+        };
+        assert_eq!(serve(&shared), shared);
         let scoped: OsString = "[fe80::a9fe:a9fe%7]:80".into();
         assert!(
             full.to_args().contains(&scoped),
@@ -209,6 +240,9 @@ mod tests {
             listen: Vec::new(),
             instance_listeners_file: None,
             state_dir: None,
+            database: None,
+            host: None,
+            data_dir: None,
             pid_file: None,
             password_dir: DEFAULT_PASSWORD_DIR.into(),
             settings: SettingsArgs {

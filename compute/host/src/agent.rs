@@ -19,9 +19,9 @@
 //! stops heartbeating and leaves every QEMU running, as Nova's compute service does.
 //! It must not parse command lines, handle signals or print: the front door does.
 
-use crate::driver::{DriverError, Host, HostConfig, NetworkMode, Networking};
+use crate::driver::{DriverError, Host, HostConfig, Networking};
 use compute_store::{
-    PgHostLease, PgStore, PgWorkWatch, Store, StoreError, Work, WorkAction, WorkOutcome,
+    Location, PgHostLease, PgStore, PgWorkWatch, Store, StoreError, Work, WorkAction, WorkOutcome,
     CONSOLE_OUTPUT_LIMIT,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -73,8 +73,6 @@ pub enum AgentError {
         #[source]
         source: StoreError,
     },
-    #[error("host agents run guests with --network plain for now: the metadata server that `user` and `bridge` networking start reads a state folder's database, not the shared one")]
-    Networking,
     #[error("cannot start the heartbeat thread")]
     Thread(#[source] std::io::Error),
 }
@@ -148,9 +146,6 @@ pub fn run(config: AgentConfig, stop: &AtomicBool) -> Result<(), AgentError> {
         .host_name
         .clone()
         .ok_or(AgentError::NoHostName)?;
-    if config.networking.mode != NetworkMode::Plain {
-        return Err(AgentError::Networking);
-    }
     let start = |e: StoreError| AgentError::from((name.clone(), e));
     let mut lease = PgHostLease::acquire(&config.database, &name).map_err(start)?;
     let store = PgStore::connect(&config.database, config.host.cidr).map_err(start)?;
@@ -162,12 +157,13 @@ pub fn run(config: AgentConfig, stop: &AtomicBool) -> Result<(), AgentError> {
             "work a previous agent of this host had taken is queued again"
         );
     }
-    let mut host =
-        Host::with_store(config.host, config.networking, Box::new(store)).map_err(|e| {
-            AgentError::Start {
-                host: name.clone(),
-                source: Box::new(e),
-            }
+    // The metadata server this host runs (user and bridge networking) follows the
+    // same database, for this host's instances.
+    let location = Location::Postgres(config.database.clone());
+    let mut host = Host::with_store(config.host, config.networking, Box::new(store), location)
+        .map_err(|e| AgentError::Start {
+            host: name.clone(),
+            source: Box::new(e),
         })?;
     lease.heartbeat().map_err(start)?;
     let mut watch = PgWorkWatch::connect(&config.database).map_err(start)?;

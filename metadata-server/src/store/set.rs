@@ -140,6 +140,13 @@ fn link_locals(instance: &Instance) -> Vec<Ipv6Addr> {
 
 /// `uuid` claims `key`; returns the other claimants when it becomes shared.
 fn claim<K: ShardKey>(map: &mut Sharded<K, Owner>, key: K, uuid: Uuid) -> Option<Arc<[Uuid]>> {
+    // Already this instance's (most changes keep an instance's addresses): looked
+    // at, not copied.
+    match map.get(&key) {
+        Some(Owner::One(u)) if *u == uuid => return None,
+        Some(Owner::Shared(all)) if all.contains(&uuid) => return None,
+        _ => {}
+    }
     let slot = map.shard_mut(&key).entry(key);
     let owner = slot.or_insert(Owner::One(uuid));
     let merged: Arc<[Uuid]> = match owner {
@@ -349,6 +356,24 @@ mod tests {
     fn who(set: &InstanceSet, ip: &str) -> Option<u128> {
         set.by_ip(&ip.parse().expect("ip"))
             .map(|e| e.instance.uuid().as_u128())
+    }
+
+    #[test]
+    fn a_change_that_keeps_the_addresses_copies_no_address_shard() {
+        let (one, _) = InstanceSet::default().apply(vec![up(1, "10.0.0.1", "a")]);
+        let (two, changed) = one.apply(vec![up(1, "10.0.0.1", "renamed")]);
+        assert_eq!(changed, vec![Uuid::from_u128(1)]);
+        fn shared<K>(a: &Sharded<K, Owner>, b: &Sharded<K, Owner>) -> bool {
+            a.0.iter().zip(b.0.iter()).all(|(x, y)| Arc::ptr_eq(x, y))
+        }
+        assert!(shared(&one.by_ip, &two.by_ip));
+        assert!(shared(&one.by_link_local, &two.by_link_local));
+        assert_eq!(who(&two, "10.0.0.1"), Some(1));
+        let name = |s: &InstanceSet| {
+            s.get(&Uuid::from_u128(1))
+                .map(|e| e.instance.name().to_owned())
+        };
+        assert_eq!(name(&two).as_deref(), Some("renamed"));
     }
 
     #[test]

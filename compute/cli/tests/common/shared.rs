@@ -69,6 +69,29 @@ impl Shared {
         serde_json::from_str(&self.ok(args)).expect("json")
     }
 
+    /// Imports `blank` (a 16 MiB qcow2: QEMU runs it, nothing boots) into the
+    /// database; its id.
+    pub fn blank_image(&self) -> String {
+        let disk = self.path("root.qcow2");
+        let ok = Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2"])
+            .arg(&disk)
+            .arg("16M")
+            .status()
+            .expect("qemu-img: install qemu-utils (scripts/test does)");
+        assert!(ok.success());
+        let image = self.json(&[
+            "image-import",
+            "--name",
+            "blank",
+            "--file",
+            disk.to_str().expect("utf-8"),
+            "--format",
+            "json",
+        ]);
+        image["id"].as_str().expect("id").to_owned()
+    }
+
     /// Starts the agent of host `name` in its own state folder `state-<name>`,
     /// quick to heartbeat and poll; `qemu` replaces QEMU (a fake one).
     pub fn agent(&self, name: &str, qemu: Option<&Path>) -> Agent {
@@ -76,6 +99,20 @@ impl Shared {
     }
 
     pub fn agent_with(&self, name: &str, qemu: Option<&Path>, extra: &[&str]) -> Agent {
+        self.agent_networked(name, qemu, &self.url(), &["--network", "plain"], extra)
+    }
+
+    /// [`Shared::agent_with`] with this database URL (the cluster trusts every
+    /// connection: a password in it is carried, not checked) and these networking
+    /// flags (`--network user --metadata-server BIN`, ...).
+    pub fn agent_networked(
+        &self,
+        name: &str,
+        qemu: Option<&Path>,
+        url: &str,
+        networking: &[&str],
+        extra: &[&str],
+    ) -> Agent {
         let state = self.path(&format!("state-{name}"));
         let log = self.path(&format!("agent-{name}.log"));
         let out = std::fs::OpenOptions::new()
@@ -86,8 +123,9 @@ impl Shared {
         let mut c = Command::new(env!("CARGO_BIN_EXE_compute"));
         c.arg("--state-dir")
             .arg(&state)
-            .args(["--database", &self.url()])
-            .args(["--accel", "tcg", "--network", "plain"])
+            .args(["--database", url])
+            .args(["--accel", "tcg"])
+            .args(networking)
             .args([
                 "host-agent",
                 "--host",
@@ -135,6 +173,18 @@ impl Shared {
     pub fn show(&self, name: &str) -> serde_json::Value {
         self.json(&["show", name, "--format", "json"])
     }
+}
+
+/// The `metadata-server` built beside `compute` (`cargo test --workspace` builds
+/// both; `cargo build -p metadata-server` does it alone).
+pub fn metadata_server() -> PathBuf {
+    let beside = Path::new(env!("CARGO_BIN_EXE_compute")).with_file_name("metadata-server");
+    assert!(
+        beside.is_file(),
+        "{} is missing: build it first (`cargo build -p metadata-server`; `cargo test --workspace` does)",
+        beside.display()
+    );
+    beside
 }
 
 impl Agent {
@@ -197,9 +247,30 @@ impl Drop for Agent {
     }
 }
 
-/// Kills the QEMU processes whose command line names a folder under `dir` (the
-/// guests a test leaves behind when it fails).
+/// Kills the QEMU and `metadata-server` processes (guests, relays, servers) whose
+/// command line names a folder under `dir`, and deletes the network namespaces of
+/// the instances in its state folders: what a test leaves behind when it fails.
 pub fn kill_guests_under(dir: &Path) {
+    kill_processes_under(dir);
+    let Ok(folders) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for state in folders.flatten() {
+        let Ok(instances) = std::fs::read_dir(state.path().join("instances")) else {
+            continue;
+        };
+        for i in instances.flatten() {
+            let netns = compute_host::driver::usernet::netns_name(&i.file_name().to_string_lossy());
+            if Path::new("/run/netns").join(&netns).exists() {
+                let _ = Command::new("ip")
+                    .args(["netns", "delete", &netns])
+                    .status();
+            }
+        }
+    }
+}
+
+fn kill_processes_under(dir: &Path) {
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return;
     };
@@ -210,7 +281,8 @@ pub fn kill_guests_under(dir: &Path) {
         };
         let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline);
-        if cmdline.contains("qemu") && cmdline.contains(&needle) {
+        let ours = cmdline.contains("qemu") || cmdline.contains("metadata-server");
+        if ours && cmdline.contains(&needle) {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
         }
     }

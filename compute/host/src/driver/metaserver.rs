@@ -1,5 +1,8 @@
-//! The metadata server compute runs for its instances: one `metadata-server serve
-//! --state-dir` process per state folder, reading the same database, started on
+//! The metadata server compute runs for its instances: one `metadata-server serve`
+//! process per state folder, reading the same records as compute (`--state-dir`: the
+//! folder's SQLite; a host agent's: `--database URL --host NAME`, this host's
+//! instances of the shared database, followed through its change feed; the URL's
+//! password, if any, in its environment, not on its command line), started on
 //! demand when an instance starts and stopped when no instance runs any more.
 //!
 //! compute tells it which unix socket belongs to which instance through a listeners
@@ -17,6 +20,9 @@ use compute_flags::metadata_server::ServeArgs;
 use compute_flags::SettingsArgs;
 use compute_io::atomic::{self, AtomicError};
 use compute_io::tool::{self, ToolError, SETSID};
+use compute_store::postgres::{split_password, PASSWORD_ENV};
+use compute_store::Location;
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -61,6 +67,11 @@ pub struct MetaServer<'a> {
     /// The rendering settings the server must use: the ones compute builds drives
     /// with, so that a guest reads the same bytes from both.
     pub settings: &'a Settings,
+    /// Where compute's records are: the server reads them there.
+    pub source: &'a Location,
+    /// The compute host this is: over a shared database, the server serves its
+    /// instances alone.
+    pub host: &'a str,
     /// Addresses served to every caller, who is known by source IP (bridge mode).
     pub listen: Vec<std::net::SocketAddr>,
 }
@@ -98,21 +109,40 @@ impl MetaServer<'_> {
             .filter(|pid| process::is_guest(*pid, &self.marker()))
     }
 
-    /// The server's arguments, writing the vendor data file they name.
-    fn serve_args(&self) -> Result<ServeArgs, MetaServerError> {
+    /// The server's arguments, writing the vendor data file they name, and the
+    /// database's password, which goes in its environment, not its command line.
+    fn serve_args(&self) -> Result<(ServeArgs, Option<Vec<u8>>), MetaServerError> {
         let vendor = self.layout.metadata_dir().join("vendor_data.json");
         if !self.settings.vendor_data.is_empty() {
             let bytes = compute::pyjson::to_vec(&self.settings.vendor_data);
             write_atomically(&vendor, &bytes)?;
         }
-        Ok(ServeArgs {
+        let (state_dir, database, host, data_dir, password) = match self.source {
+            Location::StateDir(dir) => (Some(dir.clone()), None, None, None, None),
+            // Its own files stay in the state folder, as they do with --state-dir.
+            Location::Postgres(url) => {
+                let (url, password) = split_password(url);
+                (
+                    None,
+                    Some(url),
+                    Some(self.host.to_owned()),
+                    Some(self.layout.metadata_dir()),
+                    password,
+                )
+            }
+        };
+        let args = ServeArgs {
             listen: self.listen.clone(),
             instance_listeners_file: Some(self.layout.metadata_listeners()),
-            state_dir: Some(self.layout.root().to_owned()),
+            state_dir,
+            database,
+            host,
+            data_dir,
             pid_file: Some(self.layout.metadata_pidfile()),
             password_dir: self.layout.metadata_passwords(),
             settings: SettingsArgs::for_service(self.settings, Some(&vendor)),
-        })
+        };
+        Ok((args, password))
     }
 
     /// Starts the server unless it runs with these arguments (settings and listeners;
@@ -120,7 +150,8 @@ impl MetaServer<'_> {
     pub fn ensure_running(&self) -> Result<i32, MetaServerError> {
         let dir = self.layout.metadata_dir();
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let args = self.serve_args()?.to_args();
+        let (args, password) = self.serve_args()?;
+        let args = args.to_args();
         let recorded = dir.join("settings.args");
         let wanted: Vec<u8> = args
             .iter()
@@ -151,8 +182,11 @@ impl MetaServer<'_> {
         // setsid would report a missing server only by its exit status.
         let binary = locate(self.binary)?;
         // `setsid`: the server outlives this command and its terminal.
-        let mut child = SETSID
-            .command()
+        let mut command = SETSID.command();
+        if let Some(p) = password {
+            command.env(PASSWORD_ENV, std::ffi::OsString::from_vec(p));
+        }
+        let mut child = command
             .arg(binary)
             .args(&args)
             .stdin(Stdio::null())

@@ -28,7 +28,9 @@ use crate::qemu::{Accel, QemuCommand};
 use compute::lifecycle::{Action, LifecycleError, State};
 use compute::Settings;
 use compute_io::tool;
-use compute_store::{Fault, FaultChange, HostSpec, InstanceRecord, SqliteStore, Store, StoreError};
+use compute_store::{
+    Fault, FaultChange, HostSpec, InstanceRecord, Location, SqliteStore, Store, StoreError,
+};
 use layout::Layout;
 use lock::LockError;
 use std::path::{Path, PathBuf};
@@ -161,6 +163,8 @@ pub struct Host {
     pub(crate) layout: Layout,
     pub(crate) networking: Networking,
     pub(crate) store: Box<dyn Store>,
+    /// Where `store` is: the managed metadata server reads the same records.
+    pub(crate) location: Location,
     pub(crate) qemu: PathBuf,
     accel_choice: AccelChoice,
     accel: Option<Accel>,
@@ -204,16 +208,19 @@ impl Host {
         let layout = Layout::new(&config.state_dir);
         layout.create()?;
         let store = SqliteStore::open(layout.root(), config.cidr)?;
-        Host::with_store(config, networking, Box::new(store))
+        let location = Location::StateDir(layout.root().to_owned());
+        Host::with_store(config, networking, Box::new(store), location)
     }
 
     /// [`Host::open_networked`] over the given store (another backend than the state
-    /// folder's SQLite file); `config.cidr` is then the store's business.
+    /// folder's SQLite file), found at `location` (the metadata server this host
+    /// runs follows it there); `config.cidr` is then the store's business.
     #[instrument(skip_all, fields(state_dir = %config.state_dir.display()))]
     pub fn with_store(
         config: HostConfig,
         networking: Networking,
         store: Box<dyn Store>,
+        location: Location,
     ) -> Result<Host, DriverError> {
         let layout = Layout::new(&config.state_dir);
         layout.create()?;
@@ -242,6 +249,7 @@ impl Host {
             layout,
             networking,
             store,
+            location,
             qemu: config.qemu,
             accel_choice: config.accel,
             accel: None,
@@ -441,6 +449,8 @@ impl Host {
             layout: &self.layout,
             binary: &self.networking.metadata_server,
             settings: &self.settings,
+            source: &self.location,
+            host: &self.name,
             listen: Vec::new(),
         }
     }

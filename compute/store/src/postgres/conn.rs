@@ -50,6 +50,53 @@ fn describe(c: &Config) -> String {
     out
 }
 
+/// The environment variable a password comes from when the URL has none (libpq's
+/// name): a process started with it does not show it in its command line.
+pub const PASSWORD_ENV: &str = "PGPASSWORD";
+
+/// `url` without its password, and the password: to start a process with the URL
+/// on its command line (which any local user can read) and the password in its
+/// environment ([`PASSWORD_ENV`]). A URL whose password this cannot take out safely
+/// (the rest would not parse back the same) comes back whole.
+pub fn split_password(url: &str) -> (String, Option<Vec<u8>>) {
+    let Ok(config) = url.parse::<Config>() else {
+        return (url.to_owned(), None);
+    };
+    let Some(password) = config.get_password().map(<[u8]>::to_vec) else {
+        return (url.to_owned(), None);
+    };
+    let stripped = without_password(url);
+    match stripped.parse::<Config>() {
+        Ok(c) if c.get_password().is_none() && describe(&c) == describe(&config) => {
+            (stripped, Some(password))
+        }
+        _ => (url.to_owned(), None),
+    }
+}
+
+/// [`redact`], taking the password out instead of blanking it.
+fn without_password(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(scheme_end) = out.find("://") {
+        let rest = &out[scheme_end + 3..];
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@') {
+            if let Some(colon) = rest[..at].find(':') {
+                out.replace_range(scheme_end + 3 + colon..scheme_end + 3 + at, "");
+            }
+        }
+    }
+    if let Some(p) = out.find("password=") {
+        let end = out[p..]
+            .find(|ch: char| ch == '&' || ch.is_whitespace())
+            .map_or(out.len(), |e| p + e + 1);
+        out.replace_range(p..end, "");
+        let trimmed = out.trim_end_matches(['&', '?', ' ']).len();
+        out.truncate(trimmed);
+    }
+    out
+}
+
 /// A string that did not parse: its user-info password and any `password=` blanked.
 fn redact(url: &str) -> String {
     let mut out = url.to_owned();
@@ -104,6 +151,11 @@ impl Conn {
             location: redact(url),
             source: Box::new(e),
         })?;
+        if config.get_password().is_none() {
+            if let Some(p) = std::env::var_os(PASSWORD_ENV) {
+                config.password(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()));
+            }
+        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -226,5 +278,48 @@ mod tests {
         let bad = describe_url("postgresql://nova:s3cret@db:notaport/compute");
         assert!(!bad.contains("s3cret"), "{bad}");
         assert!(!redact("x password=s3cret&y=1").contains("s3cret"));
+    }
+
+    #[test]
+    fn a_password_is_taken_out_of_a_url_and_handed_back() {
+        let split = |u: &str| {
+            let (url, pw) = split_password(u);
+            (url, pw.map(|p| String::from_utf8(p).expect("utf-8")))
+        };
+        let pw = Some("s3cr@t:".to_owned());
+        assert_eq!(
+            split("postgresql://nova:s3cr%40t%3A@db.example:5433/compute"),
+            (
+                "postgresql://nova@db.example:5433/compute".into(),
+                pw.clone()
+            )
+        );
+        assert_eq!(
+            split("postgresql://nova@db.example/compute?password=s3cr%40t%3A&connect_timeout=5"),
+            (
+                "postgresql://nova@db.example/compute?connect_timeout=5".into(),
+                pw.clone()
+            )
+        );
+        assert_eq!(
+            split("postgresql://nova@db.example/compute?connect_timeout=5&password=s3cr%40t%3A"),
+            (
+                "postgresql://nova@db.example/compute?connect_timeout=5".into(),
+                pw
+            )
+        );
+        assert_eq!(
+            split("host=/run/pg user=nova password=s3cret dbname=c"),
+            (
+                "host=/run/pg user=nova dbname=c".into(),
+                Some("s3cret".into())
+            )
+        );
+        for whole in [
+            "postgresql://nova@%2Frun%2Fpg/compute",
+            "postgresql://nova:s3cret@db:notaport/compute",
+        ] {
+            assert_eq!(split(whole), (whole.to_owned(), None));
+        }
     }
 }

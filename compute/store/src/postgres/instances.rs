@@ -263,11 +263,17 @@ pub(super) fn update_document(
         uuid: rec.uuid.clone(),
         problem,
     })?;
-    tx.execute(
-        "UPDATE instances SET document = $2, updated_at = $3 WHERE uuid = $1",
+    // The update takes the revision row (its trigger), which every writer of
+    // instances waits for until this transaction ends: the new row comes back with
+    // it, with no further round trip before the commit.
+    let row = tx.query_one(
+        &format!(
+            "UPDATE instances SET document = $2, updated_at = $3 WHERE uuid = $1 \
+             RETURNING {INSTANCE_COLUMNS}"
+        ),
         &[&rec.uuid, &document, &now],
     )?;
-    let rec = by_uuid(&mut tx, &rec.uuid)?;
+    let rec = instance_from_row(&row)?;
     tx.commit()?;
     Ok(rec)
 }

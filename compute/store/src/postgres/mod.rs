@@ -26,7 +26,7 @@ mod instances;
 mod schema;
 
 pub use agent::{lease_name, PgHostLease, PgWorkWatch, WorkNotice};
-pub use conn::describe_url;
+pub use conn::{describe_url, split_password, PASSWORD_ENV};
 pub use feed::PgFeed;
 
 use crate::records::{one_of, HostRecord, HostSpec, PasswordSet, Work, WorkAction, WorkOutcome};
