@@ -116,6 +116,8 @@ fn record_verbs_work_against_postgres() {
             flavor: &flavor,
             image_id: "img",
             key_name: Some("ops"),
+            project_id: compute_store::DEFAULT_PROJECT_ID,
+            user_id: compute_store::OPERATOR_USER_ID,
             now: "2024-01-01T00:00:00Z",
             host: Some("h2"),
             up_timeout: DEFAULT_UP_TIMEOUT,

@@ -189,6 +189,8 @@ pub fn import(
             has_ramdisk: req.ramdisk.is_some(),
             cmdline: req.cmdline.clone(),
             created_at: now(),
+            owner: compute_store::DEFAULT_PROJECT_ID.to_owned(),
+            visibility: compute_store::Visibility::Public,
         };
         let image = upload(store, &image, &paths)?;
         tracing::info!(
@@ -220,6 +222,8 @@ pub fn import(
             has_ramdisk: req.ramdisk.is_some(),
             cmdline: req.cmdline.clone(),
             created_at: now(),
+            owner: compute_store::DEFAULT_PROJECT_ID.to_owned(),
+            visibility: compute_store::Visibility::Public,
         };
         store.add_image(&image)?;
         Ok(image)
@@ -318,6 +322,9 @@ impl Host {
                     has_ramdisk: base.has_ramdisk,
                     cmdline: base.cmdline.clone(),
                     created_at: now(),
+                    // As Nova's: a snapshot belongs to the instance's project.
+                    owner: rec.project_id.clone(),
+                    visibility: compute_store::Visibility::Private,
                 };
                 let image = if host.store.keeps_image_files() {
                     let paths: Vec<(ImagePart, PathBuf)> = ImagePart::of(&image)

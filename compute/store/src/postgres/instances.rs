@@ -17,7 +17,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 const SUMMARY_SELECT: &str =
-    "SELECT uuid, name, host, vm_state, task_state, power_state, fixed_ip, pid FROM instances";
+    "SELECT uuid, name, host, vm_state, task_state, power_state, fixed_ip, pid, project_id FROM instances";
 
 fn instance_from_row(r: &Row) -> Result<InstanceRecord, StoreError> {
     InstanceRow {
@@ -39,6 +39,8 @@ fn instance_from_row(r: &Row) -> Result<InstanceRecord, StoreError> {
         created_at: col(r, 15)?,
         updated_at: col(r, 16)?,
         rev: col(r, 17)?,
+        project_id: col(r, 18)?,
+        user_id: col(r, 19)?,
     }
     .into_record()
 }
@@ -96,8 +98,9 @@ pub(super) fn insert(
     })?;
     tx.execute(
         "INSERT INTO instances (uuid, name, flavor, image_id, key_name, vm_state, task_state, \
-         power_state, fixed_ip, mac, document, created_at, updated_at, host, vcpus, ram_mb, disk_gb) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15, $16)",
+         power_state, fixed_ip, mac, document, created_at, updated_at, host, vcpus, ram_mb, disk_gb, \
+         project_id, user_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15, $16, $17, $18)",
         &[
             &new.uuid,
             &new.name,
@@ -115,6 +118,8 @@ pub(super) fn insert(
             &amount(want.vcpus),
             &amount(want.ram_mb),
             &amount(want.disk_gb),
+            &new.project_id,
+            &new.user_id,
         ],
     )?;
     let rec = by_uuid(&mut tx, new.uuid)?;
@@ -189,6 +194,7 @@ fn summaries(
             state,
             fixed_ip: col(&r, 6)?,
             pid: pid.and_then(|p| i32::try_from(p).ok()),
+            project_id: col(&r, 8)?,
             uuid,
         });
     }
