@@ -28,10 +28,10 @@ pub use error::{BackendError, StoreError};
 pub use location::{open_feed, open_store, Location};
 pub use postgres::{PgFeed, PgHostLease, PgStore, PgWorkWatch, WorkNotice};
 pub use records::{
-    validate_host_name, Catchup, Change, Fault, FaultChange, FlavorRecord, HostRecord, HostSpec,
-    Image, ImageFile, ImagePart, InstanceRecord, InstanceSummary, KeypairRecord, NewInstance,
-    Owner, PasswordSet, ProjectRecord, ProjectUsage, Rev, Role, RoleAssignment, Snapshot,
-    StoredDocument, UserRecord, Visibility, Work, WorkAction, WorkOutcome, WorkState,
+    validate_host_name, Catchup, Change, ExtraSpecs, Fault, FaultChange, FlavorRecord, HostRecord,
+    HostSpec, Image, ImageFile, ImagePart, InstanceRecord, InstanceSummary, KeypairRecord,
+    NewInstance, Owner, PasswordSet, ProjectRecord, ProjectUsage, Rev, Role, RoleAssignment,
+    Snapshot, StoredDocument, UserRecord, Visibility, Work, WorkAction, WorkOutcome, WorkState,
     CONSOLE_OUTPUT_LIMIT, DEFAULT_PROJECT_ID, DEFAULT_PROJECT_NAME, OPERATOR_USER_ID,
     OPERATOR_USER_NAME,
 };
@@ -41,7 +41,6 @@ use compute::flavor::Flavor;
 use compute::keypair::Keypair;
 use compute::lifecycle::State;
 use compute::netalloc::Subnet;
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The schema version this build knows, the same number on both backends. A
@@ -101,8 +100,8 @@ pub trait Store: Send {
     fn set_flavor_extra_specs(
         &mut self,
         id: &str,
-        specs: &BTreeMap<String, String>,
-    ) -> Result<BTreeMap<String, String>, StoreError>;
+        specs: &ExtraSpecs,
+    ) -> Result<ExtraSpecs, StoreError>;
     /// Removes one extra spec ([`StoreError::NotFound`] when the flavor lacks it).
     fn delete_flavor_extra_spec(&self, id: &str, key: &str) -> Result<(), StoreError>;
 

@@ -97,6 +97,9 @@ impl Default for Owner {
     }
 }
 
+/// A flavor's extra specs, by key.
+pub type ExtraSpecs = std::collections::BTreeMap<String, String>;
+
 /// A flavor as the API sees it: Nova's flavor id, whether every project may use it,
 /// its description and extra specs, around the sizes an instance copies.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,7 +110,7 @@ pub struct FlavorRecord {
     pub flavor: Flavor,
     pub is_public: bool,
     pub description: Option<String>,
-    pub extra_specs: std::collections::BTreeMap<String, String>,
+    pub extra_specs: ExtraSpecs,
 }
 
 impl FlavorRecord {

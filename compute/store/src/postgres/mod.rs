@@ -32,8 +32,9 @@ pub use conn::describe_url;
 pub use feed::PgFeed;
 
 use crate::records::{
-    one_of, FlavorRecord, HostRecord, HostSpec, KeypairRecord, PasswordSet, ProjectRecord,
-    ProjectUsage, Role, RoleAssignment, UserRecord, Visibility, Work, WorkAction, WorkOutcome,
+    one_of, ExtraSpecs, FlavorRecord, HostRecord, HostSpec, KeypairRecord, PasswordSet,
+    ProjectRecord, ProjectUsage, Role, RoleAssignment, UserRecord, Visibility, Work, WorkAction,
+    WorkOutcome,
 };
 use crate::{FaultChange, Image, InstanceRecord, InstanceSummary, NewInstance, Store, StoreError};
 use compute::flavor::Flavor;
@@ -44,7 +45,6 @@ use conn::{col, Conn};
 use postgres::error::SqlState;
 use postgres::{GenericClient, Row};
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 impl From<postgres::Error> for StoreError {
@@ -238,8 +238,8 @@ impl Store for PgStore {
     fn set_flavor_extra_specs(
         &mut self,
         id: &str,
-        specs: &BTreeMap<String, String>,
-    ) -> Result<BTreeMap<String, String>, StoreError> {
+        specs: &ExtraSpecs,
+    ) -> Result<ExtraSpecs, StoreError> {
         self.run(|c| resources::set_extra_specs(c, id, specs))
     }
 

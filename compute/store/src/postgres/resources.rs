@@ -2,7 +2,7 @@
 //! PostgreSQL.
 
 use super::conn::col;
-use crate::records::{FlavorRecord, KeypairRecord};
+use crate::records::{ExtraSpecs, FlavorRecord, KeypairRecord};
 use crate::StoreError;
 use compute::flavor::Flavor;
 use compute::keypair::Keypair;
@@ -38,7 +38,7 @@ fn flavor_from_row(r: &Row) -> Result<FlavorRecord, StoreError> {
     })
 }
 
-fn specs_of(c: &mut impl GenericClient, id: &str) -> Result<BTreeMap<String, String>, StoreError> {
+fn specs_of(c: &mut impl GenericClient, id: &str) -> Result<ExtraSpecs, StoreError> {
     c.query(
         "SELECT key, value FROM flavor_extra_specs WHERE flavorid = $1",
         &[&id],
@@ -180,8 +180,8 @@ pub(super) fn delete_flavor(c: &mut Client, column: &str, key: &str) -> Result<(
 pub(super) fn set_extra_specs(
     c: &mut Client,
     id: &str,
-    specs: &BTreeMap<String, String>,
-) -> Result<BTreeMap<String, String>, StoreError> {
+    specs: &ExtraSpecs,
+) -> Result<ExtraSpecs, StoreError> {
     let mut tx = c.transaction()?;
     // The flavor row locked: a deletion cannot slip between the check and the writes.
     if tx

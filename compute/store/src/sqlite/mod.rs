@@ -18,8 +18,9 @@ mod schema;
 #[cfg(test)]
 mod tests;
 use crate::records::{
-    one_of, FlavorRecord, HostRecord, HostSpec, KeypairRecord, PasswordSet, ProjectRecord,
-    ProjectUsage, Role, RoleAssignment, UserRecord, Visibility, Work, WorkAction, WorkOutcome,
+    one_of, ExtraSpecs, FlavorRecord, HostRecord, HostSpec, KeypairRecord, PasswordSet,
+    ProjectRecord, ProjectUsage, Role, RoleAssignment, UserRecord, Visibility, Work, WorkAction,
+    WorkOutcome,
 };
 use crate::{FaultChange, Image, InstanceRecord, InstanceSummary, NewInstance, Store, StoreError};
 use compute::flavor::Flavor;
@@ -27,7 +28,6 @@ use compute::keypair::Keypair;
 use compute::lifecycle::State;
 use compute::netalloc::Subnet;
 use rusqlite::{params, Connection, Row, TransactionBehavior};
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -199,8 +199,8 @@ impl Store for SqliteStore {
     fn set_flavor_extra_specs(
         &mut self,
         id: &str,
-        specs: &BTreeMap<String, String>,
-    ) -> Result<BTreeMap<String, String>, StoreError> {
+        specs: &ExtraSpecs,
+    ) -> Result<ExtraSpecs, StoreError> {
         resources::set_extra_specs(&self.conn, id, specs)
     }
 

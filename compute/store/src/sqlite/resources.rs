@@ -1,7 +1,7 @@
 //! Flavors (with Nova's ids, access and extra specs) and per-user keypairs on
 //! SQLite.
 
-use crate::records::{FlavorRecord, KeypairRecord};
+use crate::records::{ExtraSpecs, FlavorRecord, KeypairRecord};
 use crate::StoreError;
 use compute::flavor::Flavor;
 use compute::keypair::Keypair;
@@ -36,7 +36,7 @@ fn flavor_from_row(r: &Row<'_>) -> rusqlite::Result<FlavorRecord> {
     })
 }
 
-fn specs_of(conn: &Connection, id: &str) -> Result<BTreeMap<String, String>, StoreError> {
+fn specs_of(conn: &Connection, id: &str) -> Result<ExtraSpecs, StoreError> {
     let mut st = conn.prepare("SELECT key, value FROM flavor_extra_specs WHERE flavorid = ?1")?;
     let rows = st.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -167,8 +167,8 @@ pub(super) fn delete_flavor(conn: &Connection, column: &str, key: &str) -> Resul
 pub(super) fn set_extra_specs(
     conn: &Connection,
     id: &str,
-    specs: &BTreeMap<String, String>,
-) -> Result<BTreeMap<String, String>, StoreError> {
+    specs: &ExtraSpecs,
+) -> Result<ExtraSpecs, StoreError> {
     let tx = immediate(conn)?;
     let exists: Option<i64> = tx
         .query_row("SELECT 1 FROM flavors WHERE flavorid = ?1", [id], |r| {
