@@ -256,6 +256,7 @@ impl Api {
         let service = incoming.service;
         let method = incoming.method.clone();
         let path = incoming.uri.path().to_owned();
+        let host = request_host(&incoming.headers);
         let (versioned, outcome) = self.answer(incoming).await;
         let status = match &outcome {
             Ok(r) => r.status,
@@ -273,7 +274,7 @@ impl Api {
             micros = started.elapsed().as_micros() as u64,
             %request_id,
         );
-        self.reply(service, versioned, outcome, &request_id)
+        self.reply(service, versioned, outcome, &request_id, host.as_deref())
     }
 
     /// Routes and runs a request; also says which microversion it was served at
@@ -288,12 +289,7 @@ impl Api {
                 Err(ApiError::BadRequest("The path is not UTF-8.".into())),
             );
         };
-        let host = incoming
-            .headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(host_name);
-        let urls = self.urls(host.as_deref());
+        let urls = self.urls(request_host(&incoming.headers).as_deref());
         let mut req = ApiRequest {
             method: incoming.method,
             segments,
@@ -348,6 +344,7 @@ impl Api {
         versioned: Option<ApiVersion>,
         outcome: Result<ApiResponse, ApiError>,
         request_id: &str,
+        host: Option<&str>,
     ) -> Reply {
         let mut extra = Vec::new();
         let (status, body) = match outcome {
@@ -357,7 +354,7 @@ impl Api {
             }
             Err(e) => {
                 if matches!(e, ApiError::Unauthorized) {
-                    let uri = self.urls(None).identity;
+                    let uri = self.urls(host).identity;
                     extra.push(("www-authenticate", format!("Keystone uri=\"{uri}\"")));
                 }
                 (e.status(), Some(e.body(service)))
@@ -397,6 +394,14 @@ impl Api {
                 r
             })
     }
+}
+
+/// The host a request named (its `Host` header, without the port).
+fn request_host(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(host_name)
 }
 
 /// The host of a `Host` header value (its port dropped; an IPv6 literal keeps its
