@@ -313,6 +313,19 @@ impl Api {
             Target::Answer(a) => return (versioned, a),
             Target::Handler(h, public) => (h, public),
         };
+        // A request without a genuine, unexpired token is refused here, before it
+        // takes a database connection (the store then checks the user and project).
+        if !public && matches!(self.auth.mode, auth::AuthMode::Keystone) {
+            let token = req
+                .headers
+                .get("x-auth-token")
+                .and_then(|t| t.to_str().ok());
+            let genuine =
+                token.is_some_and(|t| self.auth.signer.verify(t, auth::now_secs()).is_ok());
+            if !genuine {
+                return (versioned, Err(ApiError::Unauthorized));
+            }
+        }
         let api = self.clone();
         let outcome = self
             .pool

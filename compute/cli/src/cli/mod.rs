@@ -242,4 +242,25 @@ mod tests {
         let cli = Cli::try_parse_from(args).expect("parses");
         assert!(super::is_daemon(&cli));
     }
+
+    /// The API's unit runs `compute api` with the arguments of its environment file.
+    #[test]
+    fn the_systemd_unit_runs_the_api() {
+        use clap::Parser;
+        let unit = include_str!("../../../api/systemd/compute-api.service");
+        let exec = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("ExecStart="))
+            .expect("ExecStart");
+        let example = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("#   COMPUTE_API_ARGS="))
+            .expect("an example");
+        let line = exec.replace("$COMPUTE_API_ARGS", example);
+        let argv: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(argv[0], "/usr/local/bin/compute");
+        let cli = Cli::try_parse_from(argv).expect("parses");
+        assert!(super::is_daemon(&cli));
+        assert!(matches!(cli.command, super::Command::Api(_)));
+    }
 }
