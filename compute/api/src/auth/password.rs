@@ -13,8 +13,9 @@ pub const MAX_PASSWORD_BYTES: usize = 4096;
 pub enum PasswordError {
     #[error("no randomness for a salt")]
     Random(#[source] getrandom::Error),
+    // password_hash's error is not a std::error::Error without its std feature: its
+    // text is the message.
     #[error("cannot hash the password: {0}")]
-    // error-style: allow (password_hash::Error is not a std::error::Error without its std feature)
     Hash(String),
     #[error("the password is empty or longer than {MAX_PASSWORD_BYTES} bytes")]
     Length,
