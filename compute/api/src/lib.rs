@@ -153,6 +153,12 @@ pub struct Api {
     pub limits: Limits,
     /// Where each service listens (for URLs when none is configured).
     pub bound: Vec<(Service, SocketAddr)>,
+    /// The state folder's agent in this process, rung when work is queued (a shared
+    /// database's agents are woken by the database).
+    pub agent: Option<Arc<compute_host::agent::Wake>>,
+    /// How long `os-stop` gives a guest's ACPI shutdown before a hard stop (Nova's
+    /// `shutdown_timeout`).
+    pub shutdown_timeout: Duration,
 }
 
 /// A handler: a plain function over the call.
@@ -210,6 +216,13 @@ pub(crate) enum Target {
 }
 
 impl Api {
+    /// Tells this process's agent (if any) that work is queued.
+    pub fn wake_agent(&self) {
+        if let Some(w) = &self.agent {
+            w.ring();
+        }
+    }
+
     /// The URLs of the three services for a request that named `host` (its `Host`
     /// header, without the port): the configured ones, else each listener's address,
     /// or `host` for one bound to every address.

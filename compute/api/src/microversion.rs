@@ -139,6 +139,32 @@ pub mod deltas {
     pub const FLAVOR_SWAP_INTEGER: ApiVersion = v(2, 75);
     /// Keypairs: the server no longer generates keys (`public_key` required).
     pub const KEYPAIR_NO_GENERATION: ApiVersion = v(2, 92);
+    /// Servers: `locked`.
+    pub const SERVER_LOCKED: ApiVersion = v(2, 9);
+    /// Servers: `description`.
+    pub const SERVER_DESCRIPTION: ApiVersion = v(2, 19);
+    /// Servers: `tags`.
+    pub const SERVER_TAGS: ApiVersion = v(2, 26);
+    /// Servers: `networks` is required on create (a list, `auto` or `none`).
+    pub const SERVER_NETWORKS_REQUIRED: ApiVersion = v(2, 37);
+    /// Servers: createImage answers `{"image_id"}` and no `Location`.
+    pub const SERVER_IMAGE_ID_BODY: ApiVersion = v(2, 45);
+    /// Servers: `flavor` is the embedded flavor (no id).
+    pub const SERVER_FLAVOR_EMBEDDED: ApiVersion = v(2, 47);
+    /// Servers: `personality` (injected files) leaves create and rebuild.
+    pub const SERVER_NO_PERSONALITY: ApiVersion = v(2, 57);
+    /// Servers: `trusted_image_certificates`.
+    pub const SERVER_TRUSTED_CERTS: ApiVersion = v(2, 63);
+    /// Servers: `server_groups` (show, update, rebuild).
+    pub const SERVER_GROUPS: ApiVersion = v(2, 71);
+    /// Servers: `locked_reason`.
+    pub const SERVER_LOCKED_REASON: ApiVersion = v(2, 73);
+    /// Servers: update and rebuild answer the whole server.
+    pub const SERVER_FULL_UPDATE: ApiVersion = v(2, 75);
+    /// Servers: `OS-EXT-SRV-ATTR:hostname` for everyone.
+    pub const SERVER_HOSTNAME: ApiVersion = v(2, 90);
+    /// Servers: `pinned_availability_zone`.
+    pub const SERVER_PINNED_AZ: ApiVersion = v(2, 96);
 }
 
 #[cfg(test)]

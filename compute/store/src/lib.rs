@@ -226,7 +226,8 @@ pub trait Store: Send {
     /// Rewrites the instance's document with `change` (given the current one), the
     /// row locked meanwhile, so that two concurrent changes both land
     /// (`meta-set`). `change`'s error refuses it
-    /// ([`StoreError::DocumentRefused`]) and nothing is written.
+    /// ([`StoreError::DocumentRefused`]) and nothing is written. The record's name
+    /// follows the document's `name` (a rename is a document change).
     fn update_document(
         &mut self,
         key: &str,

@@ -903,6 +903,15 @@ pub(crate) fn amount(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+/// The name a (changed) instance document gives its instance, else `old`: the
+/// `name` column follows the document, so a rename is a document change.
+pub(crate) fn document_name(document: &str, old: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(document)
+        .ok()
+        .and_then(|v| v.get("name").and_then(|n| n.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| old.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

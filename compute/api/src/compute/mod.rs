@@ -7,6 +7,10 @@
 pub mod flavors;
 pub mod keypairs;
 pub mod limits;
+pub mod server_actions;
+pub mod server_metadata;
+pub mod server_view;
+pub mod servers;
 pub mod versions;
 
 use crate::microversion::{self, ApiVersion};
@@ -39,6 +43,28 @@ pub fn resource(segs: &[&str]) -> Option<Route> {
         ["os-keypairs"] => private(&[(M::GET, keypairs::list), (M::POST, keypairs::create)]),
         ["os-keypairs", _] => private(&[(M::GET, keypairs::show), (M::DELETE, keypairs::delete)]),
         ["limits"] => private(&[(M::GET, limits::show)]),
+        ["servers"] => private(&[(M::GET, servers::list), (M::POST, servers::create)]),
+        ["servers", "detail"] => private(&[(M::GET, servers::list_detail)]),
+        ["servers", _] => private(&[
+            (M::GET, servers::show),
+            (M::PUT, servers::update),
+            (M::DELETE, servers::delete),
+        ]),
+        ["servers", _, "action"] => private(&[(M::POST, server_actions::act)]),
+        ["servers", _, "metadata"] => private(&[
+            (M::GET, server_metadata::list),
+            (M::POST, server_metadata::update),
+            (M::PUT, server_metadata::replace),
+        ]),
+        ["servers", _, "metadata", _] => private(&[
+            (M::GET, server_metadata::show),
+            (M::PUT, server_metadata::put_one),
+            (M::DELETE, server_metadata::delete),
+        ]),
+        ["servers", _, "os-server-password"] => private(&[
+            (M::GET, server_metadata::password),
+            (M::DELETE, server_metadata::clear_password),
+        ]),
         _ => None,
     }
 }

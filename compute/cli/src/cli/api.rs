@@ -1,18 +1,25 @@
 //! `compute api`: the OpenStack API (`compute_api`) on three listeners, Compute
 //! (`/v2.1`), Image (`/v2`) and Identity (`/v3`), over this deployment's store.
 //! Here: its flags, the token key, the runtime and the signals (SIGTERM or SIGINT
-//! stop accepting and let open requests finish).
+//! stop accepting and let open requests finish). On a state folder it also runs
+//! the host's agent on a thread (`compute_host::agent::run_local`): guests start,
+//! stop and go where the API queued it, as host agents do on a shared database.
 
 use super::host::HostArgs;
 use anyhow::{bail, Context};
 use compute_api::auth::token::TokenSigner;
 use compute_api::auth::{AuthMode, Authenticator};
 use compute_api::{Api, Limits, PublicUrls, Service};
+use compute_host::agent::{self, Wake};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// How often the state folder's agent looks at its queue when nothing rang.
+const LOCAL_POLL: Duration = Duration::from_secs(2);
 
 /// How requests are authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -82,6 +89,11 @@ pub struct ApiArgs {
     /// Connections open at once, over the three listeners.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub max_connections: usize,
+    /// Seconds `os-stop` gives a guest's ACPI shutdown before a hard stop (Nova's
+    /// shutdown_timeout).
+    #[arg(long, value_name = "SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub shutdown_timeout: u64,
     /// Database connections (requests being handled) at once.
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub max_db_connections: usize,
@@ -119,6 +131,37 @@ pub fn run(host: &HostArgs, a: ApiArgs) -> anyhow::Result<ExitCode> {
         a.max_db_connections,
     ));
     pool.check().context("cannot open the store")?;
+    // On a state folder this process is also the host's agent: it carries out the
+    // work the API queues, as `compute host-agent` does for a shared database.
+    let agent_stop = Arc::new(AtomicBool::new(false));
+    let local = match &host.database {
+        Some(_) => None,
+        None => {
+            let wake = Arc::new(Wake::default());
+            let (w, stop, args) = (wake.clone(), agent_stop.clone(), host.clone());
+            // The host is opened (and reconciled) on its own thread: it is not `Send`.
+            let (opened_tx, opened_rx) = std::sync::mpsc::channel();
+            let thread = std::thread::Builder::new()
+                .name("local-agent".into())
+                .spawn(move || match args.open() {
+                    Ok(h) => {
+                        let _ = opened_tx.send(Ok(()));
+                        agent::run_local(h, &w, LOCAL_POLL, &stop);
+                    }
+                    Err(e) => {
+                        let _ = opened_tx.send(Err(e));
+                    }
+                })
+                .context("cannot start the local agent")?;
+            match opened_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(_) => bail!("the local agent ended before opening the state folder"),
+            }
+            Some((wake, thread))
+        }
+    };
+    let wake = local.as_ref().map(|(w, _)| w.clone());
     // The last handle on the pool is dropped here, after the runtime: a PostgreSQL
     // connection closes by blocking on its own runtime, which may not happen inside
     // another one.
@@ -166,6 +209,8 @@ pub fn run(host: &HostArgs, a: ApiArgs) -> anyhow::Result<ExitCode> {
                 ..Limits::default()
             },
             bound,
+            agent: wake.clone(),
+            shutdown_timeout: Duration::from_secs(a.shutdown_timeout),
         });
         let urls = api.urls(None);
         // One line per service on standard output: what scripts (and tests) read.
@@ -204,6 +249,11 @@ pub fn run(host: &HostArgs, a: ApiArgs) -> anyhow::Result<ExitCode> {
         Ok::<_, anyhow::Error>(())
     })?;
     drop(runtime);
+    if let Some((wake, thread)) = local {
+        agent_stop.store(true, Ordering::SeqCst);
+        wake.ring();
+        let _ = thread.join();
+    }
     drop(keep);
     Ok(ExitCode::SUCCESS)
 }

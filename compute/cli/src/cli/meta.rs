@@ -6,8 +6,7 @@
 use super::host::HostArgs;
 use super::Format;
 use anyhow::bail;
-use compute::instance::InstanceDocument;
-use compute::{quota, Instance};
+use compute_host::driver::control::{self, MetaChange};
 use std::process::ExitCode;
 
 /// Set or update metadata on a server.
@@ -36,19 +35,6 @@ pub struct MetaDeleteArgs {
     pub format: Format,
 }
 
-/// The document with its metadata changed by `edit`, checked as a whole (Nova's
-/// metadata limits, and every rule an instance document has).
-fn rewrite(
-    document: &str,
-    edit: &dyn Fn(&mut InstanceDocument) -> Result<(), String>,
-) -> Result<String, String> {
-    let mut doc = InstanceDocument::from_json(document.as_bytes()).map_err(|e| e.to_string())?;
-    edit(&mut doc)?;
-    quota::check_metadata(doc.meta.iter()).map_err(|e| e.to_string())?;
-    let instance = Instance::new(doc).map_err(|e| e.to_string())?;
-    serde_json::to_string(instance.document()).map_err(|e| e.to_string())
-}
-
 pub fn run_set(host: &HostArgs, a: MetaSetArgs) -> anyhow::Result<ExitCode> {
     let mut items = Vec::new();
     for kv in &a.items {
@@ -58,38 +44,14 @@ pub fn run_set(host: &HostArgs, a: MetaSetArgs) -> anyhow::Result<ExitCode> {
         items.push((k.to_owned(), v.to_owned()));
     }
     let mut records = host.records()?;
-    let rec = records.store_mut().update_document(
-        &a.instance,
-        &compute_host::driver::now(),
-        &|document| {
-            rewrite(document, &|doc| {
-                for (k, v) in &items {
-                    doc.meta.insert(k.clone(), v.clone());
-                }
-                Ok(())
-            })
-        },
-    )?;
+    let rec = control::set_metadata(records.store_mut(), &a.instance, &items, MetaChange::Merge)?;
     super::show::print(&rec, a.format)?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn run_delete(host: &HostArgs, a: MetaDeleteArgs) -> anyhow::Result<ExitCode> {
     let mut records = host.records()?;
-    let rec = records.store_mut().update_document(
-        &a.instance,
-        &compute_host::driver::now(),
-        &|document| {
-            rewrite(document, &|doc| {
-                for k in &a.keys {
-                    if doc.meta.shift_remove(k).is_none() {
-                        return Err(format!("no metadata key {k:?}"));
-                    }
-                }
-                Ok(())
-            })
-        },
-    )?;
+    let rec = control::delete_metadata(records.store_mut(), &a.instance, &a.keys)?;
     super::show::print(&rec, a.format)?;
     Ok(ExitCode::SUCCESS)
 }

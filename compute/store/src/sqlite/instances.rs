@@ -275,8 +275,13 @@ pub(super) fn update_document(
         problem,
     })?;
     tx.execute(
-        "UPDATE instances SET document = ?2, updated_at = ?3 WHERE uuid = ?1",
-        params![rec.uuid, document, now],
+        "UPDATE instances SET document = ?2, updated_at = ?3, name = ?4 WHERE uuid = ?1",
+        params![
+            rec.uuid,
+            document,
+            now,
+            crate::records::document_name(&document, &rec.name)
+        ],
     )?;
     let rec = by_uuid(&tx, &rec.uuid)?;
     tx.commit()?;
