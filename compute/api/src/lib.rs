@@ -44,12 +44,12 @@
 //! lifecycle, queue the work (`Store::enqueue`, or
 //! `compute_host::driver::queue_boot` for a boot, which validates, places and queues
 //! in one transaction) and answer 202; on a state folder, the work is carried out
-//! in-process by `compute_host::driver::Host` as `compute boot` does (a handler
-//! runs on a blocking thread, so it may). The CLI's verbs keep that logic in
-//! `compute-host`; a front door adds none of its own. Image uploads (Glance's `PUT
-//! /v2/images/{id}/file`) need the body as a stream rather than the bounded
-//! buffer: that is a second kind of route body to add in [`server`] and
-//! [`Route`].
+//! by the state folder's agent that `compute api` runs on a thread
+//! (`compute_host::agent::run_local`, rung through [`Api::wake_agent`]). The CLI's
+//! verbs keep that logic in `compute-host`; a front door adds none of its own.
+//! Image uploads (Glance's `PUT /v2/images/{id}/file`) take the body as a stream
+//! rather than the bounded buffer: [`server`] hands them to [`image::upload`]
+//! before reading it.
 
 pub mod auth;
 pub mod compute;
@@ -114,6 +114,8 @@ pub struct Limits {
     pub max_store_connections: usize,
     /// Time open connections get to finish at shutdown.
     pub shutdown_grace: Duration,
+    /// The largest image upload (`PUT /v2/images/{id}/file`), streamed to disk.
+    pub max_image_bytes: u64,
 }
 
 impl Default for Limits {
@@ -127,6 +129,7 @@ impl Default for Limits {
             max_connections: 1024,
             max_store_connections: 8,
             shutdown_grace: Duration::from_secs(10),
+            max_image_bytes: 16 << 30,
         }
     }
 }
@@ -159,6 +162,8 @@ pub struct Api {
     /// How long `os-stop` gives a guest's ACPI shutdown before a hard stop (Nova's
     /// `shutdown_timeout`).
     pub shutdown_timeout: Duration,
+    /// The state folder: image files (a shared database's are fetched into it).
+    pub state_dir: std::path::PathBuf,
 }
 
 /// A handler: a plain function over the call.
@@ -364,7 +369,7 @@ impl Api {
         (versioned, outcome)
     }
 
-    fn reply(
+    pub(crate) fn reply(
         &self,
         service: Service,
         versioned: Option<ApiVersion>,
@@ -423,7 +428,7 @@ impl Api {
 }
 
 /// The host a request named (its `Host` header, without the port).
-fn request_host(headers: &http::HeaderMap) -> Option<String> {
+pub(crate) fn request_host(headers: &http::HeaderMap) -> Option<String> {
     headers
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())

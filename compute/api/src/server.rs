@@ -118,6 +118,9 @@ async fn handle(
     req: http::Request<hyper::body::Incoming>,
 ) -> Result<Reply, Infallible> {
     let (parts, body) = req.into_parts();
+    if crate::image::upload::is_upload(service, &parts.method, parts.uri.path()) {
+        return Ok(crate::image::upload::handle(api, parts, body).await);
+    }
     // A declared length over the limit is refused before a byte is read.
     let declared = parts
         .headers

@@ -6,10 +6,24 @@ use crate::{pick, ApiError, ApiRequest, ApiResponse, Route, Target};
 use http::{Method, StatusCode};
 use serde_json::json;
 
-/// The route of a path below `/v2`, if it has one (none yet: images come next).
+pub mod images;
+pub mod records;
+pub mod upload;
+
+/// The route of a path below `/v2`, if it has one.
 pub fn resource(segs: &[&str]) -> Option<Route> {
-    let _ = segs;
-    None
+    use Method as M;
+    let private = |methods| {
+        Some(Route {
+            methods,
+            public: false,
+        })
+    };
+    match segs {
+        ["images"] => private(&[(M::GET, images::list), (M::POST, images::create)]),
+        ["images", _] => private(&[(M::GET, images::show), (M::DELETE, images::delete)]),
+        _ => None,
+    }
 }
 
 fn versions(req: &ApiRequest, status: StatusCode) -> ApiResponse {

@@ -89,6 +89,10 @@ pub struct ApiArgs {
     /// Connections open at once, over the three listeners.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub max_connections: usize,
+    /// The largest image upload (PUT /v2/images/{id}/file), in bytes; it is
+    /// streamed to the state folder, never held in memory.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 30)]
+    pub max_image_bytes: u64,
     /// Seconds `os-stop` gives a guest's ACPI shutdown before a hard stop (Nova's
     /// shutdown_timeout).
     #[arg(long, value_name = "SECS", default_value_t = 60,
@@ -206,11 +210,13 @@ pub fn run(host: &HostArgs, a: ApiArgs) -> anyhow::Result<ExitCode> {
                 idle_timeout: Duration::from_secs(a.idle_timeout.max(1)),
                 max_connections: a.max_connections,
                 max_store_connections: a.max_db_connections,
+                max_image_bytes: a.max_image_bytes,
                 ..Limits::default()
             },
             bound,
             agent: wake.clone(),
             shutdown_timeout: Duration::from_secs(a.shutdown_timeout),
+            state_dir: host.state_dir.clone(),
         });
         let urls = api.urls(None);
         // One line per service on standard output: what scripts (and tests) read.

@@ -160,6 +160,31 @@ pub fn import(
     store: &mut dyn Store,
     req: &ImageImport,
 ) -> Result<Image, DriverError> {
+    let id = uuid::Uuid::new_v4().hyphenated().to_string();
+    let owner = ImageOwner {
+        project_id: compute_store::DEFAULT_PROJECT_ID.to_owned(),
+        visibility: compute_store::Visibility::Public,
+    };
+    import_as(layout, store, req, &id, &owner)
+}
+
+/// Who an imported image belongs to and who may see it.
+#[derive(Debug, Clone)]
+pub struct ImageOwner {
+    pub project_id: String,
+    pub visibility: compute_store::Visibility,
+}
+
+/// [`import`] with the id the image gets and its owner (an upload through the
+/// Image API, whose id was handed out before its bytes came).
+pub fn import_as(
+    layout: &Layout,
+    store: &mut dyn Store,
+    req: &ImageImport,
+    id: &str,
+    owner: &ImageOwner,
+) -> Result<Image, DriverError> {
+    let id = id.to_owned();
     if req.name.is_empty() || req.name.len() > 255 {
         return Err(DriverError::Invalid(
             "image name must be 1 to 255 bytes".into(),
@@ -169,7 +194,6 @@ pub fn import(
         return Err(DriverError::Invalid("--ramdisk needs --kernel".into()));
     }
     let info = img::info(&req.disk)?;
-    let id = uuid::Uuid::new_v4().hyphenated().to_string();
     if store.keeps_image_files() {
         let mut paths = vec![(ImagePart::Disk, req.disk.clone())];
         if let Some(k) = &req.kernel {
@@ -189,8 +213,8 @@ pub fn import(
             has_ramdisk: req.ramdisk.is_some(),
             cmdline: req.cmdline.clone(),
             created_at: now(),
-            owner: compute_store::DEFAULT_PROJECT_ID.to_owned(),
-            visibility: compute_store::Visibility::Public,
+            owner: owner.project_id.clone(),
+            visibility: owner.visibility,
         };
         let image = upload(store, &image, &paths)?;
         tracing::info!(
@@ -222,8 +246,8 @@ pub fn import(
             has_ramdisk: req.ramdisk.is_some(),
             cmdline: req.cmdline.clone(),
             created_at: now(),
-            owner: compute_store::DEFAULT_PROJECT_ID.to_owned(),
-            visibility: compute_store::Visibility::Public,
+            owner: owner.project_id.clone(),
+            visibility: owner.visibility,
         };
         store.add_image(&image)?;
         Ok(image)
