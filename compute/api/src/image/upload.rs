@@ -48,7 +48,22 @@ pub async fn handle(
         .unwrap_or("")
         .to_owned();
     let started = std::time::Instant::now();
-    let outcome = upload(&api, &parts, &id, body).await;
+    let token = parts
+        .headers
+        .get("x-auth-token")
+        .and_then(|t| t.to_str().ok())
+        .map(str::to_owned);
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    // A task of its own: hyper drops a connection's request future when the client
+    // goes away, and an upload must end as killed or active, never midway.
+    let (a, i) = (api.clone(), id.clone());
+    let outcome = tokio::spawn(async move { upload(&a, token, declared, &i, body).await })
+        .await
+        .unwrap_or_else(|e| Err(ApiError::Internal(Box::new(e))));
     let status = match &outcome {
         Ok(r) => r.status,
         Err(e) => e.status(),
@@ -112,18 +127,14 @@ struct Received {
 
 async fn upload(
     api: &Arc<Api>,
-    parts: &http::request::Parts,
+    token: Option<String>,
+    declared: Option<u64>,
     id: &str,
     body: hyper::body::Incoming,
 ) -> Result<ApiResponse, ApiError> {
-    let token = parts
-        .headers
-        .get("x-auth-token")
-        .and_then(|t| t.to_str().ok())
-        .map(str::to_owned);
     let rec = claim(api, token, id).await?;
     let part = records::upload_path(&api.state_dir, id);
-    let received = receive(api, parts, body, &part).await;
+    let received = receive(api, declared, body, &part).await;
     let received = match received {
         Ok(r) => r,
         Err(e) => {
@@ -168,16 +179,11 @@ fn kill(api: &Api, mut rec: ImageRecord, part: &std::path::Path) {
 /// Streams the body to `part` (a writer thread does the file and the hashes).
 async fn receive(
     api: &Arc<Api>,
-    parts: &http::request::Parts,
+    declared: Option<u64>,
     mut body: hyper::body::Incoming,
     part: &std::path::Path,
 ) -> Result<Received, ApiError> {
     let limit = api.limits.max_image_bytes;
-    let declared = parts
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::TooLarge {
             limit: limit as usize,

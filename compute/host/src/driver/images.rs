@@ -10,6 +10,7 @@
 
 use super::layout::Layout;
 use super::{io_err, now, DriverError, Host};
+use crate::qemu::command::DiskFormat;
 use crate::qemu::img;
 use compute::lifecycle::Action;
 use compute_io::atomic;
@@ -194,6 +195,9 @@ pub fn import_as(
         return Err(DriverError::Invalid("--ramdisk needs --kernel".into()));
     }
     let info = img::info(&req.disk)?;
+    if info.format == DiskFormat::Qcow2 {
+        img::check_qcow2(&req.disk)?;
+    }
     if store.keeps_image_files() {
         let mut paths = vec![(ImagePart::Disk, req.disk.clone())];
         if let Some(k) = &req.kernel {

@@ -150,9 +150,12 @@ impl MetaServer<'_> {
             .map_err(io(&log_path))?;
         // setsid would report a missing server only by its exit status.
         let binary = locate(self.binary)?;
-        // `setsid`: the server outlives this command and its terminal.
+        // `setsid --fork`: the server outlives this command and its terminal, and is
+        // init's child, not ours: a long-lived caller (`compute api`) is left no
+        // zombie when it stops.
         let mut child = SETSID
             .command()
+            .arg("--fork")
             .arg(binary)
             .args(&args)
             .stdin(Stdio::null())
@@ -163,11 +166,13 @@ impl MetaServer<'_> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Some(pid) = self.running() {
+                // setsid itself exits as soon as it has forked.
+                let _ = child.wait();
                 tracing::info!(pid, state_dir = %self.layout.root().display(), "metadata server started");
                 return Ok(pid);
             }
-            let exited = matches!(child.try_wait(), Ok(Some(_)));
-            if exited || Instant::now() >= deadline {
+            let failed = matches!(child.try_wait(), Ok(Some(s)) if !s.success());
+            if failed || Instant::now() >= deadline {
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(MetaServerError::Failed {
