@@ -164,6 +164,10 @@ pub struct Api {
     pub shutdown_timeout: Duration,
     /// The state folder: image files (a shared database's are fetched into it).
     pub state_dir: std::path::PathBuf,
+    /// Where the guests' posted passwords are when this process is a state
+    /// folder's host (the managed metadata server keeps them beside the
+    /// database); `None`: in the store (a shared database).
+    pub posted_passwords: Option<compute_host::driver::layout::Layout>,
 }
 
 /// A handler: a plain function over the call.

@@ -389,12 +389,41 @@ impl Wake {
     }
 }
 
+/// How often the state folder's agent heartbeats (placement counts a host up for
+/// 30 s after its last one).
+pub const LOCAL_HEARTBEAT: Duration = Duration::from_secs(5);
+
 /// The agent of a state folder's one host, run inside a front door's process (the
 /// OpenStack API over SQLite): the same queue and the same [`execute`] as a shared
 /// database's agent, without a lease (a state folder is one machine's), woken by
-/// `wake` or every `poll`. Returns when `stop` is set, after the item in progress.
-pub fn run_local(mut host: Host, wake: &Wake, poll: Duration, stop: &AtomicBool) {
+/// `wake` or every `poll`. A thread heartbeats through `beat` (a connection of its
+/// own, so a long action does not make the host look down). Returns when `stop` is
+/// set, after the item in progress.
+pub fn run_local(
+    mut host: Host,
+    beat: Box<dyn Store>,
+    wake: &Wake,
+    poll: Duration,
+    stop: &AtomicBool,
+) {
     let name = host.name().to_owned();
+    let done = Arc::new(AtomicBool::new(false));
+    let beating = {
+        let (done, name) = (done.clone(), name.clone());
+        std::thread::Builder::new()
+            .name("heartbeat".into())
+            .spawn(move || {
+                while !done.load(Ordering::SeqCst) {
+                    if let Err(e) = beat.heartbeat(&name) {
+                        tracing::warn!(host = name, error = chain(&e), "heartbeat failed");
+                    }
+                    pause(&done, LOCAL_HEARTBEAT);
+                }
+            })
+    };
+    if let Err(e) = &beating {
+        tracing::error!(error = %e, "cannot start the heartbeat thread: the host will look down");
+    }
     match host.store().requeue_running(&name) {
         Ok(n) if n > 0 => tracing::warn!(host = name, count = n, "unfinished work queued again"),
         Ok(_) => {}
@@ -422,6 +451,10 @@ pub fn run_local(mut host: Host, wake: &Wake, poll: Duration, stop: &AtomicBool)
             }
         }
         wake.wait(poll);
+    }
+    done.store(true, Ordering::SeqCst);
+    if let Ok(b) = beating {
+        let _ = b.join();
     }
     tracing::info!(host = name, "local agent stopped; its guests keep running");
 }

@@ -3,12 +3,14 @@
 //! `server_password.py`). Metadata lives in the instance's document: a change is
 //! one locked update of it through the same functions as `compute meta-set`, so
 //! the metadata service shows it at once (config drives keep what they had, as in
-//! Nova). The password is the one the guest posted to the metadata service.
+//! Nova). The password is the one the guest posted to the metadata service: in the
+//! store with a shared database, in the managed server's folder on a state folder.
 
 use super::servers::{driver_error, metadata, visible};
 use crate::{ApiError, ApiResponse, Call};
 use compute::instance::InstanceDocument;
 use compute_host::driver::control::{self, MetaChange};
+use compute_host::driver::metaserver::posted;
 use compute_store::InstanceRecord;
 use http::StatusCode;
 use serde_json::{json, Map, Value};
@@ -110,13 +112,27 @@ pub fn delete(call: &mut Call<'_>) -> Result<ApiResponse, ApiError> {
 /// password encrypted with its key), or `""`.
 pub fn password(call: &mut Call<'_>) -> Result<ApiResponse, ApiError> {
     let rec = visible(call, call.segment(1))?;
-    let posted = call.store.password(&rec.uuid)?.unwrap_or_default();
-    Ok(ApiResponse::ok(json!({ "password": posted })))
+    let posted = match &call.api.posted_passwords {
+        Some(layout) => {
+            posted::get(layout, &rec.uuid).map_err(|e| ApiError::Internal(Box::new(e)))?
+        }
+        None => call.store.password(&rec.uuid)?,
+    };
+    Ok(ApiResponse::ok(
+        json!({ "password": posted.unwrap_or_default() }),
+    ))
 }
 
 /// `DELETE /servers/{id}/os-server-password`: 204; the guest may post again.
 pub fn clear_password(call: &mut Call<'_>) -> Result<ApiResponse, ApiError> {
     let rec = visible(call, call.segment(1))?;
-    call.store.clear_password(&rec.uuid)?;
+    match &call.api.posted_passwords {
+        Some(layout) => {
+            posted::clear(layout, &rec.uuid).map_err(|e| ApiError::Internal(Box::new(e)))?;
+        }
+        None => {
+            call.store.clear_password(&rec.uuid)?;
+        }
+    }
     Ok(ApiResponse::empty(StatusCode::NO_CONTENT))
 }

@@ -54,6 +54,7 @@ impl Harness {
             agent: None,
             shutdown_timeout: Duration::from_secs(60),
             state_dir: dir.path().to_owned(),
+            posted_passwords: None,
         });
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)

@@ -147,15 +147,17 @@ pub fn run(host: &HostArgs, a: ApiArgs) -> anyhow::Result<ExitCode> {
             let (opened_tx, opened_rx) = std::sync::mpsc::channel();
             let thread = std::thread::Builder::new()
                 .name("local-agent".into())
-                .spawn(move || match args.open() {
-                    Ok(h) => {
-                        let _ = opened_tx.send(Ok(()));
-                        agent::run_local(h, &w, LOCAL_POLL, &stop);
-                    }
-                    Err(e) => {
-                        let _ = opened_tx.send(Err(e));
-                    }
-                })
+                .spawn(
+                    move || match args.open().and_then(|h| Ok((h, args.store_only()?))) {
+                        Ok((h, beat)) => {
+                            let _ = opened_tx.send(Ok(()));
+                            agent::run_local(h, beat, &w, LOCAL_POLL, &stop);
+                        }
+                        Err(e) => {
+                            let _ = opened_tx.send(Err(e));
+                        }
+                    },
+                )
                 .context("cannot start the local agent")?;
             match opened_rx.recv() {
                 Ok(Ok(())) => {}
@@ -217,6 +219,9 @@ pub fn run(host: &HostArgs, a: ApiArgs) -> anyhow::Result<ExitCode> {
             agent: wake.clone(),
             shutdown_timeout: Duration::from_secs(a.shutdown_timeout),
             state_dir: host.state_dir.clone(),
+            posted_passwords: wake
+                .is_some()
+                .then(|| compute_host::driver::layout::Layout::new(&host.state_dir)),
         });
         let urls = api.urls(None);
         // One line per service on standard output: what scripts (and tests) read.

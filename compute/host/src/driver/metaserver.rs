@@ -256,3 +256,45 @@ impl MetaServer<'_> {
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), MetaServerError> {
     Ok(atomic::replace(path, bytes, 0o600)?)
 }
+
+/// The passwords guests posted to the managed metadata server of a state folder:
+/// one file per instance in `Layout::metadata_passwords` (the server's
+/// `DirPasswordStore`; a shared database keeps them in the store instead).
+pub mod posted {
+    use super::MetaServerError;
+    use crate::driver::layout::Layout;
+    use std::path::PathBuf;
+
+    fn path(layout: &Layout, uuid: &str) -> Option<PathBuf> {
+        let uuid = uuid::Uuid::parse_str(uuid).ok()?;
+        Some(
+            layout
+                .metadata_passwords()
+                .join(uuid.hyphenated().to_string()),
+        )
+    }
+
+    /// What the guest of `uuid` posted, if anything.
+    pub fn get(layout: &Layout, uuid: &str) -> Result<Option<String>, MetaServerError> {
+        let Some(p) = path(layout, uuid) else {
+            return Ok(None);
+        };
+        match std::fs::read(&p) {
+            Ok(b) => Ok(Some(String::from_utf8_lossy(&b).into_owned())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(super::io(&p)(e)),
+        }
+    }
+
+    /// Forgets it (the guest may post again); `false` when there was none.
+    pub fn clear(layout: &Layout, uuid: &str) -> Result<bool, MetaServerError> {
+        let Some(p) = path(layout, uuid) else {
+            return Ok(false);
+        };
+        match std::fs::remove_file(&p) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(super::io(&p)(e)),
+        }
+    }
+}
