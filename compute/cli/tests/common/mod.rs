@@ -3,6 +3,7 @@
 // Each test file uses its own part of the harness.
 #![allow(dead_code)]
 
+pub mod openstack;
 pub mod shared;
 
 use std::os::unix::fs::PermissionsExt;
