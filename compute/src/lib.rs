@@ -18,6 +18,7 @@ pub mod keypair;
 pub mod lifecycle;
 pub mod mac;
 pub mod media;
+pub mod meta_edit;
 pub mod metadata;
 pub mod netalloc;
 pub mod placement;

@@ -1,6 +1,7 @@
 //! MAC addresses: parsed once, printed the way Nova and Neutron print them.
 
 use std::fmt;
+use std::net::Ipv6Addr;
 use std::str::FromStr;
 
 /// A 48-bit Ethernet address, printed lowercase with colons (`fa:16:3e:00:00:01`).
@@ -10,6 +11,33 @@ pub struct MacAddr(pub [u8; 6]);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{0}` is not a MAC address (want six hex pairs separated by `:`, like fa:16:3e:12:34:56)")]
 pub struct MacError(pub String);
+
+impl MacAddr {
+    /// The IPv6 link-local address a kernel derives from this MAC (RFC 4291
+    /// appendix A, modified EUI-64): `fe80::`, then the MAC with `ff:fe` in its
+    /// middle and the universal/local bit flipped.
+    pub fn eui64_link_local(self) -> Ipv6Addr {
+        let m = self.0;
+        Ipv6Addr::from([
+            0xfe,
+            0x80,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            m[0] ^ 0x02,
+            m[1],
+            m[2],
+            0xff,
+            0xfe,
+            m[3],
+            m[4],
+            m[5],
+        ])
+    }
+}
 
 impl FromStr for MacAddr {
     type Err = MacError;
@@ -45,6 +73,19 @@ impl fmt::Display for MacAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_link_local_address_is_the_kernels_eui64_one() {
+        let ll = |mac: &str| {
+            mac.parse::<MacAddr>()
+                .expect("mac")
+                .eui64_link_local()
+                .to_string()
+        };
+        assert_eq!(ll("52:54:00:12:34:56"), "fe80::5054:ff:fe12:3456");
+        assert_eq!(ll("fa:16:3e:00:00:01"), "fe80::f816:3eff:fe00:1");
+        assert_eq!(ll("02:00:00:00:00:00"), "fe80::ff:fe00:0");
+    }
 
     #[test]
     fn parses_and_prints_lowercase() {

@@ -20,6 +20,14 @@ use std::time::Duration;
 /// is 60 s; heartbeats here come every few seconds).
 pub const DEFAULT_UP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// An allocation ratio that is not a finite number above zero.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("the {name} allocation ratio must be a number above 0, not {value}")]
+pub struct RatioError {
+    pub name: &'static str,
+    pub value: f64,
+}
+
 /// An amount of the three resources placement counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resources {
@@ -63,12 +71,10 @@ impl Default for AllocationRatios {
 
 impl AllocationRatios {
     /// Checks that every ratio is a finite number above zero.
-    pub fn validate(&self) -> Result<(), String> {
-        for (name, v) in [("cpu", self.cpu), ("ram", self.ram), ("disk", self.disk)] {
-            if !v.is_finite() || v <= 0.0 {
-                return Err(format!(
-                    "the {name} allocation ratio must be a number above 0, not {v}"
-                ));
+    pub fn validate(&self) -> Result<(), RatioError> {
+        for (name, value) in [("cpu", self.cpu), ("ram", self.ram), ("disk", self.disk)] {
+            if !value.is_finite() || value <= 0.0 {
+                return Err(RatioError { name, value });
             }
         }
         Ok(())

@@ -3,8 +3,10 @@
 //! The writers are pure functions from a drive tree (`compute::render_drive`'s
 //! [`DriveTree`](compute::metadata::DriveTree)) and [`DriveOptions`] to image bytes:
 //! [`IsoWriter`] makes ISO9660 with Rock Ridge and Joliet, [`FatImage`] makes VFAT.
-//! Nothing here reads a clock, draws random numbers or touches files; the CLI in
-//! `main.rs` does the I/O.
+//! Nothing here reads a clock or draws random numbers, and nothing opens a path:
+//! [`DiskImage::write_sparse`] writes into a file its caller opened, [`read`] reads
+//! what it is given (bytes or a reader), and the CLI (`cli/`) decides which files
+//! those are.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 

@@ -25,8 +25,8 @@ compute=$here/target/debug/compute
 cd "$here"
 scripts/check-tools cargo hyperfine genisoimage py:cloudinit
 RUSTFLAGS='-C target-feature=+crt-static' cargo build -q --release -p guest-agent --target $target
-# Only renders the drive's files: a debug build does.
-cargo build -q -p compute
+# Only renders the drive's files: a debug build of the `compute` command does.
+cargo build -q -p compute-cli --bin compute
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -2,9 +2,13 @@
 //! `ssh_authorized_keys`, `write_files` and `runcmd`. Every other top-level key is
 //! kept by name only, to be reported as not applied (values may hold secrets).
 
-use crate::gunzip::{gunzip, GunzipError, MAX_UNPACKED_BYTES};
 use base64::Engine;
+use compute_io::gunzip::{gunzip, GunzipError};
 use serde_yaml_ng::Value;
+
+/// Unpacked user data, or one unpacked `write_files` entry, may not grow past this:
+/// a gzip bomb fails here instead of exhausting the guest.
+pub const MAX_UNPACKED_BYTES: u64 = 16 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CloudConfigError {

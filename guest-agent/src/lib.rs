@@ -6,17 +6,15 @@
 //! `compute`'s types; [`plan::build`] turns that into the desired state without
 //! touching anything; [`apply::apply`] carries the plan out step by step and returns
 //! a [`report::Report`]. Guest files are reached through [`guestfs`] (never outside
-//! the root) and replaced through [`file_batch`], compare-first and with one
-//! durability rule for the whole run. `network_data.json` means what `compute`'s
+//! the root) and replaced through one [`compute_io::atomic::FileBatch`] per run,
+//! compare-first and under the workspace's one durability rule. `network_data.json` means what `compute`'s
 //! network model says, the reading the instance was validated with. Errors are typed
 //! per module and printed once, whole, by [`report::error_chain`].
 
 pub mod apply;
 pub mod cloudconfig;
 pub mod discover;
-pub mod file_batch;
 pub mod guestfs;
-pub mod gunzip;
 pub mod netplan;
 pub mod plan;
 pub mod report;
@@ -24,3 +22,4 @@ pub mod source;
 pub mod state;
 pub mod userdata;
 pub mod view;
+pub mod watch;

@@ -1,4 +1,4 @@
-//! `guest-agent run|show`: the thin command line over the library.
+//! `guest-agent run|show|watch`: the thin command line over the library.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -8,6 +8,7 @@ use guest_agent::plan::{self, PlanOptions};
 use guest_agent::report::{error_chain, Step};
 use guest_agent::source::{BlockScan, RetryPolicy, DEFAULT_METADATA_URL};
 use guest_agent::view;
+use guest_agent::watch::{watch, WatchOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -28,6 +29,22 @@ enum Command {
     Run(RunArgs),
     /// Print what was found, as JSON (secrets redacted).
     Show,
+    /// Apply, then apply again whenever the metadata service's meta_data.json
+    /// changes (long polls with its ETag); SIGTERM stops it.
+    Watch(WatchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct WatchArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// How long the service may hold each request before answering unchanged.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    wait: u64,
+    /// Exit (code 2) when the service has not answered for this long.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    give_up_after: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -131,10 +148,15 @@ fn real_main() -> anyhow::Result<ExitCode> {
             ..RetryPolicy::default()
         },
     };
+    let run = match cli.command {
+        Command::Watch(w) => return watch_metadata(c, &w, opts),
+        Command::Show => None,
+        Command::Run(args) => Some(args),
+    };
     let mut provider = discover(&opts).context("finding the instance's data")?;
     let data = view::read(provider.as_mut()).context("reading the instance's data")?;
-    match cli.command {
-        Command::Show => {
+    match run {
+        None => {
             let json = data.to_json();
             match c.format {
                 Format::Json => println!("{}", serde_json::to_string(&json)?),
@@ -142,55 +164,80 @@ fn real_main() -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run(args) => {
-            let plan = plan::build(
-                data,
-                &PlanOptions {
-                    user: args.user.clone(),
-                    generate_password: args.generate_password,
-                },
-            );
-            let is_root = args.root == std::path::Path::new("/");
-            let apply_opts = ApplyOptions {
-                live: is_root || args.live,
-                root: args.root,
-                dry_run: args.dry_run,
-                networkd: args.networkd,
-                steps: if args.steps.is_empty() {
-                    Step::ALL.to_vec()
-                } else {
-                    args.steps
-                },
-            };
-            let report = apply(&plan, &apply_opts, Some(provider.as_mut()));
-            match c.format {
-                Format::Json => println!("{}", serde_json::to_string(&report)?),
-                Format::Text => print!("{}", report.to_text()),
-            }
-            Ok(if report.failed() {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
-        }
+        Some(args) => apply_and_report(data, provider.as_mut(), &args, c.format),
     }
+}
+
+/// Plans and applies what was read, prints the report; exit 1 when a step failed.
+fn apply_and_report(
+    data: view::InstanceData,
+    provider: &mut dyn guest_agent::source::Provider,
+    args: &RunArgs,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let plan = plan::build(
+        data,
+        &PlanOptions {
+            user: args.user.clone(),
+            generate_password: args.generate_password,
+        },
+    );
+    let is_root = args.root == std::path::Path::new("/");
+    let apply_opts = ApplyOptions {
+        live: is_root || args.live,
+        root: args.root.clone(),
+        dry_run: args.dry_run,
+        networkd: args.networkd,
+        steps: if args.steps.is_empty() {
+            Step::ALL.to_vec()
+        } else {
+            args.steps.clone()
+        },
+    };
+    let report = apply(&plan, &apply_opts, Some(provider));
+    match format {
+        Format::Json => println!("{}", serde_json::to_string(&report)?),
+        Format::Text => print!("{}", report.to_text()),
+    }
+    Ok(if report.failed() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `watch`: a run now and after every change of the service's data.
+fn watch_metadata(c: &Common, w: &WatchArgs, opts: DiscoverOptions) -> anyhow::Result<ExitCode> {
+    if c.source == SourceChoice::ConfigDrive || c.device.is_some() {
+        anyhow::bail!(
+            "watch follows the metadata service: --source config-drive and --device do not apply"
+        );
+    }
+    let opts = DiscoverOptions {
+        choice: SourceChoice::Metadata,
+        ..opts
+    };
+    let mut watching = WatchOptions::new(
+        c.metadata_url.clone(),
+        opts.retry,
+        Duration::from_secs(w.wait),
+    );
+    watching.give_up_after = Duration::from_secs(w.give_up_after);
+    watch(&watching, || {
+        let ran = discover(&opts)
+            .context("finding the instance's data")
+            .and_then(|mut provider| {
+                let data = view::read(provider.as_mut()).context("reading the instance's data")?;
+                apply_and_report(data, provider.as_mut(), &w.run, c.format)
+            });
+        if let Err(e) = ran {
+            eprintln!("guest-agent: {}", error_chain(e.as_ref()));
+        }
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::Cli;
-    use clap::CommandFactory;
-
-    #[test]
-    fn every_verb_and_flag_explains_itself() {
-        assert_eq!(
-            compute_flags::cli_help::problems(&Cli::command()),
-            Vec::<String>::new()
-        );
-    }
-
-    #[test]
-    fn the_command_line_is_consistent() {
-        Cli::command().debug_assert();
-    }
-}
+compute_flags::cli_help_tests!(Cli);

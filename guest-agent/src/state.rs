@@ -2,9 +2,9 @@
 //! `/var/lib/guest-agent/<instance id>/` (inside the root). A new instance id (an
 //! image cloned to another instance) has no markers, so everything runs again.
 
-use crate::file_batch::{Staged, Ticket};
 use crate::guestfs::{Attrs, FsRoot, GuestFiles, GuestFilesError, RootError};
 use crate::report::Step;
+use compute_io::atomic::{Staged, Ticket};
 
 pub const STATE_DIR: &str = "/var/lib/guest-agent";
 

@@ -5,8 +5,8 @@
 //! anything else is named as not applied. Sizes and nesting are bounded, so a gzip
 //! bomb or a deeply nested multipart cannot exhaust the guest.
 
-use crate::cloudconfig::{self, CloudConfig};
-use crate::gunzip::{gunzip, GunzipError, MAX_UNPACKED_BYTES};
+use crate::cloudconfig::{self, CloudConfig, MAX_UNPACKED_BYTES};
+use compute_io::gunzip::{gunzip, is_gzip, GunzipError};
 
 const MAX_DEPTH: usize = 4;
 const MAX_PARTS: usize = 64;
@@ -52,7 +52,7 @@ fn unpack(
     if depth > MAX_DEPTH || out.len() >= MAX_PARTS {
         return Err(UserDataError::TooComplex);
     }
-    if data.starts_with(&[0x1f, 0x8b]) {
+    if is_gzip(data) {
         let unpacked = gunzip(data, MAX_UNPACKED_BYTES)?;
         return unpack(&unpacked, label, depth + 1, out);
     }

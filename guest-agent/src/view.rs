@@ -60,30 +60,8 @@ pub fn read(provider: &mut dyn Provider) -> Result<InstanceData, ViewError> {
             meta.uuid.chars().take(80).collect(),
         ));
     }
-    let network = provider
-        .network_data()
-        .map_err(ViewError::from)
-        .and_then(|raw| {
-            raw.map(|b| {
-                serde_json::from_slice(&b).map_err(|source| ViewError::Json {
-                    document: "network_data.json",
-                    source,
-                })
-            })
-            .transpose()
-        });
-    let vendor_data = provider
-        .vendor_data()
-        .map_err(ViewError::from)
-        .and_then(|raw| {
-            raw.map(|b| {
-                serde_json::from_slice(&b).map_err(|source| ViewError::Json {
-                    document: "vendor_data.json",
-                    source,
-                })
-            })
-            .transpose()
-        });
+    let network = optional_json(provider.network_data(), "network_data.json");
+    let vendor_data = optional_json(provider.vendor_data(), "vendor_data.json");
     let user_data = provider.user_data().map_err(ViewError::from);
     let files = meta
         .files
@@ -108,6 +86,15 @@ pub fn read(provider: &mut dyn Provider) -> Result<InstanceData, ViewError> {
         user_data,
         files,
     })
+}
+
+/// A document the source may lack, parsed when it has it.
+fn optional_json<T: serde::de::DeserializeOwned>(
+    raw: Result<Option<Vec<u8>>, SourceError>,
+    document: &'static str,
+) -> Result<Option<T>, ViewError> {
+    raw?.map(|b| serde_json::from_slice(&b).map_err(|source| ViewError::Json { document, source }))
+        .transpose()
 }
 
 fn is_safe_id(id: &str) -> bool {

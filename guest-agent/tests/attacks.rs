@@ -22,26 +22,19 @@ fn edit_meta(tree: &Path, f: impl FnOnce(&mut Value)) {
 #[test]
 fn dotdot_paths_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let tree = dir.path().join("tree");
-    render_drive_tree(&fixture(MULTINIC), &tree);
-    edit_meta(&tree, |m| {
-        m["files"][0]["path"] = "/../../../escape-1".into();
-        m["files"][1]["content_path"] = "/content/../../openstack/latest/meta_data.json".into();
+    let iso = edited_iso_for(&fixture(MULTINIC), dir.path(), "cd", |tree| {
+        edit_meta(tree, |m| {
+            m["files"][0]["path"] = "/../../../escape-1".into();
+            m["files"][1]["content_path"] = "/content/../../openstack/latest/meta_data.json".into();
+        });
+        std::fs::write(
+            tree.join("openstack/latest/user_data"),
+            "#cloud-config\nwrite_files:\n  - path: /etc/../../escape-2\n    content: x\n  - path: /etc/fine\n    content: ok\n",
+        )
+        .expect("write");
     });
-    std::fs::write(
-        tree.join("openstack/latest/user_data"),
-        "#cloud-config\nwrite_files:\n  - path: /etc/../../escape-2\n    content: x\n  - path: /etc/fine\n    content: ok\n",
-    )
-    .expect("write");
-    let iso = dir.path().join("cd.iso");
-    build_iso(&tree, &iso);
     let root = guest_root(dir.path());
-    let (code, report, _) = run_json(&[
-        "--device",
-        iso.to_str().expect("utf8"),
-        "--root",
-        root.to_str().expect("utf8"),
-    ]);
+    let (code, report, _) = run_on(&iso, &root, &[]);
     assert_eq!(code, 1, "{report}");
     let (outcome, details) = step(&report, "files");
     assert_eq!(outcome, "failed");
@@ -84,12 +77,7 @@ fn symlinks_never_lead_out_of_the_root() {
     // /etc points at an absolute host folder, /opt climbs out with `..`.
     std::os::unix::fs::symlink(&outside, root.join("etc")).expect("symlink");
     std::os::unix::fs::symlink("../../../../outside", root.join("opt")).expect("symlink");
-    let (code, report, _) = run_json(&[
-        "--device",
-        iso.to_str().expect("utf8"),
-        "--root",
-        root.to_str().expect("utf8"),
-    ]);
+    let (code, report, _) = run_on(&iso, &root, &[]);
     assert_eq!(code, 0, "{report}");
     assert!(
         files_under(&outside).is_empty(),
@@ -108,16 +96,14 @@ fn symlinks_never_lead_out_of_the_root() {
 #[test]
 fn oversized_meta_data_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let tree = dir.path().join("tree");
-    render_drive_tree(&fixture(BASIC), &tree);
-    let pad = "A".repeat(10 * 1024 * 1024);
-    std::fs::write(
-        meta_path(&tree),
-        format!("{{\"uuid\": \"x\", \"pad\": \"{pad}\"}}"),
-    )
-    .expect("write");
-    let iso = dir.path().join("cd.iso");
-    build_iso(&tree, &iso);
+    let iso = edited_iso_for(&fixture(BASIC), dir.path(), "cd", |tree| {
+        let pad = "A".repeat(10 * 1024 * 1024);
+        std::fs::write(
+            meta_path(tree),
+            format!("{{\"uuid\": \"x\", \"pad\": \"{pad}\"}}"),
+        )
+        .expect("write");
+    });
     let root = dir.path().join("root");
     std::fs::create_dir(&root).expect("mkdir");
     let out = agent(&[
@@ -139,22 +125,15 @@ fn oversized_meta_data_is_refused() {
 #[test]
 fn malformed_network_data_fails_only_the_network_step() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let tree = dir.path().join("tree");
-    render_drive_tree(&fixture(MULTINIC), &tree);
-    std::fs::write(
-        tree.join("openstack/latest/network_data.json"),
-        "{\"links\": [}",
-    )
-    .expect("write");
-    let iso = dir.path().join("cd.iso");
-    build_iso(&tree, &iso);
+    let iso = edited_iso_for(&fixture(MULTINIC), dir.path(), "cd", |tree| {
+        std::fs::write(
+            tree.join("openstack/latest/network_data.json"),
+            "{\"links\": [}",
+        )
+        .expect("write");
+    });
     let root = guest_root(dir.path());
-    let (code, report, _) = run_json(&[
-        "--device",
-        iso.to_str().expect("utf8"),
-        "--root",
-        root.to_str().expect("utf8"),
-    ]);
+    let (code, report, _) = run_on(&iso, &root, &[]);
     assert_eq!(code, 1);
     let (outcome, details) = step(&report, "network");
     assert_eq!(outcome, "failed");

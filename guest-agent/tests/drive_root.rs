@@ -178,15 +178,7 @@ fn iso_drive_configures_the_root() {
     let dir = tempfile::tempdir().expect("tempdir");
     let iso = iso_for(&fixture(MULTINIC), dir.path(), "cd");
     let root = guest_root(dir.path());
-    let (code, report, stderr) = run_json(&[
-        "--device",
-        iso.to_str().expect("utf8"),
-        "--root",
-        root.to_str().expect("utf8"),
-        "--user",
-        "debian",
-        "--networkd",
-    ]);
+    let (code, report, stderr) = run_on(&iso, &root, &["--user", "debian", "--networkd"]);
     assert_eq!(code, 0, "{report}\n{stderr}");
     assert!(
         report["source"]
@@ -211,15 +203,7 @@ fn vfat_drive_configures_the_root() {
     let img = dir.path().join("drive.img");
     build_vfat(&tree, &img);
     let root = guest_root(dir.path());
-    let (code, report, stderr) = run_json(&[
-        "--device",
-        img.to_str().expect("utf8"),
-        "--root",
-        root.to_str().expect("utf8"),
-        "--user",
-        "debian",
-        "--networkd",
-    ]);
+    let (code, report, stderr) = run_on(&img, &root, &["--user", "debian", "--networkd"]);
     assert_eq!(code, 0, "{report}\n{stderr}");
     assert!(
         report["source"].as_str().expect("source").contains("vfat"),
@@ -233,19 +217,7 @@ fn vfat_drive_configures_the_root() {
 fn show_prints_the_view_without_secrets() {
     let dir = tempfile::tempdir().expect("tempdir");
     let iso = iso_for(&fixture(MULTINIC), dir.path(), "cd");
-    let out = agent(&[
-        "show",
-        "--device",
-        iso.to_str().expect("utf8"),
-        "--format",
-        "json",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let v = show_json(&iso);
     assert_eq!(
         v["meta_data"]["uuid"],
         "2f1d4c3b-8a7e-4b6d-9c5f-0e1a2b3c4d5e"
@@ -253,7 +225,7 @@ fn show_prints_the_view_without_secrets() {
     assert_eq!(v["meta_data"]["admin_pass"], "<redacted>");
     assert_eq!(v["network_data"]["links"][0]["mtu"], 1450);
     assert_eq!(v["files"][0]["path"], "/etc/motd");
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("s3cr3t"));
+    assert!(!v.to_string().contains("s3cr3t"));
 }
 
 #[test]
@@ -262,13 +234,7 @@ fn dry_run_changes_nothing() {
     let iso = iso_for(&fixture(MULTINIC), dir.path(), "cd");
     let root = dir.path().join("empty-root");
     std::fs::create_dir(&root).expect("mkdir");
-    let (code, report, _) = run_json(&[
-        "--device",
-        iso.to_str().expect("utf8"),
-        "--root",
-        root.to_str().expect("utf8"),
-        "--dry-run",
-    ]);
+    let (code, report, _) = run_on(&iso, &root, &["--dry-run"]);
     assert_eq!(code, 0);
     assert!(files_under(&root).is_empty(), "{:?}", files_under(&root));
     let (outcome, details) = step(&report, "hostname");

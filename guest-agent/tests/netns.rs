@@ -5,50 +5,49 @@
 mod common;
 use common::service_double::{Behaviour, ServiceDouble};
 use common::*;
+use netnstest::Netns;
 use serde_json::Value;
 use std::io::{BufRead, Read};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Self {
-        let name = format!("gat-{tag}-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        run_tool(Command::new("ip").args(["netns", "add", &name]));
-        Netns(name)
-    }
-
-    fn ip(&self, args: &[&str]) -> String {
-        let out = Command::new("ip")
-            .args(["-n", &self.0])
-            .args(args)
-            .output()
-            .expect("ip runs");
-        assert!(
-            out.status.success(),
-            "ip {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf8")
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = vec!["-j"];
-        all.extend_from_slice(args);
-        serde_json::from_str(&self.ip(&all)).expect("ip -j gives JSON")
-    }
+fn netns(tag: &str) -> Netns {
+    Netns::new("gat", tag)
 }
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-    }
+/// `ip -j ARGS` in the namespace, parsed.
+fn ip_json(ns: &Netns, args: &[&str]) -> Value {
+    let mut all = vec!["-j"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&ns.ip(&all)).expect("ip -j gives JSON")
 }
 
-fn run_in(ns: &Netns, iso: &std::path::Path, root: &std::path::Path) -> Value {
+/// A drive of the multi-NIC fixture and an empty root in `dir`; in the namespace,
+/// the veth pair `gat0` (the fixture's first MAC) and `gat1` (`peer_mac`).
+fn drive_and_veth(dir: &Path, ns: &Netns, peer_mac: &str) -> (PathBuf, PathBuf) {
+    let iso = iso_for(&fixture(MULTINIC), dir, "cd");
+    let root = dir.join("root");
+    std::fs::create_dir(&root).expect("mkdir");
+    ns.ip(&[
+        "link",
+        "add",
+        "gat0",
+        "address",
+        "fa:16:3e:00:00:01",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "gat1",
+        "address",
+        peer_mac,
+    ]);
+    (iso, root)
+}
+
+fn run_in(ns: &Netns, iso: &Path, root: &Path) -> Value {
     let out = agent_in(
-        Some(&ns.0),
+        Some(ns.name()),
         &[
             "run",
             "--format",
@@ -70,7 +69,7 @@ fn run_in(ns: &Netns, iso: &std::path::Path, root: &std::path::Path) -> Value {
 
 /// Routes of a family on a device, as (destination, gateway) pairs, sorted.
 fn routes(ns: &Netns, family: &str, dev: &str) -> Vec<(String, String)> {
-    let v = ns.json(&[family, "route", "show", "dev", dev]);
+    let v = ip_json(ns, &[family, "route", "show", "dev", dev]);
     let mut out: Vec<(String, String)> = v
         .as_array()
         .expect("array")
@@ -87,7 +86,7 @@ fn routes(ns: &Netns, family: &str, dev: &str) -> Vec<(String, String)> {
 }
 
 fn check_state(ns: &Netns) {
-    let link = &ns.json(&["link", "show", "gat0"])[0];
+    let link = &ip_json(ns, &["link", "show", "gat0"])[0];
     assert_eq!(link["mtu"], 1450);
     assert!(
         link["flags"]
@@ -97,7 +96,7 @@ fn check_state(ns: &Netns) {
             .any(|f| f == "UP"),
         "{link}"
     );
-    let peer = &ns.json(&["link", "show", "gat1"])[0];
+    let peer = &ip_json(ns, &["link", "show", "gat1"])[0];
     assert!(
         peer["flags"]
             .as_array()
@@ -107,7 +106,7 @@ fn check_state(ns: &Netns) {
         "dhcp link is up too: {peer}"
     );
 
-    let addrs = &ns.json(&["addr", "show", "dev", "gat0"])[0]["addr_info"];
+    let addrs = &ip_json(ns, &["addr", "show", "dev", "gat0"])[0]["addr_info"];
     let mut global: Vec<String> = addrs
         .as_array()
         .expect("addr_info")
@@ -146,25 +145,8 @@ fn check_state(ns: &Netns) {
 
 #[test]
 fn links_by_mac_get_mtu_addresses_and_routes() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let iso = iso_for(&fixture(MULTINIC), dir.path(), "cd");
-    let root = dir.path().join("root");
-    std::fs::create_dir(&root).expect("mkdir");
-    let ns = Netns::new("net");
-    ns.ip(&[
-        "link",
-        "add",
-        "gat0",
-        "address",
-        "fa:16:3e:00:00:01",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "gat1",
-        "address",
-        "fa:16:3e:00:00:02",
-    ]);
+    let (dir, ns) = (tempfile::tempdir().expect("tempdir"), netns("net"));
+    let (iso, root) = drive_and_veth(dir.path(), &ns, "fa:16:3e:00:00:02");
 
     let report = run_in(&ns, &iso, &root);
     let (outcome, details) = step(&report, "network");
@@ -186,25 +168,8 @@ fn links_by_mac_get_mtu_addresses_and_routes() {
 
 #[test]
 fn a_mac_with_no_interface_is_reported_not_fatal() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let iso = iso_for(&fixture(MULTINIC), dir.path(), "cd");
-    let root = dir.path().join("root");
-    std::fs::create_dir(&root).expect("mkdir");
-    let ns = Netns::new("miss");
-    ns.ip(&[
-        "link",
-        "add",
-        "gat0",
-        "address",
-        "fa:16:3e:00:00:01",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "gat1",
-        "address",
-        "02:00:00:00:00:99",
-    ]);
+    let (dir, ns) = (tempfile::tempdir().expect("tempdir"), netns("miss"));
+    let (iso, root) = drive_and_veth(dir.path(), &ns, "02:00:00:00:00:99");
     let report = run_in(&ns, &iso, &root);
     let (outcome, details) = step(&report, "network");
     assert_eq!(outcome, "ok");
@@ -213,7 +178,7 @@ fn a_mac_with_no_interface_is_reported_not_fatal() {
             .contains(&"skipped: link interface1 (fa:16:3e:00:00:02): no interface has this MAC"),
         "{details:?}"
     );
-    assert_eq!(ns.json(&["link", "show", "gat0"])[0]["mtu"], 1450);
+    assert_eq!(ip_json(&ns, &["link", "show", "gat0"])[0]["mtu"], 1450);
 }
 
 /// Not a test on its own: the server half of `metadata_service_at_the_link_local_address`,
@@ -235,11 +200,11 @@ fn serve_double_in_namespace() {
 
 #[test]
 fn metadata_service_at_the_link_local_address() {
-    let ns = Netns::new("md");
+    let ns = netns("md");
     ns.ip(&["link", "set", "lo", "up"]);
     ns.ip(&["addr", "add", "169.254.169.254/32", "dev", "lo"]);
     let mut server = Command::new("ip")
-        .args(["netns", "exec", &ns.0])
+        .args(["netns", "exec", ns.name()])
         .arg(std::env::current_exe().expect("test binary"))
         .args([
             "serve_double_in_namespace",
@@ -262,7 +227,7 @@ fn metadata_service_at_the_link_local_address() {
     let root = guest_root(dir.path());
     // No --metadata-url: the default, http://169.254.169.254, inside the namespace.
     let out = agent_in(
-        Some(&ns.0),
+        Some(ns.name()),
         &[
             "run",
             "--format",

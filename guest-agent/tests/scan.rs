@@ -43,18 +43,7 @@ fn finds_the_drive_whatever_the_label_case() {
     assert_eq!(scan.find().expect("found"), dev.join("vdb"));
 
     // The same image read through the agent, label in upper case.
-    let out = agent(&[
-        "show",
-        "--device",
-        iso.to_str().expect("utf8"),
-        "--format",
-        "json",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    show_json(&iso);
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 use crate::cache::{RenderCache, TreeMemo};
 use crate::identity::{Identity, Rejection};
-use crate::reply::{Reply, HTML, TEXT};
+use crate::reply::{Allow, Reply, HTML, TEXT};
 use crate::store::InstanceEntry;
 use crate::token::{parse_ttl, TokenAuthority};
 use crate::token_headers as h;
@@ -74,9 +74,9 @@ pub struct Responder {
     pub dynamic_vendor_data: bool,
 }
 
-const GET_HEAD: &str = "GET, HEAD";
+const GET_HEAD: Allow = Allow::GetHead;
 /// What the token path allows, as AWS's `Allow` says.
-const TOKEN_METHODS: &str = "OPTIONS, PUT";
+const TOKEN_METHODS: Allow = Allow::OptionsPut;
 const TOKEN_PATH: [&str; 4] = ["ec2", "latest", "api", "token"];
 
 /// `PUT /<version>/api/token` with a version other than `latest`: AWS refuses it.
@@ -161,7 +161,7 @@ impl Responder {
             Entry::Dir(d) => d
                 .listing
                 .clone()
-                .map(|l| Outcome::Reply(Reply::ok(TEXT, l)))
+                .map(|l| Outcome::Reply(Reply::ok(TEXT, l).with_etag(tree.etag(found))))
                 .ok_or_else(Reply::not_found),
             Entry::File(f) => {
                 let is_vd2 =
@@ -179,7 +179,7 @@ impl Responder {
                         static_json,
                     });
                 }
-                Ok(Outcome::Reply(Reply::file(f)))
+                Ok(Outcome::Reply(Reply::file(f).with_etag(tree.etag(found))))
             }
             Entry::Live(leaf) => live(entry, &tree, segs, *leaf),
             Entry::Password => Err(Reply::not_found()),

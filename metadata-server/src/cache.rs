@@ -1,24 +1,71 @@
-//! Rendered trees, cached per instance and bounded.
+//! Rendered trees, cached per instance and bounded, with the entity tag of each
+//! leaf asked so far.
 //!
 //! Rendering every instance up front costs tens of KiB each; with 100,000 instances
 //! that is gigabytes for trees most guests read once at boot. So a tree is rendered
 //! on an instance's first request, kept in a sharded LRU keyed by uuid, and re-rendered
-//! when the entry's generation (its document) changed.
+//! when the entry's generation (its document) changed. A leaf's tag is computed on
+//! its first request and kept with its tree, so answers do not hash their bytes.
 
+use crate::etag::Etag;
 use crate::store::InstanceEntry;
+use compute::metadata::Entry;
 use compute::{render_service, MetadataTree, Settings};
 use lru::LruCache;
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
 const SHARDS: usize = 16;
 
-type Shard = Mutex<LruCache<Uuid, (u64, Arc<MetadataTree>)>>;
+/// One instance's rendered tree and the tags of its leaves asked so far.
+pub struct CachedTree {
+    tree: MetadataTree,
+    /// By the address of the entry in `tree`: the tree is immutable and owns every
+    /// entry it hands out, so an address stands for one entry while the tree lives.
+    /// Bounded by the number of entries the tree has.
+    etags: Mutex<HashMap<usize, Etag>>,
+}
+
+impl CachedTree {
+    fn new(tree: MetadataTree) -> Self {
+        CachedTree {
+            tree,
+            etags: Mutex::default(),
+        }
+    }
+
+    /// The tag of `entry`, which must come from this tree's lookup: a file's, or
+    /// a directory's listing; `None` for what has no bytes of its own.
+    pub fn etag(&self, entry: &Entry) -> Option<Etag> {
+        let key = entry as *const Entry as usize;
+        let mut memo = self.etags.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = memo.get(&key) {
+            return Some(*t);
+        }
+        let tag = match entry {
+            Entry::File(f) => Etag::of_body(&f.body),
+            Entry::Dir(d) => Etag::of_bytes(d.listing.as_ref()?),
+            Entry::Password | Entry::Live(_) => return None,
+        };
+        memo.insert(key, tag);
+        Some(tag)
+    }
+}
+
+impl std::ops::Deref for CachedTree {
+    type Target = MetadataTree;
+    fn deref(&self) -> &MetadataTree {
+        &self.tree
+    }
+}
+
+type Shard = Mutex<LruCache<Uuid, (u64, Arc<CachedTree>)>>;
 
 /// The last tree one connection used (see [`RenderCache::tree_memo`]).
 #[derive(Default)]
-pub struct TreeMemo(Option<(Uuid, u64, Arc<MetadataTree>)>);
+pub struct TreeMemo(Option<(Uuid, u64, Arc<CachedTree>)>);
 
 pub struct RenderCache {
     settings: Arc<Settings>,
@@ -47,7 +94,7 @@ impl RenderCache {
     }
 
     /// The instance's tree, rendered now if absent or stale.
-    pub fn tree(&self, entry: &InstanceEntry) -> Arc<MetadataTree> {
+    pub fn tree(&self, entry: &InstanceEntry) -> Arc<CachedTree> {
         let uuid = entry.instance.uuid();
         let shard = self.shard(&uuid);
         {
@@ -59,7 +106,10 @@ impl RenderCache {
             }
         }
         // Render outside the lock: other instances of the shard keep being served.
-        let tree = Arc::new(render_service(&entry.instance, &self.settings));
+        let tree = Arc::new(CachedTree::new(render_service(
+            &entry.instance,
+            &self.settings,
+        )));
         let mut g = shard.lock().unwrap_or_else(|p| p.into_inner());
         g.put(uuid, (entry.generation, tree.clone()));
         tree
@@ -68,7 +118,7 @@ impl RenderCache {
     /// Like [`RenderCache::tree`], but first asks `memo`, one connection's last tree:
     /// a guest's connection keeps asking about the same instance, and this skips the
     /// shared shard lock then.
-    pub fn tree_memo(&self, entry: &InstanceEntry, memo: &mut TreeMemo) -> Arc<MetadataTree> {
+    pub fn tree_memo(&self, entry: &InstanceEntry, memo: &mut TreeMemo) -> Arc<CachedTree> {
         let uuid = entry.instance.uuid();
         if let Some((u, generation, tree)) = &memo.0 {
             if *u == uuid && *generation == entry.generation {

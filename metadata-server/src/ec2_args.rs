@@ -185,9 +185,13 @@ pub struct ListArgs {
     pub data: DataArgs,
 }
 
-fn parse_time(s: &str) -> Result<OffsetDateTime, String> {
-    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .map_err(|e| format!("not an RFC 3339 time like 2026-03-01T09:00:00Z ({e})"))
+/// A time on the command line that is not RFC 3339.
+#[derive(Debug, thiserror::Error)]
+#[error("not an RFC 3339 time like 2026-03-01T09:00:00Z")]
+pub struct BadTime(#[source] time::error::Parse);
+
+fn parse_time(s: &str) -> Result<OffsetDateTime, BadTime> {
+    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).map_err(BadTime)
 }
 
 /// Runs an `events` command: what to print, and the exit code.

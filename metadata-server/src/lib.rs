@@ -5,16 +5,20 @@
 //! come from `compute`'s one renderer (cached, bounded). Sockets, the password store,
 //! dynamic vendor data and reloading sit at the edges and only adapt it.
 
+pub mod accept;
 pub mod answer;
 pub mod cache;
 pub mod conn;
-pub mod dbsource;
 pub mod ec2_args;
+pub mod etag;
 pub mod events;
+pub mod execute;
+pub mod feed;
 pub mod identity;
 pub mod instance_identity;
 pub mod listeners;
 pub mod metrics;
+pub mod ops;
 pub mod password;
 pub mod ratelimit;
 pub mod relay;
@@ -23,10 +27,12 @@ pub mod reply;
 pub mod server;
 pub mod signature;
 pub mod source;
+pub mod state;
 pub mod store;
 pub mod token;
 pub mod token_headers;
 pub mod vendordata;
+pub mod wait;
 
 /// An error and its causes, `: `-separated, for a log line (messages leave their
 /// cause out; this is where the chain is printed once).

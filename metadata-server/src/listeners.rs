@@ -6,7 +6,7 @@
 //! it (or sends SIGHUP) and listeners are bound or closed to match, the ones that did
 //! not change keep their connections.
 
-use crate::server::Listener;
+use crate::accept::Listener;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,12 +23,12 @@ const MAX_FILE_BYTES: u64 = 4 << 20;
 pub enum ListenersError {
     #[error("`{0}` is not ADDR=UUID (a TCP address or a unix socket path, then an instance uuid)")]
     BadSpec(String),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: String,
         source: std::io::Error,
     },
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -170,12 +170,14 @@ pub async fn manage<F>(
                                 },
                             );
                         }
-                        Err(e) => tracing::error!(error = %e, "bound listener not opened"),
+                        Err(e) => {
+                            tracing::error!(error = %crate::error_chain(&e), "bound listener not opened")
+                        }
                     }
                 }
             }
             Ok(Err(e)) => {
-                tracing::error!(error = %e, "listeners file not applied; keeping the current listeners")
+                tracing::error!(error = %crate::error_chain(&e), "listeners file not applied; keeping the current listeners")
             }
             Err(e) => tracing::error!(error = %e, "listeners file task failed"),
         }

@@ -5,21 +5,24 @@
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use compute_flags::metadata_server::{RelayArgs, ServeArgs, DEFAULT_PASSWORD_DIR};
+use compute_store::Location;
+use metadata_server::accept::Listener;
 use metadata_server::answer::{Responder, TokenMode};
 use metadata_server::cache::RenderCache;
-use metadata_server::dbsource::DbSource;
 use metadata_server::ec2_args::{self, DataArgs, Ec2Args, EventsAction};
 use metadata_server::events::EventStore;
+use metadata_server::feed::{self, FeedConfig};
 use metadata_server::identity::IdentityConfig;
 use metadata_server::listeners::{self, ListenerSpec};
 use metadata_server::metrics::Metrics;
-use metadata_server::password::{DirPasswordStore, PasswordStore};
+use metadata_server::password::{DatabasePasswords, DirPasswordStore, PasswordStore};
 use metadata_server::ratelimit::RateLimiter;
 use metadata_server::reload::{reload, watch_source};
-use metadata_server::server::{serve, Limits, Listener, State};
+use metadata_server::server::serve;
 use metadata_server::signature::SharedSecret;
 use metadata_server::source::{FileSource, InstanceSource};
-use metadata_server::store::InstanceStore;
+use metadata_server::state::{Limits, State};
+use metadata_server::store::{InstanceSet, InstanceStore, WaitLimits};
 use metadata_server::token::TokenAuthority;
 use metadata_server::vendordata::{DynamicTarget, DynamicVendorData};
 use std::collections::HashMap;
@@ -77,6 +80,9 @@ struct PasswordArgs {
     /// Folder of the password store (`serve --password-dir`).
     #[arg(long, value_name = "DIR", default_value = DEFAULT_PASSWORD_DIR)]
     password_dir: PathBuf,
+    /// The PostgreSQL database the server keeps passwords in (`serve --database`).
+    #[arg(long, value_name = "URL", conflicts_with = "password_dir")]
+    database: Option<String>,
 }
 
 // `serve`'s flags: compute's part (compute-host starts the server with the same
@@ -92,10 +98,25 @@ struct ServeCommand {
     #[arg(
         long,
         value_name = "FILE|DIR",
-        required_unless_present = "state_dir",
-        conflicts_with = "state_dir"
+        required_unless_present_any = ["state_dir", "database"],
+        conflicts_with_all = ["state_dir", "database"]
     )]
     instances: Option<PathBuf>,
+    /// Serve the instances of a PostgreSQL database that many hosts share
+    /// (`postgresql://user@host/db`), following its change feed; guests' passwords
+    /// are kept there too (not in --password-dir).
+    #[arg(long, value_name = "URL", conflicts_with = "state_dir")]
+    database: Option<String>,
+    /// With --database or --state-dir: serve only the instances placed on this host
+    /// (default: every instance).
+    #[arg(long, value_name = "NAME", conflicts_with = "instances")]
+    host: Option<String>,
+    /// Requests waiting for a change (`?wait_for_change=true`) at once, in all; 429 beyond.
+    #[arg(long, value_name = "N", default_value_t = WaitLimits::default().total)]
+    max_waiters: usize,
+    /// Requests waiting for a change of one instance at once; 429 beyond.
+    #[arg(long, value_name = "N", default_value_t = WaitLimits::default().per_instance)]
+    max_waiters_per_instance: usize,
     /// How often to look for changes to the instances (SIGHUP reloads at once).
     #[arg(long, value_name = "SECONDS", default_value_t = 2)]
     watch_interval: u64,
@@ -187,16 +208,46 @@ async fn run_serve(args: ServeCommand) -> Result<()> {
         .signer(&data, args.cache_capacity)
         .context("setting up the identity document signer")?
         .map(Arc::new);
-    let source: Arc<dyn InstanceSource> = match (&args.instances, &args.launch.state_dir) {
-        (Some(path), _) => Arc::new(FileSource::new(path.clone())),
-        (None, Some(dir)) => Arc::new(DbSource::new(dir.clone())),
-        (None, None) => bail!("give --instances or --state-dir"),
+    if let Some(h) = &args.host {
+        compute_store::validate_host_name(h)?;
+    }
+    let store = Arc::new(InstanceStore::new(
+        InstanceSet::default(),
+        WaitLimits {
+            per_instance: args.max_waiters_per_instance,
+            total: args.max_waiters,
+        },
+    ));
+    let location = match (&args.instances, &args.launch.state_dir, &args.database) {
+        (Some(_), _, _) => None,
+        (None, _, Some(url)) => Some(Location::Postgres(url.clone())),
+        (None, Some(dir), None) => Some(Location::StateDir(dir.clone())),
+        (None, None, None) => bail!("give --instances, --state-dir or --database"),
     };
-    let store = Arc::new(InstanceStore::default());
-    let n = reload(&source, &store)
-        .await
-        .with_context(|| format!("loading {}", source.describe()))?;
-    tracing::info!(instances = n, source = %source.describe(), "instances loaded");
+    let source: Option<Arc<dyn InstanceSource>> = match &args.instances {
+        Some(path) => {
+            let source: Arc<dyn InstanceSource> = Arc::new(FileSource::new(path.clone()));
+            let n = reload(&source, &store)
+                .await
+                .with_context(|| format!("loading {}", source.describe()))?;
+            tracing::info!(instances = n, source = %source.describe(), "instances loaded");
+            Some(source)
+        }
+        None => None,
+    };
+    let follower = match &location {
+        Some(location) => {
+            let config = FeedConfig::new(location.clone(), args.host.clone());
+            let store = store.clone();
+            Some(
+                tokio::task::spawn_blocking(move || feed::start(config, store).map_err(Box::new))
+                    .await
+                    .context("the feed's start failed")??,
+            )
+        }
+        None => None,
+    };
+    let feed_status = follower.as_ref().map(|f| f.status.clone());
 
     let shared_secret = match &args.proxy_shared_secret_file {
         Some(p) => Some(SharedSecret::from_file_bytes(
@@ -217,8 +268,15 @@ async fn run_serve(args: ServeCommand) -> Result<()> {
     let mut key = [0u8; 32];
     getrandom::getrandom(&mut key)
         .map_err(|e| anyhow::anyhow!("no randomness for the token key: {e}"))?;
-    let passwords: Arc<dyn PasswordStore> =
-        Arc::new(DirPasswordStore::open(&args.launch.password_dir)?);
+    let passwords: Arc<dyn PasswordStore> = match (&location, &feed_status) {
+        (Some(l @ Location::Postgres(_)), Some(status)) => Arc::new(DatabasePasswords::new(
+            l.clone(),
+            store.clone(),
+            status.clone(),
+        )),
+        _ => Arc::new(DirPasswordStore::open(&args.launch.password_dir)?),
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let vendor = DynamicVendorData::new(args.vendordata_dynamic.clone());
     let state = Arc::new(State {
         responder: Responder {
@@ -250,6 +308,8 @@ async fn run_serve(args: ServeCommand) -> Result<()> {
         token_hop_limit: args.token_hop_limit,
         signer,
         events: EventStore::new(ec2_args::events_dir(&data)),
+        feed: feed_status.clone(),
+        shutdown: stop_rx.clone(),
     });
 
     let listeners = bind(&args).await?;
@@ -262,21 +322,28 @@ async fn run_serve(args: ServeCommand) -> Result<()> {
     if let Some(p) = &args.launch.pid_file {
         write_pid_file(p)?;
     }
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(addr) = args.metrics_listen {
         let l = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         tracing::info!(listener = %addr, "metrics listening");
-        tasks.spawn(metadata_server::server::serve_metrics(
+        tasks.spawn(metadata_server::ops::serve_metrics(
             state.clone(),
             l,
             stop_rx.clone(),
         ));
     }
     let interval = Duration::from_secs(args.watch_interval.max(1));
-    tasks.spawn(watch_source(source, store, interval, stop_rx.clone()));
+    match (source, &feed_status) {
+        (Some(source), _) => {
+            tasks.spawn(watch_source(source, store, interval, stop_rx.clone()));
+        }
+        (None, Some(status)) => {
+            tasks.spawn(feed::resnapshot_on_hangup(status.clone(), stop_rx.clone()));
+        }
+        (None, None) => {}
+    }
     tasks.spawn(serve(
         state,
         listeners,
@@ -293,6 +360,9 @@ async fn run_serve(args: ServeCommand) -> Result<()> {
     tracing::info!("shutting down: no new connections, finishing open ones");
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
+    if let Some(f) = follower {
+        f.status.stop();
+    }
     if let Some(p) = &args.launch.pid_file {
         let _ = std::fs::remove_file(p);
     }
@@ -351,6 +421,10 @@ fn write_pid_file(path: &std::path::Path) -> Result<()> {
 }
 
 fn run_password(action: PasswordAction) -> Result<i32> {
+    let (PasswordAction::Get(a) | PasswordAction::Clear(a)) = &action;
+    if let Some(url) = &a.database {
+        return run_database_password(&action, url);
+    }
     match action {
         PasswordAction::Get(a) => {
             let store = DirPasswordStore::open(&a.password_dir)?;
@@ -369,6 +443,29 @@ fn run_password(action: PasswordAction) -> Result<i32> {
         PasswordAction::Clear(a) => {
             let store = DirPasswordStore::open(&a.password_dir)?;
             if !store.clear(a.instance)? {
+                eprintln!("no password was stored for {}", a.instance);
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// `password get|clear --database URL`: the row the server keeps it in.
+fn run_database_password(action: &PasswordAction, url: &str) -> Result<i32> {
+    let mut feed = compute_store::open_feed(&Location::Postgres(url.to_owned()))?;
+    match action {
+        PasswordAction::Get(a) => match feed.password(&a.instance.hyphenated().to_string())? {
+            Some(p) => {
+                print!("{p}");
+                Ok(0)
+            }
+            None => {
+                eprintln!("no password stored for {}", a.instance);
+                Ok(3)
+            }
+        },
+        PasswordAction::Clear(a) => {
+            if !feed.clear_password(&a.instance.hyphenated().to_string())? {
                 eprintln!("no password was stored for {}", a.instance);
             }
             Ok(0)
@@ -415,20 +512,15 @@ fn main() {
 }
 
 #[cfg(test)]
+compute_flags::cli_help_tests!(Cli);
+
+#[cfg(test)]
 mod tests {
     use super::{Cli, Command};
-    use clap::{CommandFactory, Parser};
+    use clap::Parser;
     use compute_flags::metadata_server::{RelayArgs, ServeArgs, DEFAULT_METADATA_LISTEN};
     use compute_flags::SettingsArgs;
     use std::ffi::OsString;
-
-    #[test]
-    fn every_verb_and_flag_explains_itself() {
-        assert_eq!(
-            compute_flags::cli_help::problems(&Cli::command()),
-            Vec::<String>::new()
-        );
-    }
 
     fn parse(args: Vec<OsString>) -> Command {
         let mut argv: Vec<OsString> = vec!["metadata-server".into()];
@@ -475,10 +567,5 @@ mod tests {
             Command::Relay(args) => assert_eq!(args, relay),
             _ => panic!("not relay"),
         }
-    }
-
-    #[test]
-    fn the_command_line_is_consistent() {
-        Cli::command().debug_assert();
     }
 }

@@ -45,7 +45,9 @@ const ROUTES: [&str; 16] = [
 ];
 
 /// Statuses counted one by one; anything else is counted as its class (`5xx`...).
-const STATUSES: [u16; 12] = [200, 400, 401, 403, 404, 405, 408, 409, 413, 429, 431, 500];
+const STATUSES: [u16; 14] = [
+    200, 304, 400, 401, 403, 404, 405, 408, 409, 413, 429, 431, 500, 503,
+];
 const SLOTS: usize = STATUSES.len() + 5;
 
 fn status_slot(status: u16) -> usize {
@@ -60,6 +62,14 @@ fn slot_label(slot: usize) -> String {
         Some(s) => s.to_string(),
         None => format!("{}xx", slot - STATUSES.len() + 1),
     }
+}
+
+/// What `/metrics` reads at the moment it is asked.
+pub struct Gauges<'a> {
+    pub instances: usize,
+    pub cached_trees: usize,
+    pub waiters: usize,
+    pub feed: Option<&'a crate::feed::FeedStatus>,
 }
 
 /// Lock-free: one counter per (route, status slot).
@@ -125,7 +135,7 @@ impl Metrics {
     }
 
     /// The exposition text.
-    pub fn render(&self, instances: usize, cached_trees: usize) -> String {
+    pub fn render(&self, gauges: &Gauges<'_>) -> String {
         let mut out = String::new();
         out.push_str("# HELP metadata_requests_total Requests answered, by route and status.\n");
         out.push_str("# TYPE metadata_requests_total counter\n");
@@ -188,11 +198,40 @@ impl Metrics {
                 c.load(Ordering::Relaxed)
             );
         }
-        let _ = writeln!(out, "# HELP metadata_instances Instances loaded.\n# TYPE metadata_instances gauge\nmetadata_instances {instances}");
-        let _ = writeln!(
-            out,
-            "# HELP metadata_cached_trees Rendered trees in the cache.\n# TYPE metadata_cached_trees gauge\nmetadata_cached_trees {cached_trees}"
+        let mut gauge = |name: &str, help: &str, value: &dyn std::fmt::Display| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        };
+        gauge("metadata_instances", "Instances loaded.", &gauges.instances);
+        gauge(
+            "metadata_cached_trees",
+            "Rendered trees in the cache.",
+            &gauges.cached_trees,
         );
+        gauge(
+            "metadata_waiters",
+            "Requests waiting for a change.",
+            &gauges.waiters,
+        );
+        if let Some(feed) = gauges.feed {
+            gauge(
+                "metadata_feed_connected",
+                "1 while the database answers the change feed.",
+                &u8::from(feed.connected()),
+            );
+            gauge(
+                "metadata_feed_lag_seconds",
+                "Seconds since the feed last caught up with the database.",
+                &feed.stale().as_secs_f64(),
+            );
+            gauge(
+                "metadata_feed_rev",
+                "The last database revision applied.",
+                &feed.rev(),
+            );
+        }
         out
     }
 }
@@ -208,7 +247,12 @@ mod tests {
         m.request("token", 200, Duration::from_micros(50));
         m.request("ec2_other", 502, Duration::from_millis(2));
         m.request("ec2_other", 302, Duration::from_millis(2));
-        let text = m.render(3, 1);
+        let text = m.render(&Gauges {
+            instances: 3,
+            cached_trees: 1,
+            waiters: 0,
+            feed: None,
+        });
         assert!(
             text.contains("metadata_requests_total{route=\"token\",status=\"200\"} 2"),
             "{text}"

@@ -28,12 +28,12 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: String,
         source: std::io::Error,
     },
-    #[error("cannot enter the network namespace {path}: {source}")]
+    #[error("cannot enter the network namespace {path}")]
     Namespace {
         path: PathBuf,
         source: std::io::Error,

@@ -15,7 +15,7 @@ pub enum ReloadError {
     Source(#[from] crate::source::SourceError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
-    #[error("loader task failed: {0}")]
+    #[error("loader task failed")]
     Join(#[from] tokio::task::JoinError),
 }
 
@@ -70,7 +70,7 @@ pub async fn watch_source(
                 tracing::info!(source = %source.describe(), instances = n, forced, "instances reloaded")
             }
             Err(e) => {
-                tracing::error!(source = %source.describe(), error = %e, "reload failed; still serving the last good set")
+                tracing::error!(source = %source.describe(), error = %crate::error_chain(&e), "reload failed; still serving the last good set")
             }
         }
     }

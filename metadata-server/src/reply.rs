@@ -2,6 +2,7 @@
 //! and bytes, plus the few extra headers some answers carry. Error bodies are shaped
 //! like webob's plain-text errors, as Nova sends them.
 
+use crate::etag::Etag;
 use bytes::Bytes;
 use compute::metadata::Body;
 use http::StatusCode;
@@ -10,19 +11,39 @@ pub const TEXT: &str = "text/plain; charset=UTF-8";
 /// webob's default, which Nova's password GET answers with.
 pub const HTML: &str = "text/html; charset=UTF-8";
 
+/// What `Allow` says on a 405.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allow {
+    GetHead,
+    /// The token path, as AWS's `Allow` says.
+    OptionsPut,
+}
+
+impl Allow {
+    pub fn header_value(self) -> &'static str {
+        match self {
+            Allow::GetHead => "GET, HEAD",
+            Allow::OptionsPut => "OPTIONS, PUT",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     pub status: StatusCode,
     pub content_type: &'static str,
     pub body: Body,
     /// `Allow` on 405.
-    pub allow: Option<&'static str>,
+    pub allow: Option<Allow>,
     /// `Retry-After` seconds on 429.
     pub retry_after: Option<u32>,
     /// Send with the IP TTL set to the token hop limit (the token reply).
     pub hop_limited: bool,
     /// `X-aws-ec2-metadata-token-ttl-seconds` on the token reply.
     pub token_ttl: Option<u32>,
+    /// `ETag`: for answers read from the tree, its leaf's (kept with the tree);
+    /// others get one from their bytes ([`Reply::tagged`]).
+    pub etag: Option<Etag>,
 }
 
 impl Reply {
@@ -47,7 +68,21 @@ impl Reply {
             retry_after: None,
             hop_limited: false,
             token_ttl: None,
+            etag: None,
         }
+    }
+
+    pub fn with_etag(self, etag: Option<Etag>) -> Self {
+        Reply { etag, ..self }
+    }
+
+    /// This answer with its tag: every successful read has one.
+    pub fn tagged(mut self, method: &http::Method) -> Self {
+        let read = method == http::Method::GET || method == http::Method::HEAD;
+        if read && self.status == StatusCode::OK && self.etag.is_none() {
+            self.etag = Some(Etag::of_body(&self.body));
+        }
+        self
     }
 
     /// An error with webob's plain body: `404 Not Found\n\nThe resource could not be found.\n\n   `.
@@ -65,7 +100,7 @@ impl Reply {
         Reply::error(StatusCode::NOT_FOUND)
     }
 
-    pub fn method_not_allowed(allow: &'static str) -> Self {
+    pub fn method_not_allowed(allow: Allow) -> Self {
         Reply {
             allow: Some(allow),
             ..Reply::error(StatusCode::METHOD_NOT_ALLOWED)
@@ -76,6 +111,14 @@ impl Reply {
         Reply {
             retry_after: Some(u32::try_from(retry_after).unwrap_or(u32::MAX)),
             ..Reply::error(StatusCode::TOO_MANY_REQUESTS)
+        }
+    }
+
+    /// 503 with `Retry-After`: a dependency (the database) is away for now.
+    pub fn unavailable(retry_after: u64) -> Self {
+        Reply {
+            retry_after: Some(u32::try_from(retry_after).unwrap_or(u32::MAX)),
+            ..Reply::error(StatusCode::SERVICE_UNAVAILABLE)
         }
     }
 }
@@ -91,6 +134,7 @@ fn explanation(status: StatusCode) -> &'static str {
         409 => "There was a conflict when trying to complete your request.",
         413 => "The request is larger than the server is willing or able to process.",
         429 => "The client has sent too many requests in a given amount of time.",
+        503 => "The server is currently unavailable. Please try again at a later time.",
         _ => "The server has either erred or is incapable of performing the requested operation.",
     }
 }

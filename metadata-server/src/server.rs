@@ -1,111 +1,33 @@
-//! The HTTP edge: listeners, connections and limits around [`Responder::answer`].
+//! The HTTP edge: listeners, connections and limits around
+//! [`crate::answer::Responder::answer`].
 //!
 //! Everything here is plumbing: read a bounded request, find out who is asking,
-//! apply the rate limit, ask the pure core, do the I/O an outcome names (password
-//! store, dynamic vendor data), write the reply, count and log it. SIGTERM stops the
+//! apply the rate limit, ask the pure core, have [`crate::execute`] do the I/O an
+//! outcome names, write the reply, count and log it. SIGTERM stops the
 //! accept loops and lets open connections finish their request.
 
-use crate::answer::{password_get_reply, password_post_check, Outcome, RequestParts, Responder};
+use crate::accept::{Accepted, Listener};
+use crate::answer::RequestParts;
 use crate::conn::{Conn, SetTtl, TtlControl};
-use crate::events::EventStore;
-use crate::identity::{identify, Identity, IdentityConfig, Peer, Rejection};
-use crate::instance_identity::IdentitySigner;
-use crate::metrics::{route_label, Event, Metrics};
-use crate::password::PasswordStore;
-use crate::ratelimit::{RateKey, RateLimiter};
+use crate::execute::execute;
+use crate::identity::{identify, Identity, Peer, Rejection};
+use crate::metrics::{route_label, Event};
+use crate::ratelimit::RateKey;
 use crate::reply::Reply;
-use crate::reply::TEXT;
-use crate::store::InstanceStore;
-use crate::vendordata::DynamicVendorData;
+use crate::state::State;
 use base64::Engine;
 use bytes::Bytes;
-use compute::metadata::{LiveLeaf, MetadataPath};
+use compute::metadata::MetadataPath;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{watch, Semaphore};
-use uuid::Uuid;
-
-/// Bounds on what one client may cost.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Time to send a request's headers (also the keep-alive wait for the next one).
-    pub header_read_timeout: Duration,
-    /// No byte either way for this long closes the connection.
-    pub idle_timeout: Duration,
-    /// Time to send a request body.
-    pub body_read_timeout: Duration,
-    pub max_body_bytes: usize,
-    pub max_header_bytes: usize,
-    pub max_connections: usize,
-    /// Time open connections get to finish after SIGTERM.
-    pub shutdown_grace: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            header_read_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(30),
-            body_read_timeout: Duration::from_secs(10),
-            max_body_bytes: 16 * 1024,
-            max_header_bytes: 16 * 1024,
-            max_connections: 4096,
-            shutdown_grace: Duration::from_secs(10),
-        }
-    }
-}
-
-/// Everything a request needs, shared by all connections.
-pub struct State {
-    pub responder: Responder,
-    pub store: Arc<InstanceStore>,
-    pub identity: IdentityConfig,
-    pub passwords: Arc<dyn PasswordStore>,
-    pub vendor: DynamicVendorData,
-    pub limiter: Option<RateLimiter>,
-    pub metrics: Metrics,
-    pub limits: Limits,
-    /// IP TTL of the token reply.
-    pub token_hop_limit: u32,
-    /// Signs instance identity documents (`None`: Nova's EC2 tree, which has none).
-    pub signer: Option<Arc<IdentitySigner>>,
-    /// Operator-scheduled maintenance events.
-    pub events: EventStore,
-}
-
-/// A socket to accept on.
-pub enum Listener {
-    /// `--listen`: callers identified per request.
-    Tcp(TcpListener),
-    /// `--instance-listener ADDR=UUID` on a TCP address.
-    BoundTcp(TcpListener, Uuid),
-    /// `--instance-listener PATH=UUID` on a unix socket (QEMU `guestfwd`).
-    BoundUnix(UnixListener, Uuid, PathBuf),
-}
-
-impl Listener {
-    pub fn describe(&self) -> String {
-        match self {
-            Listener::Tcp(l) => l.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-            Listener::BoundTcp(l, u) => {
-                format!(
-                    "{} (instance {u})",
-                    l.local_addr().map(|a| a.to_string()).unwrap_or_default()
-                )
-            }
-            Listener::BoundUnix(_, u, p) => format!("{} (instance {u})", p.display()),
-        }
-    }
-}
 
 struct ConnCtx {
     peer: Peer,
@@ -130,7 +52,6 @@ fn fresh_seed() -> String {
     base64::engine::general_purpose::STANDARD.encode(seed)
 }
 
-/// Serves every listener until `shutdown` turns true, then drains connections.
 /// Serves every listener until `shutdown` turns true, then drains connections. With
 /// `listeners_file`, bound listeners named there come and go at run time.
 pub async fn serve(
@@ -180,7 +101,7 @@ async fn accept_loop(
             _ = shutdown.wait_for(|s| *s) => break,
         };
         let accepted = tokio::select! {
-            a = accept(&listener) => a,
+            a = listener.accept() => a,
             _ = shutdown.wait_for(|s| *s) => break,
         };
         match accepted {
@@ -217,28 +138,6 @@ async fn accept_loop(
     {
         tracing::warn!(listener = %listener.describe(), "connections still open after the grace period; closing");
     }
-}
-
-enum Accepted {
-    Tcp(tokio::net::TcpStream, SocketAddr, Option<Uuid>),
-    Unix(tokio::net::UnixStream, Uuid, String),
-}
-
-async fn accept(listener: &Listener) -> std::io::Result<Accepted> {
-    Ok(match listener {
-        Listener::Tcp(l) => {
-            let (s, a) = l.accept().await?;
-            Accepted::Tcp(s, a, None)
-        }
-        Listener::BoundTcp(l, u) => {
-            let (s, a) = l.accept().await?;
-            Accepted::Tcp(s, a, Some(*u))
-        }
-        Listener::BoundUnix(l, u, p) => {
-            let (s, _) = l.accept().await?;
-            Accepted::Unix(s, *u, p.display().to_string())
-        }
-    })
 }
 
 fn spawn_conn<S>(
@@ -307,54 +206,47 @@ async fn handle(
     let route = route_label(parsed.as_ref());
     let mut instance = None;
     let mut token_ttl = None;
-    let reply = match read_body(&state, body).await {
-        Err(reply) => reply,
-        Ok(body) => {
-            let set = state.store.snapshot();
-            let who = identify(&state.identity, &set, ctx.peer, &parts.headers);
+    let wait = crate::wait::parse(parts.uri.query());
+    let reply = match (read_body(&state, body).await, wait) {
+        (Err(reply), _) => reply,
+        (Ok(_), Err(e)) => {
+            tracing::debug!(peer = %ctx.peer_text, error = %e, "bad wait parameters");
+            Reply::error(StatusCode::BAD_REQUEST)
+        }
+        (Ok(body), Ok(wait)) => {
+            let ask = Ask {
+                state: &state,
+                ctx: &ctx,
+                parts: &parts,
+                path: parsed.as_ref(),
+                body: &body,
+            };
+            let who = ask.identify();
             instance = who.instance().map(|e| e.instance.uuid());
-            match &who {
-                Identity::Unknown | Identity::Rejected(Rejection::NoSuchInstance) => {
-                    state.metrics.event(Event::IdentificationFailure)
-                }
-                Identity::Rejected(Rejection::BadSignature) => {
-                    state.metrics.event(Event::SignatureMismatch)
-                }
-                Identity::Instance(_)
-                    if !crate::token_headers::any(&parts.headers, &crate::token_headers::TOKEN) =>
-                {
-                    state.metrics.event(Event::Tokenless)
-                }
-                _ => {}
-            }
-            let key = match (&who, ctx.peer) {
-                (Identity::Instance(e), _) => Some(RateKey::Instance(e.instance.uuid())),
-                (_, Peer::Addr(ip)) => Some(RateKey::Peer(ip)),
-                (_, Peer::Bound(u)) => Some(RateKey::Instance(u)),
-            };
-            let throttled = match (&state.limiter, key) {
-                (Some(l), Some(k)) => l.check(k, started).err(),
-                _ => None,
-            };
-            match throttled {
-                Some(wait) => {
-                    state.metrics.event(Event::Throttled);
-                    Reply::too_many_requests(wait)
-                }
+            match throttled(&state, &ctx, &who, &parts.headers, started) {
+                Some(reply) => reply,
                 None => {
-                    let parts_ref = RequestParts {
-                        method: &parts.method,
-                        path: parsed.as_ref(),
-                        headers: &parts.headers,
-                        body: &body,
-                    };
-                    let now = now_secs();
-                    let outcome = {
-                        let mut memo = ctx.memo.lock().unwrap_or_else(|p| p.into_inner());
-                        state.responder.answer(parts_ref, &who, now, &mut memo)
-                    };
-                    token_ttl = state.responder.token_ttl(&parts.headers, &who, now);
-                    execute(&state, outcome).await
+                    token_ttl = state.responder.token_ttl(&parts.headers, &who, now_secs());
+                    let first = ask.answer(&who).await;
+                    match (wait, instance) {
+                        (Some(w), Some(uuid))
+                            if is_read(&parts.method) && !w.satisfied_by(&first) =>
+                        {
+                            match state.store.subscribe(uuid) {
+                                Ok(sub) => {
+                                    let again = || async { ask.answer(&ask.identify()).await };
+                                    crate::wait::hold(sub, &w, first, state.shutdown.clone(), again)
+                                        .await
+                                }
+                                Err(refused) => {
+                                    tracing::info!(instance = %uuid, %refused, "a waiter turned away");
+                                    state.metrics.event(Event::Throttled);
+                                    Reply::too_many_requests(WAIT_RETRY_AFTER)
+                                }
+                            }
+                        }
+                        _ => first,
+                    }
                 }
             }
         }
@@ -370,7 +262,15 @@ async fn handle(
         token_ttl: reply.token_ttl.or(token_ttl),
         ..reply
     };
-    let response = to_response(reply, head, ec2);
+    let unchanged = reply
+        .etag
+        .as_ref()
+        .is_some_and(|t| t.if_none_match(&parts.headers));
+    let response = if unchanged {
+        not_modified(reply, ec2)
+    } else {
+        to_response(reply, head, ec2)
+    };
     let status = response.status().as_u16();
     let took = started.elapsed();
     state.metrics.request(route, status, took);
@@ -386,94 +286,100 @@ async fn handle(
     Ok(response)
 }
 
-async fn execute(state: &State, outcome: Outcome) -> Reply {
-    match outcome {
-        Outcome::Reply(r) => r,
-        Outcome::PasswordGet(uuid) => {
-            let store = state.passwords.clone();
-            match tokio::task::spawn_blocking(move || store.get(uuid)).await {
-                Ok(Ok(stored)) => password_get_reply(stored),
-                Ok(Err(e)) => store_failed(e),
-                Err(e) => store_failed(e),
-            }
+/// Seconds a waiter turned away (too many wait already) is told to wait.
+const WAIT_RETRY_AFTER: u64 = 5;
+
+fn is_read(m: &Method) -> bool {
+    m == Method::GET || m == Method::HEAD
+}
+
+/// The rate limit's refusal, if the caller is over it (and the identification
+/// events counted on the way).
+fn throttled(
+    state: &State,
+    ctx: &ConnCtx,
+    who: &Identity,
+    headers: &http::HeaderMap,
+    now: Instant,
+) -> Option<Reply> {
+    match who {
+        Identity::Unknown | Identity::Rejected(Rejection::NoSuchInstance) => {
+            state.metrics.event(Event::IdentificationFailure)
         }
-        Outcome::PasswordPost(uuid, body) => {
-            let store = state.passwords.clone();
-            let result = tokio::task::spawn_blocking(move || {
-                if let Some(refusal) = password_post_check(&body, store.get(uuid)?.is_some()) {
-                    return Ok(refusal);
-                }
-                Ok(match store.set_if_absent(uuid, &body)? {
-                    true => password_get_reply(None),
-                    false => Reply::error(StatusCode::CONFLICT),
-                })
-            })
-            .await;
-            match result {
-                Ok(Ok(r)) => r,
-                Ok(Err(e)) => store_failed::<crate::password::PasswordError>(e),
-                Err(e) => store_failed(e),
-            }
+        Identity::Rejected(Rejection::BadSignature) => {
+            state.metrics.event(Event::SignatureMismatch)
         }
-        Outcome::VendorData2 { entry, static_json } => {
-            let body = state.vendor.vendor_data2(&entry, &static_json).await;
-            Reply::ok(compute::metadata::ContentType::Json.header_value(), body)
+        Identity::Instance(_)
+            if !crate::token_headers::any(headers, &crate::token_headers::TOKEN) =>
+        {
+            state.metrics.event(Event::Tokenless)
         }
-        Outcome::Identity {
-            instance,
-            leaf,
-            document,
-        } => {
-            let Some(signer) = state.signer.clone() else {
-                return Reply::not_found();
-            };
-            let signed = match signer.cached(instance, &document) {
-                Some(hit) => Ok(hit),
-                None => {
-                    let sign = move || signer.sign_and_cache(instance, document);
-                    match tokio::task::spawn_blocking(sign).await {
-                        Ok(r) => r,
-                        Err(e) => return task_failed("signing", e),
-                    }
-                }
-            };
-            match signed.map(|s| s.form(leaf)) {
-                Ok(Some(body)) => Reply::ok(TEXT, body),
-                Ok(None) => Reply::not_found(),
-                Err(e) => {
-                    tracing::error!(instance = %instance, error = %crate::error_chain(&e), "signing the identity document failed");
-                    Reply::error(StatusCode::INTERNAL_SERVER_ERROR)
-                }
-            }
-        }
-        Outcome::Events { instance, leaf } => {
-            let store = state.events.clone();
-            match tokio::task::spawn_blocking(move || store.get(instance)).await {
-                Ok(Ok(events)) => {
-                    let list = match leaf {
-                        LiveLeaf::MaintenanceHistory => &events.history,
-                        _ => &events.scheduled,
-                    };
-                    Reply::ok(TEXT, Bytes::from(crate::events::aws_json(list)))
-                }
-                Ok(Err(e)) => {
-                    tracing::error!(instance = %instance, error = %crate::error_chain(&e), "reading maintenance events failed");
-                    Reply::error(StatusCode::INTERNAL_SERVER_ERROR)
-                }
-                Err(e) => task_failed("reading events", e),
-            }
-        }
+        _ => {}
+    }
+    let key = match (who, ctx.peer) {
+        (Identity::Instance(e), _) => RateKey::Instance(e.instance.uuid()),
+        (_, Peer::Addr(ip)) => RateKey::Peer(ip),
+        (_, Peer::Bound(u)) => RateKey::Instance(u),
+    };
+    let wait = state.limiter.as_ref()?.check(key, now).err()?;
+    state.metrics.event(Event::Throttled);
+    Some(Reply::too_many_requests(wait))
+}
+
+/// One request, answered as often as a waiter needs: who is asking (against the
+/// set served now), the answer, and the I/O it names.
+struct Ask<'a> {
+    state: &'a State,
+    ctx: &'a ConnCtx,
+    parts: &'a http::request::Parts,
+    path: Option<&'a MetadataPath>,
+    body: &'a Bytes,
+}
+
+impl Ask<'_> {
+    fn identify(&self) -> Identity {
+        let set = self.state.store.snapshot();
+        identify(
+            &self.state.identity,
+            &set,
+            self.ctx.peer,
+            &self.parts.headers,
+        )
+    }
+
+    /// The answer, tagged.
+    async fn answer(&self, who: &Identity) -> Reply {
+        let req = RequestParts {
+            method: &self.parts.method,
+            path: self.path,
+            headers: &self.parts.headers,
+            body: self.body,
+        };
+        let outcome = {
+            let mut memo = self.ctx.memo.lock().unwrap_or_else(|p| p.into_inner());
+            self.state.responder.answer(req, who, now_secs(), &mut memo)
+        };
+        execute(self.state, outcome)
+            .await
+            .tagged(&self.parts.method)
     }
 }
 
-fn task_failed(what: &str, e: tokio::task::JoinError) -> Reply {
-    tracing::error!(error = %e, "{what} failed");
-    Reply::error(StatusCode::INTERNAL_SERVER_ERROR)
-}
-
-fn store_failed<E: std::fmt::Display>(e: E) -> Reply {
-    tracing::error!(error = %e, "password store failed");
-    Reply::error(StatusCode::INTERNAL_SERVER_ERROR)
+/// 304: the client's copy (named by `If-None-Match`) is current.
+fn not_modified(reply: Reply, ec2: bool) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = StatusCode::NOT_MODIFIED;
+    let h = resp.headers_mut();
+    if let Some(t) = reply.etag {
+        h.insert(header::ETAG, t.header_value());
+    }
+    if let Some(ttl) = reply.token_ttl {
+        h.insert(crate::token_headers::TOKEN_TTL[0], HeaderValue::from(ttl));
+    }
+    if ec2 {
+        h.insert(header::SERVER, HeaderValue::from_static(EC2_SERVER));
+    }
+    resp
 }
 
 /// Length of a fresh seed in base64: 512 bytes.
@@ -502,7 +408,10 @@ fn to_response(reply: Reply, head: bool, ec2: bool) -> Response<Full<Bytes>> {
     );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     if let Some(allow) = reply.allow {
-        h.insert(header::ALLOW, HeaderValue::from_static(allow));
+        h.insert(
+            header::ALLOW,
+            HeaderValue::from_static(allow.header_value()),
+        );
     }
     if let Some(secs) = reply.retry_after {
         h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -510,63 +419,11 @@ fn to_response(reply: Reply, head: bool, ec2: bool) -> Response<Full<Bytes>> {
     if let Some(ttl) = reply.token_ttl {
         h.insert(crate::token_headers::TOKEN_TTL[0], HeaderValue::from(ttl));
     }
+    if let Some(t) = reply.etag {
+        h.insert(header::ETAG, t.header_value());
+    }
     if ec2 {
         h.insert(header::SERVER, HeaderValue::from_static(EC2_SERVER));
     }
     resp
-}
-
-/// `--metrics-listen`: `/healthz` and `/metrics`, nothing else, no identification.
-pub async fn serve_metrics(
-    state: Arc<State>,
-    listener: TcpListener,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.wait_for(|s| *s) => return,
-        };
-        let Ok((stream, _)) = accepted else { continue };
-        let state = state.clone();
-        let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-            let state = state.clone();
-            async move {
-                let (status, ct, body) = match (req.method(), req.uri().path()) {
-                    (&Method::GET, "/healthz") => (
-                        StatusCode::OK,
-                        "text/plain; charset=UTF-8",
-                        "ok\n".to_owned(),
-                    ),
-                    (&Method::GET, "/metrics") => {
-                        let set = state.store.snapshot();
-                        let text = state.metrics.render(set.len(), state.responder.cache.len());
-                        (
-                            StatusCode::OK,
-                            "text/plain; version=0.0.4; charset=utf-8",
-                            text,
-                        )
-                    }
-                    _ => (
-                        StatusCode::NOT_FOUND,
-                        "text/plain; charset=UTF-8",
-                        "not found\n".to_owned(),
-                    ),
-                };
-                let mut resp = Response::new(Full::new(Bytes::from(body)));
-                *resp.status_mut() = status;
-                resp.headers_mut()
-                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
-                Ok::<_, Infallible>(resp)
-            }
-        });
-        tokio::spawn(async move {
-            let io = TokioIo::new(stream);
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(io, svc);
-            let _ = tokio::time::timeout(Duration::from_secs(30), conn).await;
-        });
-    }
 }

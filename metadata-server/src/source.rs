@@ -1,6 +1,6 @@
-//! Where instance documents come from, behind a small trait so the server does not
-//! care: a JSON file or a folder of them here, compute's state database in
-//! [`crate::dbsource`].
+//! Where instance documents come from when they are files, behind a small trait so
+//! the server does not care: a JSON file or a folder of them. (Compute's database is
+//! followed through its change feed instead: [`crate::feed`].)
 //!
 //! A source answers two questions: "what is your fingerprint now?" (cheap, polled to
 //! notice changes) and "give me every instance" (validated). Both block: call them
@@ -17,7 +17,7 @@ pub const MAX_FILES: usize = 1_000_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -26,13 +26,13 @@ pub enum SourceError {
     TooLarge { path: PathBuf },
     #[error("{path}: not JSON: {message}")]
     Json { path: PathBuf, message: String },
-    #[error("{path}: instance #{index}: {source}")]
+    #[error("{path}: instance #{index}")]
     Instance {
         path: PathBuf,
         index: usize,
         source: InstanceError,
     },
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Database {
         path: PathBuf,
         source: compute_store::StoreError,

@@ -199,7 +199,7 @@ impl DynamicVendorData {
             match joined {
                 Ok((i, Ok(v))) => answers[i] = v,
                 Ok((i, Err(e))) => {
-                    tracing::warn!(instance = %uuid, target = %self.targets[i].name, error = %e, "dynamic vendor data failed; serving {{}}")
+                    tracing::warn!(instance = %uuid, target = %self.targets[i].name, error = %crate::error_chain(&e), "dynamic vendor data failed; serving {{}}")
                 }
                 Err(e) => {
                     tracing::warn!(instance = %uuid, error = %e, "dynamic vendor data task failed")

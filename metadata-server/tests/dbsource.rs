@@ -1,18 +1,21 @@
-//! Serving compute's state database (`--state-dir`): documents written by compute's
-//! store are served without a restart (the generation counter is polled), a bad
-//! document keeps the last good set, a deleted instance is gone; and the same through
-//! the binary, over a unix socket bound to one instance.
+//! Serving compute's state database (`--state-dir`) through its change feed:
+//! documents written by compute's store are served without a restart, a bad
+//! document keeps the instance's last good one, a deleted instance is gone; and the
+//! same through the binary, over a unix socket bound to one instance.
 
 mod common;
+mod feedkit;
 
 use common::*;
+use compute_store::Location;
 use compute_store::{NewInstance, SqliteStore, Store};
-use metadata_server::dbsource::DbSource;
-use metadata_server::source::InstanceSource;
+use metadata_server::feed::{self, FeedConfig};
+use metadata_server::store::InstanceStore;
 use std::io::{Read, Write};
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 fn fixture_doc(index: usize) -> serde_json::Value {
@@ -62,34 +65,44 @@ fn insert(store: &mut SqliteStore, doc: &serde_json::Value, tail: u8) {
 }
 
 #[test]
-fn the_source_follows_the_database_generation() {
+fn the_feed_follows_the_state_folders_database() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let source = DbSource::new(dir.path().to_owned());
+    let served = Arc::new(InstanceStore::default());
+    let config = FeedConfig::new(Location::StateDir(dir.path().to_owned()), None);
     assert!(
-        source.fingerprint().is_err(),
+        feed::start(config.clone(), served.clone()).is_err(),
         "no database yet: an error, not an empty set"
     );
     let mut store = open_store(dir.path());
-    let empty = source.fingerprint().expect("fingerprint");
-    assert!(source.load().expect("load").is_empty());
+    let follower = feed::start(config, served.clone()).expect("start");
+    assert!(served.snapshot().is_empty());
+    let name_of = |uuid: &str| {
+        served
+            .snapshot()
+            .get(&uuid.parse().expect("uuid"))
+            .map(|e| e.instance.name().to_owned())
+    };
 
-    let a = fixture_doc(0);
+    let mut a = fixture_doc(0);
+    let uuid = a["uuid"].as_str().expect("uuid").to_owned();
     insert(&mut store, &a, 1);
-    let one = source.fingerprint().expect("fingerprint");
-    assert_ne!(one, empty);
-    let loaded = source.load().expect("load");
-    assert_eq!(loaded.len(), 1);
-    assert_eq!(loaded[0].uuid_str(), a["uuid"].as_str().expect("uuid"));
-    assert_eq!(source.fingerprint().expect("fingerprint"), one, "stable");
+    assert!(wait_until(|| name_of(&uuid).as_deref() == Some("test")));
+    let rev = follower.status.rev();
+    assert!(rev > 0 && follower.status.connected());
 
-    let uuid = a["uuid"].as_str().expect("uuid");
+    a["name"] = "renamed".into();
     store
-        .set_document(uuid, "img", "{\"uuid\": 1}")
+        .set_document(&uuid, "img", &a.to_string())
+        .expect("update");
+    assert!(wait_until(|| name_of(&uuid).as_deref() == Some("renamed")));
+    store
+        .set_document(&uuid, "img", "{\"uuid\": 1}")
         .expect("bad");
-    assert_ne!(source.fingerprint().expect("fingerprint"), one);
-    assert!(source.load().is_err(), "an invalid document fails the load");
-    store.delete_instance(uuid).expect("delete");
-    assert!(source.load().expect("load").is_empty());
+    assert!(wait_until(|| follower.status.rev() > rev + 1));
+    assert_eq!(name_of(&uuid).as_deref(), Some("renamed"), "last good one");
+    store.delete_instance(&uuid).expect("delete");
+    assert!(wait_until(|| name_of(&uuid).is_none()));
+    follower.status.stop();
 }
 
 fn get_unix(sock: &Path, path: &str) -> (u16, String) {
@@ -165,7 +178,11 @@ fn the_binary_serves_the_database_and_picks_up_changes_without_restart() {
     store
         .set_document(&uuid, "img", "{\"uuid\": \"nope\"}")
         .expect("bad");
-    assert!(wait_until(|| log().contains("reload failed")), "{}", log());
+    assert!(
+        wait_until(|| log().contains("new document refused")),
+        "{}",
+        log()
+    );
     assert!(name().contains("\"name\": \"renamed\""), "last good set");
 
     store.delete_instance(&uuid).expect("delete");
@@ -198,4 +215,14 @@ fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
     let r = parse_response(&raw, false);
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&raw));
     assert!(!r.body.is_empty(), "a token");
+}
+
+#[test]
+fn etags_and_waiters_follow_the_state_folders_feed() {
+    let mut db = feedkit::Db::sqlite();
+    db.insert(9, feedkit::H1, &[]);
+    let args = db.source_args(None);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start_source(&args, &[]);
+    feedkit::etag_and_wait_follow_commits(&mut db, &server, 9);
 }

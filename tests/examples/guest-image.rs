@@ -114,20 +114,4 @@ fn main() -> ExitCode {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::Cli;
-    use clap::CommandFactory;
-
-    #[test]
-    fn every_verb_and_flag_explains_itself() {
-        assert_eq!(
-            compute_flags::cli_help::problems(&Cli::command()),
-            Vec::<String>::new()
-        );
-    }
-
-    #[test]
-    fn the_command_line_is_consistent() {
-        Cli::command().debug_assert();
-    }
-}
+compute_flags::cli_help_tests!(Cli);

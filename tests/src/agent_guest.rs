@@ -212,8 +212,8 @@ fn add_dynamic_binary(img: &mut Initramfs, bin: &Path, dest: &str) -> Result<(),
     Ok(())
 }
 
-/// The static guest-agent, built with `cargo build --release -p guest-agent` and
-/// `crt-static` (the guest has no libc). `GUEST_AGENT_STATIC` names a prebuilt one.
+/// The static guest-agent, built with `cargo build --profile guest -p guest-agent`
+/// (small: the workspace's `guest` profile) and `crt-static` (the guest has no libc). `GUEST_AGENT_STATIC` names a prebuilt one.
 /// Otherwise it is built into its own target folder, `target/guest-static` (under
 /// `CARGO_TARGET_DIR` when set; the demo uses the same folder): other
 /// RUSTFLAGS in the main target folder would rebuild every crate there for each
@@ -240,7 +240,14 @@ fn build_static_agent() -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(&workspace)
-        .args(["build", "--release", "--locked", "-p", "guest-agent"])
+        .args([
+            "build",
+            "--profile",
+            "guest",
+            "--locked",
+            "-p",
+            "guest-agent",
+        ])
         .args(["--target", triple, "--target-dir"])
         .arg(&target_dir)
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
@@ -252,7 +259,7 @@ fn build_static_agent() -> PathBuf {
         status.success(),
         "cargo build of the static guest-agent failed"
     );
-    target_dir.join(triple).join("release/guest-agent")
+    target_dir.join(triple).join("guest/guest-agent")
 }
 
 /// What the guest printed between the markers.

@@ -23,7 +23,7 @@
 
 use compute::flavor::Flavor;
 use compute_host::driver::images::ImageImport;
-use compute_host::driver::{antispoof, bridge, BootRequest, Host, NetworkMode};
+use compute_host::driver::{bridge, BootRequest, Host, NetworkMode};
 use e2e::hostguest::{console, open_networked_host, rendered, section, wait_for};
 use e2e::{guest, netguest};
 use std::collections::HashSet;
@@ -297,7 +297,7 @@ fn run_in_namespace() {
     };
     let (a, a_ip, a_mac, a_t0) = boot(&mut t, "first", &HashSet::new(), None);
     // The second guest, once served, takes the first one's addresses and asks again.
-    let a_ll = antispoof::eui64_link_local(a_mac);
+    let a_ll = a_mac.eui64_link_local();
     let (b, b_ip, _, b_t0) = boot(&mut t, "second", &HashSet::from([a_ip]), Some((a_ip, a_ll)));
     let a_time = check_guest(&t.host, &a, a_ip, a_t0);
     let b_time = check_guest(&t.host, &b, b_ip, b_t0);

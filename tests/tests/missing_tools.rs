@@ -191,6 +191,7 @@ fn scripts_check_their_tools_up_front() {
         "scripts/test",
         "scripts/bench-metadata-server",
         "scripts/bench-relay",
+        "scripts/bench-feed",
         "configdrive/benches/bench.sh",
         "guest-agent/benches/vs-cloud-init.sh",
     ];

@@ -84,6 +84,37 @@ fn walk(
     }
 }
 
+#[doc(hidden)]
+pub use clap::CommandFactory;
+
+/// The tests every binary of the workspace runs on its command line `$cli` (a
+/// `clap::Parser` in the calling module): [`problems`] finds nothing, and clap's
+/// own consistency checks pass. One line at the bottom of each binary's command
+/// line module: `#[cfg(test)] compute_flags::cli_help_tests!(Cli);` (the attribute
+/// lets crates that have compute-flags as a dev-dependency only use it).
+#[macro_export]
+macro_rules! cli_help_tests {
+    ($cli:ident) => {
+        #[cfg(test)]
+        mod cli_help_tests {
+            use $crate::cli_help::CommandFactory;
+
+            #[test]
+            fn every_verb_and_flag_explains_itself() {
+                assert_eq!(
+                    $crate::cli_help::problems(&<super::$cli as CommandFactory>::command()),
+                    Vec::<String>::new()
+                );
+            }
+
+            #[test]
+            fn the_command_line_is_consistent() {
+                <super::$cli as CommandFactory>::command().debug_assert();
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

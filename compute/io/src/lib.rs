@@ -1,6 +1,7 @@
 //! Small I/O helpers that every binary of the workspace needs, one home each:
 //! [`tool`] finds and names host programs (a missing one with its package);
-//! [`atomic`] writes a file or folder whole, with one durability rule; [`gunzip`]
+//! [`atomic`] writes a file, a folder or a compare-first batch of files whole, with
+//! one durability rule; [`gunzip`]
 //! unpacks gzip data within a limit, failing beyond it; `netlink` (feature
 //! `netlink`) makes rtnetlink link, bridge, address and route requests.
 //!

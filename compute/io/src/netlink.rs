@@ -1,8 +1,8 @@
 //! rtnetlink requests from synchronous code: [`run`] opens a netlink socket on the
 //! calling thread (so in that thread's network namespace), drives one batch of
 //! requests on a current-thread runtime within a deadline, and closes it. The async
-//! helpers below are the link, bridge, address and route requests the workspace
-//! makes; each failure says what it was doing.
+//! helpers below are the link (by name or by MAC), bridge, address and route
+//! requests the workspace makes; each failure says what it was doing.
 //!
 //! Requests are idempotent where the kernel allows it (`replace`, "create unless it
 //! exists", "delete unless gone"), so callers converge on a state by repeating them.
@@ -113,6 +113,12 @@ pub async fn links(h: &Handle) -> Result<Vec<Link>, NetlinkError> {
 /// The named link, if it exists.
 pub async fn link_by_name(h: &Handle, name: &str) -> Result<Option<Link>, NetlinkError> {
     Ok(links(h).await?.into_iter().find(|l| l.name == name))
+}
+
+/// The first link, in the kernel's order, whose hardware address is `mac`: a bond
+/// and its members share one, and the first found is the one meant.
+pub async fn link_by_mac(h: &Handle, mac: [u8; 6]) -> Result<Option<Link>, NetlinkError> {
+    Ok(links(h).await?.into_iter().find(|l| l.mac == Some(mac)))
 }
 
 /// The named link, which must exist.
@@ -268,64 +274,15 @@ mod tests {
     //! removed on drop) and enters on a thread of its own: the host's network is
     //! never touched. Needs root, as the workspace's other namespace tests.
     use super::*;
-    use std::process::Command;
+    use netnstest::Netns;
 
-    struct Netns(String);
-
-    impl Netns {
-        fn new(tag: &str) -> Netns {
-            let name = format!("cio-{tag}-{}", std::process::id());
-            let _ = Command::new("ip").args(["netns", "del", &name]).output();
-            let out = Command::new("ip")
-                .args(["netns", "add", &name])
-                .output()
-                .expect("ip runs (package iproute2)");
-            assert!(
-                out.status.success(),
-                "ip netns add {name} (this test needs root): {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            Netns(name)
-        }
-
-        /// Runs `f` on a thread inside the namespace.
-        fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-            let path = format!("/run/netns/{}", self.0);
-            std::thread::scope(|s| {
-                s.spawn(|| {
-                    let ns = std::fs::File::open(&path).expect("open the namespace");
-                    rustix::thread::move_into_link_name_space(
-                        std::os::fd::AsFd::as_fd(&ns),
-                        Some(rustix::thread::LinkNameSpaceType::Network),
-                    )
-                    .expect("enter the namespace");
-                    f()
-                })
-                .join()
-                .expect("the thread in the namespace")
-            })
-        }
-
-        fn ip(&self, args: &[&str]) -> String {
-            let out = Command::new("ip")
-                .args(["-n", &self.0])
-                .args(args)
-                .output()
-                .expect("ip runs");
-            assert!(out.status.success(), "ip {args:?}");
-            String::from_utf8(out.stdout).expect("utf8")
-        }
-    }
-
-    impl Drop for Netns {
-        fn drop(&mut self) {
-            let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-        }
+    fn netns(tag: &str) -> Netns {
+        Netns::new("cio", tag)
     }
 
     #[test]
     fn a_bridge_with_addresses_routes_and_a_member_is_made_once_and_removed() {
-        let ns = Netns::new("bridge");
+        let ns = netns("bridge");
         ns.ip(&[
             "link", "add", "veth0", "type", "veth", "peer", "name", "veth1",
         ]);
@@ -382,7 +339,7 @@ mod tests {
 
     #[test]
     fn nodad_ipv6_addresses_can_be_bound_at_once_on_a_bridge_without_ports() {
-        let ns = Netns::new("nodad");
+        let ns = netns("nodad");
         let ula: Ipv6Addr = "fd00:ec2::254".parse().expect("ip");
         let link_local: Ipv6Addr = "fe80::a9fe:a9fe".parse().expect("ip");
         let plain: Ipv6Addr = "fd00:1::1".parse().expect("ip");
@@ -430,8 +387,75 @@ mod tests {
     }
 
     #[test]
+    fn a_link_found_by_mac_gets_mtu_addresses_and_routes_of_both_families() {
+        let ns = netns("mac");
+        ns.ip(&[
+            "link",
+            "add",
+            "m0",
+            "address",
+            "02:00:00:00:00:01",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "m1",
+            "address",
+            "02:00:00:00:00:02",
+        ]);
+        ns.ip(&["link", "set", "m1", "up"]);
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        let configure = async |h: &Handle| {
+            let link = link_by_mac(h, [2, 0, 0, 0, 0, 1])
+                .await?
+                .ok_or_else(|| NetlinkError::NoSuchLink("02:00:00:00:00:01".into()))?;
+            set_up(h, &link, Some(1450)).await?;
+            replace_address(h, &link, ip("10.0.0.5"), 24).await?;
+            replace_address(h, &link, ip("2001:db8::5"), 64).await?;
+            replace_route(h, &link, ip("0.0.0.0"), 0, ip("10.0.0.1")).await?;
+            replace_route(h, &link, ip("192.168.10.0"), 24, ip("10.0.0.254")).await?;
+            replace_route(h, &link, ip("::"), 0, ip("2001:db8::1")).await?;
+            Ok(link)
+        };
+        // Twice: every request converges instead of failing on what exists.
+        let first = ns
+            .enter(|| run(DEFAULT_DEADLINE, configure))
+            .expect("first");
+        let second = ns
+            .enter(|| run(DEFAULT_DEADLINE, configure))
+            .expect("second");
+        assert_eq!(first, second);
+        assert_eq!(first.name, "m0");
+        assert_eq!(first.mac, Some([2, 0, 0, 0, 0, 1]));
+        let none = ns.enter(|| {
+            run(DEFAULT_DEADLINE, async |h: &Handle| {
+                link_by_mac(h, [2, 0, 0, 0, 0, 9]).await
+            })
+        });
+        assert_eq!(none.expect("lookup"), None);
+
+        let link = ns.ip(&["link", "show", "m0"]);
+        assert!(link.contains("mtu 1450") && link.contains(",UP"), "{link}");
+        let addrs = ns.ip(&["-br", "addr", "show", "m0"]);
+        assert!(
+            addrs.contains("10.0.0.5/24") && addrs.contains("2001:db8::5/64"),
+            "{addrs}"
+        );
+        let v4 = ns.ip(&["-4", "route", "show", "dev", "m0"]);
+        assert!(v4.contains("default via 10.0.0.1"), "{v4}");
+        assert!(v4.contains("192.168.10.0/24 via 10.0.0.254"), "{v4}");
+        assert_eq!(
+            v4.matches("default").count(),
+            1,
+            "replaced, not added: {v4}"
+        );
+        let v6 = ns.ip(&["-6", "route", "show", "dev", "m0"]);
+        assert!(v6.contains("default via 2001:db8::1"), "{v6}");
+    }
+
+    #[test]
     fn refusals_say_what_was_asked() {
-        let ns = Netns::new("refuse");
+        let ns = netns("refuse");
         let err = ns
             .enter(|| {
                 run(DEFAULT_DEADLINE, async |h: &Handle| {
@@ -440,38 +464,19 @@ mod tests {
             })
             .expect_err("missing");
         assert_eq!(err.to_string(), "interface no-such-link does not exist");
-        let err = ns
-            .enter(|| {
+        let route_on_lo = |gateway: &str| {
+            let gateway: IpAddr = gateway.parse().expect("ip");
+            ns.enter(|| {
                 run(DEFAULT_DEADLINE, async |h: &Handle| {
                     let lo = existing_link(h, "lo").await?;
-                    replace_route(
-                        h,
-                        &lo,
-                        "10.0.0.0".parse().expect("ip"),
-                        8,
-                        "fe80::1".parse().expect("ip"),
-                    )
-                    .await
+                    replace_route(h, &lo, "10.0.0.0".parse().expect("ip"), 8, gateway).await
                 })
             })
-            .expect_err("mixed");
+        };
+        let err = route_on_lo("fe80::1").expect_err("mixed");
         assert!(matches!(err, NetlinkError::MixedFamilies { .. }), "{err}");
-        let err = ns
-            .enter(|| {
-                run(DEFAULT_DEADLINE, async |h: &Handle| {
-                    let lo = existing_link(h, "lo").await?;
-                    // A gateway on no attached network: the kernel refuses.
-                    replace_route(
-                        h,
-                        &lo,
-                        "10.0.0.0".parse().expect("ip"),
-                        8,
-                        "192.0.2.1".parse().expect("ip"),
-                    )
-                    .await
-                })
-            })
-            .expect_err("unreachable gateway");
+        // A gateway on no attached network: the kernel refuses.
+        let err = route_on_lo("192.0.2.1").expect_err("unreachable gateway");
         assert_eq!(
             err.to_string(),
             "routing 10.0.0.0/8 via 192.0.2.1 on lo",

@@ -42,9 +42,53 @@ const PARTITION: &str = "aws";
 pub(super) struct AwsParts {
     meta: [OnceLock<Arc<Dir>>; EPOCHS.len()],
     dynamic: OnceLock<Entry>,
+    /// `user-data` at AWS's versions: the bytes as `application/octet-stream`.
+    user_data: OnceLock<Option<Entry>>,
 }
 
 impl AwsParts {
+    /// `/<version>/` with the AWS API, on top of Nova's parts: at AWS's versions
+    /// `dynamic/`, `meta-data/` and `user-data` (as `application/octet-stream`); at
+    /// Nova's versions Nova's directory, where 2009-04-04 also answers `dynamic/` as
+    /// AWS does, without listing it (its listing stays Nova's).
+    pub(super) fn version_dir(
+        &self,
+        nova: &ec2::Ec2Parts,
+        instance: &Instance,
+        settings: &Settings,
+        v: V,
+    ) -> Dir {
+        if v.is_nova() {
+            let mut dir = nova.nova_version_dir(v);
+            if v >= V::V2009_04_04 {
+                dir.insert("dynamic", self.dynamic(instance));
+            }
+            return dir;
+        }
+        let user_data = self.user_data.get_or_init(|| {
+            instance.user_data().map(|ud| {
+                Entry::File(File {
+                    body: Body::Static(bytes::Bytes::copy_from_slice(ud)),
+                    content_type: ContentType::Binary,
+                })
+            })
+        });
+        let mut names = vec!["dynamic/", "meta-data/"];
+        if user_data.is_some() {
+            names.push("user-data");
+        }
+        let mut dir = Dir::with_capacity(Some(listing(names)), 3);
+        dir.insert("dynamic", self.dynamic(instance));
+        dir.insert(
+            "meta-data",
+            Entry::Dir(self.meta_data(instance, settings, v)),
+        );
+        if let Some(ud) = user_data {
+            dir.insert("user-data", ud.clone());
+        }
+        dir
+    }
+
     /// `/<v>/meta-data/` for an AWS version `v`.
     pub(super) fn meta_data(&self, instance: &Instance, settings: &Settings, v: V) -> Arc<Dir> {
         let i = EPOCHS.iter().rposition(|e| *e <= v).unwrap_or(0);

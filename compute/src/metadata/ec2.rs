@@ -3,12 +3,11 @@
 //! The object is the single source for both forms: the service walks it as
 //! directories and leaves (printed like Nova's `ec2_md_print`), and drives store it as
 //! `ec2/<version>/meta-data.json`. The versions after Nova's (AWS's) build on it in
-//! [`super::aws`]; Nova's versions keep Nova's answers.
+//! [`super::aws`], which this module does not know; Nova's versions keep Nova's answers.
 
-use super::aws::AwsParts;
 use super::tree::{listing, Body, ContentType, Dir, Entry, File};
 use super::version::Ec2Version as V;
-use super::{Ec2Api, Settings};
+use super::Settings;
 use crate::instance::Instance;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
@@ -98,11 +97,6 @@ pub(super) struct Ec2Parts {
     children: Vec<(Arc<str>, Entry, String, V)>,
     version_listing: Bytes,
     user_data: Option<Entry>,
-    /// `/<version>/` at AWS's versions: `dynamic/`, `meta-data/` and `user-data`.
-    aws_version_listing: Bytes,
-    /// `user-data` at AWS's versions: the same bytes, as `application/octet-stream`.
-    aws_user_data: Option<Entry>,
-    aws: Option<AwsParts>,
 }
 
 impl Ec2Parts {
@@ -118,55 +112,20 @@ impl Ec2Parts {
         let user_data = instance
             .user_data()
             .map(|ud| Entry::File(text(Bytes::copy_from_slice(ud))));
-        let aws_user_data = instance.user_data().map(|ud| {
-            Entry::File(File {
-                body: Body::Static(Bytes::copy_from_slice(ud)),
-                content_type: ContentType::Binary,
-            })
-        });
         let mut names = vec!["meta-data/"];
-        let mut aws_names = vec!["dynamic/", "meta-data/"];
         if user_data.is_some() {
             names.push("user-data");
-            aws_names.push("user-data");
         }
         Ec2Parts {
             children,
             version_listing: listing(names),
             user_data,
-            aws_version_listing: listing(aws_names),
-            aws_user_data,
-            aws: (settings.ec2_api == Ec2Api::Aws).then(AwsParts::default),
         }
     }
 
-    /// `/<version>/`: `meta-data/` and, when there is user data, `user-data`; at AWS's
-    /// versions `dynamic/` too. With the AWS API, Nova's 2009-04-04 answers
-    /// `dynamic/` as AWS does, without listing it (its listing stays Nova's).
-    pub(super) fn version_dir(&self, instance: &Instance, settings: &Settings, v: V) -> Dir {
-        let Some(aws) = &self.aws else {
-            return self.nova_version_dir(v);
-        };
-        if v.is_nova() {
-            let mut dir = self.nova_version_dir(v);
-            if v >= V::V2009_04_04 {
-                dir.insert("dynamic", aws.dynamic(instance));
-            }
-            return dir;
-        }
-        let mut dir = Dir::with_capacity(Some(self.aws_version_listing.clone()), 3);
-        dir.insert("dynamic", aws.dynamic(instance));
-        dir.insert(
-            "meta-data",
-            Entry::Dir(aws.meta_data(instance, settings, v)),
-        );
-        if let Some(ud) = &self.aws_user_data {
-            dir.insert("user-data", ud.clone());
-        }
-        dir
-    }
-
-    fn nova_version_dir(&self, v: V) -> Dir {
+    /// Nova's `/<version>/` for a Nova version: `meta-data/` and, when there is user
+    /// data, `user-data`.
+    pub(super) fn nova_version_dir(&self, v: V) -> Dir {
         let shown: Vec<_> = self.children.iter().filter(|c| c.3 <= v).collect();
         let mut meta = Dir::with_capacity(Some(listing(shown.iter().map(|c| &c.2))), shown.len());
         for (name, entry, _, _) in shown {

@@ -7,11 +7,12 @@
 //! are themselves built once. What a lookup returns does not depend on the order of
 //! lookups: every directory is a pure function of the instance and the settings.
 
+use super::aws::AwsParts;
 use super::ec2::Ec2Parts;
 use super::openstack::{self, Documents};
 use super::tree::{Dir, Entry};
 use super::version::{Ec2Version, OpenStackVersion};
-use super::{Settings, View};
+use super::{Ec2Api, Settings, View};
 use crate::instance::Instance;
 use std::sync::{Arc, OnceLock};
 
@@ -26,6 +27,7 @@ pub struct MetadataTree {
     ec2: Vec<(Ec2Version, OnceLock<Entry>)>,
     openstack: Vec<(OpenStackVersion, OnceLock<Entry>)>,
     ec2_parts: OnceLock<Ec2Parts>,
+    aws_parts: OnceLock<AwsParts>,
     documents: OnceLock<Documents>,
     content: OnceLock<Option<Entry>>,
 }
@@ -53,6 +55,7 @@ impl MetadataTree {
                 .map(|v| (*v, OnceLock::new()))
                 .collect(),
             ec2_parts: OnceLock::new(),
+            aws_parts: OnceLock::new(),
             documents: OnceLock::new(),
             content: OnceLock::new(),
             instance,
@@ -95,11 +98,16 @@ impl MetadataTree {
             let parts = self
                 .ec2_parts
                 .get_or_init(|| Ec2Parts::new(&self.instance, &self.settings));
-            Entry::Dir(Arc::new(parts.version_dir(
-                &self.instance,
-                &self.settings,
-                v,
-            )))
+            let dir = match self.settings.ec2_api {
+                Ec2Api::Nova => parts.nova_version_dir(v),
+                Ec2Api::Aws => self.aws_parts.get_or_init(AwsParts::default).version_dir(
+                    parts,
+                    &self.instance,
+                    &self.settings,
+                    v,
+                ),
+            };
+            Entry::Dir(Arc::new(dir))
         }))
     }
 

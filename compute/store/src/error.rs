@@ -10,6 +10,10 @@ use compute::placement::PlacementError;
 /// What a backend's driver reported (rusqlite's or postgres' error).
 pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// Why the caller's rule refused a document: the error of the callbacks that build
+/// or change one ([`crate::NewInstance::document`], [`crate::Store::update_document`]).
+pub type DocumentProblem = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot open the database {location}")]
@@ -65,10 +69,16 @@ pub enum StoreError {
     Exists { kind: &'static str, key: String },
     #[error("image {id} is used by {count} instance(s); delete them first")]
     ImageInUse { id: String, count: i64 },
-    #[error("the new document of instance {uuid} is refused: {problem}")]
-    DocumentRefused { uuid: String, problem: String },
+    #[error("the new document of instance {uuid} is refused")]
+    DocumentRefused {
+        uuid: String,
+        #[source]
+        problem: DocumentProblem,
+    },
     #[error("invalid host: {0}")]
     InvalidHost(String),
+    #[error("invalid host")]
+    InvalidRatio(#[from] compute::placement::RatioError),
     #[error("this state folder's database has one host, {existing}; it cannot take {requested} (several hosts share a PostgreSQL database: --database)")]
     OneHost { existing: String, requested: String },
     #[error("work item {id} is {state}, not running: only running work can be finished")]

@@ -24,7 +24,7 @@ pub mod postgres;
 mod records;
 pub mod sqlite;
 
-pub use error::{BackendError, StoreError};
+pub use error::{BackendError, DocumentProblem, StoreError};
 pub use location::{open_feed, open_store, Location};
 pub use postgres::{PgFeed, PgHostLease, PgStore, PgWorkWatch, WorkNotice};
 pub use records::{
@@ -232,7 +232,7 @@ pub trait Store: Send {
         &mut self,
         key: &str,
         now: &str,
-        change: &dyn Fn(&str) -> Result<String, String>,
+        change: &dyn Fn(&str) -> Result<String, DocumentProblem>,
     ) -> Result<InstanceRecord, StoreError>;
     /// Forgets the instance: its fixed IP and MAC are free again; its tombstone
     /// keeps the deletion in the feed for [`TOMBSTONE_GRACE`].

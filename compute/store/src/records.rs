@@ -300,7 +300,7 @@ pub struct NewInstance<'a> {
     /// Candidates for the MAC's last three bytes, tried in order.
     pub mac_candidates: Vec<[u8; 3]>,
     /// Builds the document once IP and MAC are known.
-    pub document: &'a dyn Fn(Ipv4Addr, MacAddr) -> Result<String, String>,
+    pub document: &'a dyn Fn(Ipv4Addr, MacAddr) -> Result<String, crate::DocumentProblem>,
 }
 
 /// A host as it announces itself: its name and capacity (what the machine has).

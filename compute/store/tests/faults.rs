@@ -91,7 +91,10 @@ fn a_hard_stop_fails_the_request_in_flight_loses_nothing_and_the_store_reconnect
     let flavor = store.flavor("m1.tiny").expect("flavor");
     let insert = |store: &mut PgStore,
                   uuid: &str,
-                  doc: &dyn Fn(Ipv4Addr, MacAddr) -> Result<String, String>| {
+                  doc: &dyn Fn(
+        Ipv4Addr,
+        MacAddr,
+    ) -> Result<String, compute_store::DocumentProblem>| {
         store.insert_instance(&NewInstance {
             uuid,
             name: "vm",

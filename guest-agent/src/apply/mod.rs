@@ -1,10 +1,10 @@
 //! Carrying out a [`Plan`]: each step in the spec's order, each reported.
 //!
-//! Files go through [`GuestFiles`] ([`FsRoot`] and one [`crate::file_batch`], see
-//! [`crate::guestfs`]), so
-//! with `--root` everything lands under that folder, a file already as wanted is
-//! not rewritten (the step says `unchanged`), and changed files are replaced and
-//! made durable together.
+//! Files go through [`GuestFiles`] ([`FsRoot`] and one
+//! [`compute_io::atomic::FileBatch`], see [`crate::guestfs`]), so with `--root`
+//! everything lands under that folder, a file already as wanted is not rewritten
+//! (the step says `unchanged`), and changed files are replaced and made durable
+//! together.
 //! Live changes (netlink, the kernel hostname, `/dev/urandom`, running scripts) are
 //! made only when `live` is set, and are reported as skipped otherwise. A step's
 //! failure never stops the others. Steps other than network and hostname run once
@@ -15,12 +15,12 @@ mod netlink;
 pub mod password;
 mod steps;
 
-use crate::file_batch::{FileBatchError, Staged, Ticket, Written};
 use crate::guestfs::{FsRoot, GuestFiles};
 use crate::plan::Plan;
 use crate::report::{error_chain, Outcome, Report, Step, StepReport};
 use crate::source::Provider;
 use crate::state::InstanceState;
+use compute_io::atomic::{FileBatchError, Staged, Ticket, Written};
 use std::path::PathBuf;
 
 #[derive(Debug, Clone)]

@@ -3,12 +3,12 @@
 use super::guest::{self, PasswdEntry};
 use super::password::{self, PasswordError};
 use super::{netlink, Ctx, StepLog};
-use crate::file_batch::Staged;
 use crate::guestfs::Attrs;
 use crate::netplan;
 use crate::plan::{DataPlan, FileWrite, PasswordPlan, Plan, PlanError};
 use crate::report::{error_chain, Step};
 use crate::source::{PasswordPost, SourceError};
+use compute_io::atomic::Staged;
 use std::io::Write;
 use std::time::{Duration, Instant};
 

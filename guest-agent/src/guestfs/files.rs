@@ -9,7 +9,7 @@
 //! files (a user script about to run).
 
 use super::root::{Attrs, FsRoot, RootError};
-use crate::file_batch::{FileBatch, FileBatchError, NewFile, Staged, Ticket, Written};
+use compute_io::atomic::{FileBatch, FileBatchError, NewFile, Staged, Ticket, Written};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,7 @@
 //!
 //! [`FsRoot`] resolves every guest path inside the root (`/`, or `--root DIR`) the
 //! way a chroot would; [`GuestFiles`] stages the run's writes in one
-//! [`crate::file_batch`] and reads them back. The steps ([`crate::apply`]) and the
+//! [`compute_io::atomic::FileBatch`] and reads them back. The steps ([`crate::apply`]) and the
 //! once-per-instance markers ([`crate::state`]) both write through here; this module
 //! knows nothing of steps or instances.
 

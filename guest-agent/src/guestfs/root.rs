@@ -4,7 +4,7 @@
 //! way a chroot would: `..` in a metadata path is refused outright, and a symlink met
 //! on the way (absolute, or relative with `..`) is followed *inside* the root, never
 //! out of it. Files are written through [`super::files::GuestFiles`], which resolves
-//! here and replaces them with [`crate::file_batch`].
+//! here and replaces them with `compute_io`'s [`FileBatch`](compute_io::atomic::FileBatch).
 
 use std::fs;
 use std::io::Read;

@@ -6,6 +6,9 @@
 //! `/openstack`. Connection errors, 408, 429 and 5xx are retried with exponential
 //! backoff, all within one overall deadline. The token is never logged.
 
+mod poll;
+pub use poll::Polled;
+
 use super::{
     content_file, LastAttempt, PasswordPost, Provider, SourceError, MAX_CONTENT_BYTES,
     MAX_DOCUMENT_BYTES,

@@ -14,7 +14,7 @@ pub use compute::media::{
     Device, FatFs, IsoFs, MediaError, MediaKind, NameSet, DEFAULT_READ_BUDGET,
 };
 pub use drive::{ConfigDriveSource, CONFIG_DRIVE_LABEL};
-pub use http::{MetadataSource, RetryPolicy, DEFAULT_METADATA_URL};
+pub use http::{MetadataSource, Polled, RetryPolicy, DEFAULT_METADATA_URL};
 pub use scan::BlockScan;
 
 use std::time::Duration;

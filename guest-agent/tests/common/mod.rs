@@ -93,8 +93,14 @@ pub fn build_vfat(tree: &Path, out: &Path) {
 
 /// Renders a document and builds an ISO drive of it in `dir`; returns the image.
 pub fn iso_for(doc: &Value, dir: &Path, name: &str) -> PathBuf {
+    edited_iso_for(doc, dir, name, |_| {})
+}
+
+/// [`iso_for`], with `edit` changing the rendered tree before the image is built.
+pub fn edited_iso_for(doc: &Value, dir: &Path, name: &str, edit: impl FnOnce(&Path)) -> PathBuf {
     let tree = dir.join(format!("{name}-tree"));
     render_drive_tree(doc, &tree);
+    edit(&tree);
     let iso = dir.join(format!("{name}.iso"));
     build_iso(&tree, &iso);
     iso
@@ -153,6 +159,35 @@ pub fn run_json(args: &[&str]) -> (i32, Value, String) {
         )
     });
     (out.status.code().unwrap_or(-1), report, stderr)
+}
+
+/// [`run_json`] with `--device DEVICE --root ROOT` and `extra`.
+pub fn run_on(device: &Path, root: &Path, extra: &[&str]) -> (i32, Value, String) {
+    let mut args = vec![
+        "--device",
+        device.to_str().expect("utf8"),
+        "--root",
+        root.to_str().expect("utf8"),
+    ];
+    args.extend_from_slice(extra);
+    run_json(&args)
+}
+
+/// `guest-agent show --format json --device DEVICE`, which must succeed.
+pub fn show_json(device: &Path) -> Value {
+    let out = agent(&[
+        "show",
+        "--device",
+        device.to_str().expect("utf8"),
+        "--format",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
 }
 
 /// The outcome of a step in a JSON report, and its detail lines.

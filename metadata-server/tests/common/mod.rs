@@ -42,6 +42,9 @@ pub struct Server {
     pub instances: PathBuf,
     child: Option<Child>,
     extra: Vec<String>,
+    /// Where the instances come from instead of the `instances` file
+    /// (`--database URL --host NAME`, `--state-dir DIR`).
+    source: Option<Vec<String>>,
 }
 
 pub fn bin() -> &'static str {
@@ -68,9 +71,35 @@ impl Server {
             instances,
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            source: None,
         };
         s.spawn();
         s
+    }
+
+    /// Starts the server on the instances of `source` (`--database URL ...`).
+    pub fn start_source(source: &[&str], extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = Server {
+            port: 0,
+            metrics_port: 0,
+            instances: dir.path().join("unused.json"),
+            dir,
+            child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            source: Some(source.iter().map(|s| s.to_string()).collect()),
+        };
+        s.spawn();
+        s
+    }
+
+    /// `/healthz` and `/metrics` as text.
+    pub fn health(&self) -> String {
+        request(NOBODY_IP, self.metrics_port, "GET", "/healthz", &[], b"").text()
+    }
+
+    pub fn metrics(&self) -> String {
+        request(NOBODY_IP, self.metrics_port, "GET", "/metrics", &[], b"").text()
     }
 
     pub fn password_dir(&self) -> PathBuf {
@@ -85,15 +114,22 @@ impl Server {
     fn spawn(&mut self) {
         self.port = free_port();
         self.metrics_port = free_port();
-        let log = std::fs::File::create(self.dir.path().join("server.log")).expect("log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("server.log"))
+            .expect("log");
+        let source: Vec<String> = match &self.source {
+            Some(s) => s.clone(),
+            None => vec!["--instances".into(), self.instances.display().to_string()],
+        };
         let child = Command::new(bin())
             .arg("serve")
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port))
             .arg("--metrics-listen")
             .arg(format!("127.0.0.1:{}", self.metrics_port))
-            .arg("--instances")
-            .arg(&self.instances)
+            .args(&source)
             .arg("--password-dir")
             .arg(self.password_dir())
             .arg("--data-dir")
@@ -296,7 +332,8 @@ pub fn parse_response(raw: &[u8], head: bool) -> Resp {
         headers,
         body,
     };
-    if !head {
+    // A 304 has no body, and no length to check.
+    if !head && resp.status != 304 {
         let len: usize = resp
             .header("content-length")
             .expect("content-length")
@@ -305,4 +342,18 @@ pub fn parse_response(raw: &[u8], head: bool) -> Resp {
         assert_eq!(len, resp.body.len(), "Content-Length matches the body");
     }
     resp
+}
+
+/// Polls `f` every 20 ms until it holds or `patience` passes.
+pub fn eventually(patience: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        if f() {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -6,7 +6,7 @@
 use super::host::HostArgs;
 use super::Format;
 use anyhow::bail;
-use compute_host::driver::control::{self, MetaChange};
+use compute::meta_edit::{edit_metadata, MetaEdit};
 use std::process::ExitCode;
 
 /// Set or update metadata on a server.
@@ -44,14 +44,22 @@ pub fn run_set(host: &HostArgs, a: MetaSetArgs) -> anyhow::Result<ExitCode> {
         items.push((k.to_owned(), v.to_owned()));
     }
     let mut records = host.records()?;
-    let rec = control::set_metadata(records.store_mut(), &a.instance, &items, MetaChange::Merge)?;
+    let rec = records.store_mut().update_document(
+        &a.instance,
+        &compute_host::driver::now(),
+        &|document| Ok(edit_metadata(document, MetaEdit::Set(&items))?),
+    )?;
     super::show::print(&rec, a.format)?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn run_delete(host: &HostArgs, a: MetaDeleteArgs) -> anyhow::Result<ExitCode> {
     let mut records = host.records()?;
-    let rec = control::delete_metadata(records.store_mut(), &a.instance, &a.keys)?;
+    let rec = records.store_mut().update_document(
+        &a.instance,
+        &compute_host::driver::now(),
+        &|document| Ok(edit_metadata(document, MetaEdit::Delete(&a.keys))?),
+    )?;
     super::show::print(&rec, a.format)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -199,22 +199,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 #[cfg(test)]
+compute_flags::cli_help_tests!(Cli);
+
+#[cfg(test)]
 mod tests {
     use super::Cli;
-    use clap::CommandFactory;
-
-    #[test]
-    fn every_verb_and_flag_explains_itself() {
-        assert_eq!(
-            compute_flags::cli_help::problems(&Cli::command()),
-            Vec::<String>::new()
-        );
-    }
-
-    #[test]
-    fn the_command_line_is_consistent() {
-        Cli::command().debug_assert();
-    }
 
     /// The systemd unit runs a command line that parses (its host from `%H`).
     #[test]

@@ -78,7 +78,7 @@ impl Port {
 
     /// Every IPv6 address it may send from: the link-local one, then the fixed ones.
     fn own_ipv6(&self) -> Vec<Ipv6Addr> {
-        let mut own = vec![eui64_link_local(self.mac)];
+        let mut own = vec![self.mac.eui64_link_local()];
         for ip in &self.ipv6 {
             if !own.contains(ip) {
                 own.push(*ip);
@@ -86,22 +86,6 @@ impl Port {
         }
         own
     }
-}
-
-/// The link-local address a kernel derives from `mac` (RFC 4291 appendix A, modified
-/// EUI-64): `fe80::`, then the MAC with `ff:fe` in its middle and the U/L bit flipped.
-pub fn eui64_link_local(mac: MacAddr) -> Ipv6Addr {
-    let m = mac.0;
-    Ipv6Addr::new(
-        0xfe80,
-        0,
-        0,
-        0,
-        u16::from_be_bytes([m[0] ^ 0x02, m[1]]),
-        u16::from_be_bytes([m[2], 0xff]),
-        u16::from_be_bytes([0xfe, m[3]]),
-        u16::from_be_bytes([m[4], m[5]]),
-    )
 }
 
 /// The table's name for `bridge` (bridge names are checked to be `[A-Za-z0-9_-]`).
@@ -188,14 +172,6 @@ pub fn apply(script: &str) -> Result<(), AntiSpoofError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_link_local_address_is_the_kernels_eui64_one() {
-        let ll = |mac: &str| eui64_link_local(mac.parse().expect("mac")).to_string();
-        assert_eq!(ll("52:54:00:12:34:56"), "fe80::5054:ff:fe12:3456");
-        assert_eq!(ll("fa:16:3e:00:00:01"), "fe80::f816:3eff:fe00:1");
-        assert_eq!(ll("02:00:00:00:00:00"), "fe80::ff:fe00:0");
-    }
 
     #[test]
     fn each_tap_may_send_only_as_itself_and_unknown_taps_not_at_all() {

@@ -221,7 +221,9 @@ fn record(
         .map(|c| [c[0], c[1], c[2]])
         .collect();
     let doc = |ip, mac| {
-        serde_json::to_string(&document(&parts, subnet, ip, mac)).map_err(|e| e.to_string())
+        Ok::<_, compute_store::DocumentProblem>(serde_json::to_string(&document(
+            &parts, subnet, ip, mac,
+        ))?)
     };
     let new = NewInstance {
         uuid: &checked.uuid,

@@ -9,8 +9,9 @@
 use super::DriverError;
 use compute::instance::InstanceDocument;
 use compute::lifecycle::Action;
-use compute::{quota, Instance};
-use compute_store::{FaultChange, InstanceRecord, Store, WorkAction};
+use compute::meta_edit::{edit_metadata, MetaEdit};
+use compute::Instance;
+use compute_store::{DocumentProblem, FaultChange, InstanceRecord, Store, WorkAction};
 
 /// The lifecycle step a work action is, for the state check before queueing
 /// (`None`: no state change, e.g. reading the console).
@@ -69,17 +70,17 @@ pub fn queue_action(
     Ok((rec, id))
 }
 
-/// The document with `edit` applied, checked as a whole (Nova's metadata limits,
-/// and every rule an instance document has).
+/// The document with `edit` applied, checked as a whole (every rule an instance
+/// document has), for changes other than metadata (those are
+/// [`compute::meta_edit`]'s).
 fn rewrite(
     document: &str,
-    edit: &dyn Fn(&mut InstanceDocument) -> Result<(), String>,
-) -> Result<String, String> {
-    let mut doc = InstanceDocument::from_json(document.as_bytes()).map_err(|e| e.to_string())?;
+    edit: &dyn Fn(&mut InstanceDocument) -> Result<(), DocumentProblem>,
+) -> Result<String, DocumentProblem> {
+    let mut doc = InstanceDocument::from_json(document.as_bytes())?;
     edit(&mut doc)?;
-    quota::check_metadata(doc.meta.iter()).map_err(|e| e.to_string())?;
-    let instance = Instance::new(doc).map_err(|e| e.to_string())?;
-    serde_json::to_string(instance.document()).map_err(|e| e.to_string())
+    let instance = Instance::new(doc)?;
+    Ok(serde_json::to_string(instance.document())?)
 }
 
 /// How a metadata change treats the keys it does not name.
@@ -98,16 +99,12 @@ pub fn set_metadata(
     items: &[(String, String)],
     change: MetaChange,
 ) -> Result<InstanceRecord, DriverError> {
+    let edit = match change {
+        MetaChange::Merge => MetaEdit::Set(items),
+        MetaChange::Replace => MetaEdit::Replace(items),
+    };
     Ok(store.update_document(key, &super::now(), &|document| {
-        rewrite(document, &|doc| {
-            if change == MetaChange::Replace {
-                doc.meta.clear();
-            }
-            for (k, v) in items {
-                doc.meta.insert(k.clone(), v.clone());
-            }
-            Ok(())
-        })
+        Ok(edit_metadata(document, edit)?)
     })?)
 }
 
@@ -119,14 +116,7 @@ pub fn delete_metadata(
     keys: &[String],
 ) -> Result<InstanceRecord, DriverError> {
     Ok(store.update_document(key, &super::now(), &|document| {
-        rewrite(document, &|doc| {
-            for k in keys {
-                if doc.meta.shift_remove(k).is_none() {
-                    return Err(format!("no metadata key {k:?}"));
-                }
-            }
-            Ok(())
-        })
+        Ok(edit_metadata(document, MetaEdit::Delete(keys))?)
     })?)
 }
 
@@ -158,7 +148,7 @@ pub fn rename(store: &mut dyn Store, key: &str, name: &str) -> Result<InstanceRe
     Ok(store.update_document(key, &super::now(), &|document| {
         rewrite(document, &|doc| {
             if doc.hostname.is_none() {
-                let kept = Instance::new(doc.clone()).map_err(|e| e.to_string())?;
+                let kept = Instance::new(doc.clone())?;
                 doc.hostname = Some(kept.hostname().to_owned());
             }
             doc.name = name.clone();

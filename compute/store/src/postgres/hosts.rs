@@ -71,7 +71,7 @@ pub(super) fn one(c: &mut impl GenericClient, name: &str) -> Result<HostRecord, 
 pub(super) fn register(c: &mut Client, spec: &HostSpec) -> Result<HostRecord, StoreError> {
     validate_host_name(&spec.name)?;
     if let Some(r) = &spec.ratios {
-        r.validate().map_err(StoreError::InvalidHost)?;
+        r.validate()?;
     }
     let d = AllocationRatios::default();
     let mut tx = c.transaction()?;

@@ -85,9 +85,8 @@ pub(super) fn insert(
     }
     let ip = subnet.allocate_ip(&ips)?;
     let mac = netalloc::allocate_mac(&macs, new.mac_candidates.iter().copied())?;
-    let document = (new.document)(ip, mac).map_err(|problem| StoreError::Corrupt {
-        what: "document",
-        key: new.uuid.to_owned(),
+    let document = (new.document)(ip, mac).map_err(|problem| StoreError::DocumentRefused {
+        uuid: new.uuid.to_owned(),
         problem,
     })?;
     let state = State::building();
@@ -262,7 +261,7 @@ pub(super) fn update_document(
     c: &mut Client,
     key: &str,
     now: &str,
-    change: &dyn Fn(&str) -> Result<String, String>,
+    change: &dyn Fn(&str) -> Result<String, crate::DocumentProblem>,
 ) -> Result<InstanceRecord, StoreError> {
     let mut tx = c.transaction()?;
     let rec = find_with(&mut tx, key, true)?;

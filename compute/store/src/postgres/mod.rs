@@ -476,7 +476,7 @@ impl Store for PgStore {
         &mut self,
         key: &str,
         now: &str,
-        change: &dyn Fn(&str) -> Result<String, String>,
+        change: &dyn Fn(&str) -> Result<String, crate::DocumentProblem>,
     ) -> Result<InstanceRecord, StoreError> {
         self.run(|c| instances::update_document(c, key, now, change))
     }

@@ -66,7 +66,7 @@ pub(super) fn one(conn: &Connection, name: &str) -> Result<HostRecord, StoreErro
 pub(super) fn register(conn: &Connection, spec: &HostSpec) -> Result<HostRecord, StoreError> {
     validate_host_name(&spec.name)?;
     if let Some(r) = &spec.ratios {
-        r.validate().map_err(StoreError::InvalidHost)?;
+        r.validate()?;
     }
     let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     let existing: Option<String> = tx

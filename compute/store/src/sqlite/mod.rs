@@ -409,7 +409,7 @@ impl Store for SqliteStore {
         &mut self,
         key: &str,
         now: &str,
-        change: &dyn Fn(&str) -> Result<String, String>,
+        change: &dyn Fn(&str) -> Result<String, crate::DocumentProblem>,
     ) -> Result<InstanceRecord, StoreError> {
         instances::update_document(&mut self.conn, key, now, change)
     }

@@ -86,7 +86,7 @@ fn a_host_registers_heartbeats_and_keeps_its_settings(f: Fixture) {
     };
     assert!(matches!(
         s.register_host(&zero),
-        Err(StoreError::InvalidHost(_))
+        Err(StoreError::InvalidRatio(_))
     ));
     assert_eq!(
         s.host(HOST).expect("kept").capacity.vcpus,

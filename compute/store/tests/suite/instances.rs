@@ -80,10 +80,13 @@ fn a_document_update_lands_or_changes_nothing(f: Fixture) {
         .expect_err("refused");
     assert_eq!(
         err.to_string(),
-        format!(
-            "the new document of instance {} is refused: meta key too long",
-            a.uuid
-        )
+        format!("the new document of instance {} is refused", a.uuid)
+    );
+    let cause = std::error::Error::source(&err).map(ToString::to_string);
+    assert_eq!(
+        cause.as_deref(),
+        Some("meta key too long"),
+        "the rule's error is the cause"
     );
     let after = s.instance_by_uuid(&a.uuid).expect("row");
     assert_eq!(

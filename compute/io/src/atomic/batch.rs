@@ -1,33 +1,26 @@
-//! [`FileBatch`]: replacing a set of files atomically, compare-first, with one
-//! durability rule for the whole set.
+//! [`FileBatch`]: replacing a set of files atomically, compare-first, under the
+//! durability rule of [`super`] for the whole set.
 //!
-//! Self-contained on purpose (std and `thiserror` only; nothing else of
-//! the agent), so it can move to a shared crate unchanged. Callers hand in final
-//! host paths: resolving guest paths, refusing `..` and keeping symlinks inside a
-//! root are the caller's business, as is creating parent folders (tell the batch
-//! about created folders with [`FileBatch::also_sync`]).
+//! Callers hand in final paths: resolving guest paths, refusing `..` and keeping
+//! symlinks inside a root are the caller's business, as is creating parent folders
+//! (tell the batch about created folders with [`FileBatch::also_sync`]).
 //!
 //! # Compare first
 //! [`FileBatch::stage`] looks at what is on disk: a regular file with the same
 //! bytes, the same permission bits and (when one is asked for) the same owner is
 //! left alone and the answer is [`Staged::Unchanged`]. Nothing is written, so its
-//! inode, mtime and ctime stay as they are. Staging a path again replaces the earlier staged contents (the
-//! earlier ticket ends as [`Written::Superseded`]); [`FileBatch::pending`] shows what
-//! a later read of the path should see.
+//! inode, mtime and ctime stay as they are. Staging a path again replaces the earlier
+//! staged contents (the earlier ticket ends as [`Written::Superseded`]);
+//! [`FileBatch::pending`] shows what a later read of the path should see.
 //!
-//! # The durability rule
-//! [`FileBatch::commit`] makes every staged file either its old self or its complete
-//! new self, never empty or partial, even across a crash, and when it reports
-//! [`Written::Replaced`] the new file's directory entry is durable. In this order:
-//!
-//! 1. every new file is written to a temporary file in its target's folder (same
-//!    filesystem, so the rename below is atomic), owner then mode set on the open
-//!    file;
-//! 2. every temporary file is `fsync`ed, and step 3 waits for all of them;
-//! 3. only then each temporary file is renamed over its target. A crash before this
-//!    point leaves every target old; a rename never exposes unsynced data;
-//! 4. every folder that received a rename (and everything given to
-//!    [`FileBatch::also_sync`]) is `fsync`ed once, making the renames durable.
+//! # One rule for the set
+//! [`FileBatch::commit`] takes every staged file through each step of the rule
+//! before any file starts the next: all temporary files are written (step 1), then
+//! all `fsync`ed together (step 2); only then are they renamed (step 3), and every
+//! folder that received a rename (and everything given to
+//! [`FileBatch::also_sync`]) is `fsync`ed once (step 4). So every staged file is
+//! either its old self or its complete new self, never empty or partial, even across
+//! a crash, and when it reports [`Written::Replaced`] its directory entry is durable.
 //!
 //! The result of a file is known only after step 4: a file whose folder could not be
 //! synced is reported failed even though its new contents are visible. Two commits
@@ -43,22 +36,18 @@
 //! round, not a second commit.
 //!
 //! # Why it is fast
-//! The `fsync`s of steps 2 and 4 are issued together, from a few threads: the kernel
-//! folds concurrent `fsync`s into shared journal commits and disk-cache flushes, so
-//! a step waits for the disk about once rather than once per file. On a disk busy
-//! with other programs' writes, where each flush queues behind them, that is most of
-//! the run.
-//!
-//! Not `syncfs`: it would also flush every unrelated dirty page of the filesystem
-//! (other programs' writes), which on a busy disk costs far more than the few
-//! files here.
+//! The `fsync`s of steps 2 and 4 are issued together, so a step waits for the disk
+//! about once rather than once per file; on a disk busy with other programs' writes,
+//! where each flush queues behind them, that is most of the run. Not `syncfs`: it
+//! would also flush every unrelated dirty page of the file system (other programs'
+//! writes), which on a busy disk costs far more than the few files here.
 
+use super::steps::{concurrently, parent_of, set_attrs, sync_paths, Temp};
 use std::collections::{BTreeSet, HashMap};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
@@ -229,36 +218,28 @@ impl FileBatch {
         let mut results = HashMap::with_capacity(entries.len());
 
         // 1. Temporary files.
-        let mut temps: Vec<(Entry, PathBuf)> = Vec::with_capacity(entries.len());
+        let mut temps: Vec<(Entry, Temp)> = Vec::with_capacity(entries.len());
         for e in entries {
             if e.superseded {
                 results.insert(e.ticket, Ok(Written::Superseded));
                 continue;
             }
-            let temp = temp_path(&e.file.path, e.ticket);
-            match write_temp(&e.file, &temp) {
-                Ok(()) => temps.push((e, temp)),
-                Err(source) => {
-                    let _ = fs::remove_file(&temp);
-                    let path = e.file.path;
-                    results.insert(e.ticket, Err(FileBatchError::Temp { path, temp, source }));
+            match write_temp(&e.file) {
+                Ok(temp) => temps.push((e, temp)),
+                Err(error) => {
+                    results.insert(e.ticket, Err(error));
                 }
             }
         }
 
         // 2. Their data and inodes durable.
-        let outcomes = concurrently(&temps, |(_, temp)| {
-            OpenOptions::new()
-                .write(true)
-                .open(temp)
-                .and_then(|f| f.sync_all())
-        });
+        let outcomes = concurrently(&temps, |(_, temp)| temp.sync());
         let mut waiting = Vec::with_capacity(temps.len());
         for ((e, temp), outcome) in temps.into_iter().zip(outcomes) {
             match outcome {
                 Ok(()) => waiting.push((e, temp)),
                 Err(source) => {
-                    let _ = fs::remove_file(&temp);
+                    drop(temp);
                     let path = e.file.path;
                     results.insert(e.ticket, Err(FileBatchError::Sync { path, source }));
                 }
@@ -281,7 +262,7 @@ impl FileBatch {
         }
         // Only an `after` naming a later ticket could stay waiting.
         for (e, temp) in waiting {
-            let _ = fs::remove_file(&temp);
+            drop(temp);
             let path = e.file.path;
             results.insert(e.ticket, Err(FileBatchError::Prerequisite { path }));
         }
@@ -291,7 +272,7 @@ impl FileBatch {
 
 /// Step 3 for the files of one wave; returns those renamed.
 fn rename_all(
-    ready: Vec<(Entry, PathBuf)>,
+    ready: Vec<(Entry, Temp)>,
     dirs: &mut BTreeSet<PathBuf>,
     results: &mut HashMap<Ticket, Result<Written, FileBatchError>>,
 ) -> Vec<Entry> {
@@ -301,18 +282,18 @@ fn rename_all(
             .after
             .iter()
             .any(|t| matches!(results.get(t), Some(Err(_))));
+        // Dropped unrenamed, a temporary file is removed.
         let outcome = if failed_before {
             Err(None)
         } else {
-            fs::rename(&temp, &e.file.path).map_err(Some)
+            temp.rename().map_err(Some)
         };
         match outcome {
             Ok(()) => {
-                dirs.insert(parent(&e.file.path).to_path_buf());
+                dirs.insert(parent_of(&e.file.path));
                 renamed.push(e);
             }
             Err(source) => {
-                let _ = fs::remove_file(&temp);
                 let path = e.file.path;
                 let error = match source {
                     Some(source) => FileBatchError::Rename { path, source },
@@ -332,7 +313,7 @@ fn sync_dirs(
     results: &mut HashMap<Ticket, Result<Written, FileBatchError>>,
 ) {
     let dirs: Vec<PathBuf> = dirs.into_iter().collect();
-    let outcomes = concurrently(&dirs, |d| File::open(d).and_then(|f| f.sync_all()));
+    let outcomes = sync_paths(&dirs);
     let failed_dirs: Vec<(PathBuf, Arc<std::io::Error>)> = dirs
         .into_iter()
         .zip(outcomes)
@@ -352,52 +333,6 @@ fn sync_dirs(
         };
         results.insert(e.ticket, result);
     }
-}
-
-/// At most this many `fsync`s in flight at once.
-const MAX_CONCURRENT_SYNCS: usize = 16;
-
-/// `f` on every item, several at a time (this thread included), results in the
-/// items' order. Threads that cannot be started are done without.
-fn concurrently<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    if items.len() < 2 {
-        return items.iter().map(f).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let work = || {
-        let mut done = Vec::new();
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(item) = items.get(i) else {
-                return done;
-            };
-            done.push((i, f(item)));
-        }
-    };
-    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
-        let helpers: Vec<_> = (1..items.len().min(MAX_CONCURRENT_SYNCS))
-            .filter_map(|_| {
-                std::thread::Builder::new()
-                    .stack_size(64 * 1024)
-                    .spawn_scoped(scope, work)
-                    .ok()
-            })
-            .collect();
-        let mut done = work();
-        for h in helpers {
-            match h.join() {
-                Ok(d) => done.extend(d),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        done
-    });
-    done.sort_unstable_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, r)| r).collect()
-}
-
-fn parent(path: &Path) -> &Path {
-    path.parent().unwrap_or(Path::new("/"))
 }
 
 /// Same bytes, mode and (if asked) owner as a regular file on disk.
@@ -436,35 +371,21 @@ fn on_disk_matches(file: &NewFile) -> Result<bool, FileBatchError> {
     Ok(on_disk == file.contents)
 }
 
-/// `.NAME.PID-TICKET.tmp` beside the target; long names are cut so the temporary
-/// name stays within the usual 255-byte limit.
-fn temp_path(path: &Path, ticket: Ticket) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut cut = name.len().min(200);
-    while !name.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    let (pid, n) = (std::process::id(), ticket.0);
-    parent(path).join(format!(".{}.{pid}-{n}.tmp", &name[..cut]))
-}
-
-fn write_temp(file: &NewFile, temp: &Path) -> std::io::Result<()> {
-    // A leftover of a crashed run with the same pid would block `create_new`.
-    let _ = fs::remove_file(temp);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(temp)?;
-    f.write_all(&file.contents)?;
-    // Owner first: a change of owner may clear set-id bits that the mode then sets.
-    if let Some((uid, gid)) = file.owner {
-        std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
-    }
-    f.set_permissions(fs::Permissions::from_mode(file.mode))
+/// Step 1 for one file: its temporary file written, with its owner and mode, and
+/// closed.
+fn write_temp(file: &NewFile) -> Result<Temp, FileBatchError> {
+    let failed = |temp: &Path, source| FileBatchError::Temp {
+        path: file.path.clone(),
+        temp: temp.to_owned(),
+        source,
+    };
+    let mut temp = Temp::file(&file.path).map_err(|(temp, source)| failed(&temp, source))?;
+    let f = temp.file_mut();
+    f.write_all(&file.contents)
+        .and_then(|()| set_attrs(f, file.mode, file.owner))
+        .map_err(|source| failed(temp.path(), source))?;
+    temp.close();
+    Ok(temp)
 }
 
 #[cfg(test)]

@@ -1,18 +1,33 @@
 //! Writing a file (or a folder) whole: a reader sees the old contents or the new,
 //! never a mix, and after a power cut the path holds one or the other.
 //!
-//! One durability rule for every caller: a temporary file in the target's own folder
-//! (a rename never crosses file systems), written, fsynced, renamed over the target,
-//! then the folder fsynced so that the rename itself is on disk. Folders are filled
-//! the same way and every file and folder in them is fsynced before the rename.
+//! # The durability rule
+//! One rule for every writer of the workspace, written once (module `steps`) and
+//! followed by [`replace`], [`replace_with`], [`create_with`], [`replace_dir`] and
+//! the [`FileBatch`] alike:
+//!
+//! 1. the new contents go to a temporary file in the target's own folder (a rename
+//!    never crosses file systems), private until it is filled, then given its owner
+//!    and mode; a folder is filled the same way;
+//! 2. the temporary file is `fsync`ed (a folder: every file and folder in it);
+//! 3. only then it is renamed over the target: a crash before this point leaves the
+//!    old target, and a rename never exposes unsynced data;
+//! 4. the folder that received the rename is `fsync`ed, making the rename durable.
 //!
 //! It owns only the mechanics: what to write, with which mode, and whether an
 //! existing target may be replaced are the caller's to say.
 
+mod batch;
+mod steps;
+#[cfg(test)]
+mod testing;
+
+pub use batch::{FileBatch, FileBatchError, NewFile, Staged, Ticket, Written};
+
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use steps::{parent_of, set_attrs, sync_paths, Temp};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AtomicError {
@@ -65,14 +80,12 @@ pub fn replace_with<T, E: From<AtomicError>>(
     mode: u32,
     fill: impl FnOnce(&mut File) -> Result<T, E>,
 ) -> Result<T, E> {
-    let mut tmp = temp_file(path, mode)?;
-    let out = fill(tmp.as_file_mut())?;
-    sync_file(tmp.as_file(), path)?;
-    tmp.persist(path).map_err(|e| AtomicError::Rename {
+    let (temp, out) = filled(path, mode, fill)?;
+    temp.rename().map_err(|source| AtomicError::Rename {
         path: path.to_owned(),
-        source: e.error,
+        source,
     })?;
-    sync_dir(&parent_of(path))?;
+    sync_folder(path)?;
     Ok(out)
 }
 
@@ -83,151 +96,117 @@ pub fn create_with<T, E: From<AtomicError>>(
     mode: u32,
     fill: impl FnOnce(&mut File) -> Result<T, E>,
 ) -> Result<Option<T>, E> {
-    let mut tmp = temp_file(path, mode)?;
-    let out = fill(tmp.as_file_mut())?;
-    sync_file(tmp.as_file(), path)?;
-    match tmp.persist_noclobber(path) {
-        Ok(_) => {}
-        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => return Ok(None),
-        Err(e) => {
+    let (temp, out) = filled(path, mode, fill)?;
+    match temp.rename_noclobber() {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(None),
+        Err(source) => {
             return Err(AtomicError::Rename {
                 path: path.to_owned(),
-                source: e.error,
+                source,
             }
             .into())
         }
     }
-    sync_dir(&parent_of(path))?;
+    sync_folder(path)?;
     Ok(Some(out))
 }
 
 /// Replaces the folder `path` with what `fill` puts in an empty temporary folder
-/// beside it. An existing folder at `path` is removed just before the rename; when
-/// `fill` fails, it is left as it was and the temporary folder is removed.
+/// (mode `0700`) beside it. An existing folder at `path` is removed just before the
+/// rename; when `fill` fails, it is left as it was and the temporary folder is
+/// removed.
 pub fn replace_dir<T, E: From<AtomicError>>(
     path: &Path,
     fill: impl FnOnce(&Path) -> Result<T, E>,
 ) -> Result<T, E> {
-    let dir = parent_of(path);
-    let tmp = tempfile::Builder::new()
-        .prefix(&prefix(path))
-        .tempdir_in(&dir)
-        .map_err(|source| AtomicError::Create {
-            dir: dir.clone(),
-            source,
-        })?;
-    let out = fill(tmp.path())?;
-    sync_tree(tmp.path())?;
+    let temp = Temp::dir(path).map_err(|(_, source)| AtomicError::Create {
+        dir: parent_of(path),
+        source,
+    })?;
+    let out = fill(temp.path())?;
+    sync_tree(temp.path())?;
+    temp.sync().map_err(|source| AtomicError::Sync {
+        path: temp.path().to_owned(),
+        source,
+    })?;
     if path.symlink_metadata().is_ok() {
         std::fs::remove_dir_all(path).map_err(|source| AtomicError::Remove {
             path: path.to_owned(),
             source,
         })?;
     }
-    std::fs::rename(tmp.path(), path).map_err(|source| AtomicError::Rename {
+    temp.rename().map_err(|source| AtomicError::Rename {
         path: path.to_owned(),
         source,
     })?;
-    // Renamed away: nothing is left for the guard to remove.
-    let _ = tmp.keep();
-    sync_dir(&dir)?;
+    sync_folder(path)?;
     Ok(out)
 }
 
-/// The folder a relative or bare `path` lives in.
-fn parent_of(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    }
-}
-
-/// `.NAME.`: a temporary sibling says whose it is, and is hidden.
-fn prefix(path: &Path) -> String {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    format!(".{name}.")
-}
-
-fn temp_file(path: &Path, mode: u32) -> Result<tempfile::NamedTempFile, AtomicError> {
-    let dir = parent_of(path);
-    let tmp = tempfile::Builder::new()
-        .prefix(&prefix(path))
-        .tempfile_in(&dir)
-        .map_err(|source| AtomicError::Create { dir, source })?;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(mode))
-        .map_err(|source| AtomicError::Write {
-            path: tmp.path().to_owned(),
-            source,
-        })?;
-    Ok(tmp)
-}
-
-fn sync_file(file: &File, path: &Path) -> Result<(), AtomicError> {
-    file.sync_all().map_err(|source| AtomicError::Sync {
-        path: path.to_owned(),
-        source,
-    })
-}
-
-fn sync_dir(dir: &Path) -> Result<(), AtomicError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|source| AtomicError::Sync {
-            path: dir.to_owned(),
-            source,
-        })
-}
-
-/// Fsyncs every file and folder under `root`, and `root` itself.
-fn sync_tree(root: &Path) -> Result<(), AtomicError> {
-    let entries = std::fs::read_dir(root).map_err(|source| AtomicError::Sync {
-        path: root.to_owned(),
+/// Steps 1 and 2 for one file: a temporary file beside `path`, filled, given its
+/// mode and synced.
+fn filled<T, E: From<AtomicError>>(
+    path: &Path,
+    mode: u32,
+    fill: impl FnOnce(&mut File) -> Result<T, E>,
+) -> Result<(Temp, T), E> {
+    let mut temp = Temp::file(path).map_err(|(_, source)| AtomicError::Create {
+        dir: parent_of(path),
         source,
     })?;
-    for entry in entries {
-        let entry = entry.map_err(|source| AtomicError::Sync {
-            path: root.to_owned(),
+    let out = fill(temp.file_mut())?;
+    set_attrs(temp.file_mut(), mode, None).map_err(|source| AtomicError::Write {
+        path: temp.path().to_owned(),
+        source,
+    })?;
+    temp.sync().map_err(|source| AtomicError::Sync {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok((temp, out))
+}
+
+/// Step 4 for one target: its folder.
+fn sync_folder(path: &Path) -> Result<(), AtomicError> {
+    let dir = parent_of(path);
+    match sync_paths(std::slice::from_ref(&dir)).pop() {
+        Some(Err(source)) => Err(AtomicError::Sync { path: dir, source }),
+        _ => Ok(()),
+    }
+}
+
+/// Step 2 for what a folder holds: every file and folder under `root`, together.
+fn sync_tree(root: &Path) -> Result<(), AtomicError> {
+    let mut paths = Vec::new();
+    let mut todo = vec![root.to_owned()];
+    while let Some(dir) = todo.pop() {
+        let list = |source| AtomicError::Sync {
+            path: dir.clone(),
             source,
-        })?;
-        let path = entry.path();
-        let kind = entry.file_type().map_err(|source| AtomicError::Sync {
-            path: path.clone(),
-            source,
-        })?;
-        if kind.is_dir() {
-            sync_tree(&path)?;
-        } else if kind.is_file() {
-            let file = File::open(&path).map_err(|source| AtomicError::Sync {
-                path: path.clone(),
-                source,
-            })?;
-            sync_file(&file, &path)?;
+        };
+        for entry in std::fs::read_dir(&dir).map_err(list)? {
+            let entry = entry.map_err(list)?;
+            let kind = entry.file_type().map_err(list)?;
+            if kind.is_dir() {
+                todo.push(entry.path());
+                paths.push(entry.path());
+            } else if kind.is_file() {
+                paths.push(entry.path());
+            }
         }
     }
-    sync_dir(root)
+    let outcomes = sync_paths(&paths);
+    match paths.into_iter().zip(outcomes).find(|(_, r)| r.is_err()) {
+        Some((path, Err(source))) => Err(AtomicError::Sync { path, source }),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::testing::{mode, names};
     use super::*;
-    use std::os::unix::fs::MetadataExt;
-
-    fn names(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(dir)
-            .expect("read_dir")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
-
-    fn mode(path: &Path) -> u32 {
-        std::fs::metadata(path).expect("metadata").mode() & 0o7777
-    }
 
     #[test]
     fn replace_writes_the_bytes_with_the_mode_and_leaves_nothing_else() {
@@ -330,12 +309,5 @@ mod tests {
         assert!(matches!(err, AtomicError::Write { .. }), "{err:?}");
         assert_eq!(names(&out), ["c"], "the old folder stays");
         assert_eq!(names(dir.path()), ["tree"], "no temporary folder left");
-    }
-
-    #[test]
-    fn a_bare_file_name_is_written_in_the_current_folder() {
-        assert_eq!(parent_of(Path::new("x")), PathBuf::from("."));
-        assert_eq!(parent_of(Path::new("/a/x")), PathBuf::from("/a"));
-        assert_eq!(prefix(Path::new("/a/x.json")), ".x.json.");
     }
 }

@@ -1,0 +1,131 @@
+//! The instances being served, indexed by uuid and by fixed IP (every address of
+//! [`Instance::fixed_ips`]: static, DHCP or SLAAC), swapped as a whole. A guest that
+//! asks over IPv6 link-local (OpenStack's `fe80::a9fe:a9fe` on its link) comes from
+//! the address the kernel derives from its MAC (modified EUI-64), so each NIC's MAC
+//! stands for that address too.
+//!
+//! An update builds a new [`InstanceSet`] beside the old one and swaps an `Arc`, so
+//! in-flight requests finish on the set they started with: a whole reload
+//! ([`InstanceStore::replace`]) or a feed's batch of changes
+//! ([`InstanceStore::apply`], which copies only what it touches). An instance whose
+//! document did not change keeps its generation, so its rendered tree stays cached.
+//! Every update wakes the requests waiting for a change of the instances it changed
+//! ([`InstanceStore::subscribe`]).
+
+mod set;
+mod signals;
+
+pub use set::{Change, InstanceSet};
+pub use signals::{Subscription, WaitLimits, WaitRefused};
+
+use compute::Instance;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("instance {0} appears more than once")]
+    DuplicateUuid(Uuid),
+    #[error("fixed IP {ip} belongs to both {first} and {second}; callers from it could not be told apart")]
+    DuplicateIp {
+        ip: IpAddr,
+        first: Uuid,
+        second: Uuid,
+    },
+}
+
+/// One instance as served: the validated document, its generation (bumped
+/// whenever the document changes, which invalidates its rendered tree) and, from a
+/// database, the password its guest posted.
+#[derive(Debug)]
+pub struct InstanceEntry {
+    pub instance: Instance,
+    pub generation: u64,
+    pub password: Option<bytes::Bytes>,
+}
+
+/// An IPv4 caller reaching a dual-stack socket shows as `::ffff:a.b.c.d`: use the v4 form.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+/// The current set, shared by every connection, and the waiters on its instances.
+pub struct InstanceStore {
+    current: RwLock<Arc<InstanceSet>>,
+    /// Held while an update computes the next set from the current one.
+    writer: Mutex<()>,
+    signals: signals::Signals,
+}
+
+impl Default for InstanceStore {
+    fn default() -> Self {
+        InstanceStore::new(InstanceSet::default(), WaitLimits::default())
+    }
+}
+
+impl InstanceStore {
+    pub fn new(set: InstanceSet, limits: WaitLimits) -> Self {
+        InstanceStore {
+            current: RwLock::new(Arc::new(set)),
+            writer: Mutex::new(()),
+            signals: signals::Signals::new(limits),
+        }
+    }
+
+    /// The set to answer one request from.
+    pub fn snapshot(&self) -> Arc<InstanceSet> {
+        match self.current.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn swap(&self, new: Arc<InstanceSet>) {
+        match self.current.write() {
+            Ok(mut g) => *g = new,
+            Err(poisoned) => *poisoned.into_inner() = new,
+        }
+    }
+
+    fn write_lock(&self) -> MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replaces the set with one built from `instances`; on error the old set stays.
+    pub fn replace(&self, instances: Vec<Instance>) -> Result<usize, StoreError> {
+        let _writing = self.write_lock();
+        let old = self.snapshot();
+        let new = Arc::new(InstanceSet::build(instances, Some(&old))?);
+        self.swap(new.clone());
+        self.signals.wake_where(|u| match (old.get(u), new.get(u)) {
+            (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
+            (None, None) => false,
+            _ => true,
+        });
+        Ok(new.len())
+    }
+
+    /// Applies a feed's batch of changes, in order; returns how many instances
+    /// changed.
+    pub fn apply(&self, changes: Vec<Change>) -> usize {
+        let _writing = self.write_lock();
+        let (new, changed) = self.snapshot().apply(changes);
+        self.swap(Arc::new(new));
+        self.signals.wake(&changed);
+        changed.len()
+    }
+
+    /// A place among the requests waiting for `uuid` to change, if one is free.
+    pub fn subscribe(&self, uuid: Uuid) -> Result<Subscription<'_>, WaitRefused> {
+        self.signals.subscribe(uuid)
+    }
+
+    /// Requests waiting for a change now.
+    pub fn waiting(&self) -> usize {
+        self.signals.waiting()
+    }
+}
