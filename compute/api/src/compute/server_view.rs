@@ -6,11 +6,20 @@
 use crate::microversion::deltas;
 use crate::shape::Shape;
 use crate::Call;
-use compute::instance::InstanceDocument;
 use compute::lifecycle::{State, VmState};
 use compute_store::{FlavorRecord, InstanceRecord};
 use serde_json::{json, Value};
 use sha2::Digest;
+
+/// What a view reads of the stored document (it was validated when written; the
+/// rest of it is the guest's business).
+#[derive(serde::Deserialize)]
+struct Peek {
+    #[serde(default)]
+    meta: indexmap::IndexMap<String, String>,
+    #[serde(default)]
+    hostname: Option<String>,
+}
 
 /// The network every guest is on, as addresses name it (no Neutron here).
 pub const NETWORK_NAME: &str = "private";
@@ -62,16 +71,17 @@ pub fn detail(
 ) -> Value {
     let v = call.version();
     let admin = call.caller().map(|c| c.is_admin()).unwrap_or(false);
-    let doc = InstanceDocument::from_json(rec.document.as_bytes()).ok();
+    let doc = serde_json::from_str::<Peek>(&rec.document).ok();
     let metadata = doc.as_ref().map_or_else(
         || json!({}),
         |d| Value::Object(d.meta.iter().map(|(k, v)| (k.clone(), json!(v))).collect()),
     );
+    // The document's, else derived from the name as the core does (the stored
+    // document was validated when written: no need to validate it again).
     let hostname = doc
         .as_ref()
-        .and_then(|d| compute::Instance::new(d.clone()).ok())
-        .map(|i| i.hostname().to_owned())
-        .unwrap_or_else(|| rec.name.clone());
+        .and_then(|d| d.hostname.clone())
+        .unwrap_or_else(|| compute::instance::sanitize_hostname(&rec.name, &rec.uuid));
     let status = rec.state.status();
     let (vm, task, power) = sts(&rec.state);
     let addresses = if rec.state.vm == VmState::Building {
