@@ -202,6 +202,9 @@ pub trait Store: Send {
     fn find_instance(&self, key: &str) -> Result<InstanceRecord, StoreError>;
     /// Every instance without its document (what `list` shows), oldest first.
     fn list_instances(&self) -> Result<Vec<InstanceSummary>, StoreError>;
+    /// Every instance with its document, of `project` or all, oldest first, in one
+    /// read (a detailed list).
+    fn instance_records(&self, project: Option<&str>) -> Result<Vec<InstanceRecord>, StoreError>;
     /// The instances on `host` whose record says a QEMU may exist (a pid, a task,
     /// or a power state other than shutdown): all that its reconciliation has to
     /// look at.

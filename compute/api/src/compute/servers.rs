@@ -382,11 +382,8 @@ pub fn create(call: &mut Call<'_>) -> Result<ApiResponse, ApiError> {
     .header("location", location))
 }
 
-/// The caller's servers after the filters of the query, newest first (Nova's
-/// default sort), then the page.
-fn listed<'c>(
-    call: &'c Call<'_>,
-) -> Result<(Vec<compute_store::InstanceSummary>, Page<'c>), ApiError> {
+/// The project a list is of (`None`: all, for an admin with `all_tenants`).
+fn list_scope(call: &Call<'_>) -> Result<Option<String>, ApiError> {
     let caller = call.caller()?;
     let all_tenants = call.req.query("all_tenants").is_some_and(|v| {
         !matches!(
@@ -394,36 +391,42 @@ fn listed<'c>(
             "false" | "0" | "off" | "no"
         )
     });
-    if all_tenants {
-        caller.require_admin("os_compute_api:servers:index:get_all_tenants")?;
+    if !all_tenants {
+        return Ok(Some(caller.project_id.clone()));
     }
+    caller.require_admin("os_compute_api:servers:index:get_all_tenants")?;
+    Ok(call
+        .req
+        .query("project_id")
+        .or(call.req.query("tenant_id"))
+        .map(str::to_owned))
+}
+
+/// `items` (oldest first) after the filters of the query, newest first (Nova's
+/// default sort), then the page; `key` gives an item's id, name and status.
+fn listed<'c, T>(
+    call: &'c Call<'_>,
+    items: Vec<T>,
+    key: impl Fn(&T) -> (&str, &str, &'static str),
+) -> Result<(Vec<T>, Page<'c>), ApiError> {
     let name = call.req.query("name");
     let status = call.req.query("status").map(str::to_ascii_uppercase);
-    let project = call.req.query("project_id").or(call.req.query("tenant_id"));
-    let mut items: Vec<_> = call
-        .store
-        .list_instances()?
+    let mut items: Vec<T> = items
         .into_iter()
-        .filter(|s| {
-            if all_tenants {
-                project.is_none_or(|p| s.project_id == p)
-            } else {
-                s.project_id == caller.project_id
-            }
+        .filter(|i| {
+            let (_, n, st) = key(i);
+            name.is_none_or(|want| n.contains(want))
+                && status.as_deref().is_none_or(|want| st == want)
         })
-        .filter(|s| name.is_none_or(|n| s.name.contains(n)))
-        .filter(|s| status.as_deref().is_none_or(|st| s.state.status() == st))
         .collect();
     items.reverse();
     let page = Page::of(call.req)?;
-    let items = page
-        .apply(items, |s| s.uuid.as_str())
-        .map_err(|e| match e {
-            ApiError::BadRequest(_) => {
-                ApiError::BadRequest(format!("marker [{}] not found", page.marker.unwrap_or("")))
-            }
-            other => other,
-        })?;
+    let items = page.apply(items, |i| key(i).0).map_err(|e| match e {
+        ApiError::BadRequest(_) => {
+            ApiError::BadRequest(format!("marker [{}] not found", page.marker.unwrap_or("")))
+        }
+        other => other,
+    })?;
     Ok((items, page))
 }
 
@@ -444,7 +447,16 @@ fn next_link(
 
 /// `GET /servers`.
 pub fn list(call: &mut Call<'_>) -> Result<ApiResponse, ApiError> {
-    let (items, page) = listed(call)?;
+    let project = list_scope(call)?;
+    let all: Vec<_> = call
+        .store
+        .list_instances()?
+        .into_iter()
+        .filter(|s| project.as_deref().is_none_or(|p| s.project_id == p))
+        .collect();
+    let (items, page) = listed(call, all, |s| {
+        (s.uuid.as_str(), s.name.as_str(), s.state.status())
+    })?;
     let shown: Vec<Value> = items
         .iter()
         .map(|s| summary(call, &s.uuid, &s.name))
@@ -457,23 +469,23 @@ pub fn list(call: &mut Call<'_>) -> Result<ApiResponse, ApiError> {
     Ok(ApiResponse::ok(body))
 }
 
-/// `GET /servers/detail`.
+/// `GET /servers/detail`: the records in one read.
 pub fn list_detail(call: &mut Call<'_>) -> Result<ApiResponse, ApiError> {
-    let (items, page) = listed(call)?;
+    let project = list_scope(call)?;
+    let all = call.store.instance_records(project.as_deref())?;
+    let (items, page) = listed(call, all, |r| {
+        (r.uuid.as_str(), r.name.as_str(), r.state.status())
+    })?;
     let flavors = call.store.flavor_records()?;
-    let mut shown = Vec::with_capacity(items.len());
-    for s in &items {
-        let rec = match call.store.instance_by_uuid(&s.uuid) {
-            Ok(r) => r,
-            // Deleted between the list and now.
-            Err(StoreError::NotFound { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        let flavor = flavors.iter().find(|f| f.flavor.name == rec.flavor.name);
-        shown.push(detail(call, &rec, flavor, false));
-    }
+    let shown: Vec<Value> = items
+        .iter()
+        .map(|rec| {
+            let flavor = flavors.iter().find(|f| f.flavor.name == rec.flavor.name);
+            detail(call, rec, flavor, false)
+        })
+        .collect();
     let mut body = json!({ "servers": shown });
-    let last = items.last().map(|s| s.uuid.as_str());
+    let last = items.last().map(|r| r.uuid.as_str());
     if let Some(l) = next_link(call, &page, "servers/detail", items.len(), last) {
         body["servers_links"] = l;
     }

@@ -208,6 +208,23 @@ pub(super) fn list(c: &mut Client) -> Result<Vec<InstanceSummary>, StoreError> {
     )
 }
 
+/// Every instance with its document (of `project`, or all), oldest first.
+pub(super) fn records(
+    c: &mut Client,
+    project: Option<&str>,
+) -> Result<Vec<InstanceRecord>, StoreError> {
+    c.query(
+        &format!(
+            "SELECT {INSTANCE_COLUMNS} FROM instances \
+             WHERE $1::text IS NULL OR project_id = $1 ORDER BY created_at, uuid"
+        ),
+        &[&project],
+    )?
+    .iter()
+    .map(instance_from_row)
+    .collect()
+}
+
 pub(super) fn claiming_processes(
     c: &mut Client,
     host: &str,

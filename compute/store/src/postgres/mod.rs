@@ -433,6 +433,10 @@ impl Store for PgStore {
         self.run(instances::list)
     }
 
+    fn instance_records(&self, project: Option<&str>) -> Result<Vec<InstanceRecord>, StoreError> {
+        self.run(|c| instances::records(c, project))
+    }
+
     fn instances_claiming_processes(&self, host: &str) -> Result<Vec<InstanceSummary>, StoreError> {
         self.run(|c| instances::claiming_processes(c, host))
     }

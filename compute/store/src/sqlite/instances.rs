@@ -157,6 +157,23 @@ pub(super) fn list(conn: &Connection) -> Result<Vec<InstanceSummary>, StoreError
     )
 }
 
+/// Every instance with its document (of `project`, or all), oldest first.
+pub(super) fn records(
+    conn: &Connection,
+    project: Option<&str>,
+) -> Result<Vec<InstanceRecord>, StoreError> {
+    let mut st = conn.prepare(&format!(
+        "SELECT {INSTANCE_COLUMNS} FROM instances \
+         WHERE ?1 IS NULL OR project_id = ?1 ORDER BY created_at, uuid"
+    ))?;
+    let rows = st.query_map([project], instance_from_row)?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(r??);
+    }
+    Ok(out)
+}
+
 pub(super) fn claiming_processes(
     conn: &Connection,
     host: &str,

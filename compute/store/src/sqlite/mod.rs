@@ -378,6 +378,10 @@ impl Store for SqliteStore {
         instances::list(&self.conn)
     }
 
+    fn instance_records(&self, project: Option<&str>) -> Result<Vec<InstanceRecord>, StoreError> {
+        instances::records(&self.conn, project)
+    }
+
     fn instances_claiming_processes(&self, host: &str) -> Result<Vec<InstanceSummary>, StoreError> {
         instances::claiming_processes(&self.conn, host)
     }
