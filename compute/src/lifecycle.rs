@@ -150,7 +150,8 @@ impl Action {
         }
     }
 
-    fn task(self) -> TaskState {
+    /// The task state while this action runs.
+    pub fn task(self) -> TaskState {
         match self {
             Action::Stop => TaskState::PoweringOff,
             Action::Start => TaskState::PoweringOn,
@@ -238,6 +239,20 @@ impl State {
         Ok(State {
             task: Some(action.task()),
             ..self
+        })
+    }
+
+    /// Checks that the admin password may change now (Nova's `changePassword`:
+    /// an active instance with no task); it changes no state.
+    pub fn check_password_change(self) -> Result<(), LifecycleError> {
+        if self.vm == VmState::Active && self.task.is_none() {
+            return Ok(());
+        }
+        Err(LifecycleError::Conflict {
+            action: "change password",
+            status: self.status(),
+            vm: self.vm.as_str(),
+            task: self.task.map_or("none", TaskState::as_str),
         })
     }
 

@@ -9,6 +9,8 @@ pub const MAX_INJECTED_FILE_BYTES: usize = 10240;
 pub const MAX_INJECTED_FILE_PATH: usize = 255;
 /// Nova's `metadata_items` quota.
 pub const MAX_METADATA_ITEMS: usize = 128;
+/// Nova's `key_pairs` quota: keypairs per user.
+pub const MAX_KEYPAIRS: usize = 100;
 /// Nova's limit on a metadata key and on a value, in characters.
 pub const MAX_METADATA_LENGTH: usize = 255;
 

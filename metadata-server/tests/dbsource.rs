@@ -53,6 +53,8 @@ fn insert(store: &mut SqliteStore, doc: &serde_json::Value, tail: u8) {
             flavor: &flavor,
             image_id: "img",
             key_name: None,
+            project_id: compute_store::DEFAULT_PROJECT_ID,
+            user_id: compute_store::OPERATOR_USER_ID,
             now: "2024-01-01T00:00:00Z",
             host: None,
             up_timeout: compute::placement::DEFAULT_UP_TIMEOUT,

@@ -64,7 +64,11 @@ fn boot(cidr: &str, cmdline: &str, ssh_server: bool, public_key: &str) -> Booted
         })
         .expect("flavor");
     host.store()
-        .add_keypair(&Keypair::new("ops", public_key).expect("key"))
+        .add_keypair(
+            compute_store::OPERATOR_USER_ID,
+            &Keypair::new("ops", public_key).expect("key"),
+            "2024-01-01T00:00:00Z",
+        )
         .expect("keypair");
     let mut meta = indexmap::IndexMap::new();
     meta.insert("role".to_owned(), "e2e".to_owned());
@@ -83,6 +87,7 @@ fn boot(cidr: &str, cmdline: &str, ssh_server: bool, public_key: &str) -> Booted
             config_drive: true,
             admin_pass: None,
             host: None,
+            owner: Default::default(),
         })
         .expect("boot");
     let doc = compute::Instance::from_json(rec.document.as_bytes()).expect("document");

@@ -116,6 +116,8 @@ fn record_verbs_work_against_postgres() {
             flavor: &flavor,
             image_id: "img",
             key_name: Some("ops"),
+            project_id: compute_store::DEFAULT_PROJECT_ID,
+            user_id: compute_store::OPERATOR_USER_ID,
             now: "2024-01-01T00:00:00Z",
             host: Some("h2"),
             up_timeout: DEFAULT_UP_TIMEOUT,
@@ -202,12 +204,15 @@ fn record_verbs_work_against_postgres() {
         db.psql("SELECT host, uuid, action, state FROM work"),
         format!("h2|{uuid}|delete|queued")
     );
-    let out = compute(&state, &url, &["delete", "vm", "--wait-timeout", "1"]);
+    // The deletion shows as the instance's task at once: another is refused.
+    let e = err(&state, &url, &["delete", "vm"]);
+    assert!(e.contains("task_state deleting"), "{e}");
+    let out = compute(&state, &url, &["console-log", "vm", "--wait-timeout", "1"]);
     assert_eq!(out.status.code(), Some(2));
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(
         e.contains(&format!(
-            "error: delete of vm ({uuid}) on host h2 is still queued after 1 s"
+            "error: console-log of vm ({uuid}) on host h2 is still queued after 1 s"
         )),
         "{e}"
     );

@@ -18,6 +18,9 @@
 //! (`stop` set, e.g. on SIGTERM) finishes the item in progress, takes nothing new,
 //! stops heartbeating and leaves every QEMU running, as Nova's compute service does.
 //! It must not parse command lines, handle signals or print: the front door does.
+//!
+//! A state folder has no agent process: a front door that answers at once (the
+//! OpenStack API) runs [`run_local`], the same loop on the folder's SQLite queue.
 
 use crate::driver::{DriverError, Host, HostConfig, Networking};
 use compute_store::{
@@ -355,6 +358,101 @@ impl Loop {
             }
         }
     }
+}
+
+/// Wakes a [`run_local`] loop: a front door that queued work rings it, so that the
+/// work starts at once rather than at the next poll.
+#[derive(Debug, Default)]
+pub struct Wake {
+    rung: Mutex<bool>,
+    bell: std::sync::Condvar,
+}
+
+impl Wake {
+    pub fn ring(&self) {
+        *self.rung.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.bell.notify_all();
+    }
+
+    /// Waits until rung or `timeout` passes; forgets the ring.
+    fn wait(&self, timeout: Duration) {
+        let rung = self.rung.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut rung, _) = self
+            .bell
+            .wait_timeout_while(rung, timeout, |r| !*r)
+            .unwrap_or_else(|p| p.into_inner());
+        *rung = false;
+    }
+}
+
+/// How often the state folder's agent heartbeats (placement counts a host up for
+/// 30 s after its last one).
+pub const LOCAL_HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// The agent of a state folder's one host, run inside a front door's process (the
+/// OpenStack API over SQLite): the same queue and the same [`execute`] as a shared
+/// database's agent, without a lease (a state folder is one machine's), woken by
+/// `wake` or every `poll`. A thread heartbeats through `beat` (a connection of its
+/// own, so a long action does not make the host look down). Returns when `stop` is
+/// set, after the item in progress.
+pub fn run_local(
+    mut host: Host,
+    beat: Box<dyn Store>,
+    wake: &Wake,
+    poll: Duration,
+    stop: &AtomicBool,
+) {
+    let name = host.name().to_owned();
+    let done = Arc::new(AtomicBool::new(false));
+    let beating = {
+        let (done, name) = (done.clone(), name.clone());
+        std::thread::Builder::new()
+            .name("heartbeat".into())
+            .spawn(move || {
+                while !done.load(Ordering::SeqCst) {
+                    if let Err(e) = beat.heartbeat(&name) {
+                        tracing::warn!(host = name, error = chain(&e), "heartbeat failed");
+                    }
+                    pause(&done, LOCAL_HEARTBEAT);
+                }
+            })
+    };
+    if let Err(e) = &beating {
+        tracing::error!(error = %e, "cannot start the heartbeat thread: the host will look down");
+    }
+    match host.store().requeue_running(&name) {
+        Ok(n) if n > 0 => tracing::warn!(host = name, count = n, "unfinished work queued again"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = chain(&e), "cannot requeue unfinished work"),
+    }
+    tracing::info!(host = name, "local agent started");
+    let mut state = Loop {
+        name: name.clone(),
+        backoff: Backoff::new(Duration::from_secs(10)),
+        last_reconcile: Instant::now(),
+    };
+    while !stop.load(Ordering::SeqCst) {
+        match host.store().take_work(&name) {
+            Ok(Some(work)) => {
+                state.backoff.reset();
+                state.run(&mut host, work, stop);
+                continue;
+            }
+            Ok(None) => state.backoff.reset(),
+            Err(e) => {
+                let wait = state.backoff.failed();
+                tracing::warn!(error = chain(&e), retry_in = ?wait, "cannot read the work queue");
+                pause(stop, wait);
+                continue;
+            }
+        }
+        wake.wait(poll);
+    }
+    done.store(true, Ordering::SeqCst);
+    if let Ok(b) = beating {
+        let _ = b.join();
+    }
+    tracing::info!(host = name, "local agent stopped; its guests keep running");
 }
 
 /// Carries out one work item through the driver; returns its output, if any.

@@ -28,9 +28,12 @@ pub use error::{BackendError, DocumentProblem, StoreError};
 pub use location::{open_feed, open_store, Location};
 pub use postgres::{PgFeed, PgHostLease, PgStore, PgWorkWatch, WorkNotice};
 pub use records::{
-    validate_host_name, Catchup, Change, Fault, FaultChange, HostRecord, HostSpec, Image,
-    ImageFile, ImagePart, InstanceRecord, InstanceSummary, NewInstance, PasswordSet, Rev, Snapshot,
-    StoredDocument, Work, WorkAction, WorkOutcome, WorkState, CONSOLE_OUTPUT_LIMIT,
+    validate_host_name, Catchup, Change, ExtraSpecs, Fault, FaultChange, FlavorRecord, HostRecord,
+    HostSpec, Image, ImageFile, ImagePart, InstanceRecord, InstanceSummary, KeypairRecord,
+    NewInstance, Owner, PasswordSet, ProjectRecord, ProjectUsage, Rev, Role, RoleAssignment,
+    Snapshot, StoredDocument, UserRecord, Visibility, Work, WorkAction, WorkOutcome, WorkState,
+    CONSOLE_OUTPUT_LIMIT, DEFAULT_PROJECT_ID, DEFAULT_PROJECT_NAME, OPERATOR_USER_ID,
+    OPERATOR_USER_NAME,
 };
 pub use sqlite::{SqliteFeed, SqliteStore, DB_FILE};
 
@@ -43,7 +46,7 @@ use std::time::Duration;
 /// The schema version this build knows, the same number on both backends. A
 /// database at a newer version is refused (naming both); an older one is migrated
 /// when a [`Store`] opens it, in one transaction.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// How long a deleted instance's tombstone is kept. A feed consumer away for longer
 /// gets [`Catchup::SnapshotNeeded`].
@@ -73,10 +76,34 @@ pub trait Store: Send {
 
     /// Every flavor, smallest first.
     fn flavors(&self) -> Result<Vec<Flavor>, StoreError>;
-    fn flavor(&self, name: &str) -> Result<Flavor, StoreError>;
-    /// Records a new flavor ([`StoreError::Exists`] when the name is taken).
-    fn add_flavor(&self, flavor: &Flavor) -> Result<(), StoreError>;
+    /// A flavor by its id, else by its name.
+    fn flavor(&self, key: &str) -> Result<Flavor, StoreError> {
+        self.flavor_record(key).map(|r| r.flavor)
+    }
+    /// Records a new public flavor whose id is its name ([`StoreError::Exists`]
+    /// when the name or the id is taken).
+    fn add_flavor(&self, flavor: &Flavor) -> Result<(), StoreError> {
+        self.create_flavor(&FlavorRecord::public(&flavor.name, flavor.clone()))
+    }
+    /// Deletes the flavor of this name, with its extra specs.
     fn delete_flavor(&self, name: &str) -> Result<(), StoreError>;
+    /// Every flavor with its id, access, description and extra specs, by id.
+    fn flavor_records(&self) -> Result<Vec<FlavorRecord>, StoreError>;
+    /// A flavor by its id, else by its name.
+    fn flavor_record(&self, key: &str) -> Result<FlavorRecord, StoreError>;
+    /// Records a new flavor with its extra specs ([`StoreError::Exists`] when the
+    /// name or the id is taken).
+    fn create_flavor(&self, flavor: &FlavorRecord) -> Result<(), StoreError>;
+    /// Deletes the flavor with this id, with its extra specs.
+    fn delete_flavor_by_id(&self, id: &str) -> Result<(), StoreError>;
+    /// Sets these extra specs of flavor `id` (others stay); returns them all.
+    fn set_flavor_extra_specs(
+        &mut self,
+        id: &str,
+        specs: &ExtraSpecs,
+    ) -> Result<ExtraSpecs, StoreError>;
+    /// Removes one extra spec ([`StoreError::NotFound`] when the flavor lacks it).
+    fn delete_flavor_extra_spec(&self, id: &str, key: &str) -> Result<(), StoreError>;
 
     fn add_image(&self, image: &Image) -> Result<(), StoreError>;
     /// Every image, oldest first.
@@ -116,12 +143,45 @@ pub trait Store: Send {
         })
     }
 
-    /// Records a keypair ([`StoreError::Exists`] when the name is taken).
-    fn add_keypair(&self, keypair: &Keypair) -> Result<(), StoreError>;
-    /// Every keypair, by name.
-    fn keypairs(&self) -> Result<Vec<Keypair>, StoreError>;
-    fn keypair(&self, name: &str) -> Result<Keypair, StoreError>;
-    fn delete_keypair(&self, name: &str) -> Result<(), StoreError>;
+    /// Records a keypair of `user_id` ([`StoreError::Exists`] when that user has
+    /// one of this name).
+    fn add_keypair(
+        &self,
+        user_id: &str,
+        keypair: &Keypair,
+        created_at: &str,
+    ) -> Result<KeypairRecord, StoreError>;
+    /// Every keypair of `user_id`, by name.
+    fn keypairs(&self, user_id: &str) -> Result<Vec<KeypairRecord>, StoreError>;
+    fn keypair(&self, user_id: &str, name: &str) -> Result<KeypairRecord, StoreError>;
+    fn delete_keypair(&self, user_id: &str, name: &str) -> Result<(), StoreError>;
+
+    /// Records a project ([`StoreError::Exists`] when the name or id is taken).
+    fn add_project(&self, project: &ProjectRecord) -> Result<(), StoreError>;
+    /// Every project, by name.
+    fn projects(&self) -> Result<Vec<ProjectRecord>, StoreError>;
+    /// A project by id, else by name.
+    fn project(&self, key: &str) -> Result<ProjectRecord, StoreError>;
+    /// Records a user ([`StoreError::Exists`] when the name or id is taken).
+    fn add_user(&self, user: &UserRecord) -> Result<(), StoreError>;
+    /// Every user, by name.
+    fn users(&self) -> Result<Vec<UserRecord>, StoreError>;
+    /// A user by id, else by name.
+    fn user(&self, key: &str) -> Result<UserRecord, StoreError>;
+    /// Enables or disables a user (a disabled one's tokens stop working).
+    fn set_user_enabled(&self, id: &str, enabled: bool) -> Result<(), StoreError>;
+    /// Replaces a user's password hash (`None`: it cannot log in).
+    fn set_user_password(&self, id: &str, password_hash: Option<&str>) -> Result<(), StoreError>;
+    /// Grants a role (granting one already held changes nothing).
+    fn add_role(&self, assignment: &RoleAssignment) -> Result<(), StoreError>;
+    /// Takes a role back ([`StoreError::NotFound`] when it was not held).
+    fn remove_role(&self, assignment: &RoleAssignment) -> Result<(), StoreError>;
+    /// Every role assignment, by user, project and role.
+    fn role_assignments(&self) -> Result<Vec<RoleAssignment>, StoreError>;
+    /// The roles `user_id` holds on `project_id` (none: no access).
+    fn roles_of(&self, user_id: &str, project_id: &str) -> Result<Vec<Role>, StoreError>;
+    /// What the project's instances use.
+    fn project_usage(&self, project_id: &str) -> Result<ProjectUsage, StoreError>;
 
     /// Records a new instance (building, spawning): chooses its host by
     /// [`compute::placement::place`] (or checks the one asked for) and allocates a
@@ -142,6 +202,9 @@ pub trait Store: Send {
     fn find_instance(&self, key: &str) -> Result<InstanceRecord, StoreError>;
     /// Every instance without its document (what `list` shows), oldest first.
     fn list_instances(&self) -> Result<Vec<InstanceSummary>, StoreError>;
+    /// Every instance with its document, of `project` or all, oldest first, in one
+    /// read (a detailed list).
+    fn instance_records(&self, project: Option<&str>) -> Result<Vec<InstanceRecord>, StoreError>;
     /// The instances on `host` whose record says a QEMU may exist (a pid, a task,
     /// or a power state other than shutdown): all that its reconciliation has to
     /// look at.
@@ -166,7 +229,8 @@ pub trait Store: Send {
     /// Rewrites the instance's document with `change` (given the current one), the
     /// row locked meanwhile, so that two concurrent changes both land
     /// (`meta-set`). `change`'s error refuses it
-    /// ([`StoreError::DocumentRefused`]) and nothing is written.
+    /// ([`StoreError::DocumentRefused`]) and nothing is written. The record's name
+    /// follows the document's `name` (a rename is a document change).
     fn update_document(
         &mut self,
         key: &str,

@@ -3,6 +3,7 @@
 
 use crate::StoreError;
 use compute::flavor::Flavor;
+use compute::keypair::Keypair;
 use compute::lifecycle::{PowerState, State, TaskState, VmState};
 use compute::mac::MacAddr;
 use compute::placement::{AllocationRatios, HostState, Resources};
@@ -27,6 +28,197 @@ pub struct Image {
     pub has_ramdisk: bool,
     pub cmdline: Option<String>,
     pub created_at: String,
+    /// The project that owns it (Glance's `owner`).
+    pub owner: String,
+    pub visibility: Visibility,
+}
+
+/// Who may see and boot an image, as Glance says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// Every project (what `compute image-import` makes).
+    #[default]
+    Public,
+    /// Its owner only (a snapshot).
+    Private,
+    /// Its owner and the projects it is shared with.
+    Shared,
+    /// Every project, unlisted unless asked for.
+    Community,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Public => "public",
+            Visibility::Private => "private",
+            Visibility::Shared => "shared",
+            Visibility::Community => "community",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Visibility> {
+        Some(match s {
+            "public" => Visibility::Public,
+            "private" => Visibility::Private,
+            "shared" => Visibility::Shared,
+            "community" => Visibility::Community,
+            _ => return None,
+        })
+    }
+}
+
+/// The project that owns what the `compute` command line and `--auth noauth`
+/// requests make, and every record from before ownership existed.
+pub const DEFAULT_PROJECT_ID: &str = "default";
+/// Its name.
+pub const DEFAULT_PROJECT_NAME: &str = "default";
+/// The user the `compute` command line acts as (an admin of the default project,
+/// with no password: it cannot log in through the API).
+pub const OPERATOR_USER_ID: &str = "operator";
+/// Its name.
+pub const OPERATOR_USER_NAME: &str = "operator";
+
+/// Who owns what a request makes: its project, and the user who makes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub project_id: String,
+    pub user_id: String,
+}
+
+impl Default for Owner {
+    /// The command line's: the operator in the default project.
+    fn default() -> Owner {
+        Owner {
+            project_id: DEFAULT_PROJECT_ID.to_owned(),
+            user_id: OPERATOR_USER_ID.to_owned(),
+        }
+    }
+}
+
+/// A flavor's extra specs, by key.
+pub type ExtraSpecs = std::collections::BTreeMap<String, String>;
+
+/// A flavor as the API sees it: Nova's flavor id, whether every project may use it,
+/// its description and extra specs, around the sizes an instance copies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlavorRecord {
+    /// Nova's `flavorid` (`1` to `5` for the defaults, the name for flavors made by
+    /// `compute flavor-create`, a uuid by default through the API).
+    pub id: String,
+    pub flavor: Flavor,
+    pub is_public: bool,
+    pub description: Option<String>,
+    pub extra_specs: ExtraSpecs,
+}
+
+impl FlavorRecord {
+    /// A public flavor without description or extra specs.
+    pub fn public(id: &str, flavor: Flavor) -> FlavorRecord {
+        FlavorRecord {
+            id: id.to_owned(),
+            flavor,
+            is_public: true,
+            description: None,
+            extra_specs: Default::default(),
+        }
+    }
+
+    /// Nova's five defaults with Nova's ids, `1` (m1.tiny) to `5` (m1.xlarge).
+    pub fn defaults() -> Vec<FlavorRecord> {
+        Flavor::defaults()
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| FlavorRecord::public(&(i + 1).to_string(), f))
+            .collect()
+    }
+}
+
+/// A keypair of one user (keypairs are per user, as in Nova).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeypairRecord {
+    /// Nova's integer id.
+    pub id: u64,
+    pub user_id: String,
+    pub keypair: Keypair,
+    pub created_at: String,
+}
+
+/// A project (Keystone's, in the default domain).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectRecord {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub enabled: bool,
+    pub created_at: String,
+}
+
+/// A user (Keystone's, in the default domain).
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub id: String,
+    pub name: String,
+    /// The PHC string of its password's hash (argon2); `None`: it cannot log in.
+    pub password_hash: Option<String>,
+    pub enabled: bool,
+    pub created_at: String,
+}
+
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field(
+                "password_hash",
+                &self.password_hash.as_ref().map(|_| "<set>"),
+            )
+            .field("enabled", &self.enabled)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+/// The roles a user may hold on a project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// Sees and manages every project's resources, and the flavors.
+    Admin,
+    /// Uses its project's resources.
+    Member,
+}
+
+impl Role {
+    pub const ALL: [Role; 2] = [Role::Admin, Role::Member];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// "This user holds this role on this project."
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RoleAssignment {
+    pub user_id: String,
+    pub project_id: String,
+    pub role: Role,
+}
+
+/// What a project's instances use (Nova's `total*Used` limits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ProjectUsage {
+    pub instances: u64,
+    pub vcpus: u64,
+    pub ram_mb: u64,
 }
 
 /// Nova's `fault` as `nova show` prints it.
@@ -69,6 +261,10 @@ pub struct InstanceRecord {
     pub updated_at: String,
     /// The revision of its last change.
     pub rev: Rev,
+    /// The project that owns it.
+    pub project_id: String,
+    /// The user who made it.
+    pub user_id: String,
 }
 
 /// What `list` shows: no documents, so that listing stays fast.
@@ -80,6 +276,7 @@ pub struct InstanceSummary {
     pub state: State,
     pub fixed_ip: String,
     pub pid: Option<i32>,
+    pub project_id: String,
 }
 
 /// An instance about to be recorded; host, IP and MAC are chosen on insert, in the
@@ -90,6 +287,9 @@ pub struct NewInstance<'a> {
     pub flavor: &'a Flavor,
     pub image_id: &'a str,
     pub key_name: Option<&'a str>,
+    /// The project that owns it and the user who makes it.
+    pub project_id: &'a str,
+    pub user_id: &'a str,
     pub now: &'a str,
     /// The host asked for (`boot --host`): honoured, or refused with the reason.
     /// `None`: placement chooses.
@@ -497,12 +697,14 @@ pub(crate) struct InstanceRow {
     pub created_at: String,
     pub updated_at: String,
     pub rev: i64,
+    pub project_id: String,
+    pub user_id: String,
 }
 
 /// The columns of an [`InstanceRow`], in its order.
 pub(crate) const INSTANCE_COLUMNS: &str =
     "uuid, name, host, flavor, image_id, key_name, vm_state, task_state, power_state, \
-     fixed_ip, mac, ssh_port, pid, fault, document, created_at, updated_at, rev";
+     fixed_ip, mac, ssh_port, pid, fault, document, created_at, updated_at, rev, project_id, user_id";
 
 impl InstanceRow {
     pub fn into_record(self) -> Result<InstanceRecord, StoreError> {
@@ -551,6 +753,8 @@ impl InstanceRow {
             created_at: self.created_at,
             updated_at: self.updated_at,
             rev: rev_from(self.rev),
+            project_id: self.project_id,
+            user_id: self.user_id,
             uuid,
         })
     }
@@ -697,6 +901,15 @@ pub(crate) fn one_of<T>(
 /// Resource amounts as stored (signed 64-bit).
 pub(crate) fn amount(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// The name a (changed) instance document gives its instance, else `old`: the
+/// `name` column follows the document, so a rename is a document change.
+pub(crate) fn document_name(document: &str, old: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(document)
+        .ok()
+        .and_then(|v| v.get("name").and_then(|n| n.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| old.to_owned())
 }
 
 #[cfg(test)]

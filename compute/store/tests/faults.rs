@@ -101,6 +101,8 @@ fn a_hard_stop_fails_the_request_in_flight_loses_nothing_and_the_store_reconnect
             flavor: &flavor,
             image_id: "img",
             key_name: None,
+            project_id: compute_store::DEFAULT_PROJECT_ID,
+            user_id: compute_store::OPERATOR_USER_ID,
             now: "t",
             host: None,
             up_timeout: DEFAULT_UP_TIMEOUT,

@@ -122,6 +122,8 @@ impl Db {
                 flavor: &flavor,
                 image_id: "img",
                 key_name: None,
+                project_id: compute_store::DEFAULT_PROJECT_ID,
+                user_id: compute_store::OPERATOR_USER_ID,
                 now: "2024-01-01T00:00:00Z",
                 host: Some(host),
                 up_timeout: Duration::from_secs(3600),

@@ -84,6 +84,7 @@ pub fn run(host: &HostArgs, args: BootArgs) -> anyhow::Result<ExitCode> {
         config_drive: args.config_drive,
         admin_pass: args.admin_pass,
         host: args.host,
+        owner: Default::default(),
     };
     if let Some(url) = &host.database {
         // Validated, placed and recorded here with its boot queued, in one

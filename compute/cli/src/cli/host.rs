@@ -140,6 +140,25 @@ impl HostArgs {
         }
     }
 
+    /// The store alone, for verbs on records that need no host (users, projects,
+    /// roles, the API): the state folder's database or the shared one.
+    pub fn store_only(&self) -> anyhow::Result<Box<dyn Store>> {
+        Ok(compute_store::open_store(&self.location()?, self.cidr)?)
+    }
+
+    /// Where the records are.
+    pub fn location(&self) -> anyhow::Result<Location> {
+        Ok(match &self.database {
+            Some(url) => Location::Postgres(url.clone()),
+            None => {
+                std::fs::create_dir_all(&self.state_dir).with_context(|| {
+                    format!("cannot make the state folder {}", self.state_dir.display())
+                })?;
+                Location::StateDir(self.state_dir.clone())
+            }
+        })
+    }
+
     /// How this machine networks guests.
     pub fn networking(&self) -> Networking {
         Networking {

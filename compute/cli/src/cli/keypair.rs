@@ -1,10 +1,13 @@
 //! Keypair verbs: `keypair-add` (generate, or import with `--pub-key`),
-//! `keypair-list`, `keypair-show`, `keypair-delete`.
+//! `keypair-list`, `keypair-show`, `keypair-delete`. Keypairs are per user, as in
+//! Nova: these are the operator's, the user the command line acts as.
 
 use super::host::HostArgs;
 use super::Format;
 use anyhow::Context;
 use compute::keypair::Keypair;
+use compute_host::driver::now;
+use compute_store::OPERATOR_USER_ID;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -42,14 +45,17 @@ pub fn run_add(host: &HostArgs, a: KeypairAddArgs) -> anyhow::Result<ExitCode> {
             let public = std::fs::read_to_string(p)
                 .with_context(|| format!("cannot read {}", p.display()))?;
             let kp = Keypair::new(&a.name, &public)?;
-            host.store().add_keypair(&kp)?;
+            host.store().add_keypair(OPERATOR_USER_ID, &kp, &now())?;
             eprintln!("imported keypair {} ({})", kp.name, kp.fingerprint);
         }
         None => {
             // The private key is shown once and kept nowhere.
             let key = compute_host::keygen::generate(&a.name)?;
-            host.store()
-                .add_keypair(&Keypair::new(&a.name, &key.public)?)?;
+            host.store().add_keypair(
+                OPERATOR_USER_ID,
+                &Keypair::new(&a.name, &key.public)?,
+                &now(),
+            )?;
             print!("{}", key.private);
         }
     }
@@ -58,7 +64,12 @@ pub fn run_add(host: &HostArgs, a: KeypairAddArgs) -> anyhow::Result<ExitCode> {
 
 pub fn run_list(host: &HostArgs, a: KeypairListArgs) -> anyhow::Result<ExitCode> {
     let host = host.records()?;
-    let keys = host.store().keypairs()?;
+    let keys: Vec<Keypair> = host
+        .store()
+        .keypairs(OPERATOR_USER_ID)?
+        .into_iter()
+        .map(|k| k.keypair)
+        .collect();
     match a.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&keys)?),
         Format::Text => super::table::print(
@@ -72,7 +83,7 @@ pub fn run_list(host: &HostArgs, a: KeypairListArgs) -> anyhow::Result<ExitCode>
 
 pub fn run_show(host: &HostArgs, a: KeypairNameArgs) -> anyhow::Result<ExitCode> {
     let host = host.records()?;
-    let k = host.store().keypair(&a.name)?;
+    let k = host.store().keypair(OPERATOR_USER_ID, &a.name)?.keypair;
     match a.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&k)?),
         Format::Text => super::table::print(
@@ -89,6 +100,6 @@ pub fn run_show(host: &HostArgs, a: KeypairNameArgs) -> anyhow::Result<ExitCode>
 
 pub fn run_delete(host: &HostArgs, a: KeypairNameArgs) -> anyhow::Result<ExitCode> {
     let host = host.records()?;
-    host.store().delete_keypair(&a.name)?;
+    host.store().delete_keypair(OPERATOR_USER_ID, &a.name)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -2,11 +2,13 @@
 //! declares the grammar and dispatches.
 
 mod agent;
+mod api;
 mod boot;
 mod console_log;
 mod flavor;
 mod host;
 mod hosts;
+mod identity;
 mod image;
 mod keypair;
 mod lifecycle;
@@ -109,6 +111,26 @@ pub enum Command {
     /// the work queued for it, reconcile its guests (a daemon; SIGTERM stops it,
     /// its guests keep running).
     HostAgent(agent::HostAgentArgs),
+    /// Serve the OpenStack API for `openstack` and openstacksdk: Compute (8774),
+    /// Image (9292) and Identity (5000) over this deployment's records (a daemon;
+    /// SIGTERM stops it).
+    Api(api::ApiArgs),
+    /// Create a user of the OpenStack API (prints its id).
+    UserCreate(identity::UserCreateArgs),
+    /// List the users of the OpenStack API.
+    UserList(identity::ListArgs),
+    /// Enable, disable a user or change its password.
+    UserSet(identity::UserSetArgs),
+    /// Create a project (prints its id).
+    ProjectCreate(identity::ProjectCreateArgs),
+    /// List the projects.
+    ProjectList(identity::ListArgs),
+    /// Grant a user a role on a project (admin sees every project; member its own).
+    RoleAdd(identity::RoleArgs),
+    /// Take a role back.
+    RoleRemove(identity::RoleArgs),
+    /// List who holds which role on which project.
+    RoleList(identity::ListArgs),
 }
 
 /// Output for people (text) or for scripts (json).
@@ -125,7 +147,7 @@ pub use queue::WaitTimedOut;
 
 /// Whether the command is a daemon (whose log says what it does by default).
 pub fn is_daemon(cli: &Cli) -> bool {
-    matches!(cli.command, Command::HostAgent(_))
+    matches!(cli.command, Command::HostAgent(_) | Command::Api(_))
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -164,6 +186,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::HostDisable(a) => hosts::run_disable(&cli.host, a),
         Command::HostEnable(a) => hosts::run_enable(&cli.host, a),
         Command::HostAgent(a) => agent::run(&cli.host, a),
+        Command::Api(a) => api::run(&cli.host, a),
+        Command::UserCreate(a) => identity::run_user_create(&cli.host, a),
+        Command::UserList(a) => identity::run_user_list(&cli.host, a),
+        Command::UserSet(a) => identity::run_user_set(&cli.host, a),
+        Command::ProjectCreate(a) => identity::run_project_create(&cli.host, a),
+        Command::ProjectList(a) => identity::run_project_list(&cli.host, a),
+        Command::RoleAdd(a) => identity::run_role_add(&cli.host, a),
+        Command::RoleRemove(a) => identity::run_role_remove(&cli.host, a),
+        Command::RoleList(a) => identity::run_role_list(&cli.host, a),
     }
 }
 
@@ -199,5 +230,26 @@ mod tests {
         ]);
         let cli = Cli::try_parse_from(args).expect("parses");
         assert!(super::is_daemon(&cli));
+    }
+
+    /// The API's unit runs `compute api` with the arguments of its environment file.
+    #[test]
+    fn the_systemd_unit_runs_the_api() {
+        use clap::Parser;
+        let unit = include_str!("../../../api/systemd/compute-api.service");
+        let exec = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("ExecStart="))
+            .expect("ExecStart");
+        let example = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("#   COMPUTE_API_ARGS="))
+            .expect("an example");
+        let line = exec.replace("$COMPUTE_API_ARGS", example);
+        let argv: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(argv[0], "/usr/local/bin/compute");
+        let cli = Cli::try_parse_from(argv).expect("parses");
+        assert!(super::is_daemon(&cli));
+        assert!(matches!(cli.command, super::Command::Api(_)));
     }
 }

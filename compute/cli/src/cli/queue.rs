@@ -6,7 +6,6 @@
 use super::host::HostArgs;
 use super::Format;
 use anyhow::bail;
-use compute::lifecycle::Action;
 use compute::placement::DEFAULT_UP_TIMEOUT;
 use compute_store::{
     InstanceRecord, Location, PgWorkWatch, Store, Work, WorkAction, WorkNotice, WorkState,
@@ -60,23 +59,6 @@ pub fn store(host: &HostArgs, url: &str) -> anyhow::Result<Box<dyn Store>> {
     )?)
 }
 
-/// The lifecycle step a work action is, for the state check before queueing.
-fn lifecycle(action: &WorkAction) -> Option<Action> {
-    Some(match action {
-        WorkAction::Stop { .. } => Action::Stop,
-        WorkAction::Start => Action::Start,
-        WorkAction::Reboot { hard } => Action::Reboot { hard: *hard },
-        WorkAction::Pause => Action::Pause,
-        WorkAction::Unpause => Action::Unpause,
-        WorkAction::Suspend => Action::Suspend,
-        WorkAction::Resume => Action::Resume,
-        WorkAction::Rebuild { .. } => Action::Rebuild,
-        WorkAction::Snapshot { .. } => Action::Snapshot,
-        WorkAction::Delete => Action::Delete,
-        WorkAction::Boot { .. } | WorkAction::ConsoleLog { .. } => return None,
-    })
-}
-
 /// What a work item does, for messages: `stop of vm (uuid) on host h1`.
 fn describe(action: &WorkAction, rec: &InstanceRecord) -> String {
     format!(
@@ -125,12 +107,8 @@ pub fn act(
     format: Format,
 ) -> anyhow::Result<Option<Finished>> {
     let store = store(host, url)?;
-    let rec = store.find_instance(key)?;
-    if let Some(a) = lifecycle(&action) {
-        rec.state.begin(a)?;
-    }
     let mut watch = PgWorkWatch::connect(url)?;
-    let id = store.enqueue(&rec.host, &rec.uuid, &action)?;
+    let (rec, id) = compute_host::driver::control::queue_action(store.as_ref(), key, &action)?;
     let work = follow(store.as_ref(), &mut watch, id, &action, &rec, wait, format)?;
     Ok(work.map(|work| Finished { store, rec, work }))
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod openstack;
 pub mod shared;
 
 use std::os::unix::fs::PermissionsExt;

@@ -15,7 +15,7 @@ use compute::lifecycle::{Action, VmState};
 use compute::mac::MacAddr;
 use compute::{quota, Instance};
 use compute_io::tool;
-use compute_store::{FaultChange, Image, InstanceRecord, NewInstance, Store, WorkAction};
+use compute_store::{FaultChange, Image, InstanceRecord, NewInstance, Owner, Store, WorkAction};
 use indexmap::IndexMap;
 use std::net::Ipv4Addr;
 use tracing::instrument;
@@ -37,6 +37,9 @@ pub struct BootRequest {
     pub admin_pass: Option<String>,
     /// The host asked for (`--host`); guests of this process run on its own host.
     pub host: Option<String>,
+    /// Who boots it (the command line: the operator in the default project); its
+    /// keypair is looked up among this user's.
+    pub owner: Owner,
 }
 
 struct Parts<'a> {
@@ -154,7 +157,7 @@ fn check(store: &dyn Store, req: &BootRequest) -> Result<Checked, DriverError> {
     let image = store.image(&req.image)?;
     let keys = match &req.key_name {
         Some(k) => {
-            let kp = store.keypair(k)?;
+            let kp = store.keypair(&req.owner.user_id, k)?.keypair;
             vec![Key {
                 name: kp.name,
                 kind: KeyType::Ssh,
@@ -228,6 +231,8 @@ fn record(
         flavor: &checked.flavor,
         image_id: &checked.image.id,
         key_name: req.key_name.as_deref(),
+        project_id: &req.owner.project_id,
+        user_id: &req.owner.user_id,
         now: &checked.created_at,
         host,
         up_timeout: compute::placement::DEFAULT_UP_TIMEOUT,

@@ -8,10 +8,12 @@ use compute::flavor::Flavor;
 use compute::keypair::Keypair;
 
 impl Host {
-    /// Records `public_key` (OpenSSH's one-line form) as the keypair `name`.
+    /// Records `public_key` (OpenSSH's one-line form) as the operator's keypair
+    /// `name`.
     pub fn import_keypair(&self, name: &str, public_key: &str) -> Result<Keypair, DriverError> {
         let keypair = Keypair::new(name, public_key)?;
-        self.store.add_keypair(&keypair)?;
+        self.store
+            .add_keypair(compute_store::OPERATOR_USER_ID, &keypair, &super::now())?;
         Ok(keypair)
     }
 

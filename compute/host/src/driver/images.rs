@@ -10,6 +10,7 @@
 
 use super::layout::Layout;
 use super::{io_err, now, DriverError, Host};
+use crate::qemu::command::DiskFormat;
 use crate::qemu::img;
 use compute::lifecycle::Action;
 use compute_io::atomic;
@@ -160,6 +161,31 @@ pub fn import(
     store: &mut dyn Store,
     req: &ImageImport,
 ) -> Result<Image, DriverError> {
+    let id = uuid::Uuid::new_v4().hyphenated().to_string();
+    let owner = ImageOwner {
+        project_id: compute_store::DEFAULT_PROJECT_ID.to_owned(),
+        visibility: compute_store::Visibility::Public,
+    };
+    import_as(layout, store, req, &id, &owner)
+}
+
+/// Who an imported image belongs to and who may see it.
+#[derive(Debug, Clone)]
+pub struct ImageOwner {
+    pub project_id: String,
+    pub visibility: compute_store::Visibility,
+}
+
+/// [`import`] with the id the image gets and its owner (an upload through the
+/// Image API, whose id was handed out before its bytes came).
+pub fn import_as(
+    layout: &Layout,
+    store: &mut dyn Store,
+    req: &ImageImport,
+    id: &str,
+    owner: &ImageOwner,
+) -> Result<Image, DriverError> {
+    let id = id.to_owned();
     if req.name.is_empty() || req.name.len() > 255 {
         return Err(DriverError::Invalid(
             "image name must be 1 to 255 bytes".into(),
@@ -169,7 +195,9 @@ pub fn import(
         return Err(DriverError::Invalid("--ramdisk needs --kernel".into()));
     }
     let info = img::info(&req.disk)?;
-    let id = uuid::Uuid::new_v4().hyphenated().to_string();
+    if info.format == DiskFormat::Qcow2 {
+        img::check_qcow2(&req.disk)?;
+    }
     if store.keeps_image_files() {
         let mut paths = vec![(ImagePart::Disk, req.disk.clone())];
         if let Some(k) = &req.kernel {
@@ -189,6 +217,8 @@ pub fn import(
             has_ramdisk: req.ramdisk.is_some(),
             cmdline: req.cmdline.clone(),
             created_at: now(),
+            owner: owner.project_id.clone(),
+            visibility: owner.visibility,
         };
         let image = upload(store, &image, &paths)?;
         tracing::info!(
@@ -220,6 +250,8 @@ pub fn import(
             has_ramdisk: req.ramdisk.is_some(),
             cmdline: req.cmdline.clone(),
             created_at: now(),
+            owner: owner.project_id.clone(),
+            visibility: owner.visibility,
         };
         store.add_image(&image)?;
         Ok(image)
@@ -318,6 +350,9 @@ impl Host {
                     has_ramdisk: base.has_ramdisk,
                     cmdline: base.cmdline.clone(),
                     created_at: now(),
+                    // As Nova's: a snapshot belongs to the instance's project.
+                    owner: rec.project_id.clone(),
+                    visibility: compute_store::Visibility::Private,
                 };
                 let image = if host.store.keeps_image_files() {
                     let paths: Vec<(ImagePart, PathBuf)> = ImagePart::of(&image)

@@ -181,8 +181,11 @@ impl MetaServer<'_> {
             .map_err(io(&log_path))?;
         // setsid would report a missing server only by its exit status.
         let binary = locate(self.binary)?;
-        // `setsid`: the server outlives this command and its terminal.
+        // `setsid --fork`: the server outlives this command and its terminal, and is
+        // init's child, not ours: a long-lived caller (`compute api`) is left no
+        // zombie when it stops.
         let mut command = SETSID.command();
+        command.arg("--fork");
         if let Some(p) = password {
             command.env(PASSWORD_ENV, std::ffi::OsString::from_vec(p));
         }
@@ -197,11 +200,13 @@ impl MetaServer<'_> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Some(pid) = self.running() {
+                // setsid itself exits as soon as it has forked.
+                let _ = child.wait();
                 tracing::info!(pid, state_dir = %self.layout.root().display(), "metadata server started");
                 return Ok(pid);
             }
-            let exited = matches!(child.try_wait(), Ok(Some(_)));
-            if exited || Instant::now() >= deadline {
+            let failed = matches!(child.try_wait(), Ok(Some(s)) if !s.success());
+            if failed || Instant::now() >= deadline {
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(MetaServerError::Failed {
@@ -284,4 +289,46 @@ impl MetaServer<'_> {
 /// Files of the server's folder are private to compute and the server.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), MetaServerError> {
     Ok(atomic::replace(path, bytes, 0o600)?)
+}
+
+/// The passwords guests posted to the managed metadata server of a state folder:
+/// one file per instance in `Layout::metadata_passwords` (the server's
+/// `DirPasswordStore`; a shared database keeps them in the store instead).
+pub mod posted {
+    use super::MetaServerError;
+    use crate::driver::layout::Layout;
+    use std::path::PathBuf;
+
+    fn path(layout: &Layout, uuid: &str) -> Option<PathBuf> {
+        let uuid = uuid::Uuid::parse_str(uuid).ok()?;
+        Some(
+            layout
+                .metadata_passwords()
+                .join(uuid.hyphenated().to_string()),
+        )
+    }
+
+    /// What the guest of `uuid` posted, if anything.
+    pub fn get(layout: &Layout, uuid: &str) -> Result<Option<String>, MetaServerError> {
+        let Some(p) = path(layout, uuid) else {
+            return Ok(None);
+        };
+        match std::fs::read(&p) {
+            Ok(b) => Ok(Some(String::from_utf8_lossy(&b).into_owned())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(super::io(&p)(e)),
+        }
+    }
+
+    /// Forgets it (the guest may post again); `false` when there was none.
+    pub fn clear(layout: &Layout, uuid: &str) -> Result<bool, MetaServerError> {
+        let Some(p) = path(layout, uuid) else {
+            return Ok(false);
+        };
+        match std::fs::remove_file(&p) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(super::io(&p)(e)),
+        }
+    }
 }

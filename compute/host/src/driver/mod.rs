@@ -8,6 +8,7 @@ mod boot;
 pub mod bridge;
 pub mod capacity;
 mod catalog;
+pub mod control;
 pub mod images;
 pub mod layout;
 pub mod lock;
@@ -608,9 +609,16 @@ impl Host {
         tracing::Span::current().record("uuid", tracing::field::display(&uuid));
         let _lock = lock::lock(&self.layout.lock(&uuid))?;
         let rec = self.store.instance_by_uuid(&uuid)?;
-        let running = rec.state.begin(action)?;
-        self.store
-            .set_state(&uuid, running, FaultChange::Keep, &now())?;
+        // A control plane that queued the action began it already (Nova's task
+        // state from the API on); otherwise it begins here.
+        let running = if rec.state.task == Some(action.task()) {
+            rec.state
+        } else {
+            let running = rec.state.begin(action)?;
+            self.store
+                .set_state(&uuid, running, FaultChange::Keep, &now())?;
+            running
+        };
         log_state(action, running, "task started");
         match work(self, &rec) {
             Ok(()) => {

@@ -16,7 +16,7 @@ use compute_flags::metadata_server::{RelayArgs, DEFAULT_METADATA_LISTEN};
 use compute_io::tool::{ToolError, IP};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// Prefix of compute's per-instance namespaces (`ip netns list` shows them).
@@ -158,7 +158,12 @@ pub fn start_relay(spec: &RelaySpec<'_>) -> Result<i32, UserNetError> {
         metadata_socket: spec.metadata_socket.to_owned(),
         pid_file: spec.pid_file.to_owned(),
     };
-    let mut child = Command::new(spec.binary)
+    // `setsid --fork`: the relay is init's child, not ours, so that a long-lived
+    // caller (`compute api`) is left no zombie when it is stopped.
+    let mut child = compute_io::tool::SETSID
+        .command()
+        .arg("--fork")
+        .arg(spec.binary)
         .args(args.to_args())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -171,10 +176,12 @@ pub fn start_relay(spec: &RelaySpec<'_>) -> Result<i32, UserNetError> {
     let deadline = Instant::now() + RELAY_START_TIMEOUT;
     loop {
         if let Ok(pid) = process::read_pidfile(spec.pid_file) {
+            // setsid itself exits as soon as it has forked.
+            let _ = child.wait();
             return Ok(pid);
         }
-        let exited = matches!(child.try_wait(), Ok(Some(_)));
-        if exited || Instant::now() >= deadline {
+        let failed = matches!(child.try_wait(), Ok(Some(s)) if !s.success());
+        if failed || Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
             let log = std::fs::read_to_string(spec.log).unwrap_or_default();

@@ -98,6 +98,33 @@ pub fn info(path: &Path) -> Result<ImageInfo, ImgError> {
     })
 }
 
+/// Checks a qcow2 image's metadata (`qemu-img check`): a cut-short or corrupt
+/// file, which `info` may still describe, is refused. Leaked clusters alone
+/// (status 3) are harmless and pass.
+pub fn check_qcow2(path: &Path) -> Result<(), ImgError> {
+    let out = QEMU_IMG
+        .command()
+        .args(["check", "-U", "-f", "qcow2"])
+        .arg(path)
+        .output()
+        .map_err(|e| QEMU_IMG.error(e))?;
+    match out.status.code() {
+        Some(0) | Some(3) => Ok(()),
+        _ => Err(ImgError::Failed {
+            verb: "check",
+            path: path.to_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .chain(String::from_utf8_lossy(&out.stdout).lines())
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("the image is corrupt")
+                .chars()
+                .take(500)
+                .collect(),
+        }),
+    }
+}
+
 /// A qcow2 overlay on `base`, grown to `size` bytes when that is larger.
 pub fn create_overlay(
     base: &Path,

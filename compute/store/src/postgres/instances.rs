@@ -17,7 +17,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 const SUMMARY_SELECT: &str =
-    "SELECT uuid, name, host, vm_state, task_state, power_state, fixed_ip, pid FROM instances";
+    "SELECT uuid, name, host, vm_state, task_state, power_state, fixed_ip, pid, project_id FROM instances";
 
 fn instance_from_row(r: &Row) -> Result<InstanceRecord, StoreError> {
     InstanceRow {
@@ -39,6 +39,8 @@ fn instance_from_row(r: &Row) -> Result<InstanceRecord, StoreError> {
         created_at: col(r, 15)?,
         updated_at: col(r, 16)?,
         rev: col(r, 17)?,
+        project_id: col(r, 18)?,
+        user_id: col(r, 19)?,
     }
     .into_record()
 }
@@ -95,8 +97,9 @@ pub(super) fn insert(
     })?;
     tx.execute(
         "INSERT INTO instances (uuid, name, flavor, image_id, key_name, vm_state, task_state, \
-         power_state, fixed_ip, mac, document, created_at, updated_at, host, vcpus, ram_mb, disk_gb) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15, $16)",
+         power_state, fixed_ip, mac, document, created_at, updated_at, host, vcpus, ram_mb, disk_gb, \
+         project_id, user_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15, $16, $17, $18)",
         &[
             &new.uuid,
             &new.name,
@@ -114,6 +117,8 @@ pub(super) fn insert(
             &amount(want.vcpus),
             &amount(want.ram_mb),
             &amount(want.disk_gb),
+            &new.project_id,
+            &new.user_id,
         ],
     )?;
     let rec = by_uuid(&mut tx, new.uuid)?;
@@ -188,6 +193,7 @@ fn summaries(
             state,
             fixed_ip: col(&r, 6)?,
             pid: pid.and_then(|p| i32::try_from(p).ok()),
+            project_id: col(&r, 8)?,
             uuid,
         });
     }
@@ -200,6 +206,23 @@ pub(super) fn list(c: &mut Client) -> Result<Vec<InstanceSummary>, StoreError> {
         &format!("{SUMMARY_SELECT} ORDER BY created_at, uuid"),
         &[],
     )
+}
+
+/// Every instance with its document (of `project`, or all), oldest first.
+pub(super) fn records(
+    c: &mut Client,
+    project: Option<&str>,
+) -> Result<Vec<InstanceRecord>, StoreError> {
+    c.query(
+        &format!(
+            "SELECT {INSTANCE_COLUMNS} FROM instances \
+             WHERE $1::text IS NULL OR project_id = $1 ORDER BY created_at, uuid"
+        ),
+        &[&project],
+    )?
+    .iter()
+    .map(instance_from_row)
+    .collect()
 }
 
 pub(super) fn claiming_processes(
@@ -268,10 +291,15 @@ pub(super) fn update_document(
     // it, with no further round trip before the commit.
     let row = tx.query_one(
         &format!(
-            "UPDATE instances SET document = $2, updated_at = $3 WHERE uuid = $1 \
+            "UPDATE instances SET document = $2, updated_at = $3, name = $4 WHERE uuid = $1 \
              RETURNING {INSTANCE_COLUMNS}"
         ),
-        &[&rec.uuid, &document, &now],
+        &[
+            &rec.uuid,
+            &document,
+            &now,
+            &crate::records::document_name(&document, &rec.name),
+        ],
     )?;
     let rec = instance_from_row(&row)?;
     tx.commit()?;

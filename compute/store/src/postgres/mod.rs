@@ -21,15 +21,21 @@ mod agent;
 mod conn;
 mod feed;
 mod hosts;
+mod identity;
 mod images;
 mod instances;
+mod resources;
 mod schema;
 
 pub use agent::{lease_name, PgHostLease, PgWorkWatch, WorkNotice};
 pub use conn::{describe_url, split_password, PASSWORD_ENV};
 pub use feed::PgFeed;
 
-use crate::records::{one_of, HostRecord, HostSpec, PasswordSet, Work, WorkAction, WorkOutcome};
+use crate::records::{
+    one_of, ExtraSpecs, FlavorRecord, HostRecord, HostSpec, KeypairRecord, PasswordSet,
+    ProjectRecord, ProjectUsage, Role, RoleAssignment, UserRecord, Visibility, Work, WorkAction,
+    WorkOutcome,
+};
 use crate::{FaultChange, Image, InstanceRecord, InstanceSummary, NewInstance, Store, StoreError};
 use compute::flavor::Flavor;
 use compute::keypair::Keypair;
@@ -53,8 +59,8 @@ pub struct PgStore {
     subnet: Subnet,
 }
 
-const IMAGE_COLUMNS: &str =
-    "id, name, format, size, virtual_size, checksum, has_kernel, has_ramdisk, cmdline, created_at";
+const IMAGE_COLUMNS: &str = "id, name, format, size, virtual_size, checksum, has_kernel, \
+     has_ramdisk, cmdline, created_at, owner, visibility";
 
 fn image_from_row(r: &Row) -> Result<Image, StoreError> {
     let n = |i| -> Result<u64, StoreError> { Ok(col::<i64>(r, i)?.max(0) as u64) };
@@ -69,6 +75,15 @@ fn image_from_row(r: &Row) -> Result<Image, StoreError> {
         has_ramdisk: col(r, 7)?,
         cmdline: col(r, 8)?,
         created_at: col(r, 9)?,
+        owner: col(r, 10)?,
+        visibility: {
+            let v: String = col(r, 11)?;
+            Visibility::parse(&v).ok_or_else(|| StoreError::Corrupt {
+                what: "image visibility",
+                key: r.try_get::<_, String>(0).unwrap_or_default(),
+                problem: v,
+            })?
+        },
     })
 }
 
@@ -91,53 +106,11 @@ fn flavor_from_row(r: &Row) -> Result<Flavor, StoreError> {
     })
 }
 
-fn keypair_from_row(r: &Row) -> Result<Keypair, StoreError> {
-    Ok(Keypair {
-        name: col(r, 0)?,
-        public_key: col(r, 1)?,
-        fingerprint: col(r, 2)?,
-    })
-}
-
-fn insert_flavor(
-    c: &mut impl GenericClient,
-    f: &Flavor,
-    or_ignore: bool,
-) -> Result<(), StoreError> {
-    let conflict = if or_ignore {
-        "ON CONFLICT (name) DO NOTHING"
-    } else {
-        ""
-    };
-    let res = c.execute(
-        &format!(
-            "INSERT INTO flavors (name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb) \
-             VALUES ($1, $2, $3, $4, $5, $6) {conflict}"
-        ),
-        &[
-            &f.name,
-            &i64::from(f.vcpus),
-            &i64::from(f.ram_mb),
-            &i64::from(f.disk_gb),
-            &i64::from(f.ephemeral_gb),
-            &i64::from(f.swap_mb),
-        ],
-    );
-    match res {
-        Ok(_) => Ok(()),
-        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Err(StoreError::Exists {
-            kind: "flavor",
-            key: f.name.clone(),
-        }),
-        Err(e) => Err(e.into()),
-    }
-}
-
 fn insert_image(c: &mut impl GenericClient, image: &Image) -> Result<(), StoreError> {
     let res = c.execute(
         &format!(
             "INSERT INTO images ({IMAGE_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         ),
         &[
             &image.id,
@@ -150,6 +123,8 @@ fn insert_image(c: &mut impl GenericClient, image: &Image) -> Result<(), StoreEr
             &image.has_ramdisk,
             &image.cmdline,
             &image.created_at,
+            &image.owner,
+            &image.visibility.as_str(),
         ],
     );
     match res {
@@ -171,8 +146,8 @@ impl PgStore {
         let location = conn.location().to_owned();
         let cidr = conn.run(|c| {
             schema::migrate(c, &location, |tx| {
-                for f in Flavor::defaults() {
-                    insert_flavor(tx, &f, true)?;
+                for f in FlavorRecord::defaults() {
+                    resources::insert_flavor(tx, &f, true)?;
                 }
                 tx.execute(
                     "INSERT INTO meta (key, value) VALUES ('network_cidr', $1) \
@@ -240,32 +215,36 @@ impl Store for PgStore {
         })
     }
 
-    fn flavor(&self, name: &str) -> Result<Flavor, StoreError> {
-        self.run(|c| {
-            let row = c.query_opt(
-                "SELECT name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb FROM flavors \
-                 WHERE name = $1",
-                &[&name],
-            )?;
-            match row {
-                Some(r) => flavor_from_row(&r),
-                None => Err(StoreError::NotFound {
-                    kind: "flavor",
-                    key: name.to_owned(),
-                }),
-            }
-        })
-    }
-
-    fn add_flavor(&self, flavor: &Flavor) -> Result<(), StoreError> {
-        self.run(|c| insert_flavor(c, flavor, false))
-    }
-
     fn delete_flavor(&self, name: &str) -> Result<(), StoreError> {
-        self.run(|c| {
-            let n = c.execute("DELETE FROM flavors WHERE name = $1", &[&name])?;
-            not_found(n, "flavor", name)
-        })
+        self.run(|c| resources::delete_flavor(c, "name", name))
+    }
+
+    fn flavor_records(&self) -> Result<Vec<FlavorRecord>, StoreError> {
+        self.run(resources::flavor_records)
+    }
+
+    fn flavor_record(&self, key: &str) -> Result<FlavorRecord, StoreError> {
+        self.run(|c| resources::flavor_record(c, key))
+    }
+
+    fn create_flavor(&self, flavor: &FlavorRecord) -> Result<(), StoreError> {
+        self.run(|c| resources::create_flavor(c, flavor))
+    }
+
+    fn delete_flavor_by_id(&self, id: &str) -> Result<(), StoreError> {
+        self.run(|c| resources::delete_flavor(c, "flavorid", id))
+    }
+
+    fn set_flavor_extra_specs(
+        &mut self,
+        id: &str,
+        specs: &ExtraSpecs,
+    ) -> Result<ExtraSpecs, StoreError> {
+        self.run(|c| resources::set_extra_specs(c, id, specs))
+    }
+
+    fn delete_flavor_extra_spec(&self, id: &str, key: &str) -> Result<(), StoreError> {
+        self.run(|c| resources::delete_extra_spec(c, id, key))
     }
 
     // ---- images
@@ -349,55 +328,79 @@ impl Store for PgStore {
 
     // ---- keypairs
 
-    fn add_keypair(&self, k: &Keypair) -> Result<(), StoreError> {
-        self.run(|c| {
-            let n = c.execute(
-                "INSERT INTO keypairs (name, public_key, fingerprint) VALUES ($1, $2, $3) \
-                 ON CONFLICT (name) DO NOTHING",
-                &[&k.name, &k.public_key, &k.fingerprint],
-            )?;
-            if n == 0 {
-                return Err(StoreError::Exists {
-                    kind: "keypair",
-                    key: k.name.clone(),
-                });
-            }
-            Ok(())
-        })
+    fn add_keypair(
+        &self,
+        user_id: &str,
+        keypair: &Keypair,
+        created_at: &str,
+    ) -> Result<KeypairRecord, StoreError> {
+        self.run(|c| resources::add_keypair(c, user_id, keypair, created_at))
     }
 
-    fn keypairs(&self) -> Result<Vec<Keypair>, StoreError> {
-        self.run(|c| {
-            c.query(
-                "SELECT name, public_key, fingerprint FROM keypairs ORDER BY name",
-                &[],
-            )?
-            .iter()
-            .map(keypair_from_row)
-            .collect()
-        })
+    fn keypairs(&self, user_id: &str) -> Result<Vec<KeypairRecord>, StoreError> {
+        self.run(|c| resources::keypairs(c, user_id))
     }
 
-    fn keypair(&self, name: &str) -> Result<Keypair, StoreError> {
-        self.run(|c| {
-            match c.query_opt(
-                "SELECT name, public_key, fingerprint FROM keypairs WHERE name = $1",
-                &[&name],
-            )? {
-                Some(r) => keypair_from_row(&r),
-                None => Err(StoreError::NotFound {
-                    kind: "keypair",
-                    key: name.to_owned(),
-                }),
-            }
-        })
+    fn keypair(&self, user_id: &str, name: &str) -> Result<KeypairRecord, StoreError> {
+        self.run(|c| resources::keypair(c, user_id, name))
     }
 
-    fn delete_keypair(&self, name: &str) -> Result<(), StoreError> {
-        self.run(|c| {
-            let n = c.execute("DELETE FROM keypairs WHERE name = $1", &[&name])?;
-            not_found(n, "keypair", name)
-        })
+    fn delete_keypair(&self, user_id: &str, name: &str) -> Result<(), StoreError> {
+        self.run(|c| resources::delete_keypair(c, user_id, name))
+    }
+
+    // ---- identity
+
+    fn add_project(&self, project: &ProjectRecord) -> Result<(), StoreError> {
+        self.run(|c| identity::add_project(c, project))
+    }
+
+    fn projects(&self) -> Result<Vec<ProjectRecord>, StoreError> {
+        self.run(identity::projects)
+    }
+
+    fn project(&self, key: &str) -> Result<ProjectRecord, StoreError> {
+        self.run(|c| identity::project(c, key))
+    }
+
+    fn add_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        self.run(|c| identity::add_user(c, user))
+    }
+
+    fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        self.run(identity::users)
+    }
+
+    fn user(&self, key: &str) -> Result<UserRecord, StoreError> {
+        self.run(|c| identity::user(c, key))
+    }
+
+    fn set_user_enabled(&self, id: &str, enabled: bool) -> Result<(), StoreError> {
+        self.run(|c| identity::set_user_enabled(c, id, enabled))
+    }
+
+    fn set_user_password(&self, id: &str, password_hash: Option<&str>) -> Result<(), StoreError> {
+        self.run(|c| identity::set_user_password(c, id, password_hash))
+    }
+
+    fn add_role(&self, assignment: &RoleAssignment) -> Result<(), StoreError> {
+        self.run(|c| identity::add_role(c, assignment))
+    }
+
+    fn remove_role(&self, assignment: &RoleAssignment) -> Result<(), StoreError> {
+        self.run(|c| identity::remove_role(c, assignment))
+    }
+
+    fn role_assignments(&self) -> Result<Vec<RoleAssignment>, StoreError> {
+        self.run(identity::role_assignments)
+    }
+
+    fn roles_of(&self, user_id: &str, project_id: &str) -> Result<Vec<Role>, StoreError> {
+        self.run(|c| identity::roles_of(c, user_id, project_id))
+    }
+
+    fn project_usage(&self, project_id: &str) -> Result<ProjectUsage, StoreError> {
+        self.run(|c| identity::project_usage(c, project_id))
     }
 
     // ---- instances
@@ -428,6 +431,10 @@ impl Store for PgStore {
 
     fn list_instances(&self) -> Result<Vec<InstanceSummary>, StoreError> {
         self.run(instances::list)
+    }
+
+    fn instance_records(&self, project: Option<&str>) -> Result<Vec<InstanceRecord>, StoreError> {
+        self.run(|c| instances::records(c, project))
     }
 
     fn instances_claiming_processes(&self, host: &str) -> Result<Vec<InstanceSummary>, StoreError> {

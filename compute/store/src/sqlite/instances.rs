@@ -16,7 +16,7 @@ use std::time::Duration;
 
 /// The columns every instance summary is read from, in `summaries`' order.
 const SUMMARY_SELECT: &str =
-    "SELECT uuid, name, host, vm_state, task_state, power_state, fixed_ip, pid FROM instances";
+    "SELECT uuid, name, host, vm_state, task_state, power_state, fixed_ip, pid, project_id FROM instances";
 
 fn instance_from_row(row: &Row<'_>) -> rusqlite::Result<Result<InstanceRecord, StoreError>> {
     let raw = InstanceRow {
@@ -38,6 +38,8 @@ fn instance_from_row(row: &Row<'_>) -> rusqlite::Result<Result<InstanceRecord, S
         created_at: row.get(15)?,
         updated_at: row.get(16)?,
         rev: row.get(17)?,
+        project_id: row.get(18)?,
+        user_id: row.get(19)?,
     };
     Ok(raw.into_record())
 }
@@ -88,8 +90,9 @@ pub(super) fn insert(
     })?;
     tx.execute(
             "INSERT INTO instances (uuid, name, flavor, image_id, key_name, vm_state, task_state, \
-             power_state, fixed_ip, mac, document, created_at, updated_at, host, vcpus, ram_mb, disk_gb) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16)",
+             power_state, fixed_ip, mac, document, created_at, updated_at, host, vcpus, ram_mb, disk_gb, \
+             project_id, user_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
             params![
                 new.uuid,
                 new.name,
@@ -106,7 +109,9 @@ pub(super) fn insert(
                 host,
                 amount(want.vcpus),
                 amount(want.ram_mb),
-                amount(want.disk_gb)
+                amount(want.disk_gb),
+                new.project_id,
+                new.user_id
             ],
         )?;
     let id = match work {
@@ -152,6 +157,23 @@ pub(super) fn list(conn: &Connection) -> Result<Vec<InstanceSummary>, StoreError
     )
 }
 
+/// Every instance with its document (of `project`, or all), oldest first.
+pub(super) fn records(
+    conn: &Connection,
+    project: Option<&str>,
+) -> Result<Vec<InstanceRecord>, StoreError> {
+    let mut st = conn.prepare(&format!(
+        "SELECT {INSTANCE_COLUMNS} FROM instances \
+         WHERE ?1 IS NULL OR project_id = ?1 ORDER BY created_at, uuid"
+    ))?;
+    let rows = st.query_map([project], instance_from_row)?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(r??);
+    }
+    Ok(out)
+}
+
 pub(super) fn claiming_processes(
     conn: &Connection,
     host: &str,
@@ -183,6 +205,7 @@ fn summaries(
             state,
             fixed_ip: r.get(6)?,
             pid: r.get(7)?,
+            project_id: r.get(8)?,
         });
     }
     Ok(out)
@@ -268,8 +291,13 @@ pub(super) fn update_document(
         problem,
     })?;
     tx.execute(
-        "UPDATE instances SET document = ?2, updated_at = ?3 WHERE uuid = ?1",
-        params![rec.uuid, document, now],
+        "UPDATE instances SET document = ?2, updated_at = ?3, name = ?4 WHERE uuid = ?1",
+        params![
+            rec.uuid,
+            document,
+            now,
+            crate::records::document_name(&document, &rec.name)
+        ],
     )?;
     let rec = by_uuid(&tx, &rec.uuid)?;
     tx.commit()?;

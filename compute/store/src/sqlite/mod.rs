@@ -11,17 +11,23 @@
 
 mod feed;
 mod hosts;
+mod identity;
 mod instances;
+mod resources;
 mod schema;
 #[cfg(test)]
 mod tests;
-use crate::records::{one_of, HostRecord, HostSpec, PasswordSet, Work, WorkAction, WorkOutcome};
+use crate::records::{
+    one_of, ExtraSpecs, FlavorRecord, HostRecord, HostSpec, KeypairRecord, PasswordSet,
+    ProjectRecord, ProjectUsage, Role, RoleAssignment, UserRecord, Visibility, Work, WorkAction,
+    WorkOutcome,
+};
 use crate::{FaultChange, Image, InstanceRecord, InstanceSummary, NewInstance, Store, StoreError};
 use compute::flavor::Flavor;
 use compute::keypair::Keypair;
 use compute::lifecycle::State;
 use compute::netalloc::Subnet;
-use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::{params, Connection, Row, TransactionBehavior};
 use std::path::Path;
 use std::time::Duration;
 
@@ -58,11 +64,22 @@ fn image_from_row(row: &Row<'_>) -> rusqlite::Result<Image> {
         has_ramdisk: row.get(7)?,
         cmdline: row.get(8)?,
         created_at: row.get(9)?,
+        owner: row.get(10)?,
+        visibility: {
+            let v: String = row.get(11)?;
+            Visibility::parse(&v).ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    11,
+                    rusqlite::types::Type::Text,
+                    format!("image visibility {v}").into(),
+                )
+            })?
+        },
     })
 }
 
-const IMAGE_COLUMNS: &str =
-    "id, name, format, size, virtual_size, checksum, has_kernel, has_ramdisk, cmdline, created_at";
+const IMAGE_COLUMNS: &str = "id, name, format, size, virtual_size, checksum, has_kernel, \
+     has_ramdisk, cmdline, created_at, owner, visibility";
 
 impl SqliteStore {
     /// Opens (creating when needed) the database in `state_dir`, with WAL and the
@@ -87,8 +104,8 @@ impl SqliteStore {
         let location = path.display().to_string();
         let mut conn = conn;
         schema::migrate(&mut conn, &location, |tx| {
-            for f in Flavor::defaults() {
-                insert_flavor(tx, &f, true)?;
+            for f in FlavorRecord::defaults() {
+                resources::insert_flavor(tx, &f, true)?;
             }
             tx.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('network_cidr', ?1)",
@@ -159,39 +176,43 @@ impl Store for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn flavor(&self, name: &str) -> Result<Flavor, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb FROM flavors WHERE name = ?1",
-                [name],
-                flavor_from_row,
-            )
-            .optional()?
-            .ok_or_else(|| StoreError::NotFound { kind: "flavor", key: name.to_owned() })
-    }
-
-    fn add_flavor(&self, f: &Flavor) -> Result<(), StoreError> {
-        insert_flavor(&self.conn, f, false)
-    }
-
     fn delete_flavor(&self, name: &str) -> Result<(), StoreError> {
-        match self
-            .conn
-            .execute("DELETE FROM flavors WHERE name = ?1", [name])?
-        {
-            0 => Err(StoreError::NotFound {
-                kind: "flavor",
-                key: name.to_owned(),
-            }),
-            _ => Ok(()),
-        }
+        resources::delete_flavor(&self.conn, "name", name)
+    }
+
+    fn flavor_records(&self) -> Result<Vec<FlavorRecord>, StoreError> {
+        resources::flavor_records(&self.conn)
+    }
+
+    fn flavor_record(&self, key: &str) -> Result<FlavorRecord, StoreError> {
+        resources::flavor_record(&self.conn, key)
+    }
+
+    fn create_flavor(&self, flavor: &FlavorRecord) -> Result<(), StoreError> {
+        resources::create_flavor(&self.conn, flavor)
+    }
+
+    fn delete_flavor_by_id(&self, id: &str) -> Result<(), StoreError> {
+        resources::delete_flavor(&self.conn, "flavorid", id)
+    }
+
+    fn set_flavor_extra_specs(
+        &mut self,
+        id: &str,
+        specs: &ExtraSpecs,
+    ) -> Result<ExtraSpecs, StoreError> {
+        resources::set_extra_specs(&self.conn, id, specs)
+    }
+
+    fn delete_flavor_extra_spec(&self, id: &str, key: &str) -> Result<(), StoreError> {
+        resources::delete_extra_spec(&self.conn, id, key)
     }
 
     // ---- images
 
     fn add_image(&self, image: &Image) -> Result<(), StoreError> {
         self.conn.execute(
-            &format!("INSERT INTO images ({IMAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+            &format!("INSERT INTO images ({IMAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
             params![
                 image.id,
                 image.name,
@@ -202,7 +223,9 @@ impl Store for SqliteStore {
                 image.has_kernel,
                 image.has_ramdisk,
                 image.cmdline,
-                image.created_at
+                image.created_at,
+                image.owner,
+                image.visibility.as_str()
             ],
         )?;
         Ok(())
@@ -253,65 +276,79 @@ impl Store for SqliteStore {
 
     // ---- keypairs
 
-    fn add_keypair(&self, k: &Keypair) -> Result<(), StoreError> {
-        let n = self.conn.execute(
-            "INSERT OR IGNORE INTO keypairs (name, public_key, fingerprint) VALUES (?1, ?2, ?3)",
-            params![k.name, k.public_key, k.fingerprint],
-        )?;
-        if n == 0 {
-            return Err(StoreError::Exists {
-                kind: "keypair",
-                key: k.name.clone(),
-            });
-        }
-        Ok(())
+    fn add_keypair(
+        &self,
+        user_id: &str,
+        keypair: &Keypair,
+        created_at: &str,
+    ) -> Result<KeypairRecord, StoreError> {
+        resources::add_keypair(&self.conn, user_id, keypair, created_at)
     }
 
-    fn keypairs(&self) -> Result<Vec<Keypair>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare("SELECT name, public_key, fingerprint FROM keypairs ORDER BY name")?;
-        let rows = st.query_map([], |r| {
-            Ok(Keypair {
-                name: r.get(0)?,
-                public_key: r.get(1)?,
-                fingerprint: r.get(2)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+    fn keypairs(&self, user_id: &str) -> Result<Vec<KeypairRecord>, StoreError> {
+        resources::keypairs(&self.conn, user_id)
     }
 
-    fn keypair(&self, name: &str) -> Result<Keypair, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT name, public_key, fingerprint FROM keypairs WHERE name = ?1",
-                [name],
-                |r| {
-                    Ok(Keypair {
-                        name: r.get(0)?,
-                        public_key: r.get(1)?,
-                        fingerprint: r.get(2)?,
-                    })
-                },
-            )
-            .optional()?
-            .ok_or_else(|| StoreError::NotFound {
-                kind: "keypair",
-                key: name.to_owned(),
-            })
+    fn keypair(&self, user_id: &str, name: &str) -> Result<KeypairRecord, StoreError> {
+        resources::keypair(&self.conn, user_id, name)
     }
 
-    fn delete_keypair(&self, name: &str) -> Result<(), StoreError> {
-        match self
-            .conn
-            .execute("DELETE FROM keypairs WHERE name = ?1", [name])?
-        {
-            0 => Err(StoreError::NotFound {
-                kind: "keypair",
-                key: name.to_owned(),
-            }),
-            _ => Ok(()),
-        }
+    fn delete_keypair(&self, user_id: &str, name: &str) -> Result<(), StoreError> {
+        resources::delete_keypair(&self.conn, user_id, name)
+    }
+
+    // ---- identity
+
+    fn add_project(&self, project: &ProjectRecord) -> Result<(), StoreError> {
+        identity::add_project(&self.conn, project)
+    }
+
+    fn projects(&self) -> Result<Vec<ProjectRecord>, StoreError> {
+        identity::projects(&self.conn)
+    }
+
+    fn project(&self, key: &str) -> Result<ProjectRecord, StoreError> {
+        identity::project(&self.conn, key)
+    }
+
+    fn add_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        identity::add_user(&self.conn, user)
+    }
+
+    fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        identity::users(&self.conn)
+    }
+
+    fn user(&self, key: &str) -> Result<UserRecord, StoreError> {
+        identity::user(&self.conn, key)
+    }
+
+    fn set_user_enabled(&self, id: &str, enabled: bool) -> Result<(), StoreError> {
+        identity::set_user_enabled(&self.conn, id, enabled)
+    }
+
+    fn set_user_password(&self, id: &str, password_hash: Option<&str>) -> Result<(), StoreError> {
+        identity::set_user_password(&self.conn, id, password_hash)
+    }
+
+    fn add_role(&self, assignment: &RoleAssignment) -> Result<(), StoreError> {
+        identity::add_role(&self.conn, assignment)
+    }
+
+    fn remove_role(&self, assignment: &RoleAssignment) -> Result<(), StoreError> {
+        identity::remove_role(&self.conn, assignment)
+    }
+
+    fn role_assignments(&self) -> Result<Vec<RoleAssignment>, StoreError> {
+        identity::role_assignments(&self.conn)
+    }
+
+    fn roles_of(&self, user_id: &str, project_id: &str) -> Result<Vec<Role>, StoreError> {
+        identity::roles_of(&self.conn, user_id, project_id)
+    }
+
+    fn project_usage(&self, project_id: &str) -> Result<ProjectUsage, StoreError> {
+        identity::project_usage(&self.conn, project_id)
     }
 
     // ---- instances
@@ -339,6 +376,10 @@ impl Store for SqliteStore {
 
     fn list_instances(&self) -> Result<Vec<InstanceSummary>, StoreError> {
         instances::list(&self.conn)
+    }
+
+    fn instance_records(&self, project: Option<&str>) -> Result<Vec<InstanceRecord>, StoreError> {
+        instances::records(&self.conn, project)
     }
 
     fn instances_claiming_processes(&self, host: &str) -> Result<Vec<InstanceSummary>, StoreError> {
@@ -458,28 +499,4 @@ fn flavor_from_row(r: &Row<'_>) -> rusqlite::Result<Flavor> {
         ephemeral_gb: r.get(4)?,
         swap_mb: r.get(5)?,
     })
-}
-
-fn insert_flavor(conn: &Connection, f: &Flavor, or_ignore: bool) -> Result<(), StoreError> {
-    let verb = if or_ignore {
-        "INSERT OR IGNORE"
-    } else {
-        "INSERT OR ABORT"
-    };
-    let res = conn.execute(
-        &format!("{verb} INTO flavors (name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
-        params![f.name, f.vcpus, f.ram_mb, f.disk_gb, f.ephemeral_gb, f.swap_mb],
-    );
-    match res {
-        Ok(_) => Ok(()),
-        Err(rusqlite::Error::SqliteFailure(e, _))
-            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-        {
-            Err(StoreError::Exists {
-                kind: "flavor",
-                key: f.name.clone(),
-            })
-        }
-        Err(e) => Err(e.into()),
-    }
 }

@@ -164,8 +164,81 @@ CREATE INDEX work_queue ON work (host, state, id);
 /// folder keeps them beside its database (`images/<id>/`), so nothing changes here.
 const V3: &str = "-- image files stay in the state folder";
 
+/// Version 4: ownership and identity. Projects, users (argon2 password hashes) and
+/// their role assignments, with the default project and the operator (its admin,
+/// who the command line acts as); instances get their project and user (existing
+/// ones: the default project's operator), images an owner and a visibility
+/// (existing ones: the default project's, public), keypairs become per user (the
+/// existing ones the operator's), flavors get Nova's id (`1` to `5` for the
+/// defaults, the name for custom ones), whether they are public, a description and
+/// extra specs.
+const V4: &str = r#"
+CREATE TABLE projects (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    description TEXT,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE users (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    password_hash TEXT,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE role_assignments (
+    user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    project_id TEXT NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    role TEXT NOT NULL,
+    PRIMARY KEY (user_id, project_id, role)
+);
+INSERT INTO projects (id, name, description, created_at) VALUES ('default', 'default',
+    'What the compute command line makes, and every record from before projects',
+    strftime('%Y-%m-%dT%H:%M:%SZ', 'now'));
+INSERT INTO users (id, name, password_hash, created_at) VALUES ('operator', 'operator', NULL,
+    strftime('%Y-%m-%dT%H:%M:%SZ', 'now'));
+INSERT INTO role_assignments (user_id, project_id, role) VALUES ('operator', 'default', 'admin');
+
+ALTER TABLE instances ADD COLUMN project_id TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE instances ADD COLUMN user_id TEXT NOT NULL DEFAULT 'operator';
+CREATE INDEX instances_project ON instances (project_id);
+
+ALTER TABLE images ADD COLUMN owner TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE images ADD COLUMN visibility TEXT NOT NULL DEFAULT 'public';
+
+CREATE TABLE keypairs_v4 (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE (user_id, name)
+);
+INSERT INTO keypairs_v4 (user_id, name, public_key, fingerprint, created_at)
+    SELECT 'operator', name, public_key, fingerprint, strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
+    FROM keypairs ORDER BY name;
+DROP TABLE keypairs;
+ALTER TABLE keypairs_v4 RENAME TO keypairs;
+
+ALTER TABLE flavors ADD COLUMN flavorid TEXT;
+UPDATE flavors SET flavorid = CASE name
+    WHEN 'm1.tiny' THEN '1' WHEN 'm1.small' THEN '2' WHEN 'm1.medium' THEN '3'
+    WHEN 'm1.large' THEN '4' WHEN 'm1.xlarge' THEN '5' ELSE name END;
+CREATE UNIQUE INDEX flavors_flavorid ON flavors (flavorid);
+ALTER TABLE flavors ADD COLUMN is_public INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE flavors ADD COLUMN description TEXT;
+CREATE TABLE flavor_extra_specs (
+    flavorid TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (flavorid, key)
+);
+"#;
+
 /// Each version's migration, in order: `MIGRATIONS[i]` takes version `i` to `i + 1`.
-const MIGRATIONS: [&str; 3] = [V1, V2, V3];
+const MIGRATIONS: [&str; 4] = [V1, V2, V3, V4];
 
 /// The version a database holds: `schema_version`, else the legacy user_version.
 pub fn version(conn: &Connection) -> rusqlite::Result<i64> {

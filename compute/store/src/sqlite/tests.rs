@@ -34,6 +34,10 @@ fn a_version_1_folder_is_migrated_and_its_host_adopts_its_instances() {
                  fixed_ip, mac, document, created_at, updated_at)
              VALUES ('u1', 'old', '{\"name\":\"m1.small\",\"vcpus\":1,\"ram_mb\":2048,\"disk_gb\":20,\"swap_mb\":1}',
                  'img', 'active', 'running', '10.0.0.5', 'fa:16:3e:00:00:01', '{}', 't', 't');
+             INSERT INTO keypairs (name, public_key, fingerprint) VALUES ('ops', 'ssh-ed25519 AAAA', 'aa');
+             INSERT INTO flavors (name, vcpus, ram_mb, disk_gb) VALUES ('m1.tiny', 1, 512, 1), ('c1', 1, 64, 1);
+             INSERT INTO images (id, name, format, size, virtual_size, checksum, has_kernel,
+                 has_ramdisk, created_at) VALUES ('img', 'old', 'raw', 1, 1, 'x', 0, 0, 't');
              UPDATE meta SET value = '41' WHERE key = 'generation';",
         )
         .expect("v1 rows");
@@ -41,6 +45,31 @@ fn a_version_1_folder_is_migrated_and_its_host_adopts_its_instances() {
     let s = open(dir.path());
     let rec = s.instance_by_uuid("u1").expect("kept");
     assert_eq!(rec.host, "", "no host yet");
+    assert_eq!(
+        (rec.project_id.as_str(), rec.user_id.as_str()),
+        (crate::DEFAULT_PROJECT_ID, crate::OPERATOR_USER_ID),
+        "the default project adopts what there was"
+    );
+    let kp = s
+        .keypair(crate::OPERATOR_USER_ID, "ops")
+        .expect("the operator's");
+    assert_eq!(kp.keypair.fingerprint, "aa");
+    assert_eq!(
+        s.flavor_record("1").expect("Nova's id").flavor.name,
+        "m1.tiny"
+    );
+    let custom = s.flavor_record("c1").expect("by name");
+    assert_eq!((custom.id.as_str(), custom.is_public), ("c1", true));
+    let image = s.image("img").expect("kept");
+    assert_eq!(
+        (image.owner.as_str(), image.visibility),
+        (crate::DEFAULT_PROJECT_ID, crate::Visibility::Public)
+    );
+    assert_eq!(
+        s.roles_of(crate::OPERATOR_USER_ID, crate::DEFAULT_PROJECT_ID)
+            .expect("roles"),
+        vec![crate::Role::Admin]
+    );
     assert_eq!(rec.rev, 41, "revisions start where the generation was");
     let mut feed = SqliteFeed::open(dir.path()).expect("feed");
     assert_eq!(feed.rev().expect("rev"), 41);

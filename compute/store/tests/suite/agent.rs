@@ -95,6 +95,8 @@ fn image(id: &str, kernel: bool) -> Image {
         has_ramdisk: false,
         cmdline: None,
         created_at: "2024-01-01T00:00:00Z".into(),
+        owner: compute_store::DEFAULT_PROJECT_ID.into(),
+        visibility: compute_store::Visibility::Public,
     }
 }
 

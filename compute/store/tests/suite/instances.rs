@@ -21,6 +21,27 @@ fn allocation_is_unique_and_released_and_names_resolve(f: Fixture) {
     ));
     assert_eq!(s.find_instance(&a.uuid).expect("by uuid").uuid, a.uuid);
     assert_eq!(s.list_instances().expect("list").len(), 2);
+    // The detailed list: the same records as one by one, in the list's order.
+    let records = s.instance_records(None).expect("records");
+    let listed: Vec<String> = s
+        .list_instances()
+        .expect("list")
+        .into_iter()
+        .map(|i| i.uuid)
+        .collect();
+    let read: Vec<String> = records.iter().map(|r| r.uuid.clone()).collect();
+    assert_eq!(read, listed);
+    for r in &records {
+        assert_eq!(*r, s.instance_by_uuid(&r.uuid).expect("by uuid"));
+    }
+    let own = s
+        .instance_records(Some(compute_store::DEFAULT_PROJECT_ID))
+        .expect("records");
+    assert_eq!(own.len(), 2);
+    assert!(s
+        .instance_records(Some("nobody"))
+        .expect("records")
+        .is_empty());
     s.delete_instance(&a.uuid).expect("delete");
     assert_eq!(s.find_instance("web").expect("one left").uuid, b.uuid);
     let c = add(s.as_mut(), 12, "db");

@@ -6,6 +6,7 @@
 mod agent;
 mod feed;
 mod hosts;
+mod identity;
 mod instances;
 mod resources;
 mod schema;
@@ -153,6 +154,8 @@ pub fn try_add(
         flavor: &flavor,
         image_id: "img",
         key_name: None,
+        project_id: compute_store::DEFAULT_PROJECT_ID,
+        user_id: compute_store::OPERATOR_USER_ID,
         now: "2024-01-01T00:00:00Z",
         host,
         up_timeout: DEFAULT_UP_TIMEOUT,

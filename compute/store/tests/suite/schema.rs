@@ -18,13 +18,13 @@ fn the_version_is_recorded_and_a_newer_one_refused(f: Fixture) {
         err,
         StoreError::SchemaTooNew {
             found: 7,
-            known: 3,
+            known: SCHEMA_VERSION,
             ..
         }
     ));
     assert!(
         err.to_string()
-            .contains("has schema version 7, newer than this binary knows (3): upgrade"),
+            .contains("has schema version 7, newer than this binary knows (4): upgrade"),
         "{err}"
     );
     assert_eq!(
@@ -44,7 +44,14 @@ fn a_failed_migration_leaves_the_database_as_it_was(f: Fixture) {
         .err()
         .expect("fails");
     assert!(
-        matches!(err, StoreError::Migration { from: 0, to: 3, .. }),
+        matches!(
+            err,
+            StoreError::Migration {
+                from: 0,
+                to: SCHEMA_VERSION,
+                ..
+            }
+        ),
         "{err}"
     );
     assert!(err.to_string().contains("it is left at version 0"), "{err}");

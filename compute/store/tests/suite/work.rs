@@ -159,6 +159,8 @@ fn an_instance_and_its_boot_are_recorded_together(f: Fixture) {
         flavor: &flavor,
         image_id: "img",
         key_name: None,
+        project_id: compute_store::DEFAULT_PROJECT_ID,
+        user_id: compute_store::OPERATOR_USER_ID,
         now: "2024-01-01T00:00:00Z",
         host,
         up_timeout: compute::placement::DEFAULT_UP_TIMEOUT,
