@@ -88,8 +88,14 @@ pub struct Metrics {
 /// The label for a request path.
 pub fn route_label(path: Option<&MetadataPath>) -> &'static str {
     let Some(path) = path else { return "invalid" };
-    let s: Vec<&str> = path.segments().iter().map(String::as_str).collect();
-    match s.as_slice() {
+    // The first five segments (enough to tell every label apart: the longest exact
+    // pattern has four), without allocating.
+    let mut buf = [""; 5];
+    let segs = path.segments();
+    for (slot, seg) in buf.iter_mut().zip(segs) {
+        *slot = seg.as_str();
+    }
+    match &buf[..segs.len().min(buf.len())] {
         ["ec2"] => "ec2_versions",
         ["openstack"] => "openstack_versions",
         ["ec2", "latest", "api", "token"] => "token",

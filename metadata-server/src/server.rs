@@ -374,7 +374,10 @@ fn not_modified(reply: Reply, ec2: bool) -> Response<Full<Bytes>> {
         h.insert(header::ETAG, t.header_value());
     }
     if let Some(ttl) = reply.token_ttl {
-        h.insert(crate::token_headers::TOKEN_TTL[0], HeaderValue::from(ttl));
+        h.insert(
+            crate::token_headers::TOKEN_TTL[0].clone(),
+            HeaderValue::from(ttl),
+        );
     }
     if ec2 {
         h.insert(header::SERVER, HeaderValue::from_static(EC2_SERVER));
@@ -417,7 +420,10 @@ fn to_response(reply: Reply, head: bool, ec2: bool) -> Response<Full<Bytes>> {
         h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     if let Some(ttl) = reply.token_ttl {
-        h.insert(crate::token_headers::TOKEN_TTL[0], HeaderValue::from(ttl));
+        h.insert(
+            crate::token_headers::TOKEN_TTL[0].clone(),
+            HeaderValue::from(ttl),
+        );
     }
     if let Some(t) = reply.etag {
         h.insert(header::ETAG, t.header_value());
