@@ -6,6 +6,7 @@
 //! dynamic vendor data and reloading sit at the edges and only adapt it.
 
 pub mod accept;
+pub mod accesslog;
 pub mod answer;
 pub mod cache;
 pub mod conn;

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use compute_flags::metadata_server::{RelayArgs, ServeArgs, DEFAULT_PASSWORD_DIR};
 use compute_store::Location;
 use metadata_server::accept::Listener;
+use metadata_server::accesslog::{self, AccessLog, Destination as AccessLogDestination};
 use metadata_server::answer::{Responder, TokenMode};
 use metadata_server::cache::RenderCache;
 use metadata_server::ec2_args::{self, DataArgs, Ec2Args, EventsAction};
@@ -166,6 +167,14 @@ struct ServeCommand {
     /// every version costs about 70 KiB.
     #[arg(long, value_name = "N", default_value_t = 2048)]
     cache_capacity: usize,
+    /// Where the access log goes: `stderr`, a file (appended to), or `off`. Lines are
+    /// written in batches by a thread of their own; requests never wait for it.
+    #[arg(long, value_name = "stderr|FILE|off", default_value = "stderr")]
+    access_log: AccessLogDestination,
+    /// Access-log lines queued for the writer at most; beyond, lines are dropped
+    /// (and counted in /metrics) rather than slow a request.
+    #[arg(long, value_name = "N", default_value_t = accesslog::DEFAULT_QUEUE)]
+    access_log_queue: usize,
     /// Seconds open connections get to finish after SIGTERM.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     shutdown_grace: u64,
@@ -276,6 +285,8 @@ async fn run_serve(args: ServeCommand) -> Result<()> {
         )),
         _ => Arc::new(DirPasswordStore::open(&args.launch.password_dir)?),
     };
+    let (access_log, log_writer) = AccessLog::start(args.access_log.clone(), args.access_log_queue)
+        .context("starting the access log")?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let vendor = DynamicVendorData::new(args.vendordata_dynamic.clone());
     let state = Arc::new(State {
@@ -296,6 +307,7 @@ async fn run_serve(args: ServeCommand) -> Result<()> {
         limiter: (args.rate_limit > 0.0)
             .then(|| RateLimiter::new(args.rate_limit, args.rate_burst, 1_000_000)),
         metrics: Metrics::default(),
+        access_log,
         limits: Limits {
             header_read_timeout: Duration::from_secs(args.header_read_timeout),
             idle_timeout: Duration::from_secs(args.idle_timeout),
@@ -362,6 +374,9 @@ async fn run_serve(args: ServeCommand) -> Result<()> {
     while tasks.join_next().await.is_some() {}
     if let Some(f) = follower {
         f.status.stop();
+    }
+    if let Some(w) = log_writer {
+        w.finish(Duration::from_secs(1));
     }
     if let Some(p) = &args.launch.pid_file {
         let _ = std::fs::remove_file(p);

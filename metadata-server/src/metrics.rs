@@ -70,6 +70,8 @@ pub struct Gauges<'a> {
     pub cached_trees: usize,
     pub waiters: usize,
     pub feed: Option<&'a crate::feed::FeedStatus>,
+    /// Access-log lines written and dropped (the queue was full).
+    pub access_log: &'a crate::accesslog::LogCounters,
 }
 
 /// Lock-free: one counter per (route, status slot).
@@ -204,6 +206,24 @@ impl Metrics {
                 c.load(Ordering::Relaxed)
             );
         }
+        let log = gauges.access_log;
+        for (name, help, n) in [
+            (
+                "metadata_access_log_lines_total",
+                "Access-log lines written.",
+                log.written(),
+            ),
+            (
+                "metadata_access_log_dropped_total",
+                "Access-log lines dropped because the writer fell behind (its queue was full).",
+                log.dropped(),
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {n}"
+            );
+        }
         let mut gauge = |name: &str, help: &str, value: &dyn std::fmt::Display| {
             let _ = writeln!(
                 out,
@@ -258,6 +278,7 @@ mod tests {
             cached_trees: 1,
             waiters: 0,
             feed: None,
+            access_log: &Default::default(),
         });
         assert!(
             text.contains("metadata_requests_total{route=\"token\",status=\"200\"} 2"),

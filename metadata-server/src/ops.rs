@@ -62,6 +62,7 @@ pub async fn serve_metrics(
                             cached_trees: state.responder.cache.len(),
                             waiters: state.store.waiting(),
                             feed: state.feed.as_deref(),
+                            access_log: state.access_log.counters(),
                         };
                         (
                             StatusCode::OK,

@@ -7,6 +7,7 @@
 //! accept loops and lets open connections finish their request.
 
 use crate::accept::{Accepted, Listener};
+use crate::accesslog::{LogPeer, Record};
 use crate::answer::RequestParts;
 use crate::conn::{Conn, SetTtl, TtlControl};
 use crate::execute::execute;
@@ -33,7 +34,8 @@ struct ConnCtx {
     peer: Peer,
     /// The connection's last tree; requests on one connection never overlap.
     memo: std::sync::Mutex<crate::cache::TreeMemo>,
-    peer_text: String,
+    /// The peer as the access log names it.
+    log_peer: LogPeer,
     ttl: Arc<TtlControl>,
 }
 
@@ -112,7 +114,7 @@ async fn accept_loop(
                 let ctx = ConnCtx {
                     peer,
                     memo: Default::default(),
-                    peer_text: addr.to_string(),
+                    log_peer: LogPeer::Tcp(addr),
                     ttl: TtlControl::new(default_ttl),
                 };
                 spawn_conn(&state, &graceful, stream, ctx, permit);
@@ -121,7 +123,7 @@ async fn accept_loop(
                 let ctx = ConnCtx {
                     peer: Peer::Bound(uuid),
                     memo: Default::default(),
-                    peer_text: path,
+                    log_peer: LogPeer::Unix(path.into()),
                     ttl: TtlControl::new(64),
                 };
                 spawn_conn(&state, &graceful, stream, ctx, permit);
@@ -171,7 +173,7 @@ fn spawn_conn<S>(
     let conn = graceful.watch(conn);
     tokio::spawn(async move {
         if let Err(e) = conn.await {
-            tracing::debug!(peer = %ctx.peer_text, error = %e, "connection ended");
+            tracing::debug!(peer = %ctx.log_peer, error = %e, "connection ended");
         }
         drop(permit);
     });
@@ -210,7 +212,7 @@ async fn handle(
     let reply = match (read_body(&state, body).await, wait) {
         (Err(reply), _) => reply,
         (Ok(_), Err(e)) => {
-            tracing::debug!(peer = %ctx.peer_text, error = %e, "bad wait parameters");
+            tracing::debug!(peer = %ctx.log_peer, error = %e, "bad wait parameters");
             Reply::error(StatusCode::BAD_REQUEST)
         }
         (Ok(body), Ok(wait)) => {
@@ -274,15 +276,21 @@ async fn handle(
     let status = response.status().as_u16();
     let took = started.elapsed();
     state.metrics.request(route, status, took);
-    tracing::info!(
-        target: "access",
-        peer = %ctx.peer_text,
-        instance = %instance.map(|u| u.to_string()).unwrap_or_else(|| "-".into()),
-        method = %parts.method,
-        path = %parsed.as_ref().map(|p| p.display()).unwrap_or_else(|| "-".into()),
-        status,
-        micros = took.as_micros() as u64,
-    );
+    if state.access_log.is_on() {
+        let bytes = hyper::body::Body::size_hint(response.body())
+            .exact()
+            .unwrap_or(0);
+        state.access_log.record(Record::new(
+            SystemTime::now(),
+            &ctx.log_peer,
+            instance,
+            &parts.method,
+            raw_path,
+            status,
+            bytes,
+            took.as_micros() as u64,
+        ));
+    }
     Ok(response)
 }
 
