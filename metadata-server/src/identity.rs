@@ -90,7 +90,7 @@ fn signed(set: &InstanceSet, headers: &HeaderMap, secret: &SharedSecret) -> Iden
     }
     let entry = Uuid::try_parse(id).ok().and_then(|u| set.get(&u));
     match entry {
-        Some(e) if e.instance.project_id().unwrap_or("") == tenant => Identity::Instance(e.clone()),
+        Some(e) if e.document.project_id().unwrap_or("") == tenant => Identity::Instance(e.clone()),
         _ => Identity::Rejected(Rejection::NoSuchInstance),
     }
 }
@@ -171,7 +171,7 @@ mod tests {
             map.append(n.clone(), v.parse().expect("value"));
         }
         match identify(config, &set(), peer, &map) {
-            Identity::Instance(e) => Some(e.instance.uuid_str()),
+            Identity::Instance(e) => Some(e.uuid().hyphenated().to_string()),
             Identity::Unknown => None,
             Identity::Rejected(r) => Some(format!("{r:?}")),
         }
@@ -213,7 +213,7 @@ mod tests {
         let who = |ip: &str| {
             identify(&c, &set, addr(ip), &HeaderMap::new())
                 .instance()
-                .map(|e| e.instance.uuid_str())
+                .map(|e| e.uuid().hyphenated().to_string())
         };
         assert_eq!(
             who("fe80::5054:ff:fe12:3456").as_deref(),
@@ -243,7 +243,7 @@ mod tests {
             }
             identify(&c, &set, addr(peer), &headers)
                 .instance()
-                .map(|e| e.instance.uuid_str())
+                .map(|e| e.uuid().hyphenated().to_string())
         };
         let d = Some("cccccccc-0000-4000-8000-000000000003".to_owned());
         assert_eq!(who("10.20.0.14", None), d);

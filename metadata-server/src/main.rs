@@ -163,8 +163,11 @@ struct ServeCommand {
     /// Requests an instance may make at once before the rate applies.
     #[arg(long, value_name = "N", default_value_t = 100)]
     rate_burst: u32,
-    /// Rendered trees kept in memory (least recently used go first); a tree with
-    /// every version costs about 70 KiB.
+    /// Memory for rendered trees, in MiB (least recently used go first); with every
+    /// version read a tree costs about 70 KiB, a guest's usual reads far less.
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    cache_memory: usize,
+    /// Signed instance identity documents kept (least recently used go first).
     #[arg(long, value_name = "N", default_value_t = 2048)]
     cache_capacity: usize,
     /// Where the access log goes: `stderr`, a file (appended to), or `off`. Lines are
@@ -291,7 +294,7 @@ async fn run_serve(args: ServeCommand) -> Result<()> {
     let vendor = DynamicVendorData::new(args.vendordata_dynamic.clone());
     let state = Arc::new(State {
         responder: Responder {
-            cache: RenderCache::new(settings, args.cache_capacity),
+            cache: RenderCache::new(settings, args.cache_memory << 20),
             tokens: TokenAuthority::new(key),
             token_mode: args.tokens,
             token_mode_for,

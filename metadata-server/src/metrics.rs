@@ -68,6 +68,8 @@ fn slot_label(slot: usize) -> String {
 pub struct Gauges<'a> {
     pub instances: usize,
     pub cached_trees: usize,
+    /// What the cached trees are charged, in bytes.
+    pub cached_tree_bytes: usize,
     pub waiters: usize,
     pub feed: Option<&'a crate::feed::FeedStatus>,
     /// Access-log lines written and dropped (the queue was full).
@@ -237,6 +239,11 @@ impl Metrics {
             &gauges.cached_trees,
         );
         gauge(
+            "metadata_cached_tree_bytes",
+            "What the cached trees hold, about, in bytes.",
+            &gauges.cached_tree_bytes,
+        );
+        gauge(
             "metadata_waiters",
             "Requests waiting for a change.",
             &gauges.waiters,
@@ -276,6 +283,7 @@ mod tests {
         let text = m.render(&Gauges {
             instances: 3,
             cached_trees: 1,
+            cached_tree_bytes: 1,
             waiters: 0,
             feed: None,
             access_log: &Default::default(),

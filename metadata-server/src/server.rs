@@ -224,7 +224,7 @@ async fn handle(
                 body: &body,
             };
             let who = ask.identify();
-            instance = who.instance().map(|e| e.instance.uuid());
+            instance = who.instance().map(|e| e.uuid());
             match throttled(&state, &ctx, &who, &parts.headers, started) {
                 Some(reply) => reply,
                 None => {
@@ -325,7 +325,7 @@ fn throttled(
         _ => {}
     }
     let key = match (who, ctx.peer) {
-        (Identity::Instance(e), _) => RateKey::Instance(e.instance.uuid()),
+        (Identity::Instance(e), _) => RateKey::Instance(e.uuid()),
         (_, Peer::Addr(ip)) => RateKey::Peer(ip),
         (_, Peer::Bound(u)) => RateKey::Instance(u),
     };

@@ -12,9 +12,11 @@
 //! Every update wakes the requests waiting for a change of the instances it changed
 //! ([`InstanceStore::subscribe`]).
 
+mod document;
 mod set;
 mod signals;
 
+pub use document::Document;
 pub use set::{Change, InstanceSet};
 pub use signals::{Subscription, WaitLimits, WaitRefused};
 
@@ -35,14 +37,25 @@ pub enum StoreError {
     },
 }
 
-/// One instance as served: the validated document, its generation (bumped
-/// whenever the document changes, which invalidates its rendered tree) and, from a
-/// database, the password its guest posted.
+/// One instance as served: the validated document (compact), its generation
+/// (bumped whenever the document changes, which invalidates its rendered tree) and,
+/// from a database, the password its guest posted.
 #[derive(Debug)]
 pub struct InstanceEntry {
-    pub instance: Instance,
+    pub document: Document,
     pub generation: u64,
     pub password: Option<bytes::Bytes>,
+}
+
+impl InstanceEntry {
+    pub fn uuid(&self) -> Uuid {
+        self.document.uuid()
+    }
+
+    /// The instance, parsed again from the stored document (for rendering).
+    pub fn instance(&self) -> Result<Instance, compute::InstanceError> {
+        self.document.instance()
+    }
 }
 
 /// The IPv6 link-local address a kernel derives from `mac` (RFC 4291, modified
@@ -120,7 +133,10 @@ impl InstanceStore {
     }
 
     /// Replaces the set with one built from `instances`; on error the old set stays.
-    pub fn replace(&self, instances: Vec<Instance>) -> Result<usize, StoreError> {
+    pub fn replace<D: Into<Document>>(
+        &self,
+        instances: impl IntoIterator<Item = D>,
+    ) -> Result<usize, StoreError> {
         let _writing = self.write_lock();
         let old = self.snapshot();
         let new = Arc::new(InstanceSet::build(instances, Some(&old))?);
