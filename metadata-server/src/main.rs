@@ -26,6 +26,7 @@ use metadata_server::state::{Limits, State};
 use metadata_server::store::{InstanceSet, InstanceStore, WaitLimits};
 use metadata_server::token::TokenAuthority;
 use metadata_server::vendordata::{DynamicTarget, DynamicVendorData};
+use metadata_server::workers::Workers;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -178,6 +179,10 @@ struct ServeCommand {
     /// (and counted in /metrics) rather than slow a request.
     #[arg(long, value_name = "N", default_value_t = accesslog::DEFAULT_QUEUE)]
     access_log_queue: usize,
+    /// Threads serving connections, each with its own event loop; a connection stays
+    /// on one (default: one per CPU).
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
     /// Seconds open connections get to finish after SIGTERM.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     shutdown_grace: u64,
@@ -359,11 +364,14 @@ async fn run_serve(args: ServeCommand) -> Result<()> {
         }
         (None, None) => {}
     }
+    let workers = Workers::start(args.workers.unwrap_or_else(Workers::default_count))
+        .context("starting the connection workers")?;
     tasks.spawn(serve(
         state,
         listeners,
         args.launch.instance_listeners_file.clone(),
         interval,
+        Arc::new(workers),
         stop_rx,
     ));
 

@@ -16,6 +16,7 @@ use crate::metrics::{route_label, Event};
 use crate::ratelimit::RateKey;
 use crate::reply::Reply;
 use crate::state::State;
+use crate::workers::Workers;
 use base64::Engine;
 use bytes::Bytes;
 use compute::metadata::MetadataPath;
@@ -61,6 +62,7 @@ pub async fn serve(
     listeners: Vec<Listener>,
     listeners_file: Option<PathBuf>,
     watch_interval: Duration,
+    workers: Arc<Workers>,
     shutdown: watch::Receiver<bool>,
 ) {
     let permits = Arc::new(Semaphore::new(state.limits.max_connections));
@@ -70,14 +72,21 @@ pub async fn serve(
             state.clone(),
             l,
             permits.clone(),
+            workers.clone(),
             shutdown.clone(),
         ));
     }
     if let Some(file) = listeners_file {
         let spawn = {
-            let (state, permits) = (state.clone(), permits.clone());
+            let (state, permits, workers) = (state.clone(), permits.clone(), workers.clone());
             move |l: Listener, stop: watch::Receiver<bool>| {
-                tokio::spawn(accept_loop(state.clone(), l, permits.clone(), stop))
+                tokio::spawn(accept_loop(
+                    state.clone(),
+                    l,
+                    permits.clone(),
+                    workers.clone(),
+                    stop,
+                ))
             }
         };
         tasks.spawn(crate::listeners::manage(
@@ -94,6 +103,7 @@ async fn accept_loop(
     state: Arc<State>,
     listener: Listener,
     permits: Arc<Semaphore>,
+    workers: Arc<Workers>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -117,7 +127,21 @@ async fn accept_loop(
                     log_peer: LogPeer::Tcp(addr),
                     ttl: TtlControl::new(default_ttl),
                 };
-                spawn_conn(&state, &graceful, stream, ctx, permit);
+                // The stream leaves this runtime's reactor for its worker's.
+                match stream.into_std() {
+                    Ok(std) => {
+                        let (state, watcher) = (state.clone(), graceful.watcher());
+                        workers.run(Box::new(move || {
+                            match tokio::net::TcpStream::from_std(std) {
+                                Ok(s) => spawn_conn(&state, watcher, s, ctx, permit),
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "a connection could not be served")
+                                }
+                            }
+                        }));
+                    }
+                    Err(e) => tracing::warn!(error = %e, "a connection could not be served"),
+                }
             }
             Ok(Accepted::Unix(stream, uuid, path)) => {
                 let ctx = ConnCtx {
@@ -126,7 +150,20 @@ async fn accept_loop(
                     log_peer: LogPeer::Unix(path.into()),
                     ttl: TtlControl::new(64),
                 };
-                spawn_conn(&state, &graceful, stream, ctx, permit);
+                match stream.into_std() {
+                    Ok(std) => {
+                        let (state, watcher) = (state.clone(), graceful.watcher());
+                        workers.run(Box::new(move || {
+                            match tokio::net::UnixStream::from_std(std) {
+                                Ok(s) => spawn_conn(&state, watcher, s, ctx, permit),
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "a connection could not be served")
+                                }
+                            }
+                        }));
+                    }
+                    Err(e) => tracing::warn!(error = %e, "a connection could not be served"),
+                }
             }
             Err(e) => {
                 tracing::warn!(listener = %listener.describe(), error = %e, "accept failed");
@@ -144,7 +181,7 @@ async fn accept_loop(
 
 fn spawn_conn<S>(
     state: &Arc<State>,
-    graceful: &hyper_util::server::graceful::GracefulShutdown,
+    graceful: hyper_util::server::graceful::Watcher,
     stream: S,
     ctx: ConnCtx,
     permit: tokio::sync::OwnedSemaphorePermit,
