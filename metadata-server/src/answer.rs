@@ -144,10 +144,11 @@ impl Responder {
                 return Ok(Outcome::Reply(Reply::ok(TEXT, listing)));
             }
         };
-        let tree = self.cache.tree_memo(entry, segs, memo).map_err(|e| {
+        let mut memo_tree = self.cache.tree_memo(entry, segs, memo).map_err(|e| {
             tracing::error!(instance = %entry.uuid(), error = %crate::error_chain(&e), "a stored document no longer parses");
             Reply::error(StatusCode::INTERNAL_SERVER_ERROR)
         })?;
+        let tree = memo_tree.tree;
         let found = tree.lookup(segs).ok_or_else(Reply::not_found)?;
         if let Entry::Password = found {
             let uuid = entry.uuid();
@@ -164,7 +165,7 @@ impl Responder {
             Entry::Dir(d) => d
                 .listing
                 .clone()
-                .map(|l| Outcome::Reply(Reply::ok(TEXT, l).with_etag(tree.etag(found))))
+                .map(|l| Outcome::Reply(Reply::ok(TEXT, l).with_etag(memo_tree.etag(found))))
                 .ok_or_else(Reply::not_found),
             Entry::File(f) => {
                 let is_vd2 =
@@ -182,9 +183,11 @@ impl Responder {
                         static_json,
                     });
                 }
-                Ok(Outcome::Reply(Reply::file(f).with_etag(tree.etag(found))))
+                Ok(Outcome::Reply(
+                    Reply::file(f).with_etag(memo_tree.etag(found)),
+                ))
             }
-            Entry::Live(leaf) => live(entry, &tree, segs, *leaf),
+            Entry::Live(leaf) => live(entry, tree, segs, *leaf),
             Entry::Password => Err(Reply::not_found()),
         }
     }

@@ -71,9 +71,35 @@ struct ShardInner {
 
 type Shard = Mutex<ShardInner>;
 
-/// The last tree one connection used (see [`RenderCache::tree_memo`]).
+/// The last tree one connection used and the tag of the last entry it answered
+/// with (see [`RenderCache::tree_memo`]).
 #[derive(Default)]
-pub struct TreeMemo(Option<(Uuid, u64, Arc<CachedTree>)>);
+pub struct TreeMemo {
+    tree: Option<(Uuid, u64, Arc<CachedTree>)>,
+    tag: Option<(usize, Etag)>,
+}
+
+/// A connection's tree, borrowed from its memo.
+pub struct MemoTree<'m> {
+    pub tree: &'m CachedTree,
+    tag: &'m mut Option<(usize, Etag)>,
+}
+
+impl MemoTree<'_> {
+    /// [`CachedTree::etag`], asking the connection's last answer first: a guest that
+    /// asks for the same file again skips the tree's shared tag table.
+    pub fn etag(&mut self, entry: &Entry) -> Option<Etag> {
+        let key = entry as *const Entry as usize;
+        if let Some((k, t)) = *self.tag {
+            if k == key {
+                return Some(t);
+            }
+        }
+        let t = self.tree.etag(entry)?;
+        *self.tag = Some((key, t));
+        Some(t)
+    }
+}
 
 /// What a parsed instance costs beside its tree, per byte of its stored document
 /// (strings, maps and derived fields).
@@ -161,22 +187,31 @@ impl RenderCache {
 
     /// Like [`RenderCache::tree`], but first asks `memo`, one connection's last tree:
     /// a guest's connection keeps asking about the same instance, and this skips the
-    /// shared shard lock then.
-    pub fn tree_memo<S: AsRef<str>>(
+    /// shared shard lock and the tree's reference count then.
+    pub fn tree_memo<'m, S: AsRef<str>>(
         &self,
         entry: &InstanceEntry,
         first: &[S],
-        memo: &mut TreeMemo,
-    ) -> Result<Arc<CachedTree>, InstanceError> {
+        memo: &'m mut TreeMemo,
+    ) -> Result<MemoTree<'m>, InstanceError> {
         let uuid = entry.uuid();
-        if let Some((u, generation, tree)) = &memo.0 {
-            if *u == uuid && *generation == entry.generation {
-                return Ok(tree.clone());
+        let kept = memo
+            .tree
+            .take()
+            .filter(|(u, generation, _)| *u == uuid && *generation == entry.generation);
+        let tree = match kept {
+            Some((_, _, tree)) => tree,
+            None => {
+                // Another tree: the remembered tag was an entry of the old one.
+                memo.tag = None;
+                self.tree(entry, first)?
             }
-        }
-        let tree = self.tree(entry, first)?;
-        memo.0 = Some((uuid, entry.generation, tree.clone()));
-        Ok(tree)
+        };
+        let (_, _, tree) = memo.tree.insert((uuid, entry.generation, tree));
+        Ok(MemoTree {
+            tree,
+            tag: &mut memo.tag,
+        })
     }
 
     /// Trees currently cached.

@@ -383,13 +383,14 @@ struct Ask<'a> {
 
 impl Ask<'_> {
     fn identify(&self) -> Identity {
-        let set = self.state.store.snapshot();
-        identify(
-            &self.state.identity,
-            &set,
-            self.ctx.peer,
-            &self.parts.headers,
-        )
+        self.state.store.with_snapshot(|set| {
+            identify(
+                &self.state.identity,
+                set,
+                self.ctx.peer,
+                &self.parts.headers,
+            )
+        })
     }
 
     /// The answer, tagged.
