@@ -1,9 +1,13 @@
 //! Memory and lookup time with 100,000 instances loaded (run with
 //! `cargo bench -p metadata-server --bench scale`). Prints numbers; asserts nothing.
 //!
-//! Builds the instance set, then answers `meta_data.json` for instances picked at
-//! random: the first request of an instance renders its tree (cold), later ones hit
-//! the bounded cache (warm). Resident memory is read from /proc/self/statm.
+//! Builds the instance set (each document parsed, validated and kept compact, as the
+//! server loads them), then answers `meta_data.json` for instances picked at random:
+//! the first request of an instance renders its tree (cold), later ones hit the
+//! bounded cache (warm). Also identification alone (address to instance) over a small
+//! working set and over all instances: the lookup should not grow with their number.
+//! Resident memory is read from /proc/self/statm. CACHE_MIB sets the render cache
+//! (default 64).
 
 use bytes::Bytes;
 use compute::{Instance, Settings};
@@ -11,7 +15,7 @@ use http::{HeaderMap, Method};
 use metadata_server::answer::{Outcome, RequestParts, Responder, TokenMode};
 use metadata_server::cache::RenderCache;
 use metadata_server::identity::{identify, IdentityConfig, Peer};
-use metadata_server::store::InstanceSet;
+use metadata_server::store::{Document, InstanceSet};
 use metadata_server::token::TokenAuthority;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -61,17 +65,17 @@ impl Rng {
     }
 }
 
-fn run(n: u32, cache_capacity: usize) {
+fn run(n: u32, cache_bytes: usize) {
     let base = rss_mib();
     let t = Instant::now();
-    let instances: Vec<Instance> = (0..n)
-        .map(|i| Instance::from_json(&doc(i)).expect("valid doc"))
+    let documents: Vec<Document> = (0..n)
+        .map(|i| Document::new(&Instance::from_json(&doc(i)).expect("valid doc")))
         .collect();
-    let set = InstanceSet::build(instances, None).expect("set");
+    let set = InstanceSet::build(documents, None).expect("set");
     let load = t.elapsed();
     let loaded = rss_mib();
     let responder = Responder {
-        cache: RenderCache::new(Arc::new(Settings::default()), cache_capacity),
+        cache: RenderCache::new(Arc::new(Settings::default()), cache_bytes),
         tokens: TokenAuthority::new([0; 32]),
         token_mode: TokenMode::Optional,
         token_mode_for: Default::default(),
@@ -106,7 +110,7 @@ fn run(n: u32, cache_capacity: usize) {
     let cold = t.elapsed() / cold_n;
     let after_cold = rss_mib();
     // Warm: the same small working set whatever n is (flat per request?).
-    let hot = 500.min(cache_capacity as u32).min(n).max(1);
+    let hot = 500.min(n).max(1);
     for i in 0..hot {
         answer(i);
     }
@@ -123,9 +127,26 @@ fn run(n: u32, cache_capacity: usize) {
         answer((rng.next() % u64::from(n)) as u32);
     }
     let spread = t.elapsed() / spread_n;
+    // Identification alone: a hot few against all of them.
+    let who = |i: u32| {
+        let w = identify(&config, &set, Peer::Addr(IpAddr::V4(ip_of(i))), &headers);
+        std::hint::black_box(w.instance().map(|e| e.generation));
+    };
+    let id_n = 1_000_000;
+    let t = Instant::now();
+    for _ in 0..id_n {
+        who((rng.next() % u64::from(hot)) as u32);
+    }
+    let id_warm = t.elapsed() / id_n;
+    let t = Instant::now();
+    for _ in 0..id_n {
+        who((rng.next() % u64::from(n)) as u32);
+    }
+    let id_spread = t.elapsed() / id_n;
     println!(
         "instances {n:>7}  load {:>6.2}s  rss: instances {:>7.1} MiB ({:>5.0} B each), +cache({} trees) {:>6.1} MiB  \
-         lookup: warm {:>6.2} us, cold(render) {:>6.1} us, uniform-random {:>6.1} us",
+         answer: warm {:>6.2} us, cold(render) {:>6.1} us, uniform-random {:>6.1} us  \
+         identify: warm {:>5.3} us, uniform-random {:>5.3} us",
         load.as_secs_f64(),
         loaded - base,
         (loaded - base) * 1024.0 * 1024.0 / f64::from(n),
@@ -134,14 +155,16 @@ fn run(n: u32, cache_capacity: usize) {
         warm.as_nanos() as f64 / 1000.0,
         cold.as_nanos() as f64 / 1000.0,
         spread.as_nanos() as f64 / 1000.0,
+        id_warm.as_nanos() as f64 / 1000.0,
+        id_spread.as_nanos() as f64 / 1000.0,
     );
 }
 
 fn main() {
-    let cap: usize = std::env::var("CACHE_CAPACITY")
+    let cache_mib: usize = std::env::var("CACHE_MIB")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
+        .unwrap_or(64);
     // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this file too,
     // unoptimised: there, a small run only checks that it still works.
     let sizes: &[u32] = if std::env::args().any(|a| a == "--bench") {
@@ -150,6 +173,6 @@ fn main() {
         &[1_000]
     };
     for &n in sizes {
-        run(n, cap);
+        run(n, cache_mib << 20);
     }
 }

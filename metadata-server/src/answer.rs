@@ -144,10 +144,14 @@ impl Responder {
                 return Ok(Outcome::Reply(Reply::ok(TEXT, listing)));
             }
         };
-        let tree = self.cache.tree_memo(entry, memo);
+        let mut memo_tree = self.cache.tree_memo(entry, segs, memo).map_err(|e| {
+            tracing::error!(instance = %entry.uuid(), error = %crate::error_chain(&e), "a stored document no longer parses");
+            Reply::error(StatusCode::INTERNAL_SERVER_ERROR)
+        })?;
+        let tree = memo_tree.tree;
         let found = tree.lookup(segs).ok_or_else(Reply::not_found)?;
         if let Entry::Password = found {
-            let uuid = entry.instance.uuid();
+            let uuid = entry.uuid();
             return match *req.method {
                 Method::GET | Method::HEAD => Ok(Outcome::PasswordGet(uuid)),
                 Method::POST => Ok(Outcome::PasswordPost(uuid, req.body.clone())),
@@ -161,7 +165,7 @@ impl Responder {
             Entry::Dir(d) => d
                 .listing
                 .clone()
-                .map(|l| Outcome::Reply(Reply::ok(TEXT, l).with_etag(tree.etag(found))))
+                .map(|l| Outcome::Reply(Reply::ok(TEXT, l).with_etag(memo_tree.etag(found))))
                 .ok_or_else(Reply::not_found),
             Entry::File(f) => {
                 let is_vd2 =
@@ -179,9 +183,11 @@ impl Responder {
                         static_json,
                     });
                 }
-                Ok(Outcome::Reply(Reply::file(f).with_etag(tree.etag(found))))
+                Ok(Outcome::Reply(
+                    Reply::file(f).with_etag(memo_tree.etag(found)),
+                ))
             }
-            Entry::Live(leaf) => live(entry, &tree, segs, *leaf),
+            Entry::Live(leaf) => live(entry, tree, segs, *leaf),
             Entry::Password => Err(Reply::not_found()),
         }
     }
@@ -193,7 +199,7 @@ impl Responder {
         match h::first(headers, &h::TOKEN)? {
             Ok(token) => self
                 .tokens
-                .remaining(token, entry.instance.uuid(), now)
+                .remaining(token, entry.uuid(), now)
                 .ok()
                 .and_then(|secs| u32::try_from(secs).ok()),
             Err(()) => None,
@@ -213,7 +219,7 @@ impl Responder {
         entry: &InstanceEntry,
         now: u64,
     ) -> Result<(), Reply> {
-        let uuid = entry.instance.uuid();
+        let uuid = entry.uuid();
         match h::first(req.headers, &h::TOKEN) {
             Some(Ok(token)) => self
                 .tokens
@@ -252,7 +258,7 @@ impl Responder {
             None => parse_ttl(None),
         }
         .map_err(|_| Reply::error(StatusCode::BAD_REQUEST))?;
-        let token = self.tokens.issue(entry.instance.uuid(), ttl, now);
+        let token = self.tokens.issue(entry.uuid(), ttl, now);
         Ok(Reply {
             hop_limited: true,
             token_ttl: Some(ttl),
@@ -268,7 +274,7 @@ fn live(
     segs: &[String],
     leaf: LiveLeaf,
 ) -> Result<Outcome, Reply> {
-    let instance = entry.instance.uuid();
+    let instance = entry.uuid();
     match leaf {
         LiveLeaf::MaintenanceScheduled | LiveLeaf::MaintenanceHistory => {
             Ok(Outcome::Events { instance, leaf })

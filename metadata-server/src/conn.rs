@@ -77,6 +77,10 @@ pub struct Conn<S> {
     ttl: Arc<TtlControl>,
     applied: u32,
     idle: Duration,
+    /// When a byte last moved either way. The timer is not moved on every read and
+    /// write (that would touch the runtime's timer wheel twice a request): it fires
+    /// at the earliest possible expiry, and is pushed back then if there was traffic.
+    last_active: Instant,
     deadline: Pin<Box<Sleep>>,
 }
 
@@ -88,16 +92,24 @@ impl<S> Conn<S> {
             ttl,
             applied,
             idle,
+            last_active: Instant::now(),
             deadline: Box::pin(tokio::time::sleep(idle)),
         }
     }
 
     fn touch(&mut self) {
-        self.deadline.as_mut().reset(Instant::now() + self.idle);
+        self.last_active = Instant::now();
     }
 
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        self.deadline.as_mut().poll(cx).is_ready()
+        while self.deadline.as_mut().poll(cx).is_ready() {
+            let due = self.last_active + self.idle;
+            if due <= Instant::now() {
+                return true;
+            }
+            self.deadline.as_mut().reset(due);
+        }
+        false
     }
 }
 

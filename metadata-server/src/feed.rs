@@ -14,7 +14,7 @@
 //! The feed is synchronous, so the follower is one thread of its own, never a tokio
 //! worker. It owns no policy about passwords ([`crate::password`] writes them).
 
-use crate::store::{Change, InstanceStore};
+use crate::store::{Change, Document, InstanceStore};
 use bytes::Bytes;
 use compute::Instance;
 use compute_store::{open_feed, Catchup, DocumentFeed, Location, Rev, StoreError, StoredDocument};
@@ -174,7 +174,7 @@ fn change_of(doc: StoredDocument, host: Option<&str>) -> Result<Change, Refused>
         return Err(Refused::OtherUuid(instance.uuid()));
     }
     Ok(Change::Upsert {
-        instance: Box::new(instance),
+        document: Document::new(&instance),
         password: doc.password.map(Bytes::from),
     })
 }
@@ -192,8 +192,8 @@ fn snapshot_changes(
         let uuid = doc.uuid.clone();
         match change_of(doc, host) {
             Ok(c) => {
-                if let Change::Upsert { instance, .. } = &c {
-                    seen.insert(instance.uuid());
+                if let Change::Upsert { document, .. } = &c {
+                    seen.insert(document.uuid());
                 }
                 changes.push(c);
             }
@@ -207,7 +207,7 @@ fn snapshot_changes(
     }
     let set = store.snapshot();
     for entry in set.entries() {
-        let u = entry.instance.uuid();
+        let u = entry.uuid();
         if !seen.contains(&u) {
             changes.push(Change::Delete(u));
         }
@@ -460,8 +460,8 @@ mod tests {
     fn documents_become_changes_and_other_hosts_become_deletions() {
         let doc = format!(r#"{{"uuid": "{U}", "name": "a"}}"#);
         match change_of(stored(U, "h1", &doc), Some("h1")) {
-            Ok(Change::Upsert { instance, password }) => {
-                assert_eq!(instance.uuid_str(), U);
+            Ok(Change::Upsert { document, password }) => {
+                assert_eq!(document.uuid().hyphenated().to_string(), U);
                 assert_eq!(password.as_deref(), Some(&b"pw"[..]));
             }
             other => panic!("{other:?}"),

@@ -60,7 +60,10 @@ impl Identity {
 }
 
 /// The single value of a header that must appear at most once.
-fn single<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Rejection> {
+fn single<'a>(
+    headers: &'a HeaderMap,
+    name: &http::HeaderName,
+) -> Result<Option<&'a str>, Rejection> {
     let mut values = headers.get_all(name).iter();
     let Some(first) = values.next() else {
         return Ok(None);
@@ -73,9 +76,9 @@ fn single<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Rej
 
 fn signed(set: &InstanceSet, headers: &HeaderMap, secret: &SharedSecret) -> Identity {
     let parts = (|| {
-        let id = single(headers, h::INSTANCE_ID)?.ok_or(Rejection::BadHeaders)?;
-        let tenant = single(headers, h::TENANT_ID)?.ok_or(Rejection::BadHeaders)?;
-        let sig = single(headers, h::INSTANCE_ID_SIGNATURE)?.ok_or(Rejection::BadHeaders)?;
+        let id = single(headers, &h::INSTANCE_ID)?.ok_or(Rejection::BadHeaders)?;
+        let tenant = single(headers, &h::TENANT_ID)?.ok_or(Rejection::BadHeaders)?;
+        let sig = single(headers, &h::INSTANCE_ID_SIGNATURE)?.ok_or(Rejection::BadHeaders)?;
         Ok((id, tenant, sig))
     })();
     let (id, tenant, sig) = match parts {
@@ -87,7 +90,7 @@ fn signed(set: &InstanceSet, headers: &HeaderMap, secret: &SharedSecret) -> Iden
     }
     let entry = Uuid::try_parse(id).ok().and_then(|u| set.get(&u));
     match entry {
-        Some(e) if e.instance.project_id().unwrap_or("") == tenant => Identity::Instance(e.clone()),
+        Some(e) if e.document.project_id().unwrap_or("") == tenant => Identity::Instance(e.clone()),
         _ => Identity::Rejected(Rejection::NoSuchInstance),
     }
 }
@@ -115,8 +118,7 @@ pub fn identify(
         Peer::Addr(ip) => canonical_ip(ip),
     };
     if let Some(secret) = &config.shared_secret {
-        let any = [h::INSTANCE_ID, h::TENANT_ID, h::INSTANCE_ID_SIGNATURE];
-        if h::any(headers, &any) {
+        if h::any(headers, &h::SIGNED) {
             return signed(set, headers, secret);
         }
     }
@@ -162,14 +164,14 @@ mod tests {
     fn who(
         config: &IdentityConfig,
         peer: Peer,
-        headers: &[(&'static str, &str)],
+        headers: &[(http::HeaderName, &str)],
     ) -> Option<String> {
         let mut map = HeaderMap::new();
         for (n, v) in headers {
-            map.append(*n, v.parse().expect("value"));
+            map.append(n.clone(), v.parse().expect("value"));
         }
         match identify(config, &set(), peer, &map) {
-            Identity::Instance(e) => Some(e.instance.uuid_str()),
+            Identity::Instance(e) => Some(e.uuid().hyphenated().to_string()),
             Identity::Unknown => None,
             Identity::Rejected(r) => Some(format!("{r:?}")),
         }
@@ -186,7 +188,7 @@ mod tests {
         assert_eq!(who(&c, addr("::ffff:10.0.0.2"), &[]).as_deref(), Some(B));
         assert_eq!(who(&c, addr("10.0.0.9"), &[]), None);
         assert_eq!(
-            who(&c, addr("10.0.0.1"), &[("x-forwarded-for", "10.0.0.2")]).as_deref(),
+            who(&c, addr("10.0.0.1"), &[(h::FORWARDED_FOR, "10.0.0.2")]).as_deref(),
             Some(A)
         );
         assert_eq!(
@@ -211,7 +213,7 @@ mod tests {
         let who = |ip: &str| {
             identify(&c, &set, addr(ip), &HeaderMap::new())
                 .instance()
-                .map(|e| e.instance.uuid_str())
+                .map(|e| e.uuid().hyphenated().to_string())
         };
         assert_eq!(
             who("fe80::5054:ff:fe12:3456").as_deref(),
@@ -241,7 +243,7 @@ mod tests {
             }
             identify(&c, &set, addr(peer), &headers)
                 .instance()
-                .map(|e| e.instance.uuid_str())
+                .map(|e| e.uuid().hyphenated().to_string())
         };
         let d = Some("cccccccc-0000-4000-8000-000000000003".to_owned());
         assert_eq!(who("10.20.0.14", None), d);
@@ -262,7 +264,7 @@ mod tests {
             who(
                 &c,
                 addr("192.0.2.7"),
-                &[("x-forwarded-for", "1.1.1.1, 10.0.0.2")]
+                &[(h::FORWARDED_FOR, "1.1.1.1, 10.0.0.2")]
             )
             .as_deref(),
             Some(B)

@@ -6,6 +6,7 @@
 //! dynamic vendor data and reloading sit at the edges and only adapt it.
 
 pub mod accept;
+pub mod accesslog;
 pub mod answer;
 pub mod cache;
 pub mod conn;
@@ -33,6 +34,7 @@ pub mod token;
 pub mod token_headers;
 pub mod vendordata;
 pub mod wait;
+pub mod workers;
 
 /// An error and its causes, `: `-separated, for a log line (messages leave their
 /// cause out; this is where the chain is printed once).

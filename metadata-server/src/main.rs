@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use compute_flags::metadata_server::{RelayArgs, ServeArgs, DEFAULT_PASSWORD_DIR};
 use compute_store::Location;
 use metadata_server::accept::Listener;
+use metadata_server::accesslog::{self, AccessLog, Destination as AccessLogDestination};
 use metadata_server::answer::{Responder, TokenMode};
 use metadata_server::cache::RenderCache;
 use metadata_server::ec2_args::{self, DataArgs, Ec2Args, EventsAction};
@@ -25,6 +26,7 @@ use metadata_server::state::{Limits, State};
 use metadata_server::store::{InstanceSet, InstanceStore, WaitLimits};
 use metadata_server::token::TokenAuthority;
 use metadata_server::vendordata::{DynamicTarget, DynamicVendorData};
+use metadata_server::workers::Workers;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -153,10 +155,25 @@ struct ServeCommand {
     /// Requests an instance may make at once before the rate applies.
     #[arg(long, value_name = "N", default_value_t = 100)]
     rate_burst: u32,
-    /// Rendered trees kept in memory (least recently used go first); a tree with
-    /// every version costs about 70 KiB.
+    /// Memory for rendered trees, in MiB (least recently used go first); with every
+    /// version read a tree costs about 70 KiB, a guest's usual reads far less.
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    cache_memory: usize,
+    /// Signed instance identity documents kept (least recently used go first).
     #[arg(long, value_name = "N", default_value_t = 2048)]
     cache_capacity: usize,
+    /// Where the access log goes: `stderr`, a file (appended to), or `off`. Lines are
+    /// written in batches by a thread of their own; requests never wait for it.
+    #[arg(long, value_name = "stderr|FILE|off", default_value = "stderr")]
+    access_log: AccessLogDestination,
+    /// Access-log lines queued for the writer at most; beyond, lines are dropped
+    /// (and counted in /metrics) rather than slow a request.
+    #[arg(long, value_name = "N", default_value_t = accesslog::DEFAULT_QUEUE)]
+    access_log_queue: usize,
+    /// Threads serving connections, each with its own event loop; a connection stays
+    /// on one (default: one per CPU).
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
     /// Seconds open connections get to finish after SIGTERM.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     shutdown_grace: u64,
@@ -271,11 +288,13 @@ async fn run_serve(args: ServeCommand) -> Result<()> {
         )),
         _ => Arc::new(DirPasswordStore::open(&args.launch.password_dir)?),
     };
+    let (access_log, log_writer) = AccessLog::start(args.access_log.clone(), args.access_log_queue)
+        .context("starting the access log")?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let vendor = DynamicVendorData::new(args.vendordata_dynamic.clone());
     let state = Arc::new(State {
         responder: Responder {
-            cache: RenderCache::new(settings, args.cache_capacity),
+            cache: RenderCache::new(settings, args.cache_memory << 20),
             tokens: TokenAuthority::new(key),
             token_mode: args.tokens,
             token_mode_for,
@@ -291,6 +310,7 @@ async fn run_serve(args: ServeCommand) -> Result<()> {
         limiter: (args.rate_limit > 0.0)
             .then(|| RateLimiter::new(args.rate_limit, args.rate_burst, 1_000_000)),
         metrics: Metrics::default(),
+        access_log,
         limits: Limits {
             header_read_timeout: Duration::from_secs(args.header_read_timeout),
             idle_timeout: Duration::from_secs(args.idle_timeout),
@@ -339,11 +359,14 @@ async fn run_serve(args: ServeCommand) -> Result<()> {
         }
         (None, None) => {}
     }
+    let workers = Workers::start(args.workers.unwrap_or_else(Workers::default_count))
+        .context("starting the connection workers")?;
     tasks.spawn(serve(
         state,
         listeners,
         args.launch.instance_listeners_file.clone(),
         interval,
+        Arc::new(workers),
         stop_rx,
     ));
 
@@ -357,6 +380,9 @@ async fn run_serve(args: ServeCommand) -> Result<()> {
     while tasks.join_next().await.is_some() {}
     if let Some(f) = follower {
         f.status.stop();
+    }
+    if let Some(w) = log_writer {
+        w.finish(Duration::from_secs(1));
     }
     if let Some(p) = &args.launch.pid_file {
         let _ = std::fs::remove_file(p);

@@ -4,7 +4,7 @@
 
 use compute::metadata::MetadataPath;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 const BUCKETS_SECONDS: [f64; 10] = [
@@ -68,13 +68,34 @@ fn slot_label(slot: usize) -> String {
 pub struct Gauges<'a> {
     pub instances: usize,
     pub cached_trees: usize,
+    /// What the cached trees are charged, in bytes.
+    pub cached_tree_bytes: usize,
     pub waiters: usize,
     pub feed: Option<&'a crate::feed::FeedStatus>,
+    /// Access-log lines written and dropped (the queue was full).
+    pub access_log: &'a crate::accesslog::LogCounters,
 }
 
-/// Lock-free: one counter per (route, status slot).
+/// Lock-free: one counter per (route, status slot), in a few shards that threads
+/// pick by a number of their own, so that two cores counting requests do not keep
+/// writing the same cache lines. `/metrics` sums the shards.
 #[derive(Default)]
 pub struct Metrics {
+    shards: [Counters; COUNTER_SHARDS],
+}
+
+const COUNTER_SHARDS: usize = 4;
+
+static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static SHARD: usize = NEXT_THREAD.fetch_add(1, Ordering::Relaxed) % COUNTER_SHARDS;
+}
+
+/// One shard's counters, on cache lines of their own.
+#[derive(Default)]
+#[repr(align(128))]
+struct Counters {
     requests: [[AtomicU64; SLOTS]; ROUTES.len()],
     buckets: [AtomicU64; BUCKETS_SECONDS.len()],
     latency_count: AtomicU64,
@@ -88,8 +109,14 @@ pub struct Metrics {
 /// The label for a request path.
 pub fn route_label(path: Option<&MetadataPath>) -> &'static str {
     let Some(path) = path else { return "invalid" };
-    let s: Vec<&str> = path.segments().iter().map(String::as_str).collect();
-    match s.as_slice() {
+    // The first five segments (enough to tell every label apart: the longest exact
+    // pattern has four), without allocating.
+    let mut buf = [""; 5];
+    let segs = path.segments();
+    for (slot, seg) in buf.iter_mut().zip(segs) {
+        *slot = seg.as_str();
+    }
+    match &buf[..segs.len().min(buf.len())] {
         ["ec2"] => "ec2_versions",
         ["openstack"] => "openstack_versions",
         ["ec2", "latest", "api", "token"] => "token",
@@ -109,27 +136,40 @@ pub fn route_label(path: Option<&MetadataPath>) -> &'static str {
 }
 
 impl Metrics {
+    fn mine(&self) -> &Counters {
+        &self.shards[SHARD.with(|s| *s)]
+    }
+
+    fn sum(&self, counter: impl Fn(&Counters) -> &AtomicU64) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| counter(s).load(Ordering::Relaxed))
+            .sum()
+    }
+
     pub fn request(&self, route: &'static str, status: u16, took: Duration) {
+        let c = self.mine();
         let r = ROUTES
             .iter()
             .position(|n| *n == route)
             .unwrap_or(ROUTES.len() - 1);
-        self.requests[r][status_slot(status)].fetch_add(1, Ordering::Relaxed);
+        c.requests[r][status_slot(status)].fetch_add(1, Ordering::Relaxed);
         let secs = took.as_secs_f64();
         if let Some(i) = BUCKETS_SECONDS.iter().position(|b| secs <= *b) {
-            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+            c.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_micros
+        c.latency_count.fetch_add(1, Ordering::Relaxed);
+        c.latency_sum_micros
             .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
     }
 
     pub fn event(&self, event: Event) {
+        let mine = self.mine();
         let c = match event {
-            Event::IdentificationFailure => &self.identification_failures,
-            Event::SignatureMismatch => &self.signature_mismatches,
-            Event::Tokenless => &self.tokenless,
-            Event::Throttled => &self.throttled,
+            Event::IdentificationFailure => &mine.identification_failures,
+            Event::SignatureMismatch => &mine.signature_mismatches,
+            Event::Tokenless => &mine.tokenless,
+            Event::Throttled => &mine.throttled,
         };
         c.fetch_add(1, Ordering::Relaxed);
     }
@@ -139,9 +179,9 @@ impl Metrics {
         let mut out = String::new();
         out.push_str("# HELP metadata_requests_total Requests answered, by route and status.\n");
         out.push_str("# TYPE metadata_requests_total counter\n");
-        for (route, counters) in ROUTES.iter().zip(&self.requests) {
-            for (slot, c) in counters.iter().enumerate() {
-                let n = c.load(Ordering::Relaxed);
+        for (r, route) in ROUTES.iter().enumerate() {
+            for slot in 0..SLOTS {
+                let n = self.sum(|c| &c.requests[r][slot]);
                 if n > 0 {
                     let status = slot_label(slot);
                     let _ = writeln!(
@@ -154,48 +194,65 @@ impl Metrics {
         out.push_str("# HELP metadata_request_duration_seconds Time to answer a request.\n");
         out.push_str("# TYPE metadata_request_duration_seconds histogram\n");
         let mut cumulative = 0;
-        for (b, c) in BUCKETS_SECONDS.iter().zip(&self.buckets) {
-            cumulative += c.load(Ordering::Relaxed);
+        for (i, b) in BUCKETS_SECONDS.iter().enumerate() {
+            cumulative += self.sum(|c| &c.buckets[i]);
             let _ = writeln!(
                 out,
                 "metadata_request_duration_seconds_bucket{{le=\"{b}\"}} {cumulative}"
             );
         }
-        let count = self.latency_count.load(Ordering::Relaxed);
+        let count = self.sum(|c| &c.latency_count);
         let _ = writeln!(
             out,
             "metadata_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
         );
-        let sum = self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let sum = self.sum(|c| &c.latency_sum_micros) as f64 / 1e6;
         let _ = writeln!(out, "metadata_request_duration_seconds_sum {sum}");
         let _ = writeln!(out, "metadata_request_duration_seconds_count {count}");
         let counters = [
             (
                 "metadata_identification_failures_total",
                 "Callers that could not be placed.",
-                &self.identification_failures,
+                self.sum(|c| &c.identification_failures),
             ),
             (
                 "metadata_signature_mismatches_total",
                 "Signed proxy headers with a bad signature.",
-                &self.signature_mismatches,
+                self.sum(|c| &c.signature_mismatches),
             ),
             (
                 "metadata_tokenless_requests_total",
                 "Requests from instances without an IMDSv2 token.",
-                &self.tokenless,
+                self.sum(|c| &c.tokenless),
             ),
             (
                 "metadata_throttled_requests_total",
                 "Requests refused by the rate limit.",
-                &self.throttled,
+                self.sum(|c| &c.throttled),
             ),
         ];
-        for (name, help, c) in counters {
+        for (name, help, n) in counters {
             let _ = writeln!(
                 out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                c.load(Ordering::Relaxed)
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {n}"
+            );
+        }
+        let log = gauges.access_log;
+        for (name, help, n) in [
+            (
+                "metadata_access_log_lines_total",
+                "Access-log lines written.",
+                log.written(),
+            ),
+            (
+                "metadata_access_log_dropped_total",
+                "Access-log lines dropped because the writer fell behind (its queue was full).",
+                log.dropped(),
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {n}"
             );
         }
         let mut gauge = |name: &str, help: &str, value: &dyn std::fmt::Display| {
@@ -209,6 +266,11 @@ impl Metrics {
             "metadata_cached_trees",
             "Rendered trees in the cache.",
             &gauges.cached_trees,
+        );
+        gauge(
+            "metadata_cached_tree_bytes",
+            "What the cached trees hold, about, in bytes.",
+            &gauges.cached_tree_bytes,
         );
         gauge(
             "metadata_waiters",
@@ -250,8 +312,10 @@ mod tests {
         let text = m.render(&Gauges {
             instances: 3,
             cached_trees: 1,
+            cached_tree_bytes: 1,
             waiters: 0,
             feed: None,
+            access_log: &Default::default(),
         });
         assert!(
             text.contains("metadata_requests_total{route=\"token\",status=\"200\"} 2"),

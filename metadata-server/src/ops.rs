@@ -60,8 +60,10 @@ pub async fn serve_metrics(
                         let gauges = crate::metrics::Gauges {
                             instances: state.store.snapshot().len(),
                             cached_trees: state.responder.cache.len(),
+                            cached_tree_bytes: state.responder.cache.bytes(),
                             waiters: state.store.waiting(),
                             feed: state.feed.as_deref(),
+                            access_log: state.access_log.counters(),
                         };
                         (
                             StatusCode::OK,

@@ -7,6 +7,7 @@
 //! accept loops and lets open connections finish their request.
 
 use crate::accept::{Accepted, Listener};
+use crate::accesslog::{LogPeer, Record};
 use crate::answer::RequestParts;
 use crate::conn::{Conn, SetTtl, TtlControl};
 use crate::execute::execute;
@@ -15,6 +16,7 @@ use crate::metrics::{route_label, Event};
 use crate::ratelimit::RateKey;
 use crate::reply::Reply;
 use crate::state::State;
+use crate::workers::Workers;
 use base64::Engine;
 use bytes::Bytes;
 use compute::metadata::MetadataPath;
@@ -33,7 +35,8 @@ struct ConnCtx {
     peer: Peer,
     /// The connection's last tree; requests on one connection never overlap.
     memo: std::sync::Mutex<crate::cache::TreeMemo>,
-    peer_text: String,
+    /// The peer as the access log names it.
+    log_peer: LogPeer,
     ttl: Arc<TtlControl>,
 }
 
@@ -59,6 +62,7 @@ pub async fn serve(
     listeners: Vec<Listener>,
     listeners_file: Option<PathBuf>,
     watch_interval: Duration,
+    workers: Arc<Workers>,
     shutdown: watch::Receiver<bool>,
 ) {
     let permits = Arc::new(Semaphore::new(state.limits.max_connections));
@@ -68,14 +72,21 @@ pub async fn serve(
             state.clone(),
             l,
             permits.clone(),
+            workers.clone(),
             shutdown.clone(),
         ));
     }
     if let Some(file) = listeners_file {
         let spawn = {
-            let (state, permits) = (state.clone(), permits.clone());
+            let (state, permits, workers) = (state.clone(), permits.clone(), workers.clone());
             move |l: Listener, stop: watch::Receiver<bool>| {
-                tokio::spawn(accept_loop(state.clone(), l, permits.clone(), stop))
+                tokio::spawn(accept_loop(
+                    state.clone(),
+                    l,
+                    permits.clone(),
+                    workers.clone(),
+                    stop,
+                ))
             }
         };
         tasks.spawn(crate::listeners::manage(
@@ -92,6 +103,7 @@ async fn accept_loop(
     state: Arc<State>,
     listener: Listener,
     permits: Arc<Semaphore>,
+    workers: Arc<Workers>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -112,19 +124,46 @@ async fn accept_loop(
                 let ctx = ConnCtx {
                     peer,
                     memo: Default::default(),
-                    peer_text: addr.to_string(),
+                    log_peer: LogPeer::Tcp(addr),
                     ttl: TtlControl::new(default_ttl),
                 };
-                spawn_conn(&state, &graceful, stream, ctx, permit);
+                // The stream leaves this runtime's reactor for its worker's.
+                match stream.into_std() {
+                    Ok(std) => {
+                        let (state, watcher) = (state.clone(), graceful.watcher());
+                        workers.run(Box::new(move || {
+                            match tokio::net::TcpStream::from_std(std) {
+                                Ok(s) => spawn_conn(&state, watcher, s, ctx, permit),
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "a connection could not be served")
+                                }
+                            }
+                        }));
+                    }
+                    Err(e) => tracing::warn!(error = %e, "a connection could not be served"),
+                }
             }
             Ok(Accepted::Unix(stream, uuid, path)) => {
                 let ctx = ConnCtx {
                     peer: Peer::Bound(uuid),
                     memo: Default::default(),
-                    peer_text: path,
+                    log_peer: LogPeer::Unix(path.into()),
                     ttl: TtlControl::new(64),
                 };
-                spawn_conn(&state, &graceful, stream, ctx, permit);
+                match stream.into_std() {
+                    Ok(std) => {
+                        let (state, watcher) = (state.clone(), graceful.watcher());
+                        workers.run(Box::new(move || {
+                            match tokio::net::UnixStream::from_std(std) {
+                                Ok(s) => spawn_conn(&state, watcher, s, ctx, permit),
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "a connection could not be served")
+                                }
+                            }
+                        }));
+                    }
+                    Err(e) => tracing::warn!(error = %e, "a connection could not be served"),
+                }
             }
             Err(e) => {
                 tracing::warn!(listener = %listener.describe(), error = %e, "accept failed");
@@ -142,7 +181,7 @@ async fn accept_loop(
 
 fn spawn_conn<S>(
     state: &Arc<State>,
-    graceful: &hyper_util::server::graceful::GracefulShutdown,
+    graceful: hyper_util::server::graceful::Watcher,
     stream: S,
     ctx: ConnCtx,
     permit: tokio::sync::OwnedSemaphorePermit,
@@ -171,7 +210,7 @@ fn spawn_conn<S>(
     let conn = graceful.watch(conn);
     tokio::spawn(async move {
         if let Err(e) = conn.await {
-            tracing::debug!(peer = %ctx.peer_text, error = %e, "connection ended");
+            tracing::debug!(peer = %ctx.log_peer, error = %e, "connection ended");
         }
         drop(permit);
     });
@@ -210,7 +249,7 @@ async fn handle(
     let reply = match (read_body(&state, body).await, wait) {
         (Err(reply), _) => reply,
         (Ok(_), Err(e)) => {
-            tracing::debug!(peer = %ctx.peer_text, error = %e, "bad wait parameters");
+            tracing::debug!(peer = %ctx.log_peer, error = %e, "bad wait parameters");
             Reply::error(StatusCode::BAD_REQUEST)
         }
         (Ok(body), Ok(wait)) => {
@@ -222,7 +261,7 @@ async fn handle(
                 body: &body,
             };
             let who = ask.identify();
-            instance = who.instance().map(|e| e.instance.uuid());
+            instance = who.instance().map(|e| e.uuid());
             match throttled(&state, &ctx, &who, &parts.headers, started) {
                 Some(reply) => reply,
                 None => {
@@ -274,15 +313,21 @@ async fn handle(
     let status = response.status().as_u16();
     let took = started.elapsed();
     state.metrics.request(route, status, took);
-    tracing::info!(
-        target: "access",
-        peer = %ctx.peer_text,
-        instance = %instance.map(|u| u.to_string()).unwrap_or_else(|| "-".into()),
-        method = %parts.method,
-        path = %parsed.as_ref().map(|p| p.display()).unwrap_or_else(|| "-".into()),
-        status,
-        micros = took.as_micros() as u64,
-    );
+    if state.access_log.is_on() {
+        let bytes = hyper::body::Body::size_hint(response.body())
+            .exact()
+            .unwrap_or(0);
+        state.access_log.record(Record::new(
+            SystemTime::now(),
+            &ctx.log_peer,
+            instance,
+            &parts.method,
+            raw_path,
+            status,
+            bytes,
+            took.as_micros() as u64,
+        ));
+    }
     Ok(response)
 }
 
@@ -317,7 +362,7 @@ fn throttled(
         _ => {}
     }
     let key = match (who, ctx.peer) {
-        (Identity::Instance(e), _) => RateKey::Instance(e.instance.uuid()),
+        (Identity::Instance(e), _) => RateKey::Instance(e.uuid()),
         (_, Peer::Addr(ip)) => RateKey::Peer(ip),
         (_, Peer::Bound(u)) => RateKey::Instance(u),
     };
@@ -338,13 +383,14 @@ struct Ask<'a> {
 
 impl Ask<'_> {
     fn identify(&self) -> Identity {
-        let set = self.state.store.snapshot();
-        identify(
-            &self.state.identity,
-            &set,
-            self.ctx.peer,
-            &self.parts.headers,
-        )
+        self.state.store.with_snapshot(|set| {
+            identify(
+                &self.state.identity,
+                set,
+                self.ctx.peer,
+                &self.parts.headers,
+            )
+        })
     }
 
     /// The answer, tagged.
@@ -374,7 +420,10 @@ fn not_modified(reply: Reply, ec2: bool) -> Response<Full<Bytes>> {
         h.insert(header::ETAG, t.header_value());
     }
     if let Some(ttl) = reply.token_ttl {
-        h.insert(crate::token_headers::TOKEN_TTL[0], HeaderValue::from(ttl));
+        h.insert(
+            crate::token_headers::TOKEN_TTL[0].clone(),
+            HeaderValue::from(ttl),
+        );
     }
     if ec2 {
         h.insert(header::SERVER, HeaderValue::from_static(EC2_SERVER));
@@ -417,7 +466,10 @@ fn to_response(reply: Reply, head: bool, ec2: bool) -> Response<Full<Bytes>> {
         h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     if let Some(ttl) = reply.token_ttl {
-        h.insert(crate::token_headers::TOKEN_TTL[0], HeaderValue::from(ttl));
+        h.insert(
+            crate::token_headers::TOKEN_TTL[0].clone(),
+            HeaderValue::from(ttl),
+        );
     }
     if let Some(t) = reply.etag {
         h.insert(header::ETAG, t.header_value());

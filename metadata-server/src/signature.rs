@@ -5,9 +5,10 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-/// The shared secret, read once from `--proxy-shared-secret-file`.
+/// The shared secret, read once from `--proxy-shared-secret-file`, kept as the
+/// keyed MAC state (the key's two blocks hashed once, not per request).
 #[derive(Clone)]
-pub struct SharedSecret(Vec<u8>);
+pub struct SharedSecret(Hmac<Sha256>);
 
 impl std::fmt::Debug for SharedSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -22,13 +23,14 @@ impl SharedSecret {
         while matches!(b.last(), Some(b'\n' | b'\r')) {
             b.pop();
         }
-        SharedSecret(b)
+        // HMAC accepts keys of any length: this cannot fail.
+        #[allow(clippy::expect_used)]
+        let mac = Hmac::<Sha256>::new_from_slice(&b).expect("hmac takes any key length");
+        SharedSecret(mac)
     }
 
     fn mac(&self) -> Hmac<Sha256> {
-        // HMAC accepts keys of any length: this cannot fail.
-        #[allow(clippy::expect_used)]
-        Hmac::<Sha256>::new_from_slice(&self.0).expect("hmac takes any key length")
+        self.0.clone()
     }
 
     /// The signature a proxy sends for `instance_id` (hex, lowercase).
@@ -40,9 +42,10 @@ impl SharedSecret {
 
     /// Whether `signature` (hex, either case) signs `instance_id`; constant time.
     pub fn verify(&self, instance_id: &str, signature: &str) -> bool {
-        let Ok(sig) = hex::decode(signature.trim()) else {
+        let mut sig = [0u8; 32];
+        if hex::decode_to_slice(signature.trim(), &mut sig).is_err() {
             return false;
-        };
+        }
         let mut mac = self.mac();
         mac.update(instance_id.as_bytes());
         mac.verify_slice(&sig).is_ok()

@@ -6,6 +6,7 @@
 //! notice changes) and "give me every instance" (validated). Both block: call them
 //! off the async runtime.
 
+use crate::store::Document;
 use compute::{Instance, InstanceError};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -50,7 +51,7 @@ pub trait InstanceSource: Send + Sync + 'static {
     /// Cheap probe: equal fingerprints mean nothing changed.
     fn fingerprint(&self) -> Result<Fingerprint, SourceError>;
     /// Every instance, validated; any bad document fails the whole load.
-    fn load(&self) -> Result<Vec<Instance>, SourceError>;
+    fn load(&self) -> Result<Vec<Document>, SourceError>;
 }
 
 /// `--instances FILE|DIR`: a JSON array of documents (or one document), or a folder
@@ -154,11 +155,13 @@ impl InstanceSource for FileSource {
         Ok(out)
     }
 
-    fn load(&self) -> Result<Vec<Instance>, SourceError> {
+    /// Each file's instances become compact documents before the next file is
+    /// read: the parsed form of 100,000 instances never exists at once.
+    fn load(&self) -> Result<Vec<Document>, SourceError> {
         let mut all = Vec::new();
         for p in self.files()? {
             let bytes = read_bounded(&p)?;
-            all.extend(parse_documents(&p, &bytes)?);
+            all.extend(parse_documents(&p, &bytes)?.iter().map(Document::new));
         }
         Ok(all)
     }

@@ -3,6 +3,7 @@
 //! by `main`, read by the HTTP edge ([`crate::server`]), the I/O an answer names
 //! ([`crate::execute`]) and the operator endpoints ([`crate::ops`]).
 
+use crate::accesslog::AccessLog;
 use crate::answer::Responder;
 use crate::events::EventStore;
 use crate::identity::IdentityConfig;
@@ -55,6 +56,8 @@ pub struct State {
     pub vendor: DynamicVendorData,
     pub limiter: Option<RateLimiter>,
     pub metrics: Metrics,
+    /// One line per answered request, written off the request path.
+    pub access_log: AccessLog,
     pub limits: Limits,
     /// IP TTL of the token reply.
     pub token_hop_limit: u32,

@@ -1,34 +1,45 @@
 //! Header names the service reads, in one place: the IMDSv2 token headers in both
 //! the AWS and the Firecracker spellings, and the proxy headers. HTTP header names are
-//! case-insensitive; these are the lowercase forms `http::HeaderMap` looks up.
+//! case-insensitive; these are the lowercase forms, made once (a lookup by a string
+//! would parse and lowercase the name on every request).
+
+use http::HeaderName;
 
 /// Where a client sends its token on later requests (AWS first, then Firecracker).
-pub const TOKEN: [&str; 2] = ["x-aws-ec2-metadata-token", "x-metadata-token"];
+pub const TOKEN: [HeaderName; 2] = [
+    HeaderName::from_static("x-aws-ec2-metadata-token"),
+    HeaderName::from_static("x-metadata-token"),
+];
 
 /// Where a client asks for a token's lifetime on `PUT /latest/api/token`.
-pub const TOKEN_TTL: [&str; 2] = [
-    "x-aws-ec2-metadata-token-ttl-seconds",
-    "x-metadata-token-ttl-seconds",
+pub const TOKEN_TTL: [HeaderName; 2] = [
+    HeaderName::from_static("x-aws-ec2-metadata-token-ttl-seconds"),
+    HeaderName::from_static("x-metadata-token-ttl-seconds"),
 ];
 
 /// The address a proxy forwarded the request for.
-pub const FORWARDED_FOR: &str = "x-forwarded-for";
+pub const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// Neutron metadata proxy headers.
-pub const INSTANCE_ID: &str = "x-instance-id";
-pub const TENANT_ID: &str = "x-tenant-id";
-pub const INSTANCE_ID_SIGNATURE: &str = "x-instance-id-signature";
+pub const INSTANCE_ID: HeaderName = HeaderName::from_static("x-instance-id");
+pub const TENANT_ID: HeaderName = HeaderName::from_static("x-tenant-id");
+pub const INSTANCE_ID_SIGNATURE: HeaderName = HeaderName::from_static("x-instance-id-signature");
+/// All three: a request carrying any of them is a signed one.
+pub const SIGNED: [HeaderName; 3] = [INSTANCE_ID, TENANT_ID, INSTANCE_ID_SIGNATURE];
 
 /// The first of `names` present in `headers`, as text (`None` when absent or not
 /// visible ASCII).
-pub fn first<'a>(headers: &'a http::HeaderMap, names: &[&str]) -> Option<Result<&'a str, ()>> {
+pub fn first<'a>(
+    headers: &'a http::HeaderMap,
+    names: &[HeaderName],
+) -> Option<Result<&'a str, ()>> {
     names
         .iter()
-        .find_map(|n| headers.get(*n))
+        .find_map(|n| headers.get(n))
         .map(|v| v.to_str().map_err(|_| ()))
 }
 
 /// Whether any of `names` is present.
-pub fn any(headers: &http::HeaderMap, names: &[&str]) -> bool {
-    names.iter().any(|n| headers.contains_key(*n))
+pub fn any(headers: &http::HeaderMap, names: &[HeaderName]) -> bool {
+    names.iter().any(|n| headers.contains_key(n))
 }

@@ -59,8 +59,7 @@ impl std::str::FromStr for DynamicTarget {
 }
 
 /// Nova's request body for an instance.
-pub fn request_body(entry: &InstanceEntry) -> Vec<u8> {
-    let i = &entry.instance;
+pub fn request_body(i: &compute::Instance) -> Vec<u8> {
     let doc = i.document();
     let body = json!({
         "project-id": i.project_id(),
@@ -174,7 +173,7 @@ impl DynamicVendorData {
 
     /// `vendor_data2.json` for the instance: static part plus every target's answer.
     pub async fn vendor_data2(&self, entry: &InstanceEntry, static_json: &[u8]) -> Bytes {
-        let uuid = entry.instance.uuid();
+        let uuid = entry.uuid();
         let now = Instant::now();
         if let Some((generation, at, body)) = self
             .cache
@@ -188,7 +187,13 @@ impl DynamicVendorData {
         }
         let static_data: Map<String, Value> =
             serde_json::from_slice(static_json).unwrap_or_default();
-        let body = request_body(entry);
+        let body = match entry.instance() {
+            Ok(i) => request_body(&i),
+            Err(e) => {
+                tracing::error!(instance = %uuid, error = %crate::error_chain(&e), "a stored document no longer parses");
+                Vec::new()
+            }
+        };
         let mut set = tokio::task::JoinSet::new();
         for (i, t) in self.targets.iter().enumerate() {
             let (t, body) = (t.clone(), body.clone());

@@ -80,7 +80,7 @@ fn the_feed_follows_the_state_folders_database() {
         served
             .snapshot()
             .get(&uuid.parse().expect("uuid"))
-            .map(|e| e.instance.name().to_owned())
+            .map(|e| e.instance().expect("parses").name().to_owned())
     };
 
     let mut a = fixture_doc(0);

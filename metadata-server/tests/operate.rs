@@ -154,8 +154,11 @@ fn metrics_and_healthz() {
     ] {
         assert!(m.contains(needle), "{needle} in\n{m}");
     }
+    // The access log is written by a thread of its own, a moment later.
     assert!(
-        server.log().contains("path=/ec2/nope status=404"),
+        eventually(Duration::from_secs(5), || server
+            .log()
+            .contains("path=/ec2/nope status=404")),
         "access log: {}",
         server.log()
     );

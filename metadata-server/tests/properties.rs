@@ -20,7 +20,7 @@ use std::sync::Arc;
 fn responder() -> &'static Responder {
     static R: std::sync::OnceLock<Responder> = std::sync::OnceLock::new();
     R.get_or_init(|| Responder {
-        cache: RenderCache::new(Arc::new(Settings::default()), 16),
+        cache: RenderCache::new(Arc::new(Settings::default()), 16 << 20),
         tokens: TokenAuthority::new([1; 32]),
         token_mode: TokenMode::Optional,
         token_mode_for: Default::default(),

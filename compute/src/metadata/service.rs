@@ -134,6 +134,30 @@ impl MetadataTree {
             .as_ref()
     }
 
+    /// About how many bytes what was built so far holds (listings, file bodies, names
+    /// and entries of every version directory built), for a cache that bounds its
+    /// memory. Bytes shared between versions are counted once per place they appear;
+    /// the instance itself is not counted.
+    pub fn built_bytes(&self) -> usize {
+        fn size(entry: &Entry) -> usize {
+            std::mem::size_of::<Entry>()
+                + match entry {
+                    Entry::Dir(d) => {
+                        std::mem::size_of::<Dir>()
+                            + d.listing.as_ref().map_or(0, |l| l.len())
+                            + d.entries().map(|(n, e)| n.len() + size(e)).sum::<usize>()
+                    }
+                    Entry::File(f) => f.body.len_with_seed(0),
+                    Entry::Password | Entry::Live(_) => 0,
+                }
+        }
+        let versions = self.ec2.iter().map(|(_, c)| c.get());
+        let versions = versions.chain(self.openstack.iter().map(|(_, c)| c.get()));
+        std::mem::size_of::<Self>()
+            + versions.flatten().map(size).sum::<usize>()
+            + self.content.get().and_then(Option::as_ref).map_or(0, size)
+    }
+
     /// Every entry with its path, building whatever was not built yet: for writing the
     /// tree out and for tests.
     pub fn walk(&self) -> Vec<(String, &Entry)> {

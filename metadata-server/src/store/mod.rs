@@ -12,14 +12,17 @@
 //! Every update wakes the requests waiting for a change of the instances it changed
 //! ([`InstanceStore::subscribe`]).
 
+mod document;
 mod set;
 mod signals;
 
+pub use document::Document;
 pub use set::{Change, InstanceSet};
 pub use signals::{Subscription, WaitLimits, WaitRefused};
 
 use compute::Instance;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use uuid::Uuid;
 
@@ -35,14 +38,25 @@ pub enum StoreError {
     },
 }
 
-/// One instance as served: the validated document, its generation (bumped
-/// whenever the document changes, which invalidates its rendered tree) and, from a
-/// database, the password its guest posted.
+/// One instance as served: the validated document (compact), its generation
+/// (bumped whenever the document changes, which invalidates its rendered tree) and,
+/// from a database, the password its guest posted.
 #[derive(Debug)]
 pub struct InstanceEntry {
-    pub instance: Instance,
+    pub document: Document,
     pub generation: u64,
     pub password: Option<bytes::Bytes>,
+}
+
+impl InstanceEntry {
+    pub fn uuid(&self) -> Uuid {
+        self.document.uuid()
+    }
+
+    /// The instance, parsed again from the stored document (for rendering).
+    pub fn instance(&self) -> Result<Instance, compute::InstanceError> {
+        self.document.instance()
+    }
 }
 
 /// An IPv4 caller reaching a dual-stack socket shows as `::ffff:a.b.c.d`: use the v4 form.
@@ -53,9 +67,22 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
+static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// This thread's copy of a store's set: (store id, version, set).
+    static THREAD_SET: std::cell::RefCell<Option<(u64, u64, Arc<InstanceSet>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// The current set, shared by every connection, and the waiters on its instances.
 pub struct InstanceStore {
     current: RwLock<Arc<InstanceSet>>,
+    /// Bumped after every swap: a thread's cached copy of `current` is good while
+    /// this has not moved (see [`InstanceStore::with_snapshot`]).
+    version: AtomicU64,
+    /// Tells this store's cached copies from another's.
+    id: u64,
     /// Held while an update computes the next set from the current one.
     writer: Mutex<()>,
     signals: signals::Signals,
@@ -71,6 +98,8 @@ impl InstanceStore {
     pub fn new(set: InstanceSet, limits: WaitLimits) -> Self {
         InstanceStore {
             current: RwLock::new(Arc::new(set)),
+            version: AtomicU64::new(0),
+            id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
             writer: Mutex::new(()),
             signals: signals::Signals::new(limits),
         }
@@ -89,6 +118,29 @@ impl InstanceStore {
             Ok(mut g) => *g = new,
             Err(poisoned) => *poisoned.into_inner() = new,
         }
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    /// `f` on the set served now, without taking the lock or touching the set's
+    /// reference count when this thread's copy is current: every request reads the
+    /// set, and on several cores the lock word and the count are lines they would
+    /// all write. A thread keeps its copy (so an old set lives on, structurally
+    /// shared with the new one, until that thread next asks). `f` must not call
+    /// this again.
+    pub fn with_snapshot<R>(&self, f: impl FnOnce(&InstanceSet) -> R) -> R {
+        let version = self.version.load(Ordering::Acquire);
+        THREAD_SET.with(|cell| {
+            let mut cached = cell.borrow_mut();
+            match &*cached {
+                Some((id, v, set)) if *id == self.id && *v == version => f(set),
+                _ => {
+                    let set = self.snapshot();
+                    let out = f(&set);
+                    *cached = Some((self.id, version, set));
+                    out
+                }
+            }
+        })
     }
 
     fn write_lock(&self) -> MutexGuard<'_, ()> {
@@ -96,7 +148,10 @@ impl InstanceStore {
     }
 
     /// Replaces the set with one built from `instances`; on error the old set stays.
-    pub fn replace(&self, instances: Vec<Instance>) -> Result<usize, StoreError> {
+    pub fn replace<D: Into<Document>>(
+        &self,
+        instances: impl IntoIterator<Item = D>,
+    ) -> Result<usize, StoreError> {
         let _writing = self.write_lock();
         let old = self.snapshot();
         let new = Arc::new(InstanceSet::build(instances, Some(&old))?);

@@ -10,9 +10,8 @@
 //! refuse the database's word: an address two instances claim at once answers for
 //! neither (logged) until one of them lets it go.
 
-use super::{canonical_ip, InstanceEntry, StoreError};
+use super::{canonical_ip, Document, InstanceEntry, StoreError};
 use bytes::Bytes;
-use compute::Instance;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
@@ -114,7 +113,7 @@ impl<K: ShardKey, V: Clone> Sharded<K, V> {
 pub enum Change {
     /// The instance as it is now, with the password its guest posted (if any).
     Upsert {
-        instance: Box<Instance>,
+        document: Document,
         password: Option<Bytes>,
     },
     Delete(Uuid),
@@ -124,18 +123,6 @@ static GENERATION: AtomicU64 = AtomicU64::new(1);
 
 fn next_generation() -> u64 {
     GENERATION.fetch_add(1, Ordering::Relaxed)
-}
-
-/// The link-local addresses a kernel derives from the instance's MACs.
-fn link_locals(instance: &Instance) -> Vec<Ipv6Addr> {
-    instance
-        .network()
-        .into_iter()
-        .flat_map(|n| n.links.iter())
-        .filter_map(|l| l.ethernet_mac_address.as_deref())
-        .filter_map(|m| m.parse::<compute::mac::MacAddr>().ok())
-        .map(|mac| mac.eui64_link_local())
-        .collect()
 }
 
 /// `uuid` claims `key`; returns the other claimants when it becomes shared.
@@ -197,14 +184,15 @@ pub struct InstanceSet {
 impl InstanceSet {
     /// Builds a set, reusing entries (and so generations) of `previous` whose
     /// documents are unchanged. Refuses duplicate uuids and shared fixed IPs.
-    pub fn build(
-        instances: Vec<Instance>,
+    pub fn build<D: Into<Document>>(
+        instances: impl IntoIterator<Item = D>,
         previous: Option<&InstanceSet>,
     ) -> Result<Self, StoreError> {
         let mut set = InstanceSet::default();
-        for instance in instances {
-            let uuid = instance.uuid();
-            for ip in instance.fixed_ips() {
+        for document in instances {
+            let document: Document = document.into();
+            let uuid = document.uuid();
+            for &ip in document.fixed_ips() {
                 if let Some(shared) = claim(&mut set.by_ip, ip, uuid) {
                     return Err(StoreError::DuplicateIp {
                         ip,
@@ -213,13 +201,13 @@ impl InstanceSet {
                     });
                 }
             }
-            for ll in link_locals(&instance) {
+            for &ll in document.link_locals() {
                 claim(&mut set.by_link_local, ll, uuid);
             }
             let entry = match previous.and_then(|p| p.get(&uuid)) {
-                Some(old) if old.instance == instance => old.clone(),
+                Some(old) if old.document == document => old.clone(),
                 _ => Arc::new(InstanceEntry {
-                    instance,
+                    document,
                     generation: next_generation(),
                     password: None,
                 }),
@@ -240,13 +228,13 @@ impl InstanceSet {
         let mut changed = Vec::with_capacity(changes.len());
         for change in changes {
             let uuid = match &change {
-                Change::Upsert { instance, .. } => instance.uuid(),
+                Change::Upsert { document, .. } => document.uuid(),
                 Change::Delete(u) => *u,
             };
             let old = set.by_uuid.get(&uuid).cloned();
             let (old_ips, old_lls) = match &old {
-                Some(e) => (e.instance.fixed_ips(), link_locals(&e.instance)),
-                None => (Vec::new(), Vec::new()),
+                Some(e) => (e.document.fixed_ips(), e.document.link_locals()),
+                None => (&[][..], &[][..]),
             };
             match change {
                 Change::Delete(_) => {
@@ -255,37 +243,36 @@ impl InstanceSet {
                     }
                     set.by_uuid.remove(&uuid);
                     set.len -= 1;
-                    for ip in &old_ips {
+                    for ip in old_ips {
                         release(&mut set.by_ip, ip, uuid);
                     }
-                    for ll in &old_lls {
+                    for ll in old_lls {
                         release(&mut set.by_link_local, ll, uuid);
                     }
                 }
-                Change::Upsert { instance, password } => {
-                    let instance = *instance;
+                Change::Upsert { document, password } => {
                     let generation = match &old {
-                        Some(e) if e.instance == instance && e.password == password => continue,
-                        Some(e) if e.instance == instance => e.generation,
+                        Some(e) if e.document == document && e.password == password => continue,
+                        Some(e) if e.document == document => e.generation,
                         _ => next_generation(),
                     };
-                    let (ips, lls) = (instance.fixed_ips(), link_locals(&instance));
+                    let (ips, lls) = (document.fixed_ips(), document.link_locals());
                     for ip in old_ips.iter().filter(|ip| !ips.contains(ip)) {
                         release(&mut set.by_ip, ip, uuid);
                     }
                     for ll in old_lls.iter().filter(|ll| !lls.contains(ll)) {
                         release(&mut set.by_link_local, ll, uuid);
                     }
-                    for ip in ips {
+                    for &ip in ips {
                         if let Some(all) = claim(&mut set.by_ip, ip, uuid) {
                             tracing::error!(%ip, instances = ?all, "a fixed IP belongs to several instances; it identifies none of them until only one has it");
                         }
                     }
-                    for ll in lls {
+                    for &ll in lls {
                         claim(&mut set.by_link_local, ll, uuid);
                     }
                     let entry = Arc::new(InstanceEntry {
-                        instance,
+                        document,
                         generation,
                         password,
                     });
@@ -334,6 +321,7 @@ impl InstanceSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use compute::Instance;
 
     fn instance(uuid: u128, ip: &str, name: &str) -> Instance {
         let doc = format!(
@@ -348,14 +336,14 @@ mod tests {
 
     fn up(uuid: u128, ip: &str, name: &str) -> Change {
         Change::Upsert {
-            instance: Box::new(instance(uuid, ip, name)),
+            document: instance(uuid, ip, name).into(),
             password: None,
         }
     }
 
     fn who(set: &InstanceSet, ip: &str) -> Option<u128> {
         set.by_ip(&ip.parse().expect("ip"))
-            .map(|e| e.instance.uuid().as_u128())
+            .map(|e| e.uuid().as_u128())
     }
 
     #[test]
@@ -371,7 +359,7 @@ mod tests {
         assert_eq!(who(&two, "10.0.0.1"), Some(1));
         let name = |s: &InstanceSet| {
             s.get(&Uuid::from_u128(1))
-                .map(|e| e.instance.name().to_owned())
+                .map(|e| e.instance().expect("parses").name().to_owned())
         };
         assert_eq!(name(&two).as_deref(), Some("renamed"));
     }
@@ -406,7 +394,7 @@ mod tests {
         assert_eq!(who(&one, "10.0.0.3"), Some(3), "the old set is untouched");
 
         let (three, _) = two.apply(vec![Change::Upsert {
-            instance: Box::new(instance(1, "10.0.0.1", "a")),
+            document: instance(1, "10.0.0.1", "a").into(),
             password: Some(Bytes::from_static(b"pw")),
         }]);
         assert_eq!(
