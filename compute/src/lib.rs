@@ -12,6 +12,7 @@
 //! HTTP (hyper) either: `compute-flags`, `compute-store`, `compute-host` and the
 //! binaries above bring them.
 
+pub mod error_chain;
 pub mod flavor;
 pub mod instance;
 pub mod keypair;
@@ -25,5 +26,6 @@ pub mod placement;
 pub mod pyjson;
 pub mod quota;
 
+pub use error_chain::error_chain;
 pub use instance::{Instance, InstanceDocument, InstanceError};
 pub use metadata::{render_drive, render_service, MetadataTree, Settings};

@@ -105,25 +105,7 @@ impl Report {
     }
 }
 
-/// An error and its causes on one line, `outer: inner: ...`: the one way the agent
-/// prints an error, in the report and on stderr. Our errors never quote their cause;
-/// a layer from another crate that does (its text already ends the line) is not
-/// printed twice.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut above = out.clone();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !above.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        above = text;
-        cause = c.source();
-    }
-    out
-}
+pub use compute::error_chain;
 
 #[cfg(test)]
 mod tests {

@@ -36,15 +36,4 @@ pub mod vendordata;
 pub mod wait;
 pub mod workers;
 
-/// An error and its causes, `: `-separated, for a log line (messages leave their
-/// cause out; this is where the chain is printed once).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
-}
+pub use compute::error_chain;

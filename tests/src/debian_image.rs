@@ -186,15 +186,7 @@ pub fn image() -> Result<DebianImage, String> {
         .clone()
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        s.push_str(&format!(": {c}"));
-        cause = c.source();
-    }
-    s
-}
+use compute::error_chain;
 
 /// The image under `root`, built there first when missing.
 pub fn cached(root: &Path) -> Result<DebianImage, ImageError> {

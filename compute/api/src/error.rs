@@ -80,7 +80,7 @@ impl ApiError {
                 ApiError::Conflict(format!("More than one {kind} is named {key}: use its id."))
             }
             StoreError::Unavailable { .. } => {
-                tracing::warn!(error = %chain(&err), "database unavailable");
+                tracing::warn!(error = %::compute::error_chain(&err), "database unavailable");
                 ApiError::Unavailable
             }
             other => ApiError::Internal(Box::new(other)),
@@ -127,18 +127,6 @@ fn capitalised(kind: &str) -> String {
         Some(f) => f.to_uppercase().chain(c).collect(),
         None => String::new(),
     }
-}
-
-/// An error and its causes on one line, for the log.
-pub fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut cause = err.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }
 
 impl From<StoreError> for ApiError {

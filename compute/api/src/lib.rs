@@ -285,7 +285,7 @@ impl Api {
             Err(e) => e.status(),
         };
         if let Err(ApiError::Internal(cause)) = &outcome {
-            tracing::error!(%request_id, error = %error::chain(cause.as_ref()), "request failed");
+            tracing::error!(%request_id, error = %::compute::error_chain(cause.as_ref()), "request failed");
         }
         tracing::info!(
             target: "access",

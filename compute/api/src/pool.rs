@@ -68,7 +68,7 @@ impl StorePool {
             let mut store = match pool.take() {
                 Some(s) => s,
                 None => pool.open().map_err(|e| {
-                    tracing::warn!(error = %crate::error::chain(&e), "cannot open the store");
+                    tracing::warn!(error = %::compute::error_chain(&e), "cannot open the store");
                     ApiError::Unavailable
                 })?,
             };

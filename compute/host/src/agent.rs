@@ -23,6 +23,7 @@
 //! OpenStack API) runs [`run_local`], the same loop on the folder's SQLite queue.
 
 use crate::driver::{DriverError, Host, HostConfig, Networking};
+use compute::error_chain;
 use compute_store::{
     Location, PgHostLease, PgStore, PgWorkWatch, Store, StoreError, Work, WorkAction, WorkOutcome,
     CONSOLE_OUTPUT_LIMIT,
@@ -129,18 +130,6 @@ fn pause(stop: &AtomicBool, d: Duration) {
     }
 }
 
-/// An error and its causes on one line.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut cause = err.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
-}
-
 /// Runs the agent until `stop` is set (then returns `Ok`), or until it cannot go
 /// on: it could not start, or another agent took its lease.
 pub fn run(config: AgentConfig, stop: &AtomicBool) -> Result<(), AgentError> {
@@ -214,7 +203,7 @@ pub fn run(config: AgentConfig, stop: &AtomicBool) -> Result<(), AgentError> {
             Ok(None) => loop_state.backoff.reset(),
             Err(e) => {
                 let wait = loop_state.backoff.failed();
-                tracing::warn!(error = chain(&e), retry_in = ?wait, "cannot read the work queue");
+                tracing::warn!(error = error_chain(&e), retry_in = ?wait, "cannot read the work queue");
                 pause(stop, wait);
                 continue;
             }
@@ -222,7 +211,7 @@ pub fn run(config: AgentConfig, stop: &AtomicBool) -> Result<(), AgentError> {
         if loop_state.last_reconcile.elapsed() >= config.reconcile {
             loop_state.last_reconcile = Instant::now();
             if let Err(e) = host.reconcile() {
-                tracing::warn!(error = chain(&e), "reconciliation failed");
+                tracing::warn!(error = error_chain(&e), "reconciliation failed");
             }
         }
         // Wait for work, in slices short enough to notice `stop` soon.
@@ -241,7 +230,7 @@ pub fn run(config: AgentConfig, stop: &AtomicBool) -> Result<(), AgentError> {
                 Ok(false) => {}
                 Err(e) => {
                     let wait = loop_state.backoff.failed();
-                    tracing::warn!(error = chain(&e), retry_in = ?wait, "cannot listen for work");
+                    tracing::warn!(error = error_chain(&e), retry_in = ?wait, "cannot listen for work");
                     pause(stop, wait);
                     break;
                 }
@@ -252,7 +241,7 @@ pub fn run(config: AgentConfig, stop: &AtomicBool) -> Result<(), AgentError> {
     let _ = beat.join();
     match &result {
         Ok(()) => tracing::info!(host = name, "host agent stopped; its guests keep running"),
-        Err(e) => tracing::error!(host = name, error = chain(e), "host agent stops"),
+        Err(e) => tracing::error!(host = name, error = error_chain(e), "host agent stops"),
     }
     result
 }
@@ -292,7 +281,7 @@ fn heartbeats(
             Err(e) => {
                 failing = true;
                 let wait = backoff.failed();
-                tracing::warn!(host = lease.host(), error = chain(&e), retry_in = ?wait, "heartbeat failed");
+                tracing::warn!(host = lease.host(), error = error_chain(&e), retry_in = ?wait, "heartbeat failed");
                 next = Instant::now() + wait;
             }
         }
@@ -324,7 +313,7 @@ impl Loop {
             let outcome = match execute(host, &work) {
                 Ok(None) => WorkOutcome::Done,
                 Ok(Some(output)) => WorkOutcome::Output(output),
-                Err(e) => WorkOutcome::Failed(chain(&e)),
+                Err(e) => WorkOutcome::Failed(error_chain(&e)),
             };
             let ms = started.elapsed().as_millis() as u64;
             match &outcome {
@@ -339,13 +328,13 @@ impl Loop {
                 Ok(()) => return,
                 Err(e @ StoreError::WorkNotRunning { .. }) => {
                     let _e = span.enter();
-                    tracing::warn!(error = chain(&e), "outcome not recorded");
+                    tracing::warn!(error = error_chain(&e), "outcome not recorded");
                     return;
                 }
                 Err(e) => {
                     let wait = backoff.failed();
                     let _e = span.enter();
-                    tracing::warn!(error = chain(&e), retry_in = ?wait, "cannot record the outcome yet");
+                    tracing::warn!(error = error_chain(&e), retry_in = ?wait, "cannot record the outcome yet");
                     if stop.load(Ordering::SeqCst) {
                         tracing::warn!(
                             host = self.name,
@@ -411,7 +400,7 @@ pub fn run_local(
             .spawn(move || {
                 while !done.load(Ordering::SeqCst) {
                     if let Err(e) = beat.heartbeat(&name) {
-                        tracing::warn!(host = name, error = chain(&e), "heartbeat failed");
+                        tracing::warn!(host = name, error = error_chain(&e), "heartbeat failed");
                     }
                     pause(&done, LOCAL_HEARTBEAT);
                 }
@@ -423,7 +412,7 @@ pub fn run_local(
     match host.store().requeue_running(&name) {
         Ok(n) if n > 0 => tracing::warn!(host = name, count = n, "unfinished work queued again"),
         Ok(_) => {}
-        Err(e) => tracing::warn!(error = chain(&e), "cannot requeue unfinished work"),
+        Err(e) => tracing::warn!(error = error_chain(&e), "cannot requeue unfinished work"),
     }
     tracing::info!(host = name, "local agent started");
     let mut state = Loop {
@@ -441,7 +430,7 @@ pub fn run_local(
             Ok(None) => state.backoff.reset(),
             Err(e) => {
                 let wait = state.backoff.failed();
-                tracing::warn!(error = chain(&e), retry_in = ?wait, "cannot read the work queue");
+                tracing::warn!(error = error_chain(&e), retry_in = ?wait, "cannot read the work queue");
                 pause(stop, wait);
                 continue;
             }

@@ -138,16 +138,7 @@ fn walks_are_bounded() {
     assert!(matches!(m.tree(&flat), Err(MediaError::TooDeep(0))));
 }
 
-/// The error and its causes, as a binary prints them.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out = format!("{out}: {c}");
-        cause = c.source();
-    }
-    out
-}
+use crate::error_chain as chain;
 
 #[test]
 fn a_truncated_iso_names_the_truncation() {

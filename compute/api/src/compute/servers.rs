@@ -62,7 +62,7 @@ pub fn driver_error(err: DriverError, action: &str, uuid: &str) -> ApiError {
         }
         DriverError::Invalid(m) => ApiError::BadRequest(m),
         DriverError::Store(StoreError::DocumentRefused { problem, .. }) => {
-            ApiError::BadRequest(crate::error::chain(problem.as_ref()))
+            ApiError::BadRequest(::compute::error_chain(problem.as_ref()))
         }
         DriverError::Store(StoreError::Placement(p)) => {
             ApiError::Conflict(format!("No valid host was found. {p}"))

@@ -69,7 +69,7 @@ pub async fn handle(
         Err(e) => e.status(),
     };
     if let Err(ApiError::Internal(cause)) = &outcome {
-        tracing::error!(%request_id, error = %crate::error::chain(cause.as_ref()), "upload failed");
+        tracing::error!(%request_id, error = %::compute::error_chain(cause.as_ref()), "upload failed");
     }
     tracing::info!(target: "access", service = "image", method = "PUT",
         path = %parts.uri.path(), status = status.as_u16(),
@@ -171,7 +171,7 @@ fn kill(api: &Api, mut rec: ImageRecord, part: &std::path::Path) {
     rec.status = Status::Killed;
     rec.updated_at = compute_host::driver::now();
     if let Err(e) = records::save(&api.state_dir, &rec) {
-        tracing::warn!(image = rec.id, error = %crate::error::chain(&e), "cannot record the killed image");
+        tracing::warn!(image = rec.id, error = %::compute::error_chain(&e), "cannot record the killed image");
     }
     tracing::info!(image = rec.id, "upload failed: image killed");
 }
@@ -319,7 +319,7 @@ fn import(
         Ok(image) => Ok(image.format),
         Err(compute_host::driver::DriverError::Img(e)) => Err(ApiError::BadRequest(format!(
             "The image data is not a disk image qemu-img can read ({}): the image is killed.",
-            crate::error::chain(&e)
+            ::compute::error_chain(&e)
         ))),
         Err(compute_host::driver::DriverError::Store(e)) => Err(e.into()),
         Err(e) => Err(ApiError::Internal(Box::new(e))),

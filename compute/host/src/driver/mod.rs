@@ -26,6 +26,7 @@ use crate::qemu::img::ImgError;
 use crate::qemu::process::{self, ProcessError};
 use crate::qemu::qmp::{Qmp, QmpError};
 use crate::qemu::{Accel, QemuCommand};
+use compute::error_chain;
 use compute::lifecycle::{Action, LifecycleError, State};
 use compute::Settings;
 use compute_io::tool;
@@ -591,7 +592,7 @@ impl Host {
     ) -> Result<(), DriverError> {
         let fault = Fault {
             code: 500,
-            message: chain(err),
+            message: error_chain(err),
         };
         self.store
             .set_state(uuid, state, FaultChange::Set(&fault), &now())?;
@@ -665,19 +666,6 @@ impl Host {
     }
 }
 
-/// An error and its causes on one line, as the binaries print them: a fault must
-/// say why, and the why is often a cause (an I/O error under "cannot write ...").
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut cause = err.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
-}
-
 /// A state the store now holds, as an event in the action's span, which names the
 /// instance (the fault, if any, is in the store).
 fn log_state(action: Action, state: State, what: &'static str) {
@@ -709,14 +697,14 @@ mod tests {
             source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
         });
         assert_eq!(
-            chain(&err),
+            error_chain(&err),
             "cannot lock /state/locks/x.lock: permission denied"
         );
         let err = DriverError::from(bridge::BridgeError::from(
             compute_io::netlink::NetlinkError::NoSuchLink("cbr0".into()),
         ));
         assert_eq!(
-            chain(&err),
+            error_chain(&err),
             "bridge networking failed (it needs root): interface cbr0 does not exist"
         );
     }
