@@ -72,13 +72,18 @@ impl ShardKey for Ipv6Addr {
     }
 }
 
+/// The maps' hasher: fast, seeded at random per process. Only the store inserts
+/// keys (uuids and addresses the cloud assigned); a request can only look one up,
+/// so no caller can pile keys into one bucket.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// A map split into [`SHARDS`] copy-on-write parts.
 #[derive(Debug, Clone)]
-struct Sharded<K, V>(Box<[Arc<HashMap<K, V>>]>);
+struct Sharded<K, V>(Box<[Arc<Map<K, V>>]>);
 
 impl<K: ShardKey, V: Clone> Default for Sharded<K, V> {
     fn default() -> Self {
-        Sharded((0..SHARDS).map(|_| Arc::new(HashMap::new())).collect())
+        Sharded((0..SHARDS).map(|_| Arc::new(Map::default())).collect())
     }
 }
 
@@ -88,7 +93,7 @@ impl<K: ShardKey, V: Clone> Sharded<K, V> {
     }
 
     /// The shard of `k`, copied first if another set still shares it.
-    fn shard_mut(&mut self, k: &K) -> &mut HashMap<K, V> {
+    fn shard_mut(&mut self, k: &K) -> &mut Map<K, V> {
         Arc::make_mut(&mut self.0[k.shard()])
     }
 
