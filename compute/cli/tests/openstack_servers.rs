@@ -6,8 +6,9 @@
 //! a tick and, when it changed, the `meta` the metadata service shows it; so its
 //! console says what the guest learned from the drive and from the service.
 //!
-//! One guest serves the whole `openstack` walk (the newest client from PyPI, and
-//! Debian's for the verbs its version has); openstacksdk then does its own
+//! The newest `openstack` from PyPI walks the whole list on one guest, then Debian's
+//! (an older python-openstackclient) walks it again on another; openstacksdk then
+//! does its own
 //! create / wait / get_password / delete cycle, and `get_password` must return
 //! what that guest posted.
 
@@ -132,6 +133,248 @@ impl Walk<'_> {
         }
     }
 
+    /// The guest's kernel, ramdisk and disk through the Image API, as Glance takes a
+    /// direct-kernel image (kernel_id, ramdisk_id, os_command_line), the disk named
+    /// `name`; checks what `image show` and `image list` say. The disk image's id.
+    fn upload_guest(&self, name: &str, kernel: &Path, initramfs: &Path, disk: &Path) -> String {
+        let s = |p: &Path| p.to_str().expect("utf-8").to_owned();
+        let part = |format: &str, file: &Path, suffix: &str| -> String {
+            let made = self.json(&[
+                "image",
+                "create",
+                "--disk-format",
+                format,
+                "--container-format",
+                format,
+                "--file",
+                &s(file),
+                &format!("{name}-{suffix}"),
+            ]);
+            made["id"].as_str().expect("id").to_owned()
+        };
+        let kernel_id = part("aki", kernel, "kernel");
+        let ramdisk_id = part("ari", initramfs, "ramdisk");
+        let made = self.json(&[
+            "image",
+            "create",
+            "--disk-format",
+            "qcow2",
+            "--file",
+            &s(disk),
+            "--property",
+            &format!("kernel_id={kernel_id}"),
+            "--property",
+            &format!("ramdisk_id={ramdisk_id}"),
+            "--property",
+            "os_command_line=console=ttyS0 quiet panic=-1",
+            name,
+        ]);
+        // Older clients print the image as created, before its upload (as they do
+        // against Glance); newer ones show it again after.
+        assert!(
+            made["status"] == "active" || self.client.name == "debian",
+            "{made}"
+        );
+        let image_id = made["id"].as_str().expect("id").to_owned();
+        let shown = self.json(&["image", "show", name]);
+        assert_eq!(shown["status"], "active", "{shown}");
+        assert_eq!(shown["id"], image_id.as_str());
+        assert_eq!(shown["disk_format"], "qcow2");
+        assert_eq!(shown["checksum"], md5_hex(disk), "{shown}");
+        let bytes = std::fs::read(disk).expect("disk");
+        let sha512 = hex::encode(<sha2::Sha512 as sha2::Digest>::digest(&bytes));
+        // Newer clients fold the hash into `properties`.
+        let hash = shown
+            .get("os_hash_value")
+            .or_else(|| shown["properties"].get("os_hash_value"));
+        assert_eq!(
+            hash.and_then(Value::as_str),
+            Some(sha512.as_str()),
+            "{shown}"
+        );
+        assert!(shown.to_string().contains(&kernel_id), "{shown}");
+        let listed = self.json(&["image", "list"]);
+        assert!(listed.to_string().contains(&image_id), "{listed}");
+        // The same image as `compute image-import` makes: the command line sees it.
+        let cli: Value =
+            serde_json::from_str(&self.d.ok(&["image-show", &image_id, "--format", "json"]))
+                .expect("json");
+        assert_eq!(
+            (cli["has_kernel"].as_bool(), cli["has_ramdisk"].as_bool()),
+            (Some(true), Some(true))
+        );
+        // Private to the project: bob does not see it.
+        assert!(!self
+            .client
+            .json(&self.clouds, "bob", &["image", "list"])
+            .to_string()
+            .contains(&image_id));
+        image_id
+    }
+
+    /// `server create` with everything OSC sends (key `key`, made here; user data; a
+    /// property; a config drive), then waits for the guest's boot: it read its drive
+    /// and the metadata service, and posted a password. The server's id.
+    fn create_guest(&self, name: &str, image: &str, key: &str) -> String {
+        let s = |p: &Path| p.to_str().expect("utf-8").to_owned();
+        let dir = self.d.dir.path();
+        let public = ssh_public_key(dir, &format!("{key}-guest"));
+        self.json(&["keypair", "create", "--public-key", &s(&public), key]);
+        let user_data = dir.join(format!("{name}-user-data"));
+        std::fs::write(&user_data, "hello-from-user-data\n").expect("user data");
+        let made = self.json(&[
+            "server",
+            "create",
+            "--image",
+            image,
+            "--flavor",
+            "m1.tiny",
+            "--key-name",
+            key,
+            "--user-data",
+            &s(&user_data),
+            "--property",
+            "role=web",
+            "--config-drive",
+            "True",
+            "--wait",
+            name,
+        ]);
+        assert_eq!(made["status"], "ACTIVE", "{made}");
+        let id = made["id"].as_str().expect("id").to_owned();
+        assert_eq!(made["key_name"], key);
+        assert!(made["properties"].to_string().contains("web"), "{made}");
+        let listed = self.json(&["server", "list"]);
+        assert!(listed.to_string().contains(name), "{listed}");
+        assert_eq!(self.show(&id)["status"], "ACTIVE");
+        let boot = self.wait_console(&id, "GUEST-BOOT", 1);
+        assert!(
+            boot.contains(&format!("\"uuid\": \"{id}\"")),
+            "the drive's uuid:\n{boot}"
+        );
+        assert!(
+            boot.contains("GUEST-USERDATA hello-from-user-data"),
+            "{boot}"
+        );
+        assert!(boot.contains("role"), "the service's meta:\n{boot}");
+        let posted = boot
+            .lines()
+            .find_map(|l| l.strip_prefix("GUEST-POSTED "))
+            .expect("the guest posted a password")
+            .to_owned();
+        assert!(
+            posted.contains(" 200") || posted.contains(" 20"),
+            "{posted}"
+        );
+        id
+    }
+
+    /// `server set` and `unset --property` reach the metadata service: the guest sees
+    /// the property come and go.
+    fn metadata_round(&self, id: &str) {
+        self.ok(&["server", "set", "--property", "tier=gold", id]);
+        self.wait_console(id, "gold", 1);
+        self.ok(&["server", "unset", "--property", "tier", id]);
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let c = self.console(id);
+            let last_meta = c
+                .lines()
+                .rev()
+                .find(|l| l.starts_with("GUEST-META"))
+                .unwrap_or("");
+            if !last_meta.contains("gold") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the guest still sees tier: {last_meta}"
+            );
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    }
+
+    /// Power: stop (a second stop is refused with 409), start (a new boot), hard
+    /// reboot (another), pause (the guest stops ticking), unpause, suspend, resume
+    /// (it ticks on, its boot kept).
+    fn power_round(&self, id: &str) {
+        self.ok(&["server", "stop", id]);
+        self.wait_status(id, "SHUTOFF");
+        let err = self
+            .client
+            .fails(&self.clouds, "alice", &["server", "stop", id]);
+        assert!(
+            err.contains("409") || err.contains("Cannot 'stop'"),
+            "{err}"
+        );
+        self.ok(&["server", "start", id]);
+        self.wait_status(id, "ACTIVE");
+        self.wait_console(id, "GUEST-BOOT", 2);
+        self.ok(&["server", "reboot", "--hard", "--wait", id]);
+        assert_eq!(self.show(id)["status"], "ACTIVE");
+        self.wait_console(id, "GUEST-BOOT", 3);
+        self.ok(&["server", "pause", id]);
+        let paused = self.wait_status(id, "PAUSED");
+        // OSC shows the power state by name (3 is Nova's PAUSED).
+        let power = paused["OS-EXT-STS:power_state"].to_string().to_lowercase();
+        assert!(power.contains("paused") || power == "3", "{paused}");
+        let tick = self.last_tick(id);
+        std::thread::sleep(Duration::from_secs(4));
+        assert!(
+            self.last_tick(id) <= tick + 1,
+            "a paused guest does not tick"
+        );
+        self.ok(&["server", "unpause", id]);
+        self.wait_status(id, "ACTIVE");
+        self.ok(&["server", "suspend", id]);
+        self.wait_status(id, "SUSPENDED");
+        self.ok(&["server", "resume", id]);
+        self.wait_status(id, "ACTIVE");
+        let after = self.last_tick(id);
+        let deadline = Instant::now() + PATIENCE;
+        while self.last_tick(id) <= after {
+            assert!(Instant::now() < deadline, "the resumed guest ticks on");
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        assert_eq!(
+            self.console(id).matches("GUEST-BOOT").count(),
+            3,
+            "pause and suspend keep the guest's boot"
+        );
+    }
+
+    /// A snapshot, a rebuild from `image` (a new boot), the image in use refused
+    /// (409), the snapshot deleted, then the server deleted.
+    fn snapshot_rebuild_delete(&self, id: &str, image: &str, image_id: &str) {
+        let snap_name = format!("{image}-snap");
+        let snap = self.json(&[
+            "server", "image", "create", "--name", &snap_name, "--wait", id,
+        ]);
+        assert_eq!(snap["status"], "active", "{snap}");
+        let snap_id = snap["id"].as_str().expect("id").to_owned();
+        // OSC prints the server as the rebuild answered it (REBUILD), after waiting.
+        let rebuilt = self.json(&["server", "rebuild", "--image", image, "--wait", id]);
+        assert_eq!(rebuilt["id"], id, "{rebuilt}");
+        assert_eq!(self.show(id)["status"], "ACTIVE");
+        self.wait_console(id, "GUEST-BOOT", 1);
+        let err = self
+            .client
+            .fails(&self.clouds, "alice", &["image", "delete", image_id]);
+        assert!(
+            err.contains("409") || err.contains("in use") || err.contains("Failed"),
+            "{err}"
+        );
+        self.ok(&["image", "delete", &snap_id]);
+        self.ok(&["server", "delete", "--wait", id]);
+        let err = self
+            .client
+            .fails(&self.clouds, "alice", &["server", "show", id]);
+        assert!(
+            err.to_lowercase().contains("no server") || err.contains("404"),
+            "{err}"
+        );
+    }
+
     fn last_tick(&self, id: &str) -> u64 {
         self.console(id)
             .lines()
@@ -213,81 +456,10 @@ fn openstack_and_openstacksdk_drive_a_real_guest() {
         client: &pypi,
     };
 
-    // The guest's kernel, ramdisk and disk through the Image API, as Glance takes
-    // a direct-kernel image (kernel_id, ramdisk_id, os_command_line).
-    let kernel_img = w.json(&[
-        "image",
-        "create",
-        "--disk-format",
-        "aki",
-        "--container-format",
-        "aki",
-        "--file",
-        &s(&kernel),
-        "guest-kernel",
-    ]);
-    let ramdisk_img = w.json(&[
-        "image",
-        "create",
-        "--disk-format",
-        "ari",
-        "--container-format",
-        "ari",
-        "--file",
-        &s(&initramfs),
-        "guest-ramdisk",
-    ]);
-    let kernel_id = kernel_img["id"].as_str().expect("id").to_owned();
-    let ramdisk_id = ramdisk_img["id"].as_str().expect("id").to_owned();
-    let made = w.json(&[
-        "image",
-        "create",
-        "--disk-format",
-        "qcow2",
-        "--file",
-        &s(&disk),
-        "--property",
-        &format!("kernel_id={kernel_id}"),
-        "--property",
-        &format!("ramdisk_id={ramdisk_id}"),
-        "--property",
-        "os_command_line=console=ttyS0 quiet panic=-1",
-        "guest",
-    ]);
-    assert_eq!(made["status"], "active", "{made}");
-    let image_id = made["id"].as_str().expect("id").to_owned();
-    let shown = w.json(&["image", "show", "guest"]);
-    assert_eq!(shown["id"], image_id.as_str());
-    assert_eq!(shown["disk_format"], "qcow2");
-    assert_eq!(shown["checksum"], md5_hex(&disk), "{shown}");
-    let bytes = std::fs::read(&disk).expect("disk");
-    let sha512 = hex::encode(<sha2::Sha512 as sha2::Digest>::digest(&bytes));
-    // Newer clients fold the hash into `properties`.
-    let hash = shown
-        .get("os_hash_value")
-        .or_else(|| shown["properties"].get("os_hash_value"));
-    assert_eq!(
-        hash.and_then(Value::as_str),
-        Some(sha512.as_str()),
-        "{shown}"
-    );
-    assert!(shown.to_string().contains(&kernel_id), "{shown}");
-    let listed = w.json(&["image", "list"]);
-    assert!(listed.to_string().contains(&image_id), "{listed}");
-    // The same image as `compute image-import` makes: the command line sees it.
-    let cli: Value =
-        serde_json::from_str(&d.ok(&["image-show", &image_id, "--format", "json"])).expect("json");
-    assert_eq!(
-        (cli["has_kernel"].as_bool(), cli["has_ramdisk"].as_bool()),
-        (Some(true), Some(true))
-    );
-    // Private to the project: bob does not see it.
-    assert!(!pypi
-        .json(&clouds, "bob", &["image", "list"])
-        .to_string()
-        .contains(&image_id));
+    let image_id = w.upload_guest("guest", &kernel, &initramfs, &disk);
     // A broken qcow2 and a body cut short leave the image killed (OSC deletes an
     // image whose upload failed, so these go raw).
+    let bytes = std::fs::read(&disk).expect("disk");
     let broken = d.dir.path().join("broken.qcow2");
     std::fs::write(&broken, &bytes[..512]).expect("broken");
     let err = pypi.fails(
@@ -312,159 +484,29 @@ fn openstack_and_openstacksdk_drive_a_real_guest() {
     let cut = raw_upload(&api.image, &token, &[0u8; 1000], 1 << 20);
     assert_eq!(cut, "killed");
 
-    // Create, with everything OSC sends.
-    let public = ssh_public_key(d.dir.path(), "k-guest");
-    w.json(&["keypair", "create", "--public-key", &s(&public), "k1"]);
-    let user_data = d.dir.path().join("user-data");
-    std::fs::write(&user_data, "hello-from-user-data\n").expect("user data");
-    let made = w.json(&[
-        "server",
-        "create",
-        "--image",
-        "guest",
-        "--flavor",
-        "m1.tiny",
-        "--key-name",
-        "k1",
-        "--user-data",
-        &s(&user_data),
-        "--property",
-        "role=web",
-        "--config-drive",
-        "True",
-        "--wait",
-        "vm1",
-    ]);
-    assert_eq!(made["status"], "ACTIVE", "{made}");
-    let id = made["id"].as_str().expect("id").to_owned();
-    assert_eq!(made["key_name"], "k1");
-    assert!(made["properties"].to_string().contains("web"), "{made}");
-    let listed = w.json(&["server", "list"]);
-    assert!(listed.to_string().contains("vm1"), "{listed}");
-    let boot = w.wait_console(&id, "GUEST-BOOT", 1);
-    assert!(
-        boot.contains(&format!("\"uuid\": \"{id}\"")),
-        "the drive's uuid:\n{boot}"
-    );
-    assert!(
-        boot.contains("GUEST-USERDATA hello-from-user-data"),
-        "{boot}"
-    );
-    assert!(boot.contains("role"), "the service's meta:\n{boot}");
-    let posted = boot
-        .lines()
-        .find_map(|l| l.strip_prefix("GUEST-POSTED "))
-        .expect("the guest posted a password")
-        .to_owned();
-    assert!(
-        posted.contains(" 200") || posted.contains(" 20"),
-        "{posted}"
-    );
-
+    let id = w.create_guest("vm1", "guest", "k1");
     // Bob (another project) cannot see it.
     let err = pypi.fails(&clouds, "bob", &["server", "show", &id]);
     assert!(
         err.to_lowercase().contains("no server") || err.contains("404"),
         "{err}"
     );
+    w.metadata_round(&id);
+    w.power_round(&id);
+    w.snapshot_rebuild_delete(&id, "guest", &image_id);
 
-    // Debian's client on the same guest.
+    // Debian's client (an older python-openstackclient) walks the same list with
+    // its own images, keypair and guest.
     let dw = Walk {
         d: &d,
         clouds: clouds.clone(),
         client: &debian,
     };
-    assert!(dw.json(&["server", "list"]).to_string().contains("vm1"));
-    assert_eq!(dw.show(&id)["status"], "ACTIVE");
-    assert!(dw.console(&id).contains("GUEST-BOOT"));
-
-    // Metadata: set and unset reach the metadata service (the guest sees them).
-    w.ok(&["server", "set", "--property", "tier=gold", &id]);
-    w.wait_console(&id, "gold", 1);
-    w.ok(&["server", "unset", "--property", "tier", &id]);
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let c = w.console(&id);
-        let last_meta = c
-            .lines()
-            .rev()
-            .find(|l| l.starts_with("GUEST-META"))
-            .unwrap_or("");
-        if !last_meta.contains("gold") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the guest still sees tier: {last_meta}"
-        );
-        std::thread::sleep(Duration::from_secs(2));
-    }
-
-    // Power: stop, start (a new boot), hard reboot (another), pause, suspend.
-    w.ok(&["server", "stop", &id]);
-    w.wait_status(&id, "SHUTOFF");
-    let err = pypi.fails(&clouds, "alice", &["server", "stop", &id]);
-    assert!(
-        err.contains("409") || err.contains("Cannot 'stop'"),
-        "{err}"
-    );
-    w.ok(&["server", "start", &id]);
-    w.wait_status(&id, "ACTIVE");
-    w.wait_console(&id, "GUEST-BOOT", 2);
-    w.ok(&["server", "reboot", "--hard", "--wait", &id]);
-    assert_eq!(w.show(&id)["status"], "ACTIVE");
-    w.wait_console(&id, "GUEST-BOOT", 3);
-    w.ok(&["server", "pause", &id]);
-    let paused = w.wait_status(&id, "PAUSED");
-    // OSC shows the power state by name (3 is Nova's PAUSED).
-    let power = paused["OS-EXT-STS:power_state"].to_string().to_lowercase();
-    assert!(power.contains("paused") || power == "3", "{paused}");
-    let tick = w.last_tick(&id);
-    std::thread::sleep(Duration::from_secs(4));
-    assert!(w.last_tick(&id) <= tick + 1, "a paused guest does not tick");
-    w.ok(&["server", "unpause", &id]);
-    w.wait_status(&id, "ACTIVE");
-    w.ok(&["server", "suspend", &id]);
-    w.wait_status(&id, "SUSPENDED");
-    w.ok(&["server", "resume", &id]);
-    w.wait_status(&id, "ACTIVE");
-    let after = w.last_tick(&id);
-    let deadline = Instant::now() + PATIENCE;
-    while w.last_tick(&id) <= after {
-        assert!(Instant::now() < deadline, "the resumed guest ticks on");
-        std::thread::sleep(Duration::from_secs(2));
-    }
-    assert_eq!(
-        w.console(&id).matches("GUEST-BOOT").count(),
-        3,
-        "pause and suspend keep the guest's boot"
-    );
-
-    // Snapshot, then rebuild from it.
-    let snap = w.json(&[
-        "server", "image", "create", "--name", "snap1", "--wait", &id,
-    ]);
-    assert_eq!(snap["status"], "active", "{snap}");
-    let snap_id = snap["id"].as_str().expect("id").to_owned();
-    // OSC prints the server as the rebuild answered it (REBUILD), after waiting.
-    let rebuilt = w.json(&["server", "rebuild", "--image", "guest", "--wait", &id]);
-    assert_eq!(rebuilt["id"], id.as_str(), "{rebuilt}");
-    assert_eq!(w.show(&id)["status"], "ACTIVE");
-    w.wait_console(&id, "GUEST-BOOT", 1);
-    // The image in use cannot go; the snapshot can.
-    let err = pypi.fails(&clouds, "alice", &["image", "delete", &image_id]);
-    assert!(
-        err.contains("409") || err.contains("in use") || err.contains("Failed"),
-        "{err}"
-    );
-    w.ok(&["image", "delete", &snap_id]);
-
-    w.ok(&["server", "delete", "--wait", &id]);
-    let err = pypi.fails(&clouds, "alice", &["server", "show", &id]);
-    assert!(
-        err.to_lowercase().contains("no server") || err.contains("404"),
-        "{err}"
-    );
+    let debian_image = dw.upload_guest("debian-guest", &kernel, &initramfs, &disk);
+    let id = dw.create_guest("debian-vm", "debian-guest", "debian-k");
+    dw.metadata_round(&id);
+    dw.power_round(&id);
+    dw.snapshot_rebuild_delete(&id, "debian-guest", &debian_image);
 
     // openstacksdk: create, wait, get_password (what the guest posted), delete.
     let script = d.dir.path().join("sdk_cycle.py");
