@@ -653,8 +653,12 @@ fn on_postgresql_a_host_agent_runs_what_the_api_queues() {
     let db = pgtest::cluster().database();
     let d = Deployment::new(Db::Postgres(db.url()));
     d.ok(&["project-create", "alpha"]);
+    d.ok(&["project-create", "beta"]);
     d.user("alice", "alice-pw", "alpha", "member");
+    d.user("bob", "bob-pw", "beta", "member");
     let log = std::fs::File::create(d.dir.path().join("agent.log")).expect("log");
+    // The agent's guests get user networking and the metadata server it starts,
+    // which follows the database for this host.
     let agent = HostAgent(
         Command::new(BIN)
             .arg("--state-dir")
@@ -665,9 +669,10 @@ fn on_postgresql_a_host_agent_runs_what_the_api_queues() {
                 "--accel",
                 "tcg",
                 "--network",
-                "plain",
+                "user",
             ])
-            .args(["--cidr", "10.94.0.0/24"])
+            .args(["--cidr", "10.94.0.0/24", "--metadata-server"])
+            .arg(e2e::hostguest::metadata_server())
             .args([
                 "host-agent",
                 "--host",
@@ -683,63 +688,27 @@ fn on_postgresql_a_host_agent_runs_what_the_api_queues() {
             .expect("host-agent"),
     );
     let (kernel, initramfs, disk) = guest_image(d.dir.path());
-    let s = |p: &Path| p.to_str().expect("utf-8").to_owned();
     let api = d.api(&["--shutdown-timeout", "3"]);
-    let clouds = api.clouds(d.dir.path(), &[("alice", "alice", "alice-pw", "alpha")]);
+    let clouds = api.clouds(
+        d.dir.path(),
+        &[
+            ("alice", "alice", "alice-pw", "alpha"),
+            ("bob", "bob", "bob-pw", "beta"),
+        ],
+    );
     let pypi = Client::pypi();
     let w = Walk {
         d: &d,
         clouds,
         client: &pypi,
     };
-    // Image files travel through the database to the host that boots them.
-    let k = w.json(&[
-        "image",
-        "create",
-        "--disk-format",
-        "aki",
-        "--file",
-        &s(&kernel),
-        "k",
-    ]);
-    let r = w.json(&[
-        "image",
-        "create",
-        "--disk-format",
-        "ari",
-        "--file",
-        &s(&initramfs),
-        "r",
-    ]);
-    let made = w.json(&[
-        "image",
-        "create",
-        "--disk-format",
-        "qcow2",
-        "--file",
-        &s(&disk),
-        "--property",
-        &format!("kernel_id={}", k["id"].as_str().expect("id")),
-        "--property",
-        &format!("ramdisk_id={}", r["id"].as_str().expect("id")),
-        "--property",
-        "os_command_line=console=ttyS0 quiet panic=-1",
-        "pg-guest",
-    ]);
-    assert_eq!(made["status"], "active", "{made}");
-    let server = w.json(&[
-        "server", "create", "--image", "pg-guest", "--flavor", "m1.tiny", "--wait", "pg-vm",
-    ]);
-    assert_eq!(server["status"], "ACTIVE", "{server}");
-    let id = server["id"].as_str().expect("id").to_owned();
-    assert!(w.json(&["server", "list"]).to_string().contains("pg-vm"));
-    w.wait_console(&id, "GUEST-BOOT", 1);
-    w.ok(&["server", "stop", &id]);
-    w.wait_status(&id, "SHUTOFF");
-    w.ok(&["server", "start", &id]);
-    w.wait_status(&id, "ACTIVE");
-    w.ok(&["server", "delete", "--wait", &id]);
+    // The whole walk: image files travel through the database to the host that
+    // boots them; every action is queued for the agent and carried out there.
+    let image_id = w.upload_guest("pg-guest", &kernel, &initramfs, &disk);
+    let id = w.create_guest("pg-vm", "pg-guest", "pg-k");
+    w.metadata_round(&id);
+    w.power_round(&id);
+    w.snapshot_rebuild_delete(&id, "pg-guest", &image_id);
     assert!(d.ok(&["list"]).lines().all(|l| !l.contains(&id)));
     drop(agent);
-    let _ = w.d;
 }
