@@ -5,7 +5,7 @@
 //! taken from the request; `kernel_id` and `ramdisk_id` properties naming images
 //! make a direct-kernel image, `os_command_line` its command line). The image is
 //! `saving` meanwhile, under this process's lease in its record (renewed every
-//! [`RENEW`]); a body cut short, late or not a disk image leaves it `killed`, a
+//! [`renew_every`]); a body cut short, late or not a disk image leaves it `killed`, a
 //! body over the cap answers 413 and leaves it `queued` again (as Glance v2), and
 //! no file behind, never half-imported. A process killed midway leaves a `saving`
 //! record whose lease runs out: [`sweep`] (every API process runs it) ends it
@@ -84,11 +84,12 @@ pub async fn handle(
     api.reply(Service::Image, None, outcome, &request_id, host.as_deref())
 }
 
-/// How long an upload's claim holds without renewal: past it, any API process
-/// ends the upload ([`sweep`]).
-pub const LEASE: std::time::Duration = std::time::Duration::from_secs(60);
-/// How often a running upload renews its claim.
-pub const RENEW: std::time::Duration = std::time::Duration::from_secs(10);
+/// How often a running upload renews its claim (`Limits::upload_lease`, how long
+/// a claim holds without renewal, over six; at least a second), and how often
+/// [`sweep`] runs.
+pub fn renew_every(api: &Api) -> std::time::Duration {
+    (api.limits.upload_lease / 6).max(std::time::Duration::from_secs(1))
+}
 
 /// This process as an uploader (`host:pid`), for operators reading a record.
 fn uploader() -> String {
@@ -108,10 +109,10 @@ fn stamp_in(after: std::time::Duration) -> String {
         .unwrap_or_default()
 }
 
-fn lease() -> UploadLease {
+fn lease(api: &Api) -> UploadLease {
     UploadLease {
         uploader: uploader(),
-        until: stamp_in(LEASE),
+        until: stamp_in(api.limits.upload_lease),
     }
 }
 
@@ -150,7 +151,7 @@ async fn claim(api: &Arc<Api>, token: Option<String>, id: &str) -> Result<ImageR
                     ))));
                 }
                 rec.status = Status::Saving;
-                rec.lease = Some(lease());
+                rec.lease = Some(lease(&a));
                 rec.updated_at = compute_host::driver::now();
                 Ok(())
             };
@@ -215,8 +216,9 @@ async fn upload(
         let (a, i) = (api.clone(), id.to_owned());
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(RENEW).await;
-                if let Err(e) = change_own(&a, &i, |r| r.lease = Some(lease())).await {
+                tokio::time::sleep(renew_every(&a)).await;
+                let renewed = lease(&a);
+                if let Err(e) = change_own(&a, &i, move |r| r.lease = Some(renewed)).await {
                     tracing::warn!(image = i, error = %::compute::error_chain(&e), "cannot renew the upload's lease");
                 }
             }
@@ -295,7 +297,7 @@ async fn end(api: &Arc<Api>, id: &str, status: Status) {
 }
 
 /// Moves earlier versions' record files into the store, then runs [`sweep`] now
-/// and every [`RENEW`] until `stop`.
+/// and every [`renew_every`] until `stop`.
 pub async fn housekeeping(api: Arc<Api>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let a = api.clone();
     let moved = api
@@ -324,7 +326,7 @@ pub async fn housekeeping(api: Arc<Api>, mut stop: tokio::sync::watch::Receiver<
             tracing::warn!(error = %::compute::error_chain(&e), "cannot end abandoned uploads");
         }
         tokio::select! {
-            _ = tokio::time::sleep(RENEW) => {}
+            _ = tokio::time::sleep(renew_every(&api)) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
     }
@@ -333,7 +335,7 @@ pub async fn housekeeping(api: Arc<Api>, mut stop: tokio::sync::watch::Receiver<
 /// Ends the uploads whose uploader is gone (its lease ran out: a process killed
 /// midway, on this host or another sharing the database), then removes the bytes
 /// in this state folder that no upload is saving (left by a process killed
-/// here). Every API process runs it at start and every [`RENEW`].
+/// here). Every API process runs it at start and every [`renew_every`].
 pub fn sweep(store: &dyn Store, state_dir: &std::path::Path) -> Result<(), StoreError> {
     for r in store.end_abandoned_uploads(&compute_host::driver::now())? {
         tracing::warn!(
