@@ -22,6 +22,7 @@ mod error;
 mod image_record;
 mod location;
 pub mod postgres;
+mod query;
 mod records;
 pub mod sqlite;
 
@@ -29,6 +30,7 @@ pub use error::{BackendError, DocumentProblem, StoreError};
 pub use image_record::{ImageRecord, ImageStatus, RecordChange, RecordProblem, UploadLease};
 pub use location::{open_feed, open_store, Location};
 pub use postgres::{PgFeed, PgHostLease, PgStore, PgWorkWatch, WorkNotice};
+pub use query::InstanceQuery;
 pub use records::{
     validate_host_name, Catchup, Change, ExtraSpecs, Fault, FaultChange, FlavorRecord, HostRecord,
     HostSpec, Image, ImageFile, ImagePart, InstanceRecord, InstanceSummary, KeypairRecord,
@@ -234,6 +236,10 @@ pub trait Store: Send {
     /// Every instance with its document, of `project` or all, oldest first, in one
     /// read (a detailed list).
     fn instance_records(&self, project: Option<&str>) -> Result<Vec<InstanceRecord>, StoreError>;
+    /// One page of instances with their documents, newest first, filtered and cut
+    /// by the database ([`InstanceQuery`]); a marker that does not pass the
+    /// filters is [`StoreError::NotFound`] (kind `marker`).
+    fn instance_page(&self, query: &InstanceQuery<'_>) -> Result<Vec<InstanceRecord>, StoreError>;
     /// The instances on `host` whose record says a QEMU may exist (a pid, a task,
     /// or a power state other than shutdown): all that its reconciliation has to
     /// look at.

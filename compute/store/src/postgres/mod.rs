@@ -470,6 +470,13 @@ impl Store for PgStore {
         self.run(|c| instances::records(c, project))
     }
 
+    fn instance_page(
+        &self,
+        query: &crate::InstanceQuery<'_>,
+    ) -> Result<Vec<InstanceRecord>, StoreError> {
+        self.run(|c| instances::page(c, query))
+    }
+
     fn instances_claiming_processes(&self, host: &str) -> Result<Vec<InstanceSummary>, StoreError> {
         self.run(|c| instances::claiming_processes(c, host))
     }

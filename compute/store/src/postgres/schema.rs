@@ -289,6 +289,9 @@ CREATE TABLE image_records (
     lease_until TEXT
 );
 CREATE INDEX image_records_status ON image_records (status);
+-- A page of a list (newest first, of a project or all) is read from these.
+CREATE INDEX instances_page ON instances (created_at, uuid);
+CREATE INDEX instances_project_page ON instances (project_id, created_at, uuid);
 "#;
 
 /// Each version's migration, in order: `MIGRATIONS[i]` takes version `i` to `i + 1`.

@@ -415,6 +415,13 @@ impl Store for SqliteStore {
         instances::records(&self.conn, project)
     }
 
+    fn instance_page(
+        &self,
+        query: &crate::InstanceQuery<'_>,
+    ) -> Result<Vec<InstanceRecord>, StoreError> {
+        instances::page(&self.conn, query)
+    }
+
     fn instances_claiming_processes(&self, host: &str) -> Result<Vec<InstanceSummary>, StoreError> {
         instances::claiming_processes(&self.conn, host)
     }

@@ -241,6 +241,7 @@ CREATE TABLE flavor_extra_specs (
 /// saving and killed images, formats, MD5 and SHA-512, visibility, protection, tags
 /// and properties), which lived as JSON files in `STATE/api/images/` before (the
 /// API moves those in when it starts). `tags` and `properties` are JSON text.
+/// And the indexes a page of instances is read from (`Store::instance_page`).
 const V5: &str = r#"
 CREATE TABLE image_records (
     id TEXT PRIMARY KEY,
@@ -264,6 +265,9 @@ CREATE TABLE image_records (
     lease_until TEXT
 );
 CREATE INDEX image_records_status ON image_records (status);
+-- A page of a list (newest first, of a project or all) is read from these.
+CREATE INDEX instances_page ON instances (created_at, uuid);
+CREATE INDEX instances_project_page ON instances (project_id, created_at, uuid);
 "#;
 
 /// Each version's migration, in order: `MIGRATIONS[i]` takes version `i` to `i + 1`.

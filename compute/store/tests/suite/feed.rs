@@ -210,7 +210,7 @@ fn a_feed_needs_a_database_at_its_version(f: Fixture) {
     let err = compute_store::open_feed(&f.location).err().expect("older");
     assert!(
         err.to_string()
-            .contains("schema version 1, older than this binary needs (4)"),
+            .contains("schema version 1, older than this binary needs (5)"),
         "{err}"
     );
 }
