@@ -440,6 +440,27 @@ fn openstack_and_openstacksdk_drive_a_real_guest() {
         "pause and suspend keep the guest's boot"
     );
 
+    // Debian's client (OSC 6.0, novaclient at microversion 2.1) on the same guest.
+    dw.ok(&["server", "set", "--property", "deb=yes", &id]);
+    w.wait_console(&id, "deb", 1);
+    dw.ok(&["server", "unset", "--property", "deb", &id]);
+    assert!(!dw.show(&id).to_string().contains("deb"), "unset");
+    dw.ok(&["server", "stop", &id]);
+    dw.wait_status(&id, "SHUTOFF");
+    dw.ok(&["server", "start", &id]);
+    dw.wait_status(&id, "ACTIVE");
+    dw.ok(&["server", "reboot", "--hard", "--wait", &id]);
+    assert_eq!(dw.show(&id)["status"], "ACTIVE");
+    for (verb, status) in [
+        ("pause", "PAUSED"),
+        ("unpause", "ACTIVE"),
+        ("suspend", "SUSPENDED"),
+        ("resume", "ACTIVE"),
+    ] {
+        dw.ok(&["server", verb, &id]);
+        dw.wait_status(&id, status);
+    }
+
     // Snapshot, then rebuild from it.
     let snap = w.json(&[
         "server", "image", "create", "--name", "snap1", "--wait", &id,
@@ -459,8 +480,42 @@ fn openstack_and_openstacksdk_drive_a_real_guest() {
     );
     w.ok(&["image", "delete", &snap_id]);
 
+    // Debian's snapshot and rebuild.
+    dw.ok(&[
+        "server", "image", "create", "--name", "snap2", "--wait", &id,
+    ]);
+    let snap2 = dw.json(&["image", "show", "snap2"]);
+    assert_eq!(snap2["status"], "active", "{snap2}");
+    dw.ok(&["server", "rebuild", "--image", "guest", "--wait", &id]);
+    assert_eq!(dw.show(&id)["status"], "ACTIVE");
+    dw.ok(&["image", "delete", "snap2"]);
+
     w.ok(&["server", "delete", "--wait", &id]);
     let err = pypi.fails(&clouds, "alice", &["server", "show", &id]);
+    assert!(
+        err.to_lowercase().contains("no server") || err.contains("404"),
+        "{err}"
+    );
+
+    // Debian's create --wait and delete --wait (a second guest).
+    let made = dw.json(&[
+        "server",
+        "create",
+        "--image",
+        "guest",
+        "--flavor",
+        "m1.tiny",
+        "--key-name",
+        "k1",
+        "--property",
+        "role=db",
+        "--wait",
+        "vm2",
+    ]);
+    assert_eq!(made["status"], "ACTIVE", "{made}");
+    let vm2 = made["id"].as_str().expect("id").to_owned();
+    dw.ok(&["server", "delete", "--wait", &vm2]);
+    let err = debian.fails(&clouds, "alice", &["server", "show", &vm2]);
     assert!(
         err.to_lowercase().contains("no server") || err.contains("404"),
         "{err}"
