@@ -442,11 +442,7 @@ mod tests {
     fn refusals_are_glances() {
         let mut r = rec(ImageStatus::Active);
         let status = |r: &mut ImageRecord, body: Value, admin| {
-            run(r, body, admin)
-                .err()
-                .expect("refused")
-                .status()
-                .as_u16()
+            run(r, body, admin).expect_err("refused").status().as_u16()
         };
         assert_eq!(
             status(
