@@ -383,3 +383,45 @@ fn an_image_made_here_gets_a_record_when_changed() {
         ("snap", Visibility::Shared)
     );
 }
+
+#[test]
+fn record_files_of_earlier_versions_move_into_the_store() {
+    let h = Harness::new(AuthMode::Keystone);
+    let dir = h._dir.path().join("api/images");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let record = |id: &str, status: &str| {
+        json!({"id": id, "name": "old", "disk_format": "raw", "container_format": "bare",
+            "visibility": "shared", "owner": "p1", "min_disk": 0, "min_ram": 0,
+            "protected": true, "tags": ["t"], "properties": {"k": "v"}, "status": status,
+            "size": 3, "checksum": "md5", "os_hash_value": "sha512",
+            "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"})
+        .to_string()
+    };
+    let (a, b) = (
+        "22222222-0000-0000-0000-000000000001",
+        "22222222-0000-0000-0000-000000000002",
+    );
+    std::fs::write(dir.join(format!("{a}.json")), record(a, "active")).expect("a");
+    std::fs::write(dir.join(format!("{b}.json")), record(b, "saving")).expect("b");
+    std::fs::write(dir.join("junk.json"), "not json").expect("junk");
+    let store = h.store();
+    let moved =
+        compute_api::image::records::move_legacy(store.as_ref(), h._dir.path()).expect("moved");
+    assert_eq!(moved, 2);
+    let ra = store.image_record(a).expect("a moved");
+    assert_eq!(
+        (ra.protected, ra.tags.clone(), ra.properties["k"].as_str()),
+        (true, vec!["t".to_owned()], "v")
+    );
+    assert_eq!(
+        store.image_record(b).expect("b moved").status,
+        compute_store::ImageStatus::Killed,
+        "an upload from before never ends now"
+    );
+    assert!(!dir.join(format!("{a}.json")).exists());
+    assert!(dir.join("junk.json").exists(), "what is not a record stays");
+    assert_eq!(
+        compute_api::image::records::move_legacy(store.as_ref(), h._dir.path()).expect("again"),
+        0
+    );
+}
