@@ -210,7 +210,7 @@ async fn upload(
     id: &str,
     body: hyper::body::Incoming,
 ) -> Result<ApiResponse, ApiError> {
-    let rec = claim(api, token, id).await?;
+    claim(api, token, id).await?;
     // The claim is renewed while this upload lives (the task ends with it).
     let renewal = {
         let (a, i) = (api.clone(), id.to_owned());
@@ -224,7 +224,7 @@ async fn upload(
             }
         })
     };
-    let outcome = receive_and_import(api, declared, id, (body, rec)).await;
+    let outcome = receive_and_import(api, declared, id, body).await;
     renewal.abort();
     let part = records::upload_path(&api.state_dir, id);
     let _ = std::fs::remove_file(&part);
@@ -253,9 +253,8 @@ async fn receive_and_import(
     api: &Arc<Api>,
     declared: Option<u64>,
     id: &str,
-    body_and: (hyper::body::Incoming, ImageRecord),
+    body: hyper::body::Incoming,
 ) -> Result<u64, ApiError> {
-    let (body, rec) = body_and;
     let part = records::upload_path(&api.state_dir, id);
     let received = receive(api, declared, body, &part).await?;
     let (size, md5, sha512) = (received.size, received.md5, received.sha512);
@@ -265,7 +264,7 @@ async fn receive_and_import(
         r.os_hash_value = Some(sha512);
     })
     .await?;
-    debug_assert_eq!(hashed.properties, rec.properties);
+    // The import reads the record as it is now (a PATCH may have renamed it).
     let (a, r, p) = (api.clone(), hashed, part.clone());
     let format = api.pool.run(move |store| import(&a, store, &r, &p)).await?;
     change_own(api, id, move |r| {
