@@ -1,7 +1,8 @@
-//! Compute's state: flavors, images, keypairs, instances, hosts and queued work,
-//! behind the [`Store`] trait the host uses, so that the database is a choice:
-//! [`SqliteStore`] keeps it in one SQLite file in the state folder (one host, no
-//! setup), [`PgStore`] in a PostgreSQL database that many hosts share. The same
+//! Compute's state: flavors, images (with the Image API's records of them),
+//! keypairs, instances, hosts and queued work, behind the [`Store`] trait the host
+//! uses, so that the database is a choice: [`SqliteStore`] keeps it in one SQLite
+//! file in the state folder (one host, no setup), [`PgStore`] in a PostgreSQL
+//! database that many hosts share. The same
 //! schema meaning on both, each with its migrations ([`SCHEMA_VERSION`]); one test
 //! suite runs against both.
 //!

@@ -116,9 +116,9 @@ fn lease(api: &Api) -> UploadLease {
     }
 }
 
-/// The image, its record marked `saving` under this process's lease (the
-/// caller's to upload, queued).
-async fn claim(api: &Arc<Api>, token: Option<String>, id: &str) -> Result<ImageRecord, ApiError> {
+/// Marks the image's record `saving` under this process's lease (the caller's
+/// to upload, queued).
+async fn claim(api: &Arc<Api>, token: Option<String>, id: &str) -> Result<(), ApiError> {
     if matches!(api.auth.mode, crate::auth::AuthMode::Keystone) {
         let genuine = token
             .as_deref()
@@ -156,8 +156,9 @@ async fn claim(api: &Arc<Api>, token: Option<String>, id: &str) -> Result<ImageR
                 Ok(())
             };
             match store.update_image_record(&id, &mut claimed) {
+                Ok(_) => Ok(()),
                 Err(StoreError::NotFound { .. }) => Err(not_found()),
-                other => Ok(other?),
+                Err(e) => Err(e.into()),
             }
         })
         .await
