@@ -89,6 +89,8 @@ pub enum LifecycleError {
 macro_rules! names {
     ($t:ty { $($v:ident => $s:literal),* $(,)? }) => {
         impl $t {
+            /// Every value.
+            pub const ALL: &'static [Self] = &[$(Self::$v),*];
             pub fn as_str(self) -> &'static str {
                 match self { $(Self::$v => $s),* }
             }
@@ -222,6 +224,26 @@ impl State {
             (VmState::Error, _) => "ERROR",
             (VmState::Deleted, _) => "DELETED",
         }
+    }
+
+    /// Every (`vm_state`, `task_state`) pair whose [`State::status`] is `status`
+    /// (Nova's word, any case): what a `status` filter means as stored states.
+    pub fn with_status(status: &str) -> Vec<(VmState, Option<TaskState>)> {
+        let tasks = std::iter::once(None).chain(TaskState::ALL.iter().copied().map(Some));
+        let tasks: Vec<Option<TaskState>> = tasks.collect();
+        VmState::ALL
+            .iter()
+            .flat_map(|vm| tasks.iter().map(move |task| (*vm, *task)))
+            .filter(|(vm, task)| {
+                State {
+                    vm: *vm,
+                    task: *task,
+                    power: PowerState::NoState,
+                }
+                .status()
+                .eq_ignore_ascii_case(status)
+            })
+            .collect()
     }
 
     /// Checks that `action` may start now and returns the state while it runs.
@@ -432,6 +454,22 @@ mod tests {
                 prop_assert!(s.is_consistent(), "{:?} after observing", s);
             }
         }
+    }
+
+    #[test]
+    fn a_status_is_the_states_that_show_it() {
+        let active = State::with_status("active");
+        assert!(active.contains(&(VmState::Active, None)));
+        assert!(active.contains(&(VmState::Active, Some(TaskState::PoweringOff))));
+        assert!(!active.contains(&(VmState::Active, Some(TaskState::Rebooting))));
+        assert_eq!(
+            State::with_status("HARD_REBOOT"),
+            [(VmState::Active, Some(TaskState::RebootingHard))]
+        );
+        assert!(State::with_status("REBUILD")
+            .iter()
+            .all(|(_, t)| *t == Some(TaskState::Rebuilding)));
+        assert!(State::with_status("nonsense").is_empty());
     }
 
     #[test]

@@ -83,6 +83,16 @@ impl ApiError {
                 tracing::warn!(error = %::compute::error_chain(&err), "database unavailable");
                 ApiError::Unavailable
             }
+            // A handler's own refusal from inside a locked change of an image
+            // record: the handler's error, as it was.
+            StoreError::ImageRecordRefused { problem, id } => {
+                match problem.downcast::<ApiError>() {
+                    Ok(api) => *api,
+                    Err(problem) => {
+                        ApiError::Internal(Box::new(StoreError::ImageRecordRefused { id, problem }))
+                    }
+                }
+            }
             other => ApiError::Internal(Box::new(other)),
         }
     }

@@ -116,6 +116,9 @@ pub struct Limits {
     pub shutdown_grace: Duration,
     /// The largest image upload (`PUT /v2/images/{id}/file`), streamed to disk.
     pub max_image_bytes: u64,
+    /// How long an upload's claim on its image holds unless renewed: an upload
+    /// whose process died is ended this long after (by any API process).
+    pub upload_lease: Duration,
 }
 
 impl Default for Limits {
@@ -130,6 +133,7 @@ impl Default for Limits {
             max_store_connections: 8,
             shutdown_grace: Duration::from_secs(10),
             max_image_bytes: 16 << 30,
+            upload_lease: Duration::from_secs(60),
         }
     }
 }

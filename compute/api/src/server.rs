@@ -28,6 +28,10 @@ pub async fn serve(
 ) {
     let permits = Arc::new(Semaphore::new(api.limits.max_connections.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(crate::image::upload::housekeeping(
+        api.clone(),
+        stop.clone(),
+    ));
     for (service, listener) in listeners {
         tasks.spawn(accept_loop(
             api.clone(),

@@ -9,6 +9,8 @@
 mod common;
 
 use common::openstack::*;
+use serde_json::Value;
+use std::path::Path;
 use std::time::Duration;
 
 /// The whole password-mode walk for one client on one deployment.
@@ -211,9 +213,131 @@ fn password_mode(d: &Deployment, client: &Client) {
     d.ok(&["user-set", "carol", "--enable"]);
     assert_eq!(raw("GET", &flavors_url, Some(&carol_token)).0, 200);
 
+    images(d, client, &clouds);
+
     // A wrong password.
     let wrong = api.clouds(d.dir.path(), &[("alice", "alice", "nope", "alpha")]);
     client.fails(&wrong, "alice", &["flavor", "list"]);
+}
+
+/// The image walk: create with a file, show (hashes), set and unset (name,
+/// properties, tags, protection), a protected image's delete refused, delete.
+fn images(d: &Deployment, client: &Client, clouds: &Path) {
+    let file = d.path(&format!("{}.raw", client.name));
+    let bytes: Vec<u8> = (0..65536u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&file, &bytes).expect("image file");
+    let name = format!("img-{}", client.name);
+    let made = client.json(
+        clouds,
+        "alice",
+        &[
+            "image",
+            "create",
+            "--disk-format",
+            "raw",
+            "--file",
+            file.to_str().expect("utf-8"),
+            "--property",
+            "a=b",
+            "--tag",
+            "t0",
+            &name,
+        ],
+    );
+    // openstacksdk 0.101 (Debian's) prints the image as it was made, before the
+    // upload: `queued`, as against Glance.
+    assert!(
+        made["status"] == "active" || (client.name == "debian" && made["status"] == "queued"),
+        "{made}"
+    );
+    let id = made["id"].as_str().expect("id").to_owned();
+    let shown = client.json(clouds, "alice", &["image", "show", &name]);
+    assert_eq!(shown["status"], "active", "{shown}");
+    assert_eq!(shown["checksum"], md5_hex(&file), "{shown}");
+    let sha512 = hex::encode(<sha2::Sha512 as sha2::Digest>::digest(&bytes));
+    assert_eq!(
+        prop(&shown, "os_hash_value").and_then(Value::as_str),
+        Some(sha512.as_str()),
+        "{shown}"
+    );
+    assert_eq!(
+        prop(&shown, "a").and_then(Value::as_str),
+        Some("b"),
+        "{shown}"
+    );
+    assert!(
+        client
+            .json(clouds, "alice", &["image", "list"])
+            .to_string()
+            .contains(&id),
+        "listed"
+    );
+
+    let renamed = format!("{name}-2");
+    client.ok(
+        clouds,
+        "alice",
+        &[
+            "image",
+            "set",
+            "--name",
+            &renamed,
+            "--property",
+            "k=v",
+            "--property",
+            "a=c",
+            "--protected",
+            "--tag",
+            "t1",
+            "--min-ram",
+            "64",
+            &id,
+        ],
+    );
+    let shown = client.json(clouds, "alice", &["image", "show", &id]);
+    assert_eq!(shown["name"], renamed.as_str(), "{shown}");
+    assert_eq!(
+        prop(&shown, "k").and_then(Value::as_str),
+        Some("v"),
+        "{shown}"
+    );
+    assert_eq!(
+        prop(&shown, "a").and_then(Value::as_str),
+        Some("c"),
+        "{shown}"
+    );
+    assert_eq!(shown["protected"], true, "{shown}");
+    assert_eq!(shown["min_ram"], 64, "{shown}");
+    let tags = shown["tags"].to_string();
+    assert!(tags.contains("t0") && tags.contains("t1"), "{shown}");
+    // The command line sees the new name (the store's image follows).
+    assert!(d.ok(&["image-list"]).contains(&renamed));
+
+    // Protected: a delete is refused (403) and the image stays.
+    let err = client.fails(clouds, "alice", &["image", "delete", &id]);
+    assert!(err.contains("403") || err.contains("protected"), "{err}");
+    // Another project's member cannot change it.
+    let err = client.fails(clouds, "bob", &["image", "set", "--name", "x", &id]);
+    assert!(!err.is_empty());
+
+    client.ok(
+        clouds,
+        "alice",
+        &["image", "unset", "--property", "k", "--tag", "t1", &id],
+    );
+    client.ok(clouds, "alice", &["image", "set", "--unprotected", &id]);
+    let shown = client.json(clouds, "alice", &["image", "show", &id]);
+    assert!(prop(&shown, "k").is_none(), "{shown}");
+    assert_eq!(
+        prop(&shown, "a").and_then(Value::as_str),
+        Some("c"),
+        "{shown}"
+    );
+    assert_eq!(shown["protected"], false, "{shown}");
+    let tags = shown["tags"].to_string();
+    assert!(tags.contains("t0") && !tags.contains("t1"), "{shown}");
+    client.ok(clouds, "alice", &["image", "delete", &id]);
+    client.fails(clouds, "alice", &["image", "show", &id]);
 }
 
 fn noauth_mode(d: &Deployment, client: &Client) {
@@ -302,4 +426,229 @@ fn noauth_is_refused_off_loopback() {
         err.contains("not a loopback address") && err.contains("--insecure-noauth"),
         "{err}"
     );
+}
+
+/// `POST /v2/images` (raw, unless the caller made one): the new image's id.
+fn new_image(image_url: &str, token: &str) -> String {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let made = agent
+        .post(&format!("{image_url}/v2/images"))
+        .header("X-Auth-Token", token)
+        .content_type("application/json")
+        .send(r#"{"name":"raw","disk_format":"raw","container_format":"bare"}"#)
+        .expect("create")
+        .body_mut()
+        .read_to_string()
+        .expect("body");
+    let made: Value = serde_json::from_str(&made).expect("json");
+    made["id"].as_str().expect("id").to_owned()
+}
+
+/// How an upload is framed.
+enum Framing {
+    Length(usize),
+    Chunked,
+}
+
+/// Opens `PUT /v2/images/{id}/file` and sends `body`; the open socket.
+fn put_file(
+    image_url: &str,
+    token: &str,
+    id: &str,
+    body: &[u8],
+    framing: Framing,
+) -> std::net::TcpStream {
+    use std::io::Write;
+    let hostport = image_url
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let mut sock = std::net::TcpStream::connect(hostport).expect("connect");
+    let frame = match framing {
+        Framing::Length(n) => format!("Content-Length: {n}"),
+        Framing::Chunked => "Transfer-Encoding: chunked".into(),
+    };
+    write!(
+        sock,
+        "PUT /v2/images/{id}/file HTTP/1.1\r\nHost: {hostport}\r\nX-Auth-Token: {token}\r\n\
+         Content-Type: application/octet-stream\r\n{frame}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("headers");
+    match framing {
+        Framing::Length(_) => sock.write_all(body).expect("body"),
+        Framing::Chunked => {
+            write!(sock, "{:x}\r\n", body.len()).expect("chunk");
+            sock.write_all(body).expect("chunk");
+            // The server may answer and close before the end: that is its right.
+            let _ = sock.write_all(b"\r\n0\r\n\r\n");
+        }
+    }
+    sock
+}
+
+/// The status code of the answer on `sock`.
+fn answer(mut sock: std::net::TcpStream) -> u16 {
+    use std::io::Read;
+    sock.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let mut text = Vec::new();
+    let _ = sock.read_to_end(&mut text);
+    let text = String::from_utf8_lossy(&text);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("an HTTP answer: {text}"))
+}
+
+fn image_status(image_url: &str, token: &str, id: &str) -> Value {
+    let (status, _, body) = raw("GET", &format!("{image_url}/v2/images/{id}"), Some(token));
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).expect("json")
+}
+
+#[test]
+fn an_upload_over_the_cap_is_413_and_the_image_queued_again() {
+    let d = Deployment::new(Db::Folder);
+    setup(&d);
+    let api = d.api(&["--max-image-bytes", "2048"]);
+    let clouds = api.clouds(d.dir.path(), &[("alice", "alice", "alice-pw", "alpha")]);
+    let client = Client::pypi();
+    let token = client.json(&clouds, "alice", &["token", "issue"])["id"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let big = vec![7u8; 4096];
+    for framing in [Framing::Length(big.len()), Framing::Chunked] {
+        let id = new_image(&api.image, &token);
+        let code = answer(put_file(&api.image, &token, &id, &big, framing));
+        assert_eq!(code, 413);
+        let shown = image_status(&api.image, &token, &id);
+        // Glance v2 restores the image for another try (image_data.py `_restore`).
+        assert_eq!(shown["status"], "queued", "{shown}");
+        assert_eq!(shown["checksum"], Value::Null, "{shown}");
+        assert!(!d.state().join(format!("api/uploads/{id}.part")).exists());
+        assert!(!d.state().join(format!("images/{id}")).exists());
+        // A body within the cap then makes it.
+        let small = vec![9u8; 1024];
+        let code = answer(put_file(
+            &api.image,
+            &token,
+            &id,
+            &small,
+            Framing::Length(small.len()),
+        ));
+        assert_eq!(code, 204);
+        let shown = image_status(&api.image, &token, &id);
+        assert_eq!(shown["status"], "active", "{shown}");
+        assert_eq!(shown["size"], 1024, "{shown}");
+    }
+    let left: Vec<_> = std::fs::read_dir(d.state().join("api/uploads"))
+        .map(|e| e.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "nothing half-written: {left:?}");
+}
+
+#[test]
+fn two_api_processes_on_one_postgresql_share_image_records() {
+    let db = pgtest::cluster().database();
+    let d = Deployment::new(Db::Postgres(db.url()));
+    setup(&d);
+    let mut one = d.api(&["--upload-lease", "3"]);
+    let two = d.api(&["--upload-lease", "3"]);
+    let dir = |n: &str| {
+        let p = d.path(n);
+        std::fs::create_dir_all(&p).expect("dir");
+        p
+    };
+    let users = [("alice", "alice", "alice-pw", "alpha")];
+    let (c1, c2) = (
+        one.clouds(&dir("one"), &users),
+        two.clouds(&dir("two"), &users),
+    );
+    let client = Client::pypi();
+    let file = d.path("disk.raw");
+    let bytes: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&file, &bytes).expect("file");
+    let made = client.json(
+        &c1,
+        "alice",
+        &[
+            "image",
+            "create",
+            "--disk-format",
+            "raw",
+            "--file",
+            file.to_str().expect("utf-8"),
+            "--property",
+            "p=1",
+            "shared-img",
+        ],
+    );
+    let id = made["id"].as_str().expect("id").to_owned();
+    // Through the other process: the same status, hashes and properties.
+    let seen = client.json(&c2, "alice", &["image", "show", &id]);
+    assert_eq!(seen["status"], "active", "{seen}");
+    assert_eq!(seen["checksum"], md5_hex(&file), "{seen}");
+    let sha512 = hex::encode(<sha2::Sha512 as sha2::Digest>::digest(&bytes));
+    assert_eq!(
+        prop(&seen, "os_hash_value").and_then(Value::as_str),
+        Some(sha512.as_str()),
+        "{seen}"
+    );
+    assert_eq!(
+        prop(&seen, "p").and_then(Value::as_str),
+        Some("1"),
+        "{seen}"
+    );
+    client.ok(&c2, "alice", &["image", "set", "--property", "q=2", &id]);
+    let back = client.json(&c1, "alice", &["image", "show", &id]);
+    assert_eq!(
+        prop(&back, "q").and_then(Value::as_str),
+        Some("2"),
+        "{back}"
+    );
+    // A queued image made through one is queued through the other (raw: `image
+    // create` without --file reads standard input, here empty).
+    let token = client.json(&c1, "alice", &["token", "issue"])["id"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let qid = new_image(&two.image, &token);
+    assert_eq!(
+        client.json(&c1, "alice", &["image", "show", &qid])["status"],
+        "queued"
+    );
+
+    // An upload whose process dies midway: the other process ends it (killed)
+    // once its lease runs out.
+    let sock = put_file(
+        &one.image,
+        &token,
+        &qid,
+        &[1u8; 1000],
+        Framing::Length(1 << 20),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while image_status(&two.image, &token, &qid)["status"] != "saving" {
+        assert!(std::time::Instant::now() < deadline, "the upload started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    one.child.kill().expect("SIGKILL");
+    let _ = one.child.wait();
+    drop(sock);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let shown = image_status(&two.image, &token, &qid);
+        if shown["status"] == "killed" {
+            break;
+        }
+        assert_eq!(shown["status"], "saving", "{shown}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the abandoned upload is ended: {shown}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }

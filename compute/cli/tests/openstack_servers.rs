@@ -538,15 +538,6 @@ fn openstack_and_openstacksdk_drive_a_real_guest() {
     let _ = w.d;
 }
 
-fn md5_hex(path: &Path) -> String {
-    let out = Command::new("md5sum").arg(path).output().expect("md5sum");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .expect("md5")
-        .to_owned()
-}
-
 /// Makes an image and sends `body` as its file, announced as `declared` bytes,
 /// then reads the answer, or closes when the body is short of `declared`: the
 /// status the image is left in.

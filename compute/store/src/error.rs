@@ -75,6 +75,12 @@ pub enum StoreError {
         #[source]
         problem: DocumentProblem,
     },
+    #[error("the change to the record of image {id} is refused")]
+    ImageRecordRefused {
+        id: String,
+        #[source]
+        problem: crate::RecordProblem,
+    },
     #[error("invalid host: {0}")]
     InvalidHost(String),
     #[error("invalid host")]

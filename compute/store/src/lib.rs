@@ -1,7 +1,8 @@
-//! Compute's state: flavors, images, keypairs, instances, hosts and queued work,
-//! behind the [`Store`] trait the host uses, so that the database is a choice:
-//! [`SqliteStore`] keeps it in one SQLite file in the state folder (one host, no
-//! setup), [`PgStore`] in a PostgreSQL database that many hosts share. The same
+//! Compute's state: flavors, images (with the Image API's records of them),
+//! keypairs, instances, hosts and queued work, behind the [`Store`] trait the host
+//! uses, so that the database is a choice: [`SqliteStore`] keeps it in one SQLite
+//! file in the state folder (one host, no setup), [`PgStore`] in a PostgreSQL
+//! database that many hosts share. The same
 //! schema meaning on both, each with its migrations ([`SCHEMA_VERSION`]); one test
 //! suite runs against both.
 //!
@@ -19,14 +20,18 @@
 //! `compute-host`).
 
 mod error;
+mod image_record;
 mod location;
 pub mod postgres;
+mod query;
 mod records;
 pub mod sqlite;
 
 pub use error::{BackendError, DocumentProblem, StoreError};
+pub use image_record::{ImageRecord, ImageStatus, RecordChange, RecordProblem, UploadLease};
 pub use location::{open_feed, open_store, Location};
 pub use postgres::{PgFeed, PgHostLease, PgStore, PgWorkWatch, WorkNotice};
+pub use query::InstanceQuery;
 pub use records::{
     validate_host_name, Catchup, Change, ExtraSpecs, Fault, FaultChange, FlavorRecord, HostRecord,
     HostSpec, Image, ImageFile, ImagePart, InstanceRecord, InstanceSummary, KeypairRecord,
@@ -46,7 +51,7 @@ use std::time::Duration;
 /// The schema version this build knows, the same number on both backends. A
 /// database at a newer version is refused (naming both); an older one is migrated
 /// when a [`Store`] opens it, in one transaction.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// How long a deleted instance's tombstone is kept. A feed consumer away for longer
 /// gets [`Catchup::SnapshotNeeded`].
@@ -109,8 +114,35 @@ pub trait Store: Send {
     /// Every image, oldest first.
     fn images(&self) -> Result<Vec<Image>, StoreError>;
     fn image(&self, key: &str) -> Result<Image, StoreError>;
-    /// Forgets an image, refused ([`StoreError::ImageInUse`]) while an instance uses it.
+    /// Forgets an image (and its Image API record), refused
+    /// ([`StoreError::ImageInUse`]) while an instance uses it.
     fn delete_image(&mut self, id: &str) -> Result<(), StoreError>;
+
+    /// Records what the Image API made ([`StoreError::Exists`] when a record has
+    /// its id; an image row of that id is the caller's to check: an upload's
+    /// record and its image share their id).
+    fn add_image_record(&self, record: &ImageRecord) -> Result<(), StoreError>;
+    /// The Image API's record of image `id` (an id, never a name).
+    fn image_record(&self, id: &str) -> Result<ImageRecord, StoreError>;
+    /// Every Image API record, oldest first.
+    fn image_records(&self) -> Result<Vec<ImageRecord>, StoreError>;
+    /// Rewrites record `id` with `change` (given the current one), the row locked
+    /// meanwhile, so that two changes (a PATCH and an upload's end) both land whole;
+    /// `change`'s error refuses it ([`StoreError::ImageRecordRefused`]) and nothing
+    /// is written. The image of the same id, if recorded, takes the record's name
+    /// (unless empty) and visibility in the same transaction (what boots and the
+    /// command line see follows the Image API). Returns the record as written.
+    fn update_image_record(
+        &mut self,
+        id: &str,
+        change: &mut RecordChange<'_>,
+    ) -> Result<ImageRecord, StoreError>;
+    /// Forgets record `id` (`false`: there was none).
+    fn delete_image_record(&self, id: &str) -> Result<bool, StoreError>;
+    /// Ends the uploads whose lease ran out before `now` (their uploader is gone):
+    /// `active` when the import committed (the image is recorded), else `killed`;
+    /// returns each record so ended.
+    fn end_abandoned_uploads(&self, now: &str) -> Result<Vec<ImageRecord>, StoreError>;
     /// Whether image files travel through this database (PostgreSQL, which many hosts
     /// share) rather than living beside it (a state folder).
     fn keeps_image_files(&self) -> bool {
@@ -205,6 +237,10 @@ pub trait Store: Send {
     /// Every instance with its document, of `project` or all, oldest first, in one
     /// read (a detailed list).
     fn instance_records(&self, project: Option<&str>) -> Result<Vec<InstanceRecord>, StoreError>;
+    /// One page of instances with their documents, newest first, filtered and cut
+    /// by the database ([`InstanceQuery`]); a marker that does not pass the
+    /// filters is [`StoreError::NotFound`] (kind `marker`).
+    fn instance_page(&self, query: &InstanceQuery<'_>) -> Result<Vec<InstanceRecord>, StoreError>;
     /// The instances on `host` whose record says a QEMU may exist (a pid, a task,
     /// or a power state other than shutdown): all that its reconciliation has to
     /// look at.

@@ -18,7 +18,9 @@ use crate::{ApiError, ApiResponse, Call};
 use base64::Engine;
 use compute::lifecycle::LifecycleError;
 use compute_host::driver::{control, BootRequest, DriverError};
-use compute_store::{FlavorRecord, InstanceRecord, Owner, StoreError, Visibility, Work, WorkState};
+use compute_store::{
+    FlavorRecord, InstanceQuery, InstanceRecord, Owner, StoreError, Visibility, Work, WorkState,
+};
 use http::StatusCode;
 use indexmap::IndexMap;
 use serde_json::{json, Map, Value};
@@ -402,32 +404,33 @@ fn list_scope(call: &Call<'_>) -> Result<Option<String>, ApiError> {
         .map(str::to_owned))
 }
 
-/// `items` (oldest first) after the filters of the query, newest first (Nova's
-/// default sort), then the page; `key` gives an item's id, name and status.
-fn listed<'c, T>(
+/// The page the query asks for (`name` substring, `status`, `limit`, `marker`),
+/// newest first (Nova's default sort), filtered and cut by the store: a page
+/// reads its own rows, not the project's.
+fn listed<'c>(
     call: &'c Call<'_>,
-    items: Vec<T>,
-    key: impl Fn(&T) -> (&str, &str, &'static str),
-) -> Result<(Vec<T>, Page<'c>), ApiError> {
-    let name = call.req.query("name");
-    let status = call.req.query("status").map(str::to_ascii_uppercase);
-    let mut items: Vec<T> = items
-        .into_iter()
-        .filter(|i| {
-            let (_, n, st) = key(i);
-            name.is_none_or(|want| n.contains(want))
-                && status.as_deref().is_none_or(|want| st == want)
-        })
-        .collect();
-    items.reverse();
+    project: Option<&str>,
+) -> Result<(Vec<InstanceRecord>, Page<'c>), ApiError> {
     let page = Page::of(call.req)?;
-    let items = page.apply(items, |i| key(i).0).map_err(|e| match e {
-        ApiError::BadRequest(_) => {
-            ApiError::BadRequest(format!("marker [{}] not found", page.marker.unwrap_or("")))
-        }
-        other => other,
-    })?;
-    Ok((items, page))
+    let states = call
+        .req
+        .query("status")
+        .map(compute::lifecycle::State::with_status);
+    let query = InstanceQuery {
+        project,
+        name_contains: call.req.query("name"),
+        states: states.as_deref(),
+        marker: page.marker,
+        limit: page.limit,
+    };
+    match call.store.instance_page(&query) {
+        Ok(items) => Ok((items, page)),
+        Err(StoreError::NotFound { kind: "marker", .. }) => Err(ApiError::BadRequest(format!(
+            "marker [{}] not found",
+            page.marker.unwrap_or("")
+        ))),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn next_link(
@@ -448,15 +451,7 @@ fn next_link(
 /// `GET /servers`.
 pub fn list(call: &mut Call<'_>) -> Result<ApiResponse, ApiError> {
     let project = list_scope(call)?;
-    let all: Vec<_> = call
-        .store
-        .list_instances()?
-        .into_iter()
-        .filter(|s| project.as_deref().is_none_or(|p| s.project_id == p))
-        .collect();
-    let (items, page) = listed(call, all, |s| {
-        (s.uuid.as_str(), s.name.as_str(), s.state.status())
-    })?;
+    let (items, page) = listed(call, project.as_deref())?;
     let shown: Vec<Value> = items
         .iter()
         .map(|s| summary(call, &s.uuid, &s.name))
@@ -469,13 +464,10 @@ pub fn list(call: &mut Call<'_>) -> Result<ApiResponse, ApiError> {
     Ok(ApiResponse::ok(body))
 }
 
-/// `GET /servers/detail`: the records in one read.
+/// `GET /servers/detail`: the page's records in one read.
 pub fn list_detail(call: &mut Call<'_>) -> Result<ApiResponse, ApiError> {
     let project = list_scope(call)?;
-    let all = call.store.instance_records(project.as_deref())?;
-    let (items, page) = listed(call, all, |r| {
-        (r.uuid.as_str(), r.name.as_str(), r.state.status())
-    })?;
+    let (items, page) = listed(call, project.as_deref())?;
     let flavors = call.store.flavor_records()?;
     let shown: Vec<Value> = items
         .iter()

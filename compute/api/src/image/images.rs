@@ -6,11 +6,11 @@
 //! `POST /v2/images` makes a `queued` image ([`super::records`]); its bytes come
 //! with `PUT /v2/images/{id}/file` ([`super::upload`]).
 
-use super::records::{self, ImageRecord, Status};
+use super::records;
 use crate::{ApiError, ApiResponse, Call};
 use compute_host::driver::images;
 use compute_host::driver::layout::Layout;
-use compute_store::{Image, StoreError, Visibility};
+use compute_store::{Image, ImageRecord, ImageStatus as Status, StoreError, Visibility};
 use http::StatusCode;
 use serde_json::{json, Value};
 
@@ -56,7 +56,7 @@ impl Found {
 
 /// The image `id` if the caller may see it.
 pub fn visible(call: &Call<'_>, id: &str) -> Result<Found, ApiError> {
-    let record = records::load(&call.api.state_dir, id);
+    let record = records::find(call.store, id)?;
     match call.store.image(id) {
         Ok(i) if i.id == id && can_see(call, &i)? => Ok(Found {
             image: Some(i),
@@ -89,9 +89,12 @@ pub fn view_found(found: &Found) -> Value {
         (Some(i), None) => view(i),
         (Some(i), Some(r)) => {
             let mut v = view(i);
-            v["checksum"] = json!(r.checksum);
-            v["os_hash_algo"] = json!("sha512");
-            v["os_hash_value"] = json!(r.os_hash_value);
+            // An upload's hashes; an image made here keeps its SHA-256.
+            if r.os_hash_value.is_some() {
+                v["checksum"] = json!(r.checksum);
+                v["os_hash_algo"] = json!("sha512");
+                v["os_hash_value"] = json!(r.os_hash_value);
+            }
             v["container_format"] = json!(r.container_format.as_deref().unwrap_or("bare"));
             v["min_disk"] = json!(r.min_disk);
             v["min_ram"] = json!(r.min_ram);
@@ -215,12 +218,12 @@ pub fn list(call: &mut Call<'_>) -> Result<ApiResponse, ApiError> {
     let name = q("name");
     let status = q("status");
     let visibility = q("visibility");
-    let mut recs: std::collections::HashMap<String, ImageRecord> =
-        records::all(&call.api.state_dir)
-            .map_err(|e| ApiError::Internal(Box::new(e)))?
-            .into_iter()
-            .map(|r| (r.id.clone(), r))
-            .collect();
+    let mut recs: std::collections::HashMap<String, ImageRecord> = call
+        .store
+        .image_records()?
+        .into_iter()
+        .map(|r| (r.id.clone(), r))
+        .collect();
     let mut found = Vec::new();
     for i in call.store.images()? {
         if !can_see(call, &i)? {
@@ -342,7 +345,7 @@ pub fn delete(call: &mut Call<'_>) -> Result<ApiResponse, ApiError> {
             Err(e) => return Err(ApiError::Internal(Box::new(e))),
         }
     }
-    records::remove(&call.api.state_dir, &id).map_err(|e| ApiError::Internal(Box::new(e)))?;
+    call.store.delete_image_record(&id)?;
     Ok(ApiResponse::empty(StatusCode::NO_CONTENT))
 }
 
@@ -480,7 +483,7 @@ pub fn create(call: &mut Call<'_>) -> Result<ApiResponse, ApiError> {
             let parsed = uuid::Uuid::parse_str(&i)
                 .map_err(|_| ApiError::BadRequest("id must be a UUID.".into()))?;
             let i = parsed.hyphenated().to_string();
-            if call.store.image(&i).is_ok() || records::load(&call.api.state_dir, &i).is_some() {
+            if call.store.image(&i).is_ok() || records::find(call.store, &i)?.is_some() {
                 return Err(ApiError::Conflict(format!(
                     "Image with identifier {i} already exists!"
                 )));
@@ -508,8 +511,9 @@ pub fn create(call: &mut Call<'_>) -> Result<ApiResponse, ApiError> {
         os_hash_value: None,
         created_at: now.clone(),
         updated_at: now,
+        lease: None,
     };
-    records::save(&call.api.state_dir, &rec).map_err(|e| ApiError::Internal(Box::new(e)))?;
+    call.store.add_image_record(&rec)?;
     Ok(
         ApiResponse::with(StatusCode::CREATED, record_view(&rec)).header(
             "location",

@@ -7,7 +7,9 @@ use http::{Method, StatusCode};
 use serde_json::json;
 
 pub mod images;
+pub mod patch;
 pub mod records;
+pub mod update;
 pub mod upload;
 
 /// The route of a path below `/v2`, if it has one.
@@ -21,7 +23,14 @@ pub fn resource(segs: &[&str]) -> Option<Route> {
     };
     match segs {
         ["images"] => private(&[(M::GET, images::list), (M::POST, images::create)]),
-        ["images", _] => private(&[(M::GET, images::show), (M::DELETE, images::delete)]),
+        ["images", _] => private(&[
+            (M::GET, images::show),
+            (M::PATCH, update::patch),
+            (M::DELETE, images::delete),
+        ]),
+        ["images", _, "tags", _] => {
+            private(&[(M::PUT, update::add_tag), (M::DELETE, update::delete_tag)])
+        }
         _ => None,
     }
 }

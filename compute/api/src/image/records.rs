@@ -1,156 +1,127 @@
-//! What Glance knows of an image that the store does not: an image made by
-//! `POST /v2/images` before its bytes arrive (`queued`, `saving`) or after they
-//! failed (`killed`), and for an uploaded one its formats, MD5 `checksum`, SHA-512
-//! `os_hash_value` and extra properties. One JSON file per image under
-//! `STATE/api/images/`, written atomically; the store's image record stays the
-//! truth for active images (an instance boots from it, the CLI lists it).
+//! The Image API's side of its records, which the store keeps
+//! ([`compute_store::ImageRecord`], every backend, atomically): looking one up,
+//! refusing a locked change with the client's error, where an upload's bytes land,
+//! and moving the JSON files earlier versions kept in `STATE/api/images/` into the
+//! store once (the files go when their record is in).
 
-use compute_store::Visibility;
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use crate::ApiError;
+use compute_store::{ImageRecord, RecordProblem, Store, StoreError};
 use std::path::{Path, PathBuf};
 
+/// The record of image `id`, if the Image API made it.
+pub fn find(store: &dyn Store, id: &str) -> Result<Option<ImageRecord>, ApiError> {
+    match store.image_record(id) {
+        Ok(r) => Ok(Some(r)),
+        Err(StoreError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A locked change's refusal, answered to the client as `err` (see
+/// [`ApiError::from_store`]).
+pub fn refuse(err: ApiError) -> RecordProblem {
+    Box::new(err)
+}
+
+/// The folder of an upload's bytes before they are imported.
+pub fn uploads_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("api").join("uploads")
+}
+
+/// Where an upload's bytes land before they are imported.
+pub fn upload_path(state_dir: &Path, id: &str) -> PathBuf {
+    uploads_dir(state_dir).join(format!("{id}.part"))
+}
+
 #[derive(Debug, thiserror::Error)]
-pub enum RecordError {
-    #[error("cannot write the image record {path}")]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: compute_io::atomic::AtomicError,
-    },
+pub enum LegacyError {
     #[error("cannot read the image records in {path}")]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot remove {path}")]
-    Remove {
+    #[error("cannot move the image record {path} into the store")]
+    Store {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: StoreError,
     },
 }
 
-/// Glance's image statuses that happen here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Queued,
-    Saving,
-    Active,
-    Killed,
+/// The shape of a record file of earlier versions.
+#[derive(serde::Deserialize)]
+struct LegacyRecord {
+    id: String,
+    name: Option<String>,
+    disk_format: Option<String>,
+    container_format: Option<String>,
+    visibility: compute_store::Visibility,
+    owner: String,
+    min_disk: u64,
+    min_ram: u64,
+    protected: bool,
+    tags: Vec<String>,
+    properties: std::collections::BTreeMap<String, String>,
+    status: compute_store::ImageStatus,
+    size: Option<u64>,
+    checksum: Option<String>,
+    os_hash_value: Option<String>,
+    created_at: String,
+    updated_at: String,
 }
 
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Queued => "queued",
-            Status::Saving => "saving",
-            Status::Active => "active",
-            Status::Killed => "killed",
-        }
-    }
-}
-
-/// One image as the Image API made it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ImageRecord {
-    pub id: String,
-    pub name: Option<String>,
-    pub disk_format: Option<String>,
-    pub container_format: Option<String>,
-    pub visibility: Visibility,
-    pub owner: String,
-    pub min_disk: u64,
-    pub min_ram: u64,
-    pub protected: bool,
-    pub tags: Vec<String>,
-    /// Extra properties (top-level keys in Glance's JSON).
-    pub properties: BTreeMap<String, String>,
-    pub status: Status,
-    pub size: Option<u64>,
-    /// MD5 of the bytes, hex.
-    pub checksum: Option<String>,
-    /// SHA-512 of the bytes, hex.
-    pub os_hash_value: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
-/// The folder of the records.
-pub fn dir(state_dir: &Path) -> PathBuf {
-    state_dir.join("api").join("images")
-}
-
-/// Where an upload's bytes land before they are imported.
-pub fn upload_path(state_dir: &Path, id: &str) -> PathBuf {
-    state_dir
-        .join("api")
-        .join("uploads")
-        .join(format!("{id}.part"))
-}
-
-fn path(state_dir: &Path, id: &str) -> PathBuf {
-    dir(state_dir).join(format!("{id}.json"))
-}
-
-/// Ids are uuids: nothing else names a file here.
-fn is_id(id: &str) -> bool {
-    uuid::Uuid::parse_str(id).is_ok()
-}
-
-pub fn load(state_dir: &Path, id: &str) -> Option<ImageRecord> {
-    if !is_id(id) {
-        return None;
-    }
-    let bytes = std::fs::read(path(state_dir, id)).ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
-pub fn save(state_dir: &Path, rec: &ImageRecord) -> Result<(), RecordError> {
-    let p = path(state_dir, &rec.id);
-    let bytes = serde_json::to_vec(rec).unwrap_or_default();
-    let write = || -> Result<(), compute_io::atomic::AtomicError> {
-        if let Some(d) = p.parent() {
-            std::fs::create_dir_all(d).map_err(|source| {
-                compute_io::atomic::AtomicError::Create {
-                    dir: d.to_owned(),
-                    source,
-                }
-            })?;
-        }
-        compute_io::atomic::replace(&p, &bytes, 0o600)
-    };
-    write().map_err(|source| RecordError::Write { path: p, source })
-}
-
-pub fn remove(state_dir: &Path, id: &str) -> Result<(), RecordError> {
-    if !is_id(id) {
-        return Ok(());
-    }
-    let p = path(state_dir, id);
-    match std::fs::remove_file(&p) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(RecordError::Remove { path: p, source: e })
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Every record, oldest first.
-pub fn all(state_dir: &Path) -> Result<Vec<ImageRecord>, RecordError> {
-    let d = dir(state_dir);
-    let entries = match std::fs::read_dir(&d) {
+/// Moves the record files of `STATE/api/images/` into the store (a record the
+/// store has already wins); returns how many moved. A file that is not a record
+/// is left where it is, with a warning.
+pub fn move_legacy(store: &dyn Store, state_dir: &Path) -> Result<usize, LegacyError> {
+    let dir = state_dir.join("api").join("images");
+    let entries = match std::fs::read_dir(&dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(RecordError::Read { path: d, source }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(source) => return Err(LegacyError::Read { path: dir, source }),
     };
-    let mut out: Vec<ImageRecord> = entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| std::fs::read(e.path()).ok())
-        .filter_map(|b| serde_json::from_slice(&b).ok())
-        .collect();
-    out.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
-    Ok(out)
+    let mut moved = 0;
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        let parsed = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<LegacyRecord>(&b).ok());
+        let Some(r) = parsed else {
+            tracing::warn!(path = %path.display(), "not an image record: left alone");
+            continue;
+        };
+        let record = ImageRecord {
+            id: r.id,
+            name: r.name,
+            disk_format: r.disk_format,
+            container_format: r.container_format,
+            visibility: r.visibility,
+            owner: r.owner,
+            min_disk: r.min_disk,
+            min_ram: r.min_ram,
+            protected: r.protected,
+            tags: r.tags,
+            properties: r.properties,
+            // An upload in flight when the old process stopped never ends now.
+            status: match r.status {
+                compute_store::ImageStatus::Saving => compute_store::ImageStatus::Killed,
+                s => s,
+            },
+            size: r.size,
+            checksum: r.checksum,
+            os_hash_value: r.os_hash_value,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            lease: None,
+        };
+        match store.add_image_record(&record) {
+            Ok(()) | Err(StoreError::Exists { .. }) => {}
+            Err(source) => return Err(LegacyError::Store { path, source }),
+        }
+        let _ = std::fs::remove_file(&path);
+        moved += 1;
+    }
+    let _ = std::fs::remove_dir(&dir);
+    Ok(moved)
 }

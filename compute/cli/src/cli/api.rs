@@ -93,6 +93,11 @@ pub struct ApiArgs {
     /// streamed to the state folder, never held in memory.
     #[arg(long, value_name = "BYTES", default_value_t = 16 << 30)]
     pub max_image_bytes: u64,
+    /// Seconds an image upload's claim holds unless its process renews it (every
+    /// sixth of it): an upload whose process died is ended (killed) this long
+    /// after, by any API process on the database.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub upload_lease: u64,
     /// Seconds `os-stop` gives a guest's ACPI shutdown before a hard stop (Nova's
     /// shutdown_timeout).
     #[arg(long, value_name = "SECS", default_value_t = 60,
@@ -213,6 +218,7 @@ pub fn run(host: &HostArgs, a: ApiArgs) -> anyhow::Result<ExitCode> {
                 max_connections: a.max_connections,
                 max_store_connections: a.max_db_connections,
                 max_image_bytes: a.max_image_bytes,
+                upload_lease: Duration::from_secs(a.upload_lease.max(1)),
                 ..Limits::default()
             },
             bound,

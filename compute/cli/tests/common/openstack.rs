@@ -356,3 +356,22 @@ pub fn raw(method: &str, url: &str, token: Option<&str>) -> (u16, Option<String>
     let body = resp.body_mut().read_to_string().unwrap_or_default();
     (status, www, body)
 }
+
+/// `md5sum`'s hex digest of a file (Glance's `checksum`).
+pub fn md5_hex(path: &Path) -> String {
+    let out = Command::new("md5sum").arg(path).output().expect("md5sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("md5")
+        .to_owned()
+}
+
+/// An image's key as `openstack image show` prints it: top level, or folded
+/// into `properties` (newer clients fold what the SDK does not name).
+pub fn prop<'a>(shown: &'a serde_json::Value, key: &str) -> Option<&'a serde_json::Value> {
+    shown
+        .get(key)
+        .filter(|v| !v.is_null())
+        .or_else(|| shown.get("properties").and_then(|p| p.get(key)))
+}

@@ -225,6 +225,44 @@ pub(super) fn records(
     .collect()
 }
 
+/// A filter's parameters as the client binds them.
+fn bound(f: &crate::query::Filter) -> Vec<&(dyn postgres::types::ToSql + Sync)> {
+    f.params
+        .iter()
+        .map(|p| p as &(dyn postgres::types::ToSql + Sync))
+        .collect()
+}
+
+pub(super) fn page(
+    c: &mut Client,
+    q: &crate::InstanceQuery<'_>,
+) -> Result<Vec<InstanceRecord>, StoreError> {
+    use crate::query::{marker_sql, page_sql, Dialect};
+    // One snapshot: the marker checked is the marker paged after.
+    let mut tx = c
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()?;
+    if let Some(m) = q.marker {
+        let f = marker_sql(q, m, Dialect::Postgres);
+        if tx.query_opt(&f.sql, &bound(&f))?.is_none() {
+            return Err(StoreError::NotFound {
+                kind: "marker",
+                key: m.to_owned(),
+            });
+        }
+    }
+    let f = page_sql(INSTANCE_COLUMNS, q, Dialect::Postgres);
+    let out = tx
+        .query(&f.sql, &bound(&f))?
+        .iter()
+        .map(instance_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    tx.commit()?;
+    Ok(out)
+}
+
 pub(super) fn claiming_processes(
     c: &mut Client,
     host: &str,

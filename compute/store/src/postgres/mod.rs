@@ -22,6 +22,7 @@ mod conn;
 mod feed;
 mod hosts;
 mod identity;
+mod image_records;
 mod images;
 mod instances;
 mod resources;
@@ -36,7 +37,10 @@ use crate::records::{
     ProjectRecord, ProjectUsage, Role, RoleAssignment, UserRecord, Visibility, Work, WorkAction,
     WorkOutcome,
 };
-use crate::{FaultChange, Image, InstanceRecord, InstanceSummary, NewInstance, Store, StoreError};
+use crate::{
+    FaultChange, Image, ImageRecord, InstanceRecord, InstanceSummary, NewInstance, RecordChange,
+    Store, StoreError,
+};
 use compute::flavor::Flavor;
 use compute::keypair::Keypair;
 use compute::lifecycle::State;
@@ -321,9 +325,38 @@ impl Store for PgStore {
                 });
             }
             tx.execute("DELETE FROM images WHERE id = $1", &[&id])?;
+            tx.execute("DELETE FROM image_records WHERE id = $1", &[&id])?;
             tx.commit()?;
             Ok(())
         })
+    }
+
+    fn add_image_record(&self, record: &ImageRecord) -> Result<(), StoreError> {
+        self.run(|c| image_records::add(c, record))
+    }
+
+    fn image_record(&self, id: &str) -> Result<ImageRecord, StoreError> {
+        self.run(|c| image_records::get(c, id))
+    }
+
+    fn image_records(&self) -> Result<Vec<ImageRecord>, StoreError> {
+        self.run(image_records::all)
+    }
+
+    fn update_image_record(
+        &mut self,
+        id: &str,
+        change: &mut RecordChange<'_>,
+    ) -> Result<ImageRecord, StoreError> {
+        self.run(|c| image_records::update(c, id, change))
+    }
+
+    fn delete_image_record(&self, id: &str) -> Result<bool, StoreError> {
+        self.run(|c| image_records::delete(c, id))
+    }
+
+    fn end_abandoned_uploads(&self, now: &str) -> Result<Vec<ImageRecord>, StoreError> {
+        self.run(|c| image_records::end_abandoned(c, now))
     }
 
     // ---- keypairs
@@ -435,6 +468,13 @@ impl Store for PgStore {
 
     fn instance_records(&self, project: Option<&str>) -> Result<Vec<InstanceRecord>, StoreError> {
         self.run(|c| instances::records(c, project))
+    }
+
+    fn instance_page(
+        &self,
+        query: &crate::InstanceQuery<'_>,
+    ) -> Result<Vec<InstanceRecord>, StoreError> {
+        self.run(|c| instances::page(c, query))
     }
 
     fn instances_claiming_processes(&self, host: &str) -> Result<Vec<InstanceSummary>, StoreError> {

@@ -265,8 +265,37 @@ CREATE TABLE flavor_extra_specs (
 );
 "#;
 
+/// Version 5: the Image API's records, as SQLite's version 5 (see there).
+const V5: &str = r#"
+CREATE TABLE image_records (
+    id TEXT PRIMARY KEY,
+    name TEXT,
+    disk_format TEXT,
+    container_format TEXT,
+    visibility TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    min_disk BIGINT NOT NULL DEFAULT 0,
+    min_ram BIGINT NOT NULL DEFAULT 0,
+    protected BOOLEAN NOT NULL DEFAULT FALSE,
+    tags TEXT NOT NULL DEFAULT '[]',
+    properties TEXT NOT NULL DEFAULT '{}',
+    status TEXT NOT NULL,
+    size BIGINT,
+    checksum TEXT,
+    os_hash_value TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    uploader TEXT,
+    lease_until TEXT
+);
+CREATE INDEX image_records_status ON image_records (status);
+-- A page of a list (newest first, of a project or all) is read from these.
+CREATE INDEX instances_page ON instances (created_at, uuid);
+CREATE INDEX instances_project_page ON instances (project_id, created_at, uuid);
+"#;
+
 /// Each version's migration, in order: `MIGRATIONS[i]` takes version `i` to `i + 1`.
-const MIGRATIONS: [&str; 4] = [V1, V2, V3, V4];
+const MIGRATIONS: [&str; 5] = [V1, V2, V3, V4, V5];
 
 /// The version a database holds (0: empty).
 pub fn version(c: &mut impl GenericClient) -> Result<i64, postgres::Error> {

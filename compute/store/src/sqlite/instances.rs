@@ -174,6 +174,38 @@ pub(super) fn records(
     Ok(out)
 }
 
+pub(super) fn page(
+    conn: &Connection,
+    q: &crate::InstanceQuery<'_>,
+) -> Result<Vec<InstanceRecord>, StoreError> {
+    use crate::query::{marker_sql, page_sql, Dialect};
+    // One read snapshot: the marker checked is the marker paged after.
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Deferred)?;
+    if let Some(m) = q.marker {
+        let f = marker_sql(q, m, Dialect::Sqlite);
+        let found = tx
+            .query_row(&f.sql, rusqlite::params_from_iter(&f.params), |_| Ok(()))
+            .optional()?;
+        if found.is_none() {
+            return Err(StoreError::NotFound {
+                kind: "marker",
+                key: m.to_owned(),
+            });
+        }
+    }
+    let f = page_sql(INSTANCE_COLUMNS, q, Dialect::Sqlite);
+    let mut out = Vec::new();
+    {
+        let mut st = tx.prepare(&f.sql)?;
+        let rows = st.query_map(rusqlite::params_from_iter(&f.params), instance_from_row)?;
+        for r in rows {
+            out.push(r??);
+        }
+    }
+    tx.commit()?;
+    Ok(out)
+}
+
 pub(super) fn claiming_processes(
     conn: &Connection,
     host: &str,

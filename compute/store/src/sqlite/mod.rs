@@ -12,6 +12,7 @@
 mod feed;
 mod hosts;
 mod identity;
+mod image_records;
 mod instances;
 mod resources;
 mod schema;
@@ -22,7 +23,10 @@ use crate::records::{
     ProjectRecord, ProjectUsage, Role, RoleAssignment, UserRecord, Visibility, Work, WorkAction,
     WorkOutcome,
 };
-use crate::{FaultChange, Image, InstanceRecord, InstanceSummary, NewInstance, Store, StoreError};
+use crate::{
+    FaultChange, Image, ImageRecord, InstanceRecord, InstanceSummary, NewInstance, RecordChange,
+    Store, StoreError,
+};
 use compute::flavor::Flavor;
 use compute::keypair::Keypair;
 use compute::lifecycle::State;
@@ -270,8 +274,37 @@ impl Store for SqliteStore {
             });
         }
         tx.execute("DELETE FROM images WHERE id = ?1", [id])?;
+        tx.execute("DELETE FROM image_records WHERE id = ?1", [id])?;
         tx.commit()?;
         Ok(())
+    }
+
+    fn add_image_record(&self, record: &ImageRecord) -> Result<(), StoreError> {
+        image_records::add(&self.conn, record)
+    }
+
+    fn image_record(&self, id: &str) -> Result<ImageRecord, StoreError> {
+        image_records::get(&self.conn, id)
+    }
+
+    fn image_records(&self) -> Result<Vec<ImageRecord>, StoreError> {
+        image_records::all(&self.conn)
+    }
+
+    fn update_image_record(
+        &mut self,
+        id: &str,
+        change: &mut RecordChange<'_>,
+    ) -> Result<ImageRecord, StoreError> {
+        image_records::update(&self.conn, id, change)
+    }
+
+    fn delete_image_record(&self, id: &str) -> Result<bool, StoreError> {
+        image_records::delete(&self.conn, id)
+    }
+
+    fn end_abandoned_uploads(&self, now: &str) -> Result<Vec<ImageRecord>, StoreError> {
+        image_records::end_abandoned(&self.conn, now)
     }
 
     // ---- keypairs
@@ -380,6 +413,13 @@ impl Store for SqliteStore {
 
     fn instance_records(&self, project: Option<&str>) -> Result<Vec<InstanceRecord>, StoreError> {
         instances::records(&self.conn, project)
+    }
+
+    fn instance_page(
+        &self,
+        query: &crate::InstanceQuery<'_>,
+    ) -> Result<Vec<InstanceRecord>, StoreError> {
+        instances::page(&self.conn, query)
     }
 
     fn instances_claiming_processes(&self, host: &str) -> Result<Vec<InstanceSummary>, StoreError> {

@@ -237,8 +237,41 @@ CREATE TABLE flavor_extra_specs (
 );
 "#;
 
+/// Version 5: the Image API's records (what Glance knows beyond `images`: queued,
+/// saving and killed images, formats, MD5 and SHA-512, visibility, protection, tags
+/// and properties), which lived as JSON files in `STATE/api/images/` before (the
+/// API moves those in when it starts). `tags` and `properties` are JSON text.
+/// And the indexes a page of instances is read from (`Store::instance_page`).
+const V5: &str = r#"
+CREATE TABLE image_records (
+    id TEXT PRIMARY KEY,
+    name TEXT,
+    disk_format TEXT,
+    container_format TEXT,
+    visibility TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    min_disk INTEGER NOT NULL DEFAULT 0,
+    min_ram INTEGER NOT NULL DEFAULT 0,
+    protected INTEGER NOT NULL DEFAULT 0,
+    tags TEXT NOT NULL DEFAULT '[]',
+    properties TEXT NOT NULL DEFAULT '{}',
+    status TEXT NOT NULL,
+    size INTEGER,
+    checksum TEXT,
+    os_hash_value TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    uploader TEXT,
+    lease_until TEXT
+);
+CREATE INDEX image_records_status ON image_records (status);
+-- A page of a list (newest first, of a project or all) is read from these.
+CREATE INDEX instances_page ON instances (created_at, uuid);
+CREATE INDEX instances_project_page ON instances (project_id, created_at, uuid);
+"#;
+
 /// Each version's migration, in order: `MIGRATIONS[i]` takes version `i` to `i + 1`.
-const MIGRATIONS: [&str; 4] = [V1, V2, V3, V4];
+const MIGRATIONS: [&str; 5] = [V1, V2, V3, V4, V5];
 
 /// The version a database holds: `schema_version`, else the legacy user_version.
 pub fn version(conn: &Connection) -> rusqlite::Result<i64> {

@@ -203,14 +203,14 @@ fn a_feed_needs_a_database_at_its_version(f: Fixture) {
     let err = compute_store::open_feed(&f.location).err().expect("newer");
     let text = err.to_string();
     assert!(
-        text.contains("schema version 99, newer than this binary knows (4)"),
+        text.contains("schema version 99, newer than this binary knows (5)"),
         "{text}"
     );
     f.exec("UPDATE schema_version SET version = 1");
     let err = compute_store::open_feed(&f.location).err().expect("older");
     assert!(
         err.to_string()
-            .contains("schema version 1, older than this binary needs (4)"),
+            .contains("schema version 1, older than this binary needs (5)"),
         "{err}"
     );
 }

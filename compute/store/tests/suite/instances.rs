@@ -230,7 +230,86 @@ fn a_store_knows_where_it_is(f: Fixture) {
     assert_eq!(s.subnet().cidr.to_string(), crate::CIDR);
 }
 
+/// `instance_page` against the same filters and paging done in memory over
+/// `instance_records` (what the API did before): the same answer, every time.
+fn a_page_is_the_filtered_list_cut_by_the_database(f: Fixture) {
+    use compute::lifecycle::State as S;
+    use compute_store::InstanceQuery;
+    let mut s = f.store_with_host();
+    let names = ["web-1", "db-1", "web-2", "Web-3", "db-2", "web-4"];
+    for (i, n) in names.iter().enumerate() {
+        add(s.as_mut(), i as u32 + 1, n);
+    }
+    let running = S::building().spawned();
+    s.set_state(&crate::uuid(2), running, FaultChange::Keep, "t")
+        .expect("active");
+    s.set_state(&crate::uuid(3), running, FaultChange::Keep, "t")
+        .expect("active");
+    let shutoff = S::with_status("SHUTOFF");
+    let active = S::with_status("ACTIVE");
+    let building = S::with_status("BUILD");
+    let none: Vec<_> = Vec::new();
+    let all = s.instance_records(None).expect("all");
+    let mut checked = 0;
+    for name in [None, Some("web"), Some("db"), Some("nothing")] {
+        for states in [
+            None,
+            Some(&active[..]),
+            Some(&building[..]),
+            Some(&shutoff[..]),
+            Some(&none[..]),
+        ] {
+            for project in [None, Some(compute_store::DEFAULT_PROJECT_ID), Some("other")] {
+                let wanted: Vec<String> = all
+                    .iter()
+                    .rev()
+                    .filter(|r| {
+                        name.is_none_or(|n| r.name.contains(n))
+                            && states.is_none_or(|st| st.contains(&(r.state.vm, r.state.task)))
+                            && project.is_none_or(|p| r.project_id == p)
+                    })
+                    .map(|r| r.uuid.clone())
+                    .collect();
+                for limit in [0, 1, 2, 10] {
+                    for marker in
+                        std::iter::once(None).chain(all.iter().map(|r| Some(r.uuid.as_str())))
+                    {
+                        let q = InstanceQuery {
+                            project,
+                            name_contains: name,
+                            states,
+                            marker,
+                            limit,
+                        };
+                        let got = s.instance_page(&q);
+                        let start = match marker {
+                            None => Some(0),
+                            Some(m) => wanted.iter().position(|u| u == m).map(|p| p + 1),
+                        };
+                        match start {
+                            None => assert!(
+                                matches!(got, Err(StoreError::NotFound { kind: "marker", .. })),
+                                "{q:?}: {got:?}"
+                            ),
+                            Some(start) => {
+                                let got: Vec<String> =
+                                    got.expect("page").into_iter().map(|r| r.uuid).collect();
+                                let want: Vec<String> =
+                                    wanted.iter().skip(start).take(limit).cloned().collect();
+                                assert_eq!(got, want, "{q:?}");
+                            }
+                        }
+                        checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 1000);
+}
+
 crate::both!(
+    a_page_is_the_filtered_list_cut_by_the_database,
     allocation_is_unique_and_released_and_names_resolve,
     faults_change_as_told_and_runtime_is_kept,
     a_document_update_lands_or_changes_nothing,

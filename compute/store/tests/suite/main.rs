@@ -7,6 +7,7 @@ mod agent;
 mod feed;
 mod hosts;
 mod identity;
+mod image_records;
 mod instances;
 mod resources;
 mod schema;

@@ -24,7 +24,7 @@ fn the_version_is_recorded_and_a_newer_one_refused(f: Fixture) {
     ));
     assert!(
         err.to_string()
-            .contains("has schema version 7, newer than this binary knows (4): upgrade"),
+            .contains("has schema version 7, newer than this binary knows (5): upgrade"),
         "{err}"
     );
     assert_eq!(
