@@ -252,14 +252,7 @@ fn images(d: &Deployment, client: &Client, clouds: &Path) {
     );
     let id = made["id"].as_str().expect("id").to_owned();
     let shown = client.json(clouds, "alice", &["image", "show", &name]);
-    assert_eq!(shown["status"], "active", "{shown}");
-    assert_eq!(shown["checksum"], md5_hex(&file), "{shown}");
-    let sha512 = hex::encode(<sha2::Sha512 as sha2::Digest>::digest(&bytes));
-    assert_eq!(
-        prop(&shown, "os_hash_value").and_then(Value::as_str),
-        Some(sha512.as_str()),
-        "{shown}"
-    );
+    assert_holds_file(&shown, &file);
     assert_eq!(
         prop(&shown, "a").and_then(Value::as_str),
         Some("b"),
@@ -428,25 +421,6 @@ fn noauth_is_refused_off_loopback() {
     );
 }
 
-/// `POST /v2/images` (raw, unless the caller made one): the new image's id.
-fn new_image(image_url: &str, token: &str) -> String {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let made = agent
-        .post(&format!("{image_url}/v2/images"))
-        .header("X-Auth-Token", token)
-        .content_type("application/json")
-        .send(r#"{"name":"raw","disk_format":"raw","container_format":"bare"}"#)
-        .expect("create")
-        .body_mut()
-        .read_to_string()
-        .expect("body");
-    let made: Value = serde_json::from_str(&made).expect("json");
-    made["id"].as_str().expect("id").to_owned()
-}
-
 /// How an upload is framed.
 enum Framing {
     Length(usize),
@@ -521,7 +495,7 @@ fn an_upload_over_the_cap_is_413_and_the_image_queued_again() {
         .to_owned();
     let big = vec![7u8; 4096];
     for framing in [Framing::Length(big.len()), Framing::Chunked] {
-        let id = new_image(&api.image, &token);
+        let id = new_image(&api.image, &token, "raw");
         let code = answer(put_file(&api.image, &token, &id, &big, framing));
         assert_eq!(code, 413);
         let shown = image_status(&api.image, &token, &id);
@@ -589,14 +563,7 @@ fn two_api_processes_on_one_postgresql_share_image_records() {
     let id = made["id"].as_str().expect("id").to_owned();
     // Through the other process: the same status, hashes and properties.
     let seen = client.json(&c2, "alice", &["image", "show", &id]);
-    assert_eq!(seen["status"], "active", "{seen}");
-    assert_eq!(seen["checksum"], md5_hex(&file), "{seen}");
-    let sha512 = hex::encode(<sha2::Sha512 as sha2::Digest>::digest(&bytes));
-    assert_eq!(
-        prop(&seen, "os_hash_value").and_then(Value::as_str),
-        Some(sha512.as_str()),
-        "{seen}"
-    );
+    assert_holds_file(&seen, &file);
     assert_eq!(
         prop(&seen, "p").and_then(Value::as_str),
         Some("1"),
@@ -615,7 +582,7 @@ fn two_api_processes_on_one_postgresql_share_image_records() {
         .as_str()
         .expect("token")
         .to_owned();
-    let qid = new_image(&two.image, &token);
+    let qid = new_image(&two.image, &token, "raw");
     assert_eq!(
         client.json(&c1, "alice", &["image", "show", &qid])["status"],
         "queued"

@@ -363,8 +363,9 @@ const CORE_KEYS: &[&str] = &[
     "os_hidden",
 ];
 
-/// Keys Glance sets itself: refused in a create (403 in Glance, 400 here).
-const READ_ONLY: &[&str] = &[
+/// Keys Glance sets or reserves itself: refused in a create (403 in Glance, 400
+/// here) and in a PATCH (which also refuses `id`, free to choose at create).
+pub(crate) const READ_ONLY: &[&str] = &[
     "status",
     "size",
     "virtual_size",
@@ -379,6 +380,9 @@ const READ_ONLY: &[&str] = &[
     "schema",
     "direct_url",
     "locations",
+    "location",
+    "deleted",
+    "deleted_at",
 ];
 
 /// `POST /v2/images`: 201 with the `queued` image and its `Location`.

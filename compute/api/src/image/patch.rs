@@ -40,28 +40,6 @@ pub struct Change {
     pub value: Option<Value>,
 }
 
-/// Keys Glance sets itself.
-pub const READ_ONLY: &[&str] = &[
-    "id",
-    "status",
-    "size",
-    "virtual_size",
-    "checksum",
-    "os_hash_algo",
-    "os_hash_value",
-    "owner",
-    "created_at",
-    "updated_at",
-    "self",
-    "file",
-    "schema",
-    "direct_url",
-    "locations",
-    "location",
-    "deleted",
-    "deleted_at",
-];
-
 /// Core keys: never removed, never extra properties.
 const CORE: &[&str] = &[
     "name",
@@ -204,7 +182,7 @@ pub fn apply(rec: &mut ImageRecord, changes: &[Change], admin: bool) -> Result<(
 
 fn apply_one(rec: &mut ImageRecord, c: &Change, admin: bool) -> Result<(), ApiError> {
     let key = c.path[0].as_str();
-    if READ_ONLY.contains(&key) || key.starts_with("os_glance") {
+    if key == "id" || super::images::READ_ONLY.contains(&key) || key.starts_with("os_glance") {
         return Err(ApiError::Forbidden(format!(
             "Attribute '{}' is read-only.",
             short(key)

@@ -367,6 +367,43 @@ pub fn md5_hex(path: &Path) -> String {
         .to_owned()
 }
 
+/// `image show` of an uploaded image says `active` and names `file`'s MD5
+/// (`checksum`) and SHA-512 (`os_hash_value`).
+pub fn assert_holds_file(shown: &serde_json::Value, file: &Path) {
+    assert_eq!(shown["status"], "active", "{shown}");
+    assert_eq!(shown["checksum"], md5_hex(file), "{shown}");
+    let bytes = std::fs::read(file).expect("the uploaded file");
+    let sha512 = hex::encode(<sha2::Sha512 as sha2::Digest>::digest(&bytes));
+    assert_eq!(
+        prop(shown, "os_hash_value").and_then(serde_json::Value::as_str),
+        Some(sha512.as_str()),
+        "{shown}"
+    );
+}
+
+/// `POST /v2/images` of an empty raw image named `name`, by hand (a client would
+/// upload at once): its id.
+pub fn new_image(image_url: &str, token: &str, name: &str) -> String {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let made = agent
+        .post(&format!("{image_url}/v2/images"))
+        .header("X-Auth-Token", token)
+        .content_type("application/json")
+        .send(
+            serde_json::json!({"name": name, "disk_format": "raw", "container_format": "bare"})
+                .to_string(),
+        )
+        .expect("create")
+        .body_mut()
+        .read_to_string()
+        .expect("body");
+    let made: serde_json::Value = serde_json::from_str(&made).expect("json");
+    made["id"].as_str().expect("id").to_owned()
+}
+
 /// An image's key as `openstack image show` prints it: top level, or folded
 /// into `properties` (newer clients fold what the SDK does not name).
 pub fn prop<'a>(shown: &'a serde_json::Value, key: &str) -> Option<&'a serde_json::Value> {
