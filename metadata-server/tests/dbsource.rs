@@ -8,11 +8,10 @@ mod feedkit;
 
 use common::*;
 use compute_store::Location;
-use compute_store::{NewInstance, SqliteStore, Store};
+use compute_store::{SqliteStore, Store};
 use metadata_server::feed::{self, FeedConfig};
 use metadata_server::store::InstanceStore;
 use std::io::{Read, Write};
-use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -41,27 +40,8 @@ fn open_store(dir: &Path) -> SqliteStore {
 }
 
 fn insert(store: &mut SqliteStore, doc: &serde_json::Value, tail: u8) {
-    let uuid = doc["uuid"].as_str().expect("uuid").to_owned();
-    let name = doc["name"].as_str().expect("name").to_owned();
-    let flavor = store.flavor("m1.tiny").expect("flavor");
-    let text = doc.to_string();
-    let document = |_: Ipv4Addr, _| Ok(text.clone());
-    store
-        .insert_instance(&NewInstance {
-            uuid: &uuid,
-            name: &name,
-            flavor: &flavor,
-            image_id: "img",
-            key_name: None,
-            project_id: compute_store::DEFAULT_PROJECT_ID,
-            user_id: compute_store::OPERATOR_USER_ID,
-            now: "2024-01-01T00:00:00Z",
-            host: None,
-            up_timeout: compute::placement::DEFAULT_UP_TIMEOUT,
-            mac_candidates: vec![[0, 0, tail]],
-            document: &document,
-        })
-        .expect("insert");
+    let up = compute::placement::DEFAULT_UP_TIMEOUT;
+    feedkit::insert_document(store, &doc.to_string(), None, up, tail);
 }
 
 #[test]

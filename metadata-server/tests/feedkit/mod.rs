@@ -42,6 +42,38 @@ pub fn doc(n: u8, meta: &[(&str, &str)]) -> String {
     .to_string()
 }
 
+/// Records the instance `text` describes (its uuid and name read from it) on `host`
+/// (`None`: placed nowhere), MAC `fa:16:3e:00:00:TAIL` among its candidates.
+pub fn insert_document<S: Store + ?Sized>(
+    store: &mut S,
+    text: &str,
+    host: Option<&str>,
+    up_timeout: Duration,
+    tail: u8,
+) {
+    let parsed: serde_json::Value = serde_json::from_str(text).expect("a JSON document");
+    let uuid = parsed["uuid"].as_str().expect("uuid");
+    let name = parsed["name"].as_str().expect("name");
+    let flavor = store.flavor("m1.tiny").expect("flavor");
+    let document = |_: Ipv4Addr, _| Ok(text.to_owned());
+    store
+        .insert_instance(&NewInstance {
+            uuid,
+            name,
+            flavor: &flavor,
+            image_id: "img",
+            key_name: None,
+            project_id: compute_store::DEFAULT_PROJECT_ID,
+            user_id: compute_store::OPERATOR_USER_ID,
+            now: "2024-01-01T00:00:00Z",
+            host,
+            up_timeout,
+            mac_candidates: vec![[0, 0, tail]],
+            document: &document,
+        })
+        .expect("insert");
+}
+
 pub struct Db {
     pub location: Location,
     pub store: Box<dyn Store>,
@@ -110,27 +142,13 @@ impl Db {
 
     /// Boots instance N on `host` (its document from [`doc`]).
     pub fn insert(&mut self, n: u8, host: &str, meta: &[(&str, &str)]) {
-        let flavor = self.store.flavor("m1.tiny").expect("flavor");
-        let text = doc(n, meta);
-        let document = |_: Ipv4Addr, _| Ok(text.clone());
-        let uuid = uuid(n);
-        let name = format!("vm-{n}");
-        self.store
-            .insert_instance(&NewInstance {
-                uuid: &uuid,
-                name: &name,
-                flavor: &flavor,
-                image_id: "img",
-                key_name: None,
-                project_id: compute_store::DEFAULT_PROJECT_ID,
-                user_id: compute_store::OPERATOR_USER_ID,
-                now: "2024-01-01T00:00:00Z",
-                host: Some(host),
-                up_timeout: Duration::from_secs(3600),
-                mac_candidates: vec![[0, 0, n]],
-                document: &document,
-            })
-            .expect("insert");
+        insert_document(
+            &mut *self.store,
+            &doc(n, meta),
+            Some(host),
+            Duration::from_secs(3600),
+            n,
+        );
     }
 
     /// Sets `meta[key] = value` on instance N, as `compute meta-set` does.
