@@ -52,11 +52,8 @@ thread_local! {
 }
 
 fn slot(secret: u64, id: &[u8]) -> usize {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ secret;
-    for b in id {
-        h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    (h >> 32) as usize % MEMO_SLOTS
+    use std::hash::BuildHasher;
+    (foldhash::fast::FixedState::with_seed(secret).hash_one(id) >> 32) as usize % MEMO_SLOTS
 }
 
 impl std::fmt::Debug for SharedSecret {

@@ -44,11 +44,8 @@ trait ShardKey: Hash + Eq + Clone {
 }
 
 fn mix(bytes: &[u8]) -> usize {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    (h >> 56) as usize % SHARDS
+    use std::hash::BuildHasher;
+    (foldhash::fast::FixedState::with_seed(0).hash_one(bytes) >> 56) as usize % SHARDS
 }
 
 impl ShardKey for Uuid {
