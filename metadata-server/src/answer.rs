@@ -10,7 +10,7 @@ use crate::store::InstanceEntry;
 use crate::token::{parse_ttl, TokenAuthority};
 use crate::token_headers as h;
 use bytes::Bytes;
-use compute::metadata::{Entry, LiveLeaf, MetadataPath};
+use compute::metadata::{Entry, LiveLeaf, MetadataPath, Segment};
 use http::{HeaderMap, Method, StatusCode};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -80,7 +80,7 @@ const TOKEN_METHODS: Allow = Allow::OptionsPut;
 const TOKEN_PATH: [&str; 4] = ["ec2", "latest", "api", "token"];
 
 /// `PUT /<version>/api/token` with a version other than `latest`: AWS refuses it.
-fn is_versioned_token_path(segs: &[String]) -> bool {
+fn is_versioned_token_path(segs: &[Segment]) -> bool {
     segs.len() == 4
         && segs[0] == "ec2"
         && segs[1] != "latest"
@@ -244,7 +244,7 @@ impl Responder {
             return Err(Reply::method_not_allowed(TOKEN_METHODS));
         }
         // A token must not leave the host through a proxy (AWS answers 403).
-        if req.headers.contains_key(h::FORWARDED_FOR) {
+        if h::get(req.headers, &h::FORWARDED_FOR).is_some() {
             return Err(Reply::error(StatusCode::FORBIDDEN));
         }
         let entry = match who {
@@ -271,7 +271,7 @@ impl Responder {
 fn live(
     entry: &InstanceEntry,
     tree: &compute::MetadataTree,
-    segs: &[String],
+    segs: &[Segment],
     leaf: LiveLeaf,
 ) -> Result<Outcome, Reply> {
     let instance = entry.uuid();
@@ -281,7 +281,7 @@ fn live(
         }
         LiveLeaf::IdentitySignature | LiveLeaf::IdentityPkcs7 | LiveLeaf::IdentityRsa2048 => {
             let (_, dir) = segs.split_last().ok_or_else(Reply::not_found)?;
-            let mut at: Vec<&str> = dir.iter().map(String::as_str).collect();
+            let mut at: Vec<&str> = dir.iter().map(Segment::as_str).collect();
             at.push("document");
             match tree.lookup(&at) {
                 Some(Entry::File(f)) => Ok(Outcome::Identity {

@@ -123,7 +123,7 @@ pub fn identify(
         }
     }
     let ip = if config.trusted_proxies.iter().any(|n| n.contains(ip))
-        && headers.contains_key(h::FORWARDED_FOR)
+        && h::get(headers, &h::FORWARDED_FOR).is_some()
     {
         match forwarded_for(headers) {
             Some(ip) => canonical_ip(ip),

@@ -27,6 +27,20 @@ pub const INSTANCE_ID_SIGNATURE: HeaderName = HeaderName::from_static("x-instanc
 /// All three: a request carrying any of them is a signed one.
 pub const SIGNED: [HeaderName; 3] = [INSTANCE_ID, TENANT_ID, INSTANCE_ID_SIGNATURE];
 
+/// Up to this many distinct names, a request's headers are scanned rather than
+/// hashed into: a guest sends a handful, and every request asks after several
+/// names that are mostly absent, each of which a lookup would hash.
+const SCAN_UP_TO: usize = 8;
+
+/// The value of `name`, if present (the first, when repeated).
+pub fn get<'a>(headers: &'a http::HeaderMap, name: &HeaderName) -> Option<&'a http::HeaderValue> {
+    if headers.keys_len() <= SCAN_UP_TO {
+        headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    } else {
+        headers.get(name)
+    }
+}
+
 /// The first of `names` present in `headers`, as text (`None` when absent or not
 /// visible ASCII).
 pub fn first<'a>(
@@ -35,11 +49,11 @@ pub fn first<'a>(
 ) -> Option<Result<&'a str, ()>> {
     names
         .iter()
-        .find_map(|n| headers.get(n))
+        .find_map(|n| get(headers, n))
         .map(|v| v.to_str().map_err(|_| ()))
 }
 
 /// Whether any of `names` is present.
 pub fn any(headers: &http::HeaderMap, names: &[HeaderName]) -> bool {
-    names.iter().any(|n| headers.contains_key(n))
+    names.iter().any(|n| get(headers, n).is_some())
 }

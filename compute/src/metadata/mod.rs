@@ -20,7 +20,7 @@ mod version;
 
 pub use drive::{render_drive, DriveTree};
 pub use openstack::vendor_data2_json;
-pub use path::{MetadataPath, MAX_PATH_LEN};
+pub use path::{MetadataPath, Segment, MAX_PATH_LEN};
 pub use read::{FileReference, MetaDataDocument};
 pub use service::{render_service, MetadataTree};
 pub use tree::{listing, Body, ContentType, Dir, Entry, File, LiveLeaf};

@@ -4,8 +4,16 @@
 //! `.` make no difference and `..` pops a segment (never above the root); then any
 //! first segment other than `ec2` or `openstack` is taken as an EC2 version, i.e. the
 //! path is read as if it started with `/ec2`. Query strings are not part of the path.
+//!
+//! Every request parses its path, so a path of the usual shape (a few short
+//! segments) is held without a heap allocation.
 
+use compact_str::CompactString;
+use smallvec::SmallVec;
 use std::borrow::Cow;
+
+/// One segment: up to 24 bytes inline, as every name we serve is.
+pub type Segment = CompactString;
 
 /// Longest request path we look at; longer ones cannot name anything we serve.
 pub const MAX_PATH_LEN: usize = 1024;
@@ -13,7 +21,7 @@ pub const MAX_PATH_LEN: usize = 1024;
 /// A normalised path: its first segment is always `ec2` or `openstack`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetadataPath {
-    segments: Vec<String>,
+    segments: SmallVec<[Segment; 6]>,
 }
 
 impl MetadataPath {
@@ -26,24 +34,24 @@ impl MetadataPath {
         }
         // Like webob's `path_info`, decode first: an encoded `/` separates segments.
         let decoded = percent_decode(raw)?;
-        let mut segments: Vec<String> = Vec::with_capacity(10);
+        let mut segments = SmallVec::new();
         for seg in decoded.split('/') {
             match seg {
                 "" | "." => {}
                 ".." => {
                     segments.pop();
                 }
-                _ => segments.push(seg.to_owned()),
+                _ => segments.push(Segment::new(seg)),
             }
         }
-        match segments.first().map(String::as_str) {
+        match segments.first().map(Segment::as_str) {
             Some("ec2") | Some("openstack") => {}
-            _ => segments.insert(0, "ec2".to_owned()),
+            _ => segments.insert(0, Segment::const_new("ec2")),
         }
         Some(MetadataPath { segments })
     }
 
-    pub fn segments(&self) -> &[String] {
+    pub fn segments(&self) -> &[Segment] {
         &self.segments
     }
 
@@ -92,7 +100,7 @@ fn percent_decode(raw: &str) -> Option<Cow<'_, str>> {
 mod tests {
     use super::*;
 
-    fn segs(p: &str) -> Vec<String> {
+    fn segs(p: &str) -> Vec<Segment> {
         MetadataPath::parse(p).expect("parses").segments().to_vec()
     }
 
