@@ -133,16 +133,25 @@ impl Record {
         }
     }
 
-    fn write_to(&self, out: &mut impl Write) -> std::io::Result<()> {
-        let at = time::OffsetDateTime::from(self.at);
-        at.format_into(out, TIME_FORMAT)
-            .map_err(std::io::Error::other)?;
-        write!(out, " access: peer={} instance=", self.peer)?;
+    fn write_to(&self, out: &mut impl Write, stamp: &mut Stamp) -> std::io::Result<()> {
+        stamp.write(out, self.at)?;
+        out.write_all(b" access: peer=")?;
+        match &self.peer {
+            LogPeer::Tcp(a) => write!(out, "{a}")?,
+            LogPeer::Unix(p) => out.write_all(p.as_bytes())?,
+        }
+        out.write_all(b" instance=")?;
         match self.instance {
-            Some(u) => write!(out, "{}", u.hyphenated())?,
+            Some(u) => out.write_all(
+                u.hyphenated()
+                    .encode_lower(&mut Uuid::encode_buffer())
+                    .as_bytes(),
+            )?,
             None => out.write_all(b"-")?,
         }
-        write!(out, " method={} path=", self.method)?;
+        out.write_all(b" method=")?;
+        out.write_all(self.method.as_str().as_bytes())?;
+        out.write_all(b" path=")?;
         match MetadataPath::parse(self.path.as_str()) {
             Some(p) => {
                 for s in p.segments() {
@@ -152,11 +161,48 @@ impl Record {
             }
             None => out.write_all(b"-")?,
         }
-        writeln!(
-            out,
-            " status={} bytes={} micros={}",
-            self.status, self.bytes, self.micros
-        )
+        let mut n = itoa::Buffer::new();
+        out.write_all(b" status=")?;
+        out.write_all(n.format(self.status).as_bytes())?;
+        out.write_all(b" bytes=")?;
+        out.write_all(n.format(self.bytes).as_bytes())?;
+        out.write_all(b" micros=")?;
+        out.write_all(n.format(self.micros).as_bytes())?;
+        out.write_all(b"\n")
+    }
+}
+
+/// The writer's clock text: a line's time down to the second is formatted once a
+/// second, not once a line.
+#[derive(Default)]
+struct Stamp {
+    /// The second `text` holds, and `YYYY-MM-DDTHH:MM:SS.` for it.
+    second: Option<u64>,
+    text: Vec<u8>,
+}
+
+impl Stamp {
+    /// `YYYY-MM-DDTHH:MM:SS.ffffffZ` (UTC) for `at`.
+    fn write(&mut self, out: &mut impl Write, at: SystemTime) -> std::io::Result<()> {
+        let since = at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        if self.second != Some(since.as_secs()) {
+            self.text.clear();
+            time::OffsetDateTime::from(
+                SystemTime::UNIX_EPOCH + Duration::from_secs(since.as_secs()),
+            )
+            .format_into(&mut self.text, TIME_FORMAT)
+            .map_err(std::io::Error::other)?;
+            self.second = Some(since.as_secs());
+        }
+        out.write_all(&self.text)?;
+        let micros = since.subsec_micros();
+        let mut digits = *b"000000Z";
+        let mut n = itoa::Buffer::new();
+        let text = n.format(micros).as_bytes();
+        digits[6 - text.len()..6].copy_from_slice(text);
+        out.write_all(&digits)
     }
 }
 
@@ -173,9 +219,8 @@ fn write_escaped(out: &mut impl Write, s: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-const TIME_FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
-    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
-);
+const TIME_FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].");
 
 /// Lines written and dropped so far.
 #[derive(Debug, Default)]
@@ -308,6 +353,7 @@ fn write_loop(open: Opener, rx: Receiver<Record>, counters: &LogCounters) {
     };
     let mut out = std::io::BufWriter::with_capacity(BATCH_BYTES * 2, out);
     let mut failing = false;
+    let mut stamp = Stamp::default();
     // Idle, the writer blocks for the next record (whose request then wakes it).
     // Under load it sleeps between batches instead, so that requests find it
     // awake or asleep on a timer, never waiting in the queue: a send then wakes
@@ -317,7 +363,7 @@ fn write_loop(open: Opener, rx: Receiver<Record>, counters: &LogCounters) {
         loop {
             let mut batch = 0u64;
             while let Some(r) = next {
-                if r.write_to(&mut out).is_ok() {
+                if r.write_to(&mut out, &mut stamp).is_ok() {
                     batch += 1;
                 } else {
                     counters.dropped.fetch_add(1, Ordering::Relaxed);
@@ -353,7 +399,7 @@ mod tests {
 
     fn line(r: &Record) -> String {
         let mut v = Vec::new();
-        r.write_to(&mut v).expect("write");
+        r.write_to(&mut v, &mut Stamp::default()).expect("write");
         String::from_utf8(v).expect("utf-8")
     }
 
@@ -388,6 +434,21 @@ mod tests {
             "{}",
             line(&odd)
         );
+    }
+
+    #[test]
+    fn one_stamp_follows_the_seconds_and_pads_the_micros() {
+        let mut stamp = Stamp::default();
+        let mut text = |micros: u64| {
+            let mut v = Vec::new();
+            let at = SystemTime::UNIX_EPOCH + Duration::from_micros(micros);
+            stamp.write(&mut v, at).expect("write");
+            String::from_utf8(v).expect("utf-8")
+        };
+        assert_eq!(text(1_700_000_000_000_042), "2023-11-14T22:13:20.000042Z");
+        assert_eq!(text(1_700_000_000_999_999), "2023-11-14T22:13:20.999999Z");
+        assert_eq!(text(1_700_000_001_000_000), "2023-11-14T22:13:21.000000Z");
+        assert_eq!(text(1_700_000_000_500_000), "2023-11-14T22:13:20.500000Z");
     }
 
     #[test]

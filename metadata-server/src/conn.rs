@@ -77,10 +77,12 @@ pub struct Conn<S> {
     ttl: Arc<TtlControl>,
     applied: u32,
     idle: Duration,
-    /// When a byte last moved either way. The timer is not moved on every read and
-    /// write (that would touch the runtime's timer wheel twice a request): it fires
-    /// at the earliest possible expiry, and is pushed back then if there was traffic.
-    last_active: Instant,
+    /// When a byte last moved either way, on the coarse monotonic clock (a few
+    /// milliseconds fine, and read without the timestamp counter: this is read
+    /// several times a request). The timer is not moved on every read and write
+    /// (that would touch the runtime's timer wheel twice a request): it fires at the
+    /// earliest possible expiry, and is pushed back then if there was traffic.
+    last_active: Duration,
     deadline: Pin<Box<Sleep>>,
 }
 
@@ -92,25 +94,35 @@ impl<S> Conn<S> {
             ttl,
             applied,
             idle,
-            last_active: Instant::now(),
+            last_active: coarse_now(),
             deadline: Box::pin(tokio::time::sleep(idle)),
         }
     }
 
     fn touch(&mut self) {
-        self.last_active = Instant::now();
+        self.last_active = coarse_now();
     }
 
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
         while self.deadline.as_mut().poll(cx).is_ready() {
             let due = self.last_active + self.idle;
-            if due <= Instant::now() {
+            let now = coarse_now();
+            if due <= now {
                 return true;
             }
-            self.deadline.as_mut().reset(due);
+            self.deadline.as_mut().reset(Instant::now() + (due - now));
         }
         false
     }
+}
+
+/// The coarse monotonic clock (`CLOCK_MONOTONIC_COARSE`): the time of the last tick.
+fn coarse_now() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+    Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
 }
 
 fn idle_error() -> io::Error {

@@ -40,11 +40,11 @@ struct ConnCtx {
     ttl: Arc<TtlControl>,
 }
 
+/// Unix seconds (for token lifetimes), from the coarse wall clock: exact to a few
+/// milliseconds and read without the timestamp counter.
 fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
+    u64::try_from(t.tv_sec).unwrap_or(0)
 }
 
 fn fresh_seed() -> String {
