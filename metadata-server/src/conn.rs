@@ -84,6 +84,10 @@ pub struct Conn<S> {
     /// earliest possible expiry, and is pushed back then if there was traffic.
     last_active: Duration,
     deadline: Pin<Box<Sleep>>,
+    /// The waker the deadline last registered: while it is this task's and the
+    /// deadline has not passed, a read that would block need not poll the timer
+    /// again (which costs a trip through the runtime's timer every request).
+    armed: Option<std::task::Waker>,
 }
 
 impl<S> Conn<S> {
@@ -96,6 +100,7 @@ impl<S> Conn<S> {
             idle,
             last_active: coarse_now(),
             deadline: Box::pin(tokio::time::sleep(idle)),
+            armed: None,
         }
     }
 
@@ -104,6 +109,12 @@ impl<S> Conn<S> {
     }
 
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        if let Some(w) = &self.armed {
+            if w.will_wake(cx.waker()) && !self.deadline.is_elapsed() {
+                return false;
+            }
+        }
+        self.armed = Some(cx.waker().clone());
         while self.deadline.as_mut().poll(cx).is_ready() {
             let due = self.last_active + self.idle;
             let now = coarse_now();

@@ -203,6 +203,9 @@ fn spawn_conn<S>(
         .header_read_timeout(state.limits.header_read_timeout)
         .max_buf_size(state.limits.max_header_bytes.max(8192))
         .keep_alive(true)
+        // One write of head and body copied together: our answers are small, and a
+        // two-part writev costs the kernel more than the copy (measured ~3% req/s).
+        .writev(false)
         // `printf 'GET ...' | nc` and relays that pass a half-close on send FIN right
         // after the request: they still get their answer.
         .half_close(true)

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn wait_until(mut f: impl FnMut() -> bool) -> bool {
     for _ in 0..100 {
@@ -116,6 +116,46 @@ fn oversized_and_slow_requests_are_cut_off() {
         String::from_utf8_lossy(&out).matches("i-d8e02d56").count(),
         2
     );
+}
+
+#[test]
+fn silent_connections_are_closed_after_the_idle_timeout_and_busy_ones_kept() {
+    let server = Server::start(&["--idle-timeout", "1", "--header-read-timeout", "30"]);
+    let closed_after = |s: &mut std::net::TcpStream| {
+        let quiet = Instant::now();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out)
+            .expect("the server closes the connection");
+        assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+        quiet.elapsed()
+    };
+    // Never a byte: closed once the timeout has passed, not before.
+    let mut silent = connect(A_IP, server.port);
+    let took = closed_after(&mut silent);
+    assert!(took >= Duration::from_millis(900), "closed after {took:?}");
+    assert!(took < Duration::from_secs(10), "closed after {took:?}");
+    // A request every 300 ms for three times the timeout keeps it open; then quiet, it
+    // is closed like the other.
+    let mut busy = connect(A_IP, server.port);
+    let started = Instant::now();
+    let mut answered = 0;
+    while started.elapsed() < Duration::from_secs(3) {
+        busy.write_all(b"GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("the connection is still open");
+        let mut buf = [0u8; 4096];
+        let n = busy.read(&mut buf).expect("an answer");
+        assert!(
+            String::from_utf8_lossy(&buf[..n]).contains("i-d8e02d56"),
+            "{}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+        answered += 1;
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(answered >= 8, "{answered}");
+    let took = closed_after(&mut busy);
+    assert!(took >= Duration::from_millis(600), "closed after {took:?}");
+    assert!(took < Duration::from_secs(10), "closed after {took:?}");
 }
 
 #[test]
