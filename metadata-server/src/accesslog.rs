@@ -137,6 +137,17 @@ impl Record {
         stamp.write(out, self.at)?;
         out.write_all(b" access: peer=")?;
         match &self.peer {
+            LogPeer::Tcp(std::net::SocketAddr::V4(a)) => {
+                let mut n = itoa::Buffer::new();
+                for (i, octet) in a.ip().octets().into_iter().enumerate() {
+                    if i > 0 {
+                        out.write_all(b".")?;
+                    }
+                    out.write_all(n.format(octet).as_bytes())?;
+                }
+                out.write_all(b":")?;
+                out.write_all(n.format(a.port()).as_bytes())?;
+            }
             LogPeer::Tcp(a) => write!(out, "{a}")?,
             LogPeer::Unix(p) => out.write_all(p.as_bytes())?,
         }

@@ -64,14 +64,7 @@ fn single<'a>(
     headers: &'a HeaderMap,
     name: &http::HeaderName,
 ) -> Result<Option<&'a str>, Rejection> {
-    let mut values = headers.get_all(name).iter();
-    let Some(first) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(Rejection::BadHeaders);
-    }
-    first.to_str().map(Some).map_err(|_| Rejection::BadHeaders)
+    h::single(headers, name).map_err(|h::Malformed| Rejection::BadHeaders)
 }
 
 fn signed(set: &InstanceSet, headers: &HeaderMap, secret: &SharedSecret) -> Identity {

@@ -220,6 +220,10 @@ fn spawn_conn<S>(
 }
 
 async fn read_body(state: &State, body: Incoming) -> Result<Bytes, Reply> {
+    // Most requests (every GET) have none: no timer, no collecting.
+    if hyper::body::Body::is_end_stream(&body) {
+        return Ok(Bytes::new());
+    }
     let limited = Limited::new(body, state.limits.max_body_bytes);
     match tokio::time::timeout(state.limits.body_read_timeout, limited.collect()).await {
         Ok(Ok(c)) => Ok(c.to_bytes()),

@@ -41,6 +41,32 @@ pub fn get<'a>(headers: &'a http::HeaderMap, name: &HeaderName) -> Option<&'a ht
     }
 }
 
+/// A header that may appear once came more than once, or is not visible ASCII.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Malformed;
+
+/// The one value of `name` (`Ok(None)` when absent).
+pub fn single<'a>(
+    headers: &'a http::HeaderMap,
+    name: &HeaderName,
+) -> Result<Option<&'a str>, Malformed> {
+    let mut found = None;
+    if headers.keys_len() <= SCAN_UP_TO {
+        for (_, v) in headers.iter().filter(|(n, _)| *n == name) {
+            if found.replace(v).is_some() {
+                return Err(Malformed);
+            }
+        }
+    } else {
+        let mut values = headers.get_all(name).iter();
+        found = values.next();
+        if values.next().is_some() {
+            return Err(Malformed);
+        }
+    }
+    found.map(|v| v.to_str().map_err(|_| Malformed)).transpose()
+}
+
 /// The first of `names` present in `headers`, as text (`None` when absent or not
 /// visible ASCII).
 pub fn first<'a>(
