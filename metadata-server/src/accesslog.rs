@@ -49,37 +49,6 @@ impl FromStr for Destination {
     }
 }
 
-/// Paths up to this long travel inside the record; longer ones (rare: nothing we
-/// serve is named that long) cost an allocation.
-const INLINE_PATH: usize = 96;
-
-/// The raw request path (query left off), copied out of the request.
-enum RawPath {
-    Inline(u8, [u8; INLINE_PATH]),
-    Heap(Box<str>),
-}
-
-impl RawPath {
-    fn new(path: &str) -> Self {
-        let path = path.split(['?', '#']).next().unwrap_or("");
-        match u8::try_from(path.len()) {
-            Ok(n) if usize::from(n) <= INLINE_PATH => {
-                let mut buf = [0u8; INLINE_PATH];
-                buf[..path.len()].copy_from_slice(path.as_bytes());
-                RawPath::Inline(n, buf)
-            }
-            _ => RawPath::Heap(path.into()),
-        }
-    }
-
-    fn as_str(&self) -> &str {
-        match self {
-            RawPath::Inline(n, buf) => std::str::from_utf8(&buf[..usize::from(*n)]).unwrap_or("?"),
-            RawPath::Heap(s) => s,
-        }
-    }
-}
-
 /// Who the connection is, as the log names it.
 #[derive(Debug, Clone)]
 pub enum LogPeer {
@@ -103,7 +72,9 @@ pub struct Record {
     peer: LogPeer,
     instance: Option<Uuid>,
     method: Method,
-    path: RawPath,
+    /// The path as the service read it (`None`: it names nothing). Held inline
+    /// for the usual few short segments, so a record costs no allocation.
+    path: Option<MetadataPath>,
     status: u16,
     bytes: u64,
     micros: u64,
@@ -116,7 +87,7 @@ impl Record {
         peer: &LogPeer,
         instance: Option<Uuid>,
         method: &Method,
-        raw_path: &str,
+        path: Option<MetadataPath>,
         status: u16,
         bytes: u64,
         micros: u64,
@@ -126,7 +97,7 @@ impl Record {
             peer: peer.clone(),
             instance,
             method: method.clone(),
-            path: RawPath::new(raw_path),
+            path,
             status,
             bytes,
             micros,
@@ -163,7 +134,7 @@ impl Record {
         out.write_all(b" method=")?;
         out.write_all(self.method.as_str().as_bytes())?;
         out.write_all(b" path=")?;
-        match MetadataPath::parse(self.path.as_str()) {
+        match &self.path {
             Some(p) => {
                 for s in p.segments() {
                     out.write_all(b"/")?;
@@ -423,7 +394,7 @@ mod tests {
             &peer,
             Some(Uuid::from_u128(1)),
             &Method::GET,
-            "/latest//meta-data/?x=1",
+            MetadataPath::parse("/latest//meta-data/?x=1"),
             200,
             12,
             34,
@@ -435,11 +406,38 @@ mod tests {
              path=/ec2/latest/meta-data status=200 bytes=12 micros=34\n"
         );
         let long = format!("/openstack/{}", "a".repeat(200));
-        let r = Record::new(at, &peer, None, &Method::HEAD, &long, 404, 0, 1);
+        let r = Record::new(
+            at,
+            &peer,
+            None,
+            &Method::HEAD,
+            MetadataPath::parse(&long),
+            404,
+            0,
+            1,
+        );
         assert!(line(&r).contains(&format!(" instance=- method=HEAD path={long} ")));
-        let odd = Record::new(at, &peer, None, &Method::GET, "/a%20b%22/%ff", 404, 0, 1);
+        let odd = Record::new(
+            at,
+            &peer,
+            None,
+            &Method::GET,
+            MetadataPath::parse("/a%20b%22/%ff"),
+            404,
+            0,
+            1,
+        );
         assert!(line(&odd).contains(" path=- "), "{}", line(&odd));
-        let odd = Record::new(at, &peer, None, &Method::GET, "/a%20b%22", 404, 0, 1);
+        let odd = Record::new(
+            at,
+            &peer,
+            None,
+            &Method::GET,
+            MetadataPath::parse("/a%20b%22"),
+            404,
+            0,
+            1,
+        );
         assert!(
             line(&odd).contains(" path=/ec2/a%20b%22 "),
             "{}",
@@ -484,7 +482,7 @@ mod tests {
                 &peer,
                 None,
                 &Method::GET,
-                "/",
+                MetadataPath::parse("/"),
                 200,
                 1,
                 1,

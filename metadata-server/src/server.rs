@@ -329,7 +329,7 @@ async fn handle(
             &ctx.log_peer,
             instance,
             &parts.method,
-            raw_path,
+            parsed,
             status,
             bytes,
             took.as_micros() as u64,
