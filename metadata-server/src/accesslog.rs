@@ -405,44 +405,25 @@ mod tests {
              instance=00000000-0000-0000-0000-000000000001 method=GET \
              path=/ec2/latest/meta-data status=200 bytes=12 micros=34\n"
         );
+        let not_found = |method: &Method, path: &str| {
+            line(&Record::new(
+                at,
+                &peer,
+                None,
+                method,
+                MetadataPath::parse(path),
+                404,
+                0,
+                1,
+            ))
+        };
         let long = format!("/openstack/{}", "a".repeat(200));
-        let r = Record::new(
-            at,
-            &peer,
-            None,
-            &Method::HEAD,
-            MetadataPath::parse(&long),
-            404,
-            0,
-            1,
-        );
-        assert!(line(&r).contains(&format!(" instance=- method=HEAD path={long} ")));
-        let odd = Record::new(
-            at,
-            &peer,
-            None,
-            &Method::GET,
-            MetadataPath::parse("/a%20b%22/%ff"),
-            404,
-            0,
-            1,
-        );
-        assert!(line(&odd).contains(" path=- "), "{}", line(&odd));
-        let odd = Record::new(
-            at,
-            &peer,
-            None,
-            &Method::GET,
-            MetadataPath::parse("/a%20b%22"),
-            404,
-            0,
-            1,
-        );
-        assert!(
-            line(&odd).contains(" path=/ec2/a%20b%22 "),
-            "{}",
-            line(&odd)
-        );
+        assert!(not_found(&Method::HEAD, &long)
+            .contains(&format!(" instance=- method=HEAD path={long} ")));
+        let odd = not_found(&Method::GET, "/a%20b%22/%ff");
+        assert!(odd.contains(" path=- "), "{odd}");
+        let odd = not_found(&Method::GET, "/a%20b%22");
+        assert!(odd.contains(" path=/ec2/a%20b%22 "), "{odd}");
     }
 
     #[test]
