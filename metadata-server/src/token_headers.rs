@@ -1,7 +1,8 @@
-//! Header names the service reads, in one place: the IMDSv2 token headers in both
-//! the AWS and the Firecracker spellings, and the proxy headers. HTTP header names are
-//! case-insensitive; these are the lowercase forms, made once (a lookup by a string
-//! would parse and lowercase the name on every request).
+//! Header names the service reads, and how it looks them up, in one place: the
+//! IMDSv2 token headers in both the AWS and the Firecracker spellings, and the
+//! proxy headers. HTTP header names are case-insensitive; these are the lowercase
+//! forms, made once (a lookup by a string would parse and lowercase the name on every
+//! request).
 
 use http::HeaderName;
 
@@ -50,21 +51,21 @@ pub fn single<'a>(
     headers: &'a http::HeaderMap,
     name: &HeaderName,
 ) -> Result<Option<&'a str>, Malformed> {
-    let mut found = None;
     if headers.keys_len() <= SCAN_UP_TO {
-        for (_, v) in headers.iter().filter(|(n, _)| *n == name) {
-            if found.replace(v).is_some() {
-                return Err(Malformed);
-            }
-        }
+        only(headers.iter().filter(|(n, _)| *n == name).map(|(_, v)| v))
     } else {
-        let mut values = headers.get_all(name).iter();
-        found = values.next();
-        if values.next().is_some() {
-            return Err(Malformed);
-        }
+        only(headers.get_all(name).iter())
     }
-    found.map(|v| v.to_str().map_err(|_| Malformed)).transpose()
+}
+
+fn only<'a>(
+    mut values: impl Iterator<Item = &'a http::HeaderValue>,
+) -> Result<Option<&'a str>, Malformed> {
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(Malformed);
+    }
+    first.map(|v| v.to_str().map_err(|_| Malformed)).transpose()
 }
 
 /// The first of `names` present in `headers`, as text (`None` when absent or not
