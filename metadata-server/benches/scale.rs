@@ -4,8 +4,11 @@
 //! Builds the instance set (each document parsed, validated and kept compact, as the
 //! server loads them), then answers `meta_data.json` for instances picked at random:
 //! the first request of an instance renders its tree (cold), later ones hit the
-//! bounded cache (warm). Also identification alone (address to instance) over a small
-//! working set and over all instances: the lookup should not grow with their number.
+//! bounded cache (warm). Also, over a small working set and over all instances, the
+//! lookup alone (address to the entry's handle, the entry not read: the index should
+//! not grow slower with the number of instances) and identification (the lookup, the
+//! request's checks and a reference taken on the entry, which reads the entry's line
+//! from memory once the set outgrows the CPU cache).
 //! Resident memory is read from /proc/self/statm. CACHE_MIB sets the render cache
 //! (default 64).
 
@@ -143,9 +146,25 @@ fn run(n: u32, cache_bytes: usize) {
         who((rng.next() % u64::from(n)) as u32);
     }
     let id_spread = t.elapsed() / id_n;
+    // The index alone: address to the entry's handle, the entry itself not read.
+    let find = |i: u32| {
+        let e = set.by_ip(&IpAddr::V4(ip_of(i)));
+        std::hint::black_box(e.map(Arc::as_ptr));
+    };
+    let t = Instant::now();
+    for _ in 0..id_n {
+        find((rng.next() % u64::from(hot)) as u32);
+    }
+    let find_warm = t.elapsed() / id_n;
+    let t = Instant::now();
+    for _ in 0..id_n {
+        find((rng.next() % u64::from(n)) as u32);
+    }
+    let find_spread = t.elapsed() / id_n;
     println!(
         "instances {n:>7}  load {:>6.2}s  rss: instances {:>7.1} MiB ({:>5.0} B each), +cache({} trees) {:>6.1} MiB  \
          answer: warm {:>6.2} us, cold(render) {:>6.1} us, uniform-random {:>6.1} us  \
+         lookup: warm {:>5.3} us, uniform-random {:>5.3} us  \
          identify: warm {:>5.3} us, uniform-random {:>5.3} us",
         load.as_secs_f64(),
         loaded - base,
@@ -155,6 +174,8 @@ fn run(n: u32, cache_bytes: usize) {
         warm.as_nanos() as f64 / 1000.0,
         cold.as_nanos() as f64 / 1000.0,
         spread.as_nanos() as f64 / 1000.0,
+        find_warm.as_nanos() as f64 / 1000.0,
+        find_spread.as_nanos() as f64 / 1000.0,
         id_warm.as_nanos() as f64 / 1000.0,
         id_spread.as_nanos() as f64 / 1000.0,
     );

@@ -4,6 +4,13 @@
 //! a feed costs what changed, not the size of the set, while every request still
 //! reads one consistent set.
 //!
+//! The address indexes are small so that they stay in the CPU's cache when the set
+//! is large: an address maps to a [`Slot`] (four bytes: the uuid shard and the
+//! entry's place in it), not to a uuid that a second map would resolve. Finding
+//! the caller is one probe of a compact table and one read of the slot's entry
+//! pointer; with 100,000 instances the address tables and entry pointers take
+//! about 2 MB.
+//!
 //! Two ways to make one: [`InstanceSet::build`] from a whole load (a file), which
 //! refuses duplicate uuids and fixed IPs shared by two instances; and
 //! [`InstanceSet::apply`], a batch of changes from a database feed, which cannot
@@ -14,32 +21,43 @@ use super::{canonical_ip, Document, InstanceEntry, StoreError};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use uuid::Uuid;
 
 const SHARDS: usize = 256;
 
-/// Who an address stands for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Owner {
-    One(Uuid),
-    /// Claimed by several instances at once: it identifies none of them.
-    Shared(Arc<[Uuid]>),
-}
+/// Bits of a [`Slot`] that number the entry within its shard.
+const INDEX_BITS: u32 = 24;
+const INDEX_MASK: u32 = (1 << INDEX_BITS) - 1;
 
-impl Owner {
-    fn only(&self) -> Option<&Uuid> {
-        match self {
-            Owner::One(u) => Some(u),
-            Owner::Shared(_) => None,
-        }
+/// Where an instance's entry is: its uuid's shard (the top 8 bits) and its place
+/// in that shard's table. Stable for the instance's life in the set and its
+/// successors; a deleted instance's place is reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Slot(u32);
+
+/// An address several instances claim: who they are is in [`Addresses::contested`].
+/// No entry has this slot (a shard's places stop one short of it).
+const CONTESTED: Slot = Slot(u32::MAX);
+
+impl Slot {
+    fn new(shard: usize, index: u32) -> Slot {
+        Slot(((shard as u32) << INDEX_BITS) | index)
+    }
+
+    fn shard(self) -> usize {
+        (self.0 >> INDEX_BITS) as usize
+    }
+
+    fn index(self) -> usize {
+        (self.0 & INDEX_MASK) as usize
     }
 }
 
 /// Keys spread over the shards.
-trait ShardKey: Hash + Eq + Clone {
+trait ShardKey: Hash + Eq + Copy {
     fn shard(&self) -> usize;
 }
 
@@ -54,12 +72,9 @@ impl ShardKey for Uuid {
     }
 }
 
-impl ShardKey for IpAddr {
+impl ShardKey for Ipv4Addr {
     fn shard(&self) -> usize {
-        match self {
-            IpAddr::V4(a) => mix(&a.octets()),
-            IpAddr::V6(a) => mix(&a.octets()),
-        }
+        mix(&self.octets())
     }
 }
 
@@ -74,39 +89,184 @@ impl ShardKey for Ipv6Addr {
 /// so no caller can pile keys into one bucket.
 type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
-/// A map split into [`SHARDS`] copy-on-write parts.
+/// [`SHARDS`] copy-on-write parts.
 #[derive(Debug, Clone)]
-struct Sharded<K, V>(Box<[Arc<Map<K, V>>]>);
+struct Shards<T>(Box<[Arc<T>]>);
 
-impl<K: ShardKey, V: Clone> Default for Sharded<K, V> {
+impl<T: Default> Default for Shards<T> {
     fn default() -> Self {
-        Sharded((0..SHARDS).map(|_| Arc::new(Map::default())).collect())
+        Shards((0..SHARDS).map(|_| Arc::new(T::default())).collect())
     }
 }
 
-impl<K: ShardKey, V: Clone> Sharded<K, V> {
-    fn get(&self, k: &K) -> Option<&V> {
-        self.0[k.shard()].get(k)
+impl<T: Clone> Shards<T> {
+    fn get(&self, shard: usize) -> &T {
+        &self.0[shard]
     }
 
-    /// The shard of `k`, copied first if another set still shares it.
-    fn shard_mut(&mut self, k: &K) -> &mut Map<K, V> {
-        Arc::make_mut(&mut self.0[k.shard()])
+    /// Shard `shard`, copied first if another set still shares it.
+    fn get_mut(&mut self, shard: usize) -> &mut T {
+        Arc::make_mut(&mut self.0[shard])
+    }
+}
+
+/// One shard of the instances: their entries, and where each uuid's is.
+#[derive(Debug, Clone, Default)]
+struct Instances {
+    places: Map<Uuid, u32>,
+    entries: Vec<Option<Arc<InstanceEntry>>>,
+    /// Places emptied by deletions, reused first.
+    free: Vec<u32>,
+}
+
+impl Instances {
+    /// A place for a new uuid, if the shard has one left (it holds 2^24 - 1).
+    fn place(&mut self, uuid: Uuid, entry: Arc<InstanceEntry>) -> Option<u32> {
+        let index = match self.free.pop() {
+            Some(i) => {
+                self.entries[i as usize] = Some(entry);
+                i
+            }
+            None if self.entries.len() < INDEX_MASK as usize => {
+                self.entries.push(Some(entry));
+                (self.entries.len() - 1) as u32
+            }
+            None => return None,
+        };
+        self.places.insert(uuid, index);
+        Some(index)
     }
 
-    fn insert(&mut self, k: K, v: V) -> Option<V> {
-        self.shard_mut(&k).insert(k, v)
-    }
-
-    fn remove(&mut self, k: &K) -> Option<V> {
-        if !self.0[k.shard()].contains_key(k) {
-            return None;
+    fn remove(&mut self, uuid: &Uuid) {
+        if let Some(i) = self.places.remove(uuid) {
+            self.entries[i as usize] = None;
+            self.free.push(i);
         }
-        self.shard_mut(k).remove(k)
+    }
+}
+
+/// Every instance by uuid.
+type ByUuid = Shards<Instances>;
+
+fn entry_at(by_uuid: &ByUuid, slot: Slot) -> Option<&Arc<InstanceEntry>> {
+    if slot == CONTESTED {
+        return None;
+    }
+    by_uuid
+        .get(slot.shard())
+        .entries
+        .get(slot.index())?
+        .as_ref()
+}
+
+fn slot_of(by_uuid: &ByUuid, uuid: &Uuid) -> Option<Slot> {
+    let shard = uuid.shard();
+    let index = *by_uuid.get(shard).places.get(uuid)?;
+    Some(Slot::new(shard, index))
+}
+
+/// One kind of address (IPv4, IPv6, link-local) and who it stands for.
+#[derive(Debug, Clone)]
+struct Addresses<K> {
+    held: Shards<Map<K, Slot>>,
+    /// The addresses held as [`CONTESTED`], with every instance that claims them.
+    /// Rare (a database mid-change), so not sharded.
+    contested: Arc<Map<K, Arc<[Uuid]>>>,
+}
+
+impl<K> Default for Addresses<K> {
+    fn default() -> Self {
+        Addresses {
+            held: Shards::default(),
+            contested: Arc::default(),
+        }
+    }
+}
+
+impl<K: ShardKey> Addresses<K> {
+    fn get(&self, key: &K) -> Option<Slot> {
+        self.held.get(key.shard()).get(key).copied()
     }
 
-    fn values(&self) -> impl Iterator<Item = &V> {
-        self.0.iter().flat_map(|s| s.values())
+    fn set(&mut self, key: K, slot: Slot) {
+        self.held.get_mut(key.shard()).insert(key, slot);
+    }
+
+    fn unset(&mut self, key: &K) {
+        self.held.get_mut(key.shard()).remove(key);
+        if self.contested.contains_key(key) {
+            Arc::make_mut(&mut self.contested).remove(key);
+        }
+    }
+
+    fn contest(&mut self, key: K, all: Arc<[Uuid]>) {
+        self.set(key, CONTESTED);
+        Arc::make_mut(&mut self.contested).insert(key, all);
+    }
+
+    /// `uuid` (at `slot`) claims `key`; returns every claimant when it becomes
+    /// contested.
+    fn claim(&mut self, by_uuid: &ByUuid, key: K, uuid: Uuid, slot: Slot) -> Option<Arc<[Uuid]>> {
+        // Already this instance's (most changes keep an instance's addresses): looked
+        // at, not copied.
+        let first = match self.get(&key) {
+            None => {
+                self.set(key, slot);
+                return None;
+            }
+            Some(s) if s == slot => return None,
+            Some(CONTESTED) => {
+                let all = self
+                    .contested
+                    .get(&key)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::from([]));
+                if all.contains(&uuid) {
+                    return None;
+                }
+                let merged: Arc<[Uuid]> = all.iter().copied().chain([uuid]).collect();
+                self.contest(key, merged.clone());
+                return Some(merged);
+            }
+            Some(other) => entry_at(by_uuid, other).map(|e| e.uuid()),
+        };
+        match first {
+            Some(first) => {
+                let merged: Arc<[Uuid]> = Arc::from([first, uuid]);
+                self.contest(key, merged.clone());
+                Some(merged)
+            }
+            // Pointing at no entry: nobody else holds it.
+            None => {
+                self.set(key, slot);
+                None
+            }
+        }
+    }
+
+    /// `uuid` (at `slot`) lets `key` go; the one claimant left, if any, has it to
+    /// itself again.
+    fn release(&mut self, by_uuid: &ByUuid, key: &K, uuid: Uuid, slot: Slot) {
+        match self.get(key) {
+            Some(s) if s == slot => self.unset(key),
+            Some(CONTESTED) => {
+                let Some(all) = self.contested.get(key) else {
+                    return self.unset(key);
+                };
+                let rest: Vec<Uuid> = all.iter().copied().filter(|u| *u != uuid).collect();
+                match rest.len() {
+                    0 => self.unset(key),
+                    1 => {
+                        self.unset(key);
+                        if let Some(s) = slot_of(by_uuid, &rest[0]) {
+                            self.set(*key, s);
+                        }
+                    }
+                    _ => self.contest(*key, rest.into()),
+                }
+            }
+            _ => {}
+        }
     }
 }
 
@@ -127,59 +287,14 @@ fn next_generation() -> u64 {
     GENERATION.fetch_add(1, Ordering::Relaxed)
 }
 
-/// `uuid` claims `key`; returns the other claimants when it becomes shared.
-fn claim<K: ShardKey>(map: &mut Sharded<K, Owner>, key: K, uuid: Uuid) -> Option<Arc<[Uuid]>> {
-    // Already this instance's (most changes keep an instance's addresses): looked
-    // at, not copied.
-    match map.get(&key) {
-        Some(Owner::One(u)) if *u == uuid => return None,
-        Some(Owner::Shared(all)) if all.contains(&uuid) => return None,
-        _ => {}
-    }
-    let slot = map.shard_mut(&key).entry(key);
-    let owner = slot.or_insert(Owner::One(uuid));
-    let merged: Arc<[Uuid]> = match owner {
-        Owner::One(u) if *u == uuid => return None,
-        Owner::One(u) => Arc::from([*u, uuid]),
-        Owner::Shared(all) if all.contains(&uuid) => return None,
-        Owner::Shared(all) => all.iter().copied().chain([uuid]).collect(),
-    };
-    *owner = Owner::Shared(merged.clone());
-    Some(merged)
-}
-
-/// `uuid` lets `key` go; the one claimant left, if any, has it to itself again.
-fn release<K: ShardKey>(map: &mut Sharded<K, Owner>, key: &K, uuid: Uuid) {
-    let left = match map.get(key) {
-        None => return,
-        Some(Owner::One(u)) if *u == uuid => None,
-        Some(Owner::One(_)) => return,
-        Some(Owner::Shared(all)) => {
-            let rest: Vec<Uuid> = all.iter().copied().filter(|u| *u != uuid).collect();
-            match rest.len() {
-                0 => None,
-                1 => Some(Owner::One(rest[0])),
-                _ => Some(Owner::Shared(rest.into())),
-            }
-        }
-    };
-    match left {
-        Some(o) => {
-            map.insert(key.clone(), o);
-        }
-        None => {
-            map.remove(key);
-        }
-    }
-}
-
 /// An immutable set of instances with its indexes.
 #[derive(Debug, Clone, Default)]
 pub struct InstanceSet {
-    by_uuid: Sharded<Uuid, Arc<InstanceEntry>>,
-    by_ip: Sharded<IpAddr, Owner>,
+    by_uuid: ByUuid,
+    v4: Addresses<Ipv4Addr>,
+    v6: Addresses<Ipv6Addr>,
     /// EUI-64 link-local addresses of the instances' MACs.
-    by_link_local: Sharded<Ipv6Addr, Owner>,
+    link_local: Addresses<Ipv6Addr>,
     len: usize,
 }
 
@@ -194,17 +309,8 @@ impl InstanceSet {
         for document in instances {
             let document: Document = document.into();
             let uuid = document.uuid();
-            for &ip in document.fixed_ips() {
-                if let Some(shared) = claim(&mut set.by_ip, ip, uuid) {
-                    return Err(StoreError::DuplicateIp {
-                        ip,
-                        first: shared[0],
-                        second: uuid,
-                    });
-                }
-            }
-            for &ll in document.link_locals() {
-                claim(&mut set.by_link_local, ll, uuid);
+            if set.get(&uuid).is_some() {
+                return Err(StoreError::DuplicateUuid(uuid));
             }
             let entry = match previous.and_then(|p| p.get(&uuid)) {
                 Some(old) if old.document == document => old.clone(),
@@ -214,10 +320,21 @@ impl InstanceSet {
                     password: None,
                 }),
             };
-            if set.by_uuid.insert(uuid, entry).is_some() {
-                return Err(StoreError::DuplicateUuid(uuid));
+            let Some(slot) = set.place(uuid, entry.clone()) else {
+                continue;
+            };
+            for &ip in entry.document.fixed_ips() {
+                if let Some(all) = set.claim_ip(ip, uuid, slot) {
+                    return Err(StoreError::DuplicateIp {
+                        ip,
+                        first: all[0],
+                        second: uuid,
+                    });
+                }
             }
-            set.len += 1;
+            for &ll in entry.document.link_locals() {
+                set.link_local.claim(&set.by_uuid, ll, uuid, slot);
+            }
         }
         Ok(set)
     }
@@ -233,24 +350,24 @@ impl InstanceSet {
                 Change::Upsert { document, .. } => document.uuid(),
                 Change::Delete(u) => *u,
             };
-            let old = set.by_uuid.get(&uuid).cloned();
+            let old = set.get(&uuid).cloned();
             let (old_ips, old_lls) = match &old {
                 Some(e) => (e.document.fixed_ips(), e.document.link_locals()),
                 None => (&[][..], &[][..]),
             };
             match change {
                 Change::Delete(_) => {
-                    if old.is_none() {
+                    let Some(slot) = slot_of(&set.by_uuid, &uuid) else {
                         continue;
-                    }
-                    set.by_uuid.remove(&uuid);
-                    set.len -= 1;
-                    for ip in old_ips {
-                        release(&mut set.by_ip, ip, uuid);
+                    };
+                    for &ip in old_ips {
+                        set.release_ip(ip, uuid, slot);
                     }
                     for ll in old_lls {
-                        release(&mut set.by_link_local, ll, uuid);
+                        set.link_local.release(&set.by_uuid, ll, uuid, slot);
                     }
+                    set.by_uuid.get_mut(uuid.shard()).remove(&uuid);
+                    set.len -= 1;
                 }
                 Change::Upsert { document, password } => {
                     let generation = match &old {
@@ -258,28 +375,36 @@ impl InstanceSet {
                         Some(e) if e.document == document => e.generation,
                         _ => next_generation(),
                     };
-                    let (ips, lls) = (document.fixed_ips(), document.link_locals());
-                    for ip in old_ips.iter().filter(|ip| !ips.contains(ip)) {
-                        release(&mut set.by_ip, ip, uuid);
-                    }
-                    for ll in old_lls.iter().filter(|ll| !lls.contains(ll)) {
-                        release(&mut set.by_link_local, ll, uuid);
-                    }
-                    for &ip in ips {
-                        if let Some(all) = claim(&mut set.by_ip, ip, uuid) {
-                            tracing::error!(%ip, instances = ?all, "a fixed IP belongs to several instances; it identifies none of them until only one has it");
-                        }
-                    }
-                    for &ll in lls {
-                        claim(&mut set.by_link_local, ll, uuid);
-                    }
                     let entry = Arc::new(InstanceEntry {
                         document,
                         generation,
                         password,
                     });
-                    if set.by_uuid.insert(uuid, entry).is_none() {
-                        set.len += 1;
+                    let slot = match slot_of(&set.by_uuid, &uuid) {
+                        Some(slot) => {
+                            set.by_uuid.get_mut(slot.shard()).entries[slot.index()] =
+                                Some(entry.clone());
+                            slot
+                        }
+                        None => match set.place(uuid, entry.clone()) {
+                            Some(slot) => slot,
+                            None => continue,
+                        },
+                    };
+                    let (ips, lls) = (entry.document.fixed_ips(), entry.document.link_locals());
+                    for &ip in old_ips.iter().filter(|ip| !ips.contains(ip)) {
+                        set.release_ip(ip, uuid, slot);
+                    }
+                    for ll in old_lls.iter().filter(|ll| !lls.contains(ll)) {
+                        set.link_local.release(&set.by_uuid, ll, uuid, slot);
+                    }
+                    for &ip in ips {
+                        if let Some(all) = set.claim_ip(ip, uuid, slot) {
+                            tracing::error!(%ip, instances = ?all, "a fixed IP belongs to several instances; it identifies none of them until only one has it");
+                        }
+                    }
+                    for &ll in lls {
+                        set.link_local.claim(&set.by_uuid, ll, uuid, slot);
                     }
                 }
             }
@@ -288,27 +413,58 @@ impl InstanceSet {
         (set, changed)
     }
 
+    /// Puts a new instance's entry in its shard; `None` (logged) if the shard is
+    /// full, which takes billions of instances.
+    fn place(&mut self, uuid: Uuid, entry: Arc<InstanceEntry>) -> Option<Slot> {
+        let shard = uuid.shard();
+        match self.by_uuid.get_mut(shard).place(uuid, entry) {
+            Some(index) => {
+                self.len += 1;
+                Some(Slot::new(shard, index))
+            }
+            None => {
+                tracing::error!(instance = %uuid, "no room left in the instance set's shard; the instance is not served");
+                None
+            }
+        }
+    }
+
+    fn claim_ip(&mut self, ip: IpAddr, uuid: Uuid, slot: Slot) -> Option<Arc<[Uuid]>> {
+        match ip {
+            IpAddr::V4(a) => self.v4.claim(&self.by_uuid, a, uuid, slot),
+            IpAddr::V6(a) => self.v6.claim(&self.by_uuid, a, uuid, slot),
+        }
+    }
+
+    fn release_ip(&mut self, ip: IpAddr, uuid: Uuid, slot: Slot) {
+        match ip {
+            IpAddr::V4(a) => self.v4.release(&self.by_uuid, &a, uuid, slot),
+            IpAddr::V6(a) => self.v6.release(&self.by_uuid, &a, uuid, slot),
+        }
+    }
+
     pub fn get(&self, uuid: &Uuid) -> Option<&Arc<InstanceEntry>> {
-        self.by_uuid.get(uuid)
+        entry_at(&self.by_uuid, slot_of(&self.by_uuid, uuid)?)
     }
 
     pub fn by_ip(&self, ip: &IpAddr) -> Option<&Arc<InstanceEntry>> {
-        let ip = canonical_ip(*ip);
-        let uuid = match self.by_ip.get(&ip) {
-            Some(owner) => owner.only(),
-            None => match ip {
-                IpAddr::V6(v6) if v6.is_unicast_link_local() => {
-                    self.by_link_local.get(&v6).and_then(Owner::only)
-                }
-                _ => None,
+        let slot = match canonical_ip(*ip) {
+            IpAddr::V4(a) => self.v4.get(&a),
+            IpAddr::V6(a) => match self.v6.get(&a) {
+                Some(slot) => Some(slot),
+                None if a.is_unicast_link_local() => self.link_local.get(&a),
+                None => None,
             },
         };
-        uuid.and_then(|u| self.by_uuid.get(u))
+        entry_at(&self.by_uuid, slot?)
     }
 
     /// Every instance, in no particular order.
     pub fn entries(&self) -> impl Iterator<Item = &Arc<InstanceEntry>> {
-        self.by_uuid.values()
+        self.by_uuid
+            .0
+            .iter()
+            .flat_map(|s| s.entries.iter().flatten())
     }
 
     pub fn len(&self) -> usize {
@@ -353,11 +509,14 @@ mod tests {
         let (one, _) = InstanceSet::default().apply(vec![up(1, "10.0.0.1", "a")]);
         let (two, changed) = one.apply(vec![up(1, "10.0.0.1", "renamed")]);
         assert_eq!(changed, vec![Uuid::from_u128(1)]);
-        fn shared<K>(a: &Sharded<K, Owner>, b: &Sharded<K, Owner>) -> bool {
-            a.0.iter().zip(b.0.iter()).all(|(x, y)| Arc::ptr_eq(x, y))
+        fn shared<K>(a: &Addresses<K>, b: &Addresses<K>) -> bool {
+            let held = a.held.0.iter().zip(b.held.0.iter());
+            held.into_iter().all(|(x, y)| Arc::ptr_eq(x, y))
+                && Arc::ptr_eq(&a.contested, &b.contested)
         }
-        assert!(shared(&one.by_ip, &two.by_ip));
-        assert!(shared(&one.by_link_local, &two.by_link_local));
+        assert!(shared(&one.v4, &two.v4));
+        assert!(shared(&one.v6, &two.v6));
+        assert!(shared(&one.link_local, &two.link_local));
         assert_eq!(who(&two, "10.0.0.1"), Some(1));
         let name = |s: &InstanceSet| {
             s.get(&Uuid::from_u128(1))
@@ -419,6 +578,93 @@ mod tests {
         assert_eq!(who(&set, "10.0.0.5"), Some(1));
         let (set, _) = set.apply(vec![Change::Delete(Uuid::from_u128(2))]);
         assert_eq!(who(&set, "10.0.0.1"), None);
+    }
+
+    /// A document for `uuid` with fixed addresses `ips` (IPv4 or IPv6).
+    fn with_ips(uuid: u128, ips: &[IpAddr]) -> Change {
+        let networks: Vec<String> = ips
+            .iter()
+            .enumerate()
+            .map(|(i, ip)| {
+                let (kind, mask) = match ip {
+                    IpAddr::V4(_) => ("ipv4", "255.255.255.0"),
+                    IpAddr::V6(_) => ("ipv6", "ffff:ffff:ffff:ffff::"),
+                };
+                format!(
+                    r#"{{"id": "n{i}", "type": "{kind}", "link": "l", "ip_address": "{ip}", "netmask": "{mask}"}}"#
+                )
+            })
+            .collect();
+        let doc = format!(
+            r#"{{"uuid": "{}", "name": "x", "network": {{"links": [{{"id": "l", "type": "phy",
+            "ethernet_mac_address": "fa:16:3e:00:01:{:02x}"}}], "networks": [{}], "services": []}}}}"#,
+            Uuid::from_u128(uuid),
+            uuid as u8,
+            networks.join(", ")
+        );
+        Change::Upsert {
+            document: Instance::from_json(doc.as_bytes()).expect("valid").into(),
+            password: None,
+        }
+    }
+
+    proptest::proptest! {
+        /// Any sequence of batches over a few instances and addresses (so that
+        /// addresses are contested, let go, and deleted instances' places reused)
+        /// answers like the plain rule: an address stands for the one instance that
+        /// has it, and for nobody when several do.
+        #[test]
+        fn the_indexes_answer_like_the_rule_after_any_changes(
+            batches in proptest::collection::vec(
+                proptest::collection::vec(
+                    (1u128..7, proptest::option::of(proptest::sample::subsequence((0..8).collect::<Vec<usize>>(), 0..4))),
+                    1..6,
+                ),
+                1..8,
+            )
+        ) {
+            let pool: Vec<IpAddr> = (0..8)
+                .map(|i| if i < 5 { format!("10.0.0.{i}") } else { format!("fd00::{i}") })
+                .map(|a| a.parse().expect("ip"))
+                .collect();
+            let mut set = InstanceSet::default();
+            let mut model: std::collections::BTreeMap<u128, Vec<IpAddr>> = Default::default();
+            for batch in batches {
+                let mut changes = Vec::new();
+                for (uuid, ips) in batch {
+                    match ips {
+                        Some(ips) => {
+                            let ips: Vec<IpAddr> = ips.iter().map(|&i| pool[i]).collect();
+                            changes.push(with_ips(uuid, &ips));
+                            model.insert(uuid, ips);
+                        }
+                        None => {
+                            changes.push(Change::Delete(Uuid::from_u128(uuid)));
+                            model.remove(&uuid);
+                        }
+                    }
+                }
+                set = set.apply(changes).0;
+                proptest::prop_assert_eq!(set.len(), model.len());
+                proptest::prop_assert_eq!(set.entries().count(), model.len());
+                for u in 1u128..7 {
+                    let got = set.get(&Uuid::from_u128(u)).map(|e| e.uuid().as_u128());
+                    proptest::prop_assert_eq!(got, model.contains_key(&u).then_some(u));
+                }
+                for ip in &pool {
+                    let holders: Vec<u128> = model
+                        .iter()
+                        .filter(|(_, ips)| ips.contains(ip))
+                        .map(|(u, _)| *u)
+                        .collect();
+                    let expected = match holders[..] {
+                        [one] => Some(one),
+                        _ => None,
+                    };
+                    proptest::prop_assert_eq!(set.by_ip(ip).map(|e| e.uuid().as_u128()), expected, "{}", ip);
+                }
+            }
+        }
     }
 
     #[test]
