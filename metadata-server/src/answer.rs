@@ -97,7 +97,7 @@ impl Responder {
     pub fn answer(
         &self,
         req: RequestParts<'_>,
-        who: &Identity,
+        who: &Identity<'_>,
         now: u64,
         memo: &mut TreeMemo,
     ) -> Outcome {
@@ -110,7 +110,7 @@ impl Responder {
     fn route(
         &self,
         req: RequestParts<'_>,
-        who: &Identity,
+        who: &Identity<'_>,
         now: u64,
         memo: &mut TreeMemo,
     ) -> Result<Outcome, Reply> {
@@ -179,7 +179,7 @@ impl Responder {
                         })
                         .unwrap_or_else(|| Bytes::from_static(b"{}"));
                     return Ok(Outcome::VendorData2 {
-                        entry: entry.clone(),
+                        entry: Arc::clone(entry),
                         static_json,
                     });
                 }
@@ -194,7 +194,7 @@ impl Responder {
 
     /// The lifetime left on the request's token, when it carries a valid one for the
     /// caller: AWS echoes it in `X-aws-ec2-metadata-token-ttl-seconds`.
-    pub fn token_ttl(&self, headers: &HeaderMap, who: &Identity, now: u64) -> Option<u32> {
+    pub fn token_ttl(&self, headers: &HeaderMap, who: &Identity<'_>, now: u64) -> Option<u32> {
         let entry = who.instance()?;
         match h::first(headers, &h::TOKEN)? {
             Ok(token) => self
@@ -233,7 +233,12 @@ impl Responder {
         }
     }
 
-    fn issue_token(&self, req: RequestParts<'_>, who: &Identity, now: u64) -> Result<Reply, Reply> {
+    fn issue_token(
+        &self,
+        req: RequestParts<'_>,
+        who: &Identity<'_>,
+        now: u64,
+    ) -> Result<Reply, Reply> {
         if req.method == Method::OPTIONS {
             return Ok(Reply {
                 allow: Some(TOKEN_METHODS),

@@ -3,7 +3,10 @@
 //! `X-Forwarded-For`, only from a trusted proxy; and the peer's own address.
 //!
 //! Pure: the connection's peer, the request headers and the instance set go in, an
-//! [`Identity`] comes out.
+//! [`Identity`] comes out. It borrows the caller's entry from the set rather than
+//! taking a reference on it: a request answers within one look at the set, and a
+//! reference count written by every request would be a line that cores fight over
+//! (and, in a large set, a trip to memory).
 
 use crate::signature::SharedSecret;
 use crate::store::{canonical_ip, InstanceEntry, InstanceSet};
@@ -43,15 +46,15 @@ pub enum Rejection {
 }
 
 #[derive(Debug, Clone)]
-pub enum Identity {
-    Instance(Arc<InstanceEntry>),
+pub enum Identity<'a> {
+    Instance(&'a Arc<InstanceEntry>),
     /// Nobody we know: sees only the version listings.
     Unknown,
     Rejected(Rejection),
 }
 
-impl Identity {
-    pub fn instance(&self) -> Option<&Arc<InstanceEntry>> {
+impl<'a> Identity<'a> {
+    pub fn instance(&self) -> Option<&'a Arc<InstanceEntry>> {
         match self {
             Identity::Instance(e) => Some(e),
             _ => None,
@@ -67,7 +70,7 @@ fn single<'a>(
     h::single(headers, name).map_err(|h::Malformed| Rejection::BadHeaders)
 }
 
-fn signed(set: &InstanceSet, headers: &HeaderMap, secret: &SharedSecret) -> Identity {
+fn signed<'a>(set: &'a InstanceSet, headers: &HeaderMap, secret: &SharedSecret) -> Identity<'a> {
     let parts = (|| {
         let id = single(headers, &h::INSTANCE_ID)?.ok_or(Rejection::BadHeaders)?;
         let tenant = single(headers, &h::TENANT_ID)?.ok_or(Rejection::BadHeaders)?;
@@ -83,7 +86,7 @@ fn signed(set: &InstanceSet, headers: &HeaderMap, secret: &SharedSecret) -> Iden
     }
     let entry = Uuid::try_parse(id).ok().and_then(|u| set.get(&u));
     match entry {
-        Some(e) if e.document.project_id().unwrap_or("") == tenant => Identity::Instance(e.clone()),
+        Some(e) if e.document.project_id().unwrap_or("") == tenant => Identity::Instance(e),
         _ => Identity::Rejected(Rejection::NoSuchInstance),
     }
 }
@@ -96,17 +99,15 @@ fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
     text.rsplit(',').next()?.trim().parse().ok()
 }
 
-pub fn identify(
+pub fn identify<'a>(
     config: &IdentityConfig,
-    set: &InstanceSet,
+    set: &'a InstanceSet,
     peer: Peer,
     headers: &HeaderMap,
-) -> Identity {
+) -> Identity<'a> {
     let ip = match peer {
         Peer::Bound(uuid) => {
-            return set
-                .get(&uuid)
-                .map_or(Identity::Unknown, |e| Identity::Instance(e.clone()));
+            return set.get(&uuid).map_or(Identity::Unknown, Identity::Instance);
         }
         Peer::Addr(ip) => canonical_ip(ip),
     };
@@ -125,8 +126,7 @@ pub fn identify(
     } else {
         ip
     };
-    set.by_ip(&ip)
-        .map_or(Identity::Unknown, |e| Identity::Instance(e.clone()))
+    set.by_ip(&ip).map_or(Identity::Unknown, Identity::Instance)
 }
 
 #[cfg(test)]

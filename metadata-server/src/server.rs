@@ -8,7 +8,7 @@
 
 use crate::accept::{Accepted, Listener};
 use crate::accesslog::{LogPeer, Record};
-use crate::answer::RequestParts;
+use crate::answer::{Outcome, RequestParts};
 use crate::conn::{Conn, SetTtl, TtlControl};
 use crate::execute::execute;
 use crate::identity::{identify, Identity, Peer, Rejection};
@@ -16,6 +16,7 @@ use crate::metrics::{route_label, Event};
 use crate::ratelimit::RateKey;
 use crate::reply::Reply;
 use crate::state::State;
+use crate::store::InstanceSet;
 use crate::workers::Workers;
 use base64::Engine;
 use bytes::Bytes;
@@ -267,20 +268,32 @@ async fn handle(
                 path: parsed.as_ref(),
                 body: &body,
             };
-            let who = ask.identify();
-            instance = who.instance().map(|e| e.uuid());
-            match throttled(&state, &ctx, &who, &parts.headers, started) {
-                Some(reply) => reply,
-                None => {
-                    token_ttl = state.responder.token_ttl(&parts.headers, &who, now_secs());
-                    let first = ask.answer(&who).await;
+            // Who is asking, the rate limit and the answer, in one look at the set;
+            // only the answer's I/O (if it names any) runs after it.
+            let (found, decided) = state.store.with_snapshot(|set| {
+                let who = ask.identify(set);
+                let decided = match throttled(&state, &ctx, &who, &parts.headers, started) {
+                    Some(reply) => Err(reply),
+                    None => Ok((
+                        state.responder.token_ttl(&parts.headers, &who, now_secs()),
+                        ask.outcome(&who),
+                    )),
+                };
+                (who.instance().map(|e| e.uuid()), decided)
+            });
+            instance = found;
+            match decided {
+                Err(reply) => reply,
+                Ok((ttl, outcome)) => {
+                    token_ttl = ttl;
+                    let first = ask.execute(outcome).await;
                     match (wait, instance) {
                         (Some(w), Some(uuid))
                             if is_read(&parts.method) && !w.satisfied_by(&first) =>
                         {
                             match state.store.subscribe(uuid) {
                                 Ok(sub) => {
-                                    let again = || async { ask.answer(&ask.identify()).await };
+                                    let again = || ask.answer();
                                     crate::wait::hold(sub, &w, first, state.shutdown.clone(), again)
                                         .await
                                 }
@@ -389,32 +402,41 @@ struct Ask<'a> {
 }
 
 impl Ask<'_> {
-    fn identify(&self) -> Identity {
-        self.state.store.with_snapshot(|set| {
-            identify(
-                &self.state.identity,
-                set,
-                self.ctx.peer,
-                &self.parts.headers,
-            )
-        })
+    fn identify<'s>(&self, set: &'s InstanceSet) -> Identity<'s> {
+        identify(
+            &self.state.identity,
+            set,
+            self.ctx.peer,
+            &self.parts.headers,
+        )
     }
 
-    /// The answer, tagged.
-    async fn answer(&self, who: &Identity) -> Reply {
+    /// What to answer `who`, decided while the set is in hand.
+    fn outcome(&self, who: &Identity<'_>) -> Outcome {
         let req = RequestParts {
             method: &self.parts.method,
             path: self.path,
             headers: &self.parts.headers,
             body: self.body,
         };
-        let outcome = {
-            let mut memo = self.ctx.memo.lock().unwrap_or_else(|p| p.into_inner());
-            self.state.responder.answer(req, who, now_secs(), &mut memo)
-        };
+        let mut memo = self.ctx.memo.lock().unwrap_or_else(|p| p.into_inner());
+        self.state.responder.answer(req, who, now_secs(), &mut memo)
+    }
+
+    /// The outcome's I/O done and the reply tagged.
+    async fn execute(&self, outcome: Outcome) -> Reply {
         execute(self.state, outcome)
             .await
             .tagged(&self.parts.method)
+    }
+
+    /// Identified and answered again against the set served now (a waiter's turn).
+    async fn answer(&self) -> Reply {
+        let outcome = self
+            .state
+            .store
+            .with_snapshot(|set| self.outcome(&self.identify(set)));
+        self.execute(outcome).await
     }
 }
 
