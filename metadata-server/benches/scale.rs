@@ -22,7 +22,7 @@ use metadata_server::store::{Document, InstanceSet};
 use metadata_server::token::TokenAuthority;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 fn rss_mib() -> f64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
@@ -66,6 +66,15 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0
     }
+}
+
+/// Mean time of `f` over `calls` instances picked at random among the first `span`.
+fn per_call(calls: u32, span: u32, rng: &mut Rng, f: impl Fn(u32)) -> Duration {
+    let t = Instant::now();
+    for _ in 0..calls {
+        f((rng.next() % u64::from(span)) as u32);
+    }
+    t.elapsed() / calls
 }
 
 fn run(n: u32, cache_bytes: usize) {
@@ -117,50 +126,23 @@ fn run(n: u32, cache_bytes: usize) {
     for i in 0..hot {
         answer(i);
     }
-    let warm_n = 200_000;
-    let t = Instant::now();
-    for _ in 0..warm_n {
-        answer((rng.next() % u64::from(hot)) as u32);
-    }
-    let warm = t.elapsed() / warm_n;
+    let warm = per_call(200_000, hot, &mut rng, answer);
     // Random over all instances: mostly cache misses once n exceeds the cache.
-    let t = Instant::now();
-    let spread_n = 20_000;
-    for _ in 0..spread_n {
-        answer((rng.next() % u64::from(n)) as u32);
-    }
-    let spread = t.elapsed() / spread_n;
+    let spread = per_call(20_000, n, &mut rng, answer);
     // Identification alone: a hot few against all of them.
     let who = |i: u32| {
         let w = identify(&config, &set, Peer::Addr(IpAddr::V4(ip_of(i))), &headers);
         std::hint::black_box(w.instance().map(|e| e.generation));
     };
-    let id_n = 1_000_000;
-    let t = Instant::now();
-    for _ in 0..id_n {
-        who((rng.next() % u64::from(hot)) as u32);
-    }
-    let id_warm = t.elapsed() / id_n;
-    let t = Instant::now();
-    for _ in 0..id_n {
-        who((rng.next() % u64::from(n)) as u32);
-    }
-    let id_spread = t.elapsed() / id_n;
+    let id_warm = per_call(1_000_000, hot, &mut rng, who);
+    let id_spread = per_call(1_000_000, n, &mut rng, who);
     // The index alone: address to the entry's handle, the entry itself not read.
     let find = |i: u32| {
         let e = set.by_ip(&IpAddr::V4(ip_of(i)));
         std::hint::black_box(e.map(Arc::as_ptr));
     };
-    let t = Instant::now();
-    for _ in 0..id_n {
-        find((rng.next() % u64::from(hot)) as u32);
-    }
-    let find_warm = t.elapsed() / id_n;
-    let t = Instant::now();
-    for _ in 0..id_n {
-        find((rng.next() % u64::from(n)) as u32);
-    }
-    let find_spread = t.elapsed() / id_n;
+    let find_warm = per_call(1_000_000, hot, &mut rng, find);
+    let find_spread = per_call(1_000_000, n, &mut rng, find);
     println!(
         "instances {n:>7}  load {:>6.2}s  rss: instances {:>7.1} MiB ({:>5.0} B each), +cache({} trees) {:>6.1} MiB  \
          answer: warm {:>6.2} us, cold(render) {:>6.1} us, uniform-random {:>6.1} us  \
