@@ -366,8 +366,7 @@ impl InstanceSet {
                     for ll in old_lls {
                         set.link_local.release(&set.by_uuid, ll, uuid, slot);
                     }
-                    set.by_uuid.get_mut(uuid.shard()).remove(&uuid);
-                    set.len -= 1;
+                    set.unplace(&uuid);
                 }
                 Change::Upsert { document, password } => {
                     let generation = match &old {
@@ -427,6 +426,12 @@ impl InstanceSet {
                 None
             }
         }
+    }
+
+    /// Takes an instance's entry out of its shard (its place is reused).
+    fn unplace(&mut self, uuid: &Uuid) {
+        self.by_uuid.get_mut(uuid.shard()).remove(uuid);
+        self.len -= 1;
     }
 
     fn claim_ip(&mut self, ip: IpAddr, uuid: Uuid, slot: Slot) -> Option<Arc<[Uuid]>> {
