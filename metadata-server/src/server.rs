@@ -21,6 +21,7 @@ use crate::workers::Workers;
 use base64::Engine;
 use bytes::Bytes;
 use compute::metadata::MetadataPath;
+use compute_io::idle::Idle;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -190,9 +191,8 @@ fn spawn_conn<S>(
     S: AsyncRead + AsyncWrite + SetTtl + Unpin + Send + 'static,
 {
     let ctx = Arc::new(ctx);
-    let io = TokioIo::new(Conn::new(
-        stream,
-        ctx.ttl.clone(),
+    let io = TokioIo::new(Idle::new(
+        Conn::new(stream, ctx.ttl.clone()),
         state.limits.idle_timeout,
     ));
     let svc_state = state.clone();

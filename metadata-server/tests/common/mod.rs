@@ -1,10 +1,10 @@
-//! A running `metadata-server` binary for tests, and a raw HTTP/1.1 client that binds
-//! its source address (loopback 127.0.0.0/8: 127.0.0.2 is instance A, 127.0.0.3 is B)
-//! and shows the exact bytes the server sent.
+//! A running `metadata-server` binary for tests, and connections to it that bind
+//! their source address (loopback 127.0.0.0/8: 127.0.0.2 is instance A, 127.0.0.3
+//! is B), for `httptest`'s raw HTTP/1.1 client, which shows the exact bytes the
+//! server sent.
 
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -225,24 +225,11 @@ impl Drop for Server {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct Resp {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
+pub use httptest::Resp;
 
-impl Resp {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
+/// A whole response split and checked (see `httptest::parse`).
+pub fn parse_response(raw: &[u8], head: bool) -> Resp {
+    httptest::parse(raw, head)
 }
 
 /// Connects from `from` (a loopback address) to the server.
@@ -288,60 +275,7 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Resp {
-    let mut s = connect(from, port);
-    let mut req =
-        format!("{method} {path} HTTP/1.1\r\nHost: 169.254.169.254\r\nConnection: close\r\n");
-    for (n, v) in headers {
-        req.push_str(&format!("{n}: {v}\r\n"));
-    }
-    if !body.is_empty() || method == "POST" || method == "PUT" {
-        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).expect("write");
-    s.write_all(body).expect("write body");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read");
-    parse_response(&raw, method == "HEAD")
-}
-
-pub fn parse_response(raw: &[u8], head: bool) -> Resp {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("end of head");
-    let head_text = std::str::from_utf8(&raw[..split]).expect("ascii head");
-    let mut lines = head_text.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .expect("status line")
-        .split(' ')
-        .nth(1)
-        .expect("code")
-        .parse()
-        .expect("num");
-    let headers: Vec<(String, String)> = lines
-        .map(|l| {
-            let (n, v) = l.split_once(':').expect("header");
-            (n.trim().to_owned(), v.trim().to_owned())
-        })
-        .collect();
-    let body = raw[split + 4..].to_vec();
-    let resp = Resp {
-        status,
-        headers,
-        body,
-    };
-    // A 304 has no body, and no length to check.
-    if !head && resp.status != 304 {
-        let len: usize = resp
-            .header("content-length")
-            .expect("content-length")
-            .parse()
-            .expect("len");
-        assert_eq!(len, resp.body.len(), "Content-Length matches the body");
-    }
-    resp
+    httptest::exchange(connect(from, port), method, path, headers, body)
 }
 
 /// Polls `f` every 20 ms until it holds or `patience` passes.
