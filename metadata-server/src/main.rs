@@ -174,11 +174,25 @@ struct ServeCommand {
     /// on one (default: one per CPU).
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
+    /// `cpu`: each worker pinned to one of the CPUs the server may run on, and a
+    /// connection served by a worker of the CPU its packets arrive on; `off`: workers
+    /// left to the scheduler, taking connections in turn.
+    #[arg(long, value_enum, default_value = "cpu")]
+    worker_affinity: WorkerAffinity,
     /// Seconds open connections get to finish after SIGTERM.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     shutdown_grace: u64,
     #[command(flatten)]
     ec2: Ec2Args,
+}
+
+/// Where the connection workers run (`--worker-affinity`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum WorkerAffinity {
+    /// Pinned, one to each CPU; connections go to the worker of their CPU.
+    Cpu,
+    /// Left to the scheduler; connections handed out in turn.
+    Off,
 }
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8775";
@@ -359,8 +373,11 @@ async fn run_serve(args: ServeCommand) -> Result<()> {
         }
         (None, None) => {}
     }
-    let workers = Workers::start(args.workers.unwrap_or_else(Workers::default_count))
-        .context("starting the connection workers")?;
+    let workers = Workers::start(
+        args.workers.unwrap_or_else(Workers::default_count),
+        args.worker_affinity == WorkerAffinity::Cpu,
+    )
+    .context("starting the connection workers")?;
     tasks.spawn(serve(
         state,
         listeners,

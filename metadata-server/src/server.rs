@@ -129,18 +129,21 @@ async fn accept_loop(
                     log_peer: LogPeer::Tcp(addr),
                     ttl: TtlControl::new(default_ttl),
                 };
+                // The CPU its packets arrive on: a worker there serves it.
+                let cpu = rustix::net::sockopt::socket_incoming_cpu(&stream).ok();
                 // The stream leaves this runtime's reactor for its worker's.
                 match stream.into_std() {
                     Ok(std) => {
                         let (state, watcher) = (state.clone(), graceful.watcher());
-                        workers.run(Box::new(move || {
-                            match tokio::net::TcpStream::from_std(std) {
+                        workers.run(
+                            cpu,
+                            Box::new(move || match tokio::net::TcpStream::from_std(std) {
                                 Ok(s) => spawn_conn(&state, watcher, s, ctx, permit),
                                 Err(e) => {
                                     tracing::warn!(error = %e, "a connection could not be served")
                                 }
-                            }
-                        }));
+                            }),
+                        );
                     }
                     Err(e) => tracing::warn!(error = %e, "a connection could not be served"),
                 }
@@ -155,14 +158,15 @@ async fn accept_loop(
                 match stream.into_std() {
                     Ok(std) => {
                         let (state, watcher) = (state.clone(), graceful.watcher());
-                        workers.run(Box::new(move || {
-                            match tokio::net::UnixStream::from_std(std) {
+                        workers.run(
+                            None,
+                            Box::new(move || match tokio::net::UnixStream::from_std(std) {
                                 Ok(s) => spawn_conn(&state, watcher, s, ctx, permit),
                                 Err(e) => {
                                     tracing::warn!(error = %e, "a connection could not be served")
                                 }
-                            }
-                        }));
+                            }),
+                        );
                     }
                     Err(e) => tracing::warn!(error = %e, "a connection could not be served"),
                 }
