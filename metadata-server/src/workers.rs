@@ -30,10 +30,15 @@ pub struct Workers {
 
 impl Workers {
     /// `n` worker threads (at least one), pinned one to each CPU the process may run
-    /// on (in turn, when there are more workers than CPUs) when `pin`. They end when
-    /// the `Workers` is dropped, dropping the connections still open then.
+    /// on (in turn, when there are more workers than CPUs) when `pin` and there are
+    /// workers for all of them. They end when the `Workers` is dropped, dropping the
+    /// connections still open then.
     pub fn start(n: usize, pin: bool) -> std::io::Result<Workers> {
-        let cpus = if pin { allowed_cpus() } else { Vec::new() };
+        let cpus = if pin {
+            pinning_cpus(n.max(1))
+        } else {
+            Vec::new()
+        };
         let mut queues = Vec::new();
         let mut on_cpu: Vec<Vec<usize>> = Vec::new();
         for i in 0..n.max(1) {
@@ -93,6 +98,23 @@ impl Workers {
     pub fn default_count() -> usize {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     }
+}
+
+/// The CPUs `n` workers are pinned to: every CPU the process may run on, or none
+/// when the workers are fewer (a CPU quota, or `--workers` below the CPU count):
+/// pinned to a few of many CPUs, they could not leave a busy one, and most
+/// connections would arrive elsewhere anyway.
+fn pinning_cpus(n: usize) -> Vec<usize> {
+    let cpus = allowed_cpus();
+    if n < cpus.len() {
+        tracing::info!(
+            workers = n,
+            cpus = cpus.len(),
+            "fewer workers than CPUs; the workers are not pinned"
+        );
+        return Vec::new();
+    }
+    cpus
 }
 
 /// The CPUs this process may run on, in order (empty when that cannot be read).
@@ -180,6 +202,11 @@ mod tests {
                 ran_on, wanted,
                 "round {round}: served on the connection's CPU"
             );
+        }
+        // Fewer workers than CPUs: none pinned, every connection served in turn.
+        if cpus.len() > 1 {
+            let few = Workers::start(cpus.len() - 1, true).expect("start");
+            assert!(few.on_cpu.iter().all(Vec::is_empty));
         }
         // A CPU without a worker (or none known) still gets served, in turn.
         let tx2 = tx.clone();
