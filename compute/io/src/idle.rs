@@ -42,11 +42,6 @@ impl<S> Idle<S> {
         }
     }
 
-    /// The stream inside.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
     fn touch(&mut self) {
         self.last_active = coarse_now();
     }
@@ -69,25 +64,19 @@ impl<S> Idle<S> {
         false
     }
 
-    /// What a read or write that came back `Pending` becomes.
-    fn waited<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
-        if self.expired(cx) {
-            Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "connection idle too long",
-            )))
-        } else {
-            Poll::Pending
-        }
-    }
-
+    /// A read or write as it came back: traffic moves the clock; a wait past the
+    /// timeout fails.
     fn moved<T>(&mut self, r: Poll<io::Result<T>>, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
         match r {
             Poll::Ready(r) => {
                 self.touch();
                 Poll::Ready(r)
             }
-            Poll::Pending => self.waited(cx),
+            Poll::Pending if self.expired(cx) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "connection idle too long",
+            ))),
+            Poll::Pending => Poll::Pending,
         }
     }
 }
