@@ -356,7 +356,8 @@ async fn run_serve(args: ServeCommand) -> Result<()> {
         let l = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
-        tracing::info!(listener = %addr, "metrics listening");
+        let bound = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        tracing::info!(listener = %bound, "metrics listening");
         tasks.spawn(metadata_server::ops::serve_metrics(
             state.clone(),
             l,

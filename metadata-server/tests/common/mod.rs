@@ -112,23 +112,23 @@ impl Server {
     }
 
     fn spawn(&mut self) {
-        self.port = free_port();
-        self.metrics_port = free_port();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.dir.path().join("server.log"))
             .expect("log");
+        // The log of an earlier run (a restart) stays; only what follows is this run's.
+        let logged_before = log.metadata().expect("log size").len() as usize;
         let source: Vec<String> = match &self.source {
             Some(s) => s.clone(),
             None => vec!["--instances".into(), self.instances.display().to_string()],
         };
         let child = Command::new(bin())
             .arg("serve")
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{}", self.port))
-            .arg("--metrics-listen")
-            .arg(format!("127.0.0.1:{}", self.metrics_port))
+            // Port 0: the kernel picks a free port and the server logs it, so no other
+            // test can take it between choosing and binding.
+            .args(["--listen", "127.0.0.1:0"])
+            .args(["--metrics-listen", "127.0.0.1:0"])
             .args(&source)
             .arg("--password-dir")
             .arg(self.password_dir())
@@ -143,7 +143,43 @@ impl Server {
             .spawn()
             .expect("spawn metadata-server");
         self.child = Some(child);
-        self.wait_ready(self.port);
+        self.wait_listening(logged_before);
+    }
+
+    /// Waits until this run's log names the ports the kernel gave the
+    /// `--listen` and `--metrics-listen` sockets, and takes them.
+    fn wait_listening(&mut self, logged_before: usize) {
+        let port_of = |line: &str| -> Option<u16> {
+            let addr = line.split("listener=").nth(1)?.split_whitespace().next()?;
+            addr.parse::<SocketAddr>().ok().map(|a| a.port())
+        };
+        for _ in 0..400 {
+            let log = self.log();
+            let run = log.get(logged_before..).unwrap_or_default();
+            // The harness's `--listen` comes first, so its line is the first plain one.
+            let main = run
+                .lines()
+                .find(|l| l.contains(" listening listener=") && !l.contains("metrics listening"))
+                .and_then(port_of);
+            let metrics = run
+                .lines()
+                .find(|l| l.contains("metrics listening listener="))
+                .and_then(port_of);
+            if let (Some(port), Some(metrics)) = (main, metrics) {
+                self.port = port;
+                self.metrics_port = metrics;
+                return;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("server exited with {status}: {run}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server did not report its ports: {}", self.log());
     }
 
     pub fn wait_ready(&mut self, port: u16) {
