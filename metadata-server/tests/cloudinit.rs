@@ -50,10 +50,9 @@ fn cloud_init_readers_read_everything() {
         std::path::Path::new("/usr/lib/python3/dist-packages/cloudinit").is_dir(),
         "Debian's cloud-init is required (scripts/packages.txt)"
     );
-    let port = free_port();
-    let listener = format!("127.0.0.1:{port}={A}");
-    let mut server = Server::start(&["--instance-listener", &listener]);
-    server.wait_ready(port);
+    let listener = format!("127.0.0.1:0={A}");
+    let server = Server::start(&["--instance-listener", &listener]);
+    let port = server.bound_port(A);
     let v = run_reader(&format!("http://127.0.0.1:{port}"));
     assert_eq!(v["uuid"], A);
     assert_eq!(v["hostname"], "test.novalocal");

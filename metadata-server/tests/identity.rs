@@ -222,13 +222,12 @@ fn neutron_signed_headers() {
 
 #[test]
 fn bound_listeners_are_their_instance_whoever_connects() {
-    let port = free_port();
     let dir = tempfile::tempdir().expect("tmp");
     let sock = dir.path().join("c.sock");
-    let tcp = format!("127.0.0.1:{port}={B}");
+    let tcp = format!("127.0.0.1:0={B}");
     let unix = format!("{}={C}", sock.display());
-    let mut server = Server::start(&["--instance-listener", &tcp, "--instance-listener", &unix]);
-    server.wait_ready(port);
+    let server = Server::start(&["--instance-listener", &tcp, "--instance-listener", &unix]);
+    let port = server.bound_port(B);
     // From A's address, on B's listener: B, and headers cannot change that.
     let r = request(
         A_IP,

@@ -65,10 +65,9 @@ fn listed(r: &Resp) -> Vec<String> {
 #[test]
 fn no_network_means_404_and_no_listing_line_at_every_version() {
     assert!(fixture_network(C).is_none(), "C must have no network");
-    let port = free_port();
-    let bound = format!("127.0.0.1:{port}={C}");
-    let mut server = Server::start(&["--instance-listener", &bound]);
-    server.wait_ready(port);
+    let bound = format!("127.0.0.1:0={C}");
+    let server = Server::start(&["--instance-listener", &bound]);
+    let port = server.bound_port(C);
     for v in versions() {
         let path = format!("/openstack/{v}/network_data.json");
         for method in ["GET", "HEAD"] {

@@ -184,10 +184,9 @@ fn unknown_paths_and_versions_are_404_with_novas_body() {
         assert_eq!(r.header("content-type"), Some("text/plain; charset=UTF-8"));
     }
     // An instance without user data: 404 for both trees.
-    let bound_port = free_port();
-    let listener = format!("127.0.0.1:{bound_port}={C}");
-    let mut server = Server::start(&["--instance-listener", &listener]);
-    server.wait_ready(bound_port);
+    let listener = format!("127.0.0.1:0={C}");
+    let server = Server::start(&["--instance-listener", &listener]);
+    let bound_port = server.bound_port(C);
     assert_eq!(
         request(
             A_IP,

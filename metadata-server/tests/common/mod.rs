@@ -41,6 +41,8 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     pub instances: PathBuf,
     child: Option<Child>,
+    /// Where this run's lines start in `server.log` (a restart appends).
+    run_log_start: usize,
     extra: Vec<String>,
     /// Where the instances come from instead of the `instances` file
     /// (`--database URL --host NAME`, `--state-dir DIR`).
@@ -70,6 +72,7 @@ impl Server {
             dir,
             instances,
             child: None,
+            run_log_start: 0,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             source: None,
         };
@@ -86,6 +89,7 @@ impl Server {
             instances: dir.path().join("unused.json"),
             dir,
             child: None,
+            run_log_start: 0,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             source: Some(source.iter().map(|s| s.to_string()).collect()),
         };
@@ -118,7 +122,7 @@ impl Server {
             .open(self.dir.path().join("server.log"))
             .expect("log");
         // The log of an earlier run (a restart) stays; only what follows is this run's.
-        let logged_before = log.metadata().expect("log size").len() as usize;
+        self.run_log_start = log.metadata().expect("log size").len() as usize;
         let source: Vec<String> = match &self.source {
             Some(s) => s.clone(),
             None => vec!["--instances".into(), self.instances.display().to_string()],
@@ -143,19 +147,34 @@ impl Server {
             .spawn()
             .expect("spawn metadata-server");
         self.child = Some(child);
-        self.wait_listening(logged_before);
+        self.wait_listening();
+    }
+
+    /// This run's log (after a restart, without the earlier runs' lines).
+    fn run_log(&self) -> String {
+        let log = self.log();
+        log.get(self.run_log_start..)
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// The port the kernel gave the `--instance-listener 127.0.0.1:0=<uuid>` of
+    /// this instance (the server logs it once bound, before the harness sees it
+    /// ready): choosing a free port first could lose it to another test.
+    pub fn bound_port(&self, uuid: &str) -> u16 {
+        let tail = format!(" (instance {uuid})");
+        self.run_log()
+            .lines()
+            .filter(|l| l.contains(" listening listener=") && l.ends_with(&tail))
+            .find_map(port_of)
+            .unwrap_or_else(|| panic!("no TCP listener bound to {uuid}: {}", self.log()))
     }
 
     /// Waits until this run's log names the ports the kernel gave the
     /// `--listen` and `--metrics-listen` sockets, and takes them.
-    fn wait_listening(&mut self, logged_before: usize) {
-        let port_of = |line: &str| -> Option<u16> {
-            let addr = line.split("listener=").nth(1)?.split_whitespace().next()?;
-            addr.parse::<SocketAddr>().ok().map(|a| a.port())
-        };
+    fn wait_listening(&mut self) {
         for _ in 0..400 {
-            let log = self.log();
-            let run = log.get(logged_before..).unwrap_or_default();
+            let run = self.run_log();
             // The harness's `--listen` comes first, so its line is the first plain one.
             let main = run
                 .lines()
@@ -180,23 +199,6 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("server did not report its ports: {}", self.log());
-    }
-
-    pub fn wait_ready(&mut self, port: u16) {
-        for _ in 0..200 {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return;
-            }
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                panic!("server exited with {status}: {}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("server did not listen on {port}: {}", self.log());
     }
 
     pub fn log(&self) -> String {
@@ -250,6 +252,12 @@ impl Server {
     ) -> Resp {
         request(from, self.port, method, path, headers, body)
     }
+}
+
+/// The port of a "listening listener=ADDR ..." log line.
+fn port_of(line: &str) -> Option<u16> {
+    let addr = line.split("listener=").nth(1)?.split_whitespace().next()?;
+    addr.parse::<SocketAddr>().ok().map(|a| a.port())
 }
 
 impl Drop for Server {
