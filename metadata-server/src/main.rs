@@ -419,6 +419,13 @@ fn run_relay(args: RelayArgs) -> Result<()> {
         Some(addr) => Some(relay::bind(addr)?),
         None => None,
     };
+    if let (Some(l), Some(file)) = (&ssh, &args.ssh_port_file) {
+        let port = l
+            .local_addr()
+            .context("reading the SSH listener's address")?
+            .port();
+        compute_io::atomic::replace(file, format!("{port}\n").as_bytes(), 0o644)?;
+    }
     relay::enter_namespace(&args.netns)?;
     let metadata = relay::bind(args.metadata_listen)?;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -611,6 +618,7 @@ mod tests {
             netns: "/run/netns/cmpt-x".into(),
             ssh_listen: Some("127.0.0.1:2222".parse().expect("addr")),
             ssh_target: Some("127.0.0.1:2222".parse().expect("addr")),
+            ssh_port_file: None,
             metadata_listen: DEFAULT_METADATA_LISTEN,
             metadata_socket: "/state/metadata/x.sock".into(),
             pid_file: "/state/instances/x/relay.pid".into(),

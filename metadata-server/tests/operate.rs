@@ -271,7 +271,7 @@ fn target(answer: &'static str) -> (u16, std::sync::mpsc::Receiver<String>) {
 #[test]
 fn dynamic_vendor_data_posts_novas_body_and_falls_back_to_empty() {
     let (port, rx) = target("{\"hello\": \"world\"}");
-    let closed = free_port();
+    let closed = closed_port();
     let good = format!("good@http://127.0.0.1:{port}/vd");
     let bad = format!("bad@http://127.0.0.1:{closed}/vd");
     let vendor = tempfile::NamedTempFile::new().expect("tmp");
@@ -319,12 +319,18 @@ fn dynamic_vendor_data_posts_novas_body_and_falls_back_to_empty() {
 fn bound_listeners_follow_the_listeners_file() {
     let dir = tempfile::tempdir().expect("tmp");
     let file = dir.path().join("listeners");
-    let port = free_port();
     let sock = dir.path().join("b.sock");
-    std::fs::write(&file, format!("# opened at start\n127.0.0.1:{port}={A}\n")).expect("write");
+    // Port 0: the kernel chooses, the server logs what it bound.
+    std::fs::write(&file, format!("# opened at start\n127.0.0.1:0={A}\n")).expect("write");
     let server = Server::start(&["--instance-listeners-file", file.to_str().expect("utf8")]);
+    assert!(
+        wait_until(|| server.log().contains("bound listener opened")),
+        "{}",
+        server.log()
+    );
+    let port = server.bound_port(A);
     let reachable = |p: u16| std::net::TcpStream::connect(("127.0.0.1", p)).is_ok();
-    assert!(wait_until(|| reachable(port)), "{}", server.log());
+    assert!(reachable(port), "{}", server.log());
     assert_eq!(
         request(B_IP, port, "GET", "/latest/meta-data/instance-id", &[], b"").text(),
         "i-d8e02d56"

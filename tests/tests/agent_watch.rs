@@ -45,14 +45,6 @@ fn write_instance(path: &Path, text: &str) {
     std::fs::rename(&tmp, path).expect("rename");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 struct Killed(Child);
 
 impl Drop for Killed {
@@ -62,7 +54,11 @@ impl Drop for Killed {
     }
 }
 
-fn start_server(dir: &Path, instances: &Path, port: u16) -> Killed {
+/// Starts the server with a listener bound to the instance on `port`, 0 for one
+/// the kernel chooses (a port chosen here could be taken before the server binds
+/// it); returns it with the port it bound, read from its log.
+fn start_server(dir: &Path, instances: &Path, port: u16) -> (Killed, u16) {
+    let log = dir.join("server.log");
     let child = Command::new(metadata_server())
         .arg("serve")
         .arg("--instances")
@@ -74,16 +70,32 @@ fn start_server(dir: &Path, instances: &Path, port: u16) -> Killed {
         .arg("--data-dir")
         .arg(dir.join("data"))
         .args(["--watch-interval", "1"])
+        .env("RUST_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("server log"))
         .spawn()
         .expect("metadata-server");
+    let mut child = Killed(child);
+    let tail = format!(" (instance {UUID})");
     let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the server did not listen");
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let bound = text
+            .lines()
+            .filter(|l| l.contains(" listening listener=") && l.ends_with(&tail))
+            .find_map(httptest::listener_port);
+        if let Some(bound) = bound {
+            return (child, bound);
+        }
+        if let Some(status) = child.0.try_wait().expect("wait") {
+            panic!("the server exited ({status}):\n{text}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not listen:\n{text}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
-    Killed(child)
 }
 
 fn signal(child: &Child, sig: &str) {
@@ -117,8 +129,7 @@ fn the_agent_reapplies_when_the_metadata_changes() {
     std::fs::create_dir_all(root.join("etc")).expect("root");
     let instances = dir.path().join("instance.json");
     write_instance(&instances, &document("first", "web"));
-    let port = free_port();
-    let server = start_server(dir.path(), &instances, port);
+    let (server, port) = start_server(dir.path(), &instances, 0);
 
     let mut agent = Killed(
         Command::new(guest_agent())
@@ -168,7 +179,9 @@ fn the_agent_reapplies_when_the_metadata_changes() {
     // catches the change.
     drop(server);
     write_instance(&instances, &document("third", "db"));
-    let _server = start_server(dir.path(), &instances, port);
+    // The same port again: the agent's URL does not change.
+    let (_server, again) = start_server(dir.path(), &instances, port);
+    assert_eq!(again, port);
     let fourth = next_report(&reports, "the server's restart");
     assert_eq!(
         step(&fourth, "hostname")["outcome"],

@@ -165,6 +165,16 @@ fn lifecycle(cloud: Cloud) {
         log.contains(&format!("GUEST-BOOT serial={uuid} product=OpenStack Nova")),
         "{log}"
     );
+    // Plain networking forwards SSH from a host port QEMU itself bound (the
+    // kernel's choice, read back over QMP): the port shown takes connections.
+    let ssh = cloud.json(&["show", "vm"])["ssh"]
+        .as_str()
+        .expect("an SSH forward")
+        .to_owned();
+    assert!(
+        std::net::TcpStream::connect(&ssh).is_ok(),
+        "nothing listens on the SSH forward {ssh}"
+    );
 
     is(&cloud.json(&["pause", "vm"]), "PAUSED", "paused", "paused");
     is(&cloud.json(&["show", "vm"]), "PAUSED", "paused", "paused");

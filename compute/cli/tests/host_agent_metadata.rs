@@ -112,6 +112,14 @@ fn an_agents_metadata_server_follows_the_shared_database_for_its_host() {
     let doc: serde_json::Value = serde_json::from_str(&body).expect("json");
     assert_eq!(doc["uuid"], uuid.as_str(), "{doc}");
     assert!(doc["meta"]["role"].is_null(), "no role yet: {doc}");
+    // The SSH forward `show` reports is the port the relay bound on the host (the
+    // kernel's choice), and it takes connections.
+    let shown = s.json(&["show", "vm", "--format", "json"]);
+    let ssh = shown["ssh"].as_str().expect("an SSH forward");
+    assert!(
+        std::net::TcpStream::connect(ssh).is_ok(),
+        "nothing listens on the SSH forward {ssh}: {shown}"
+    );
 
     // A change from the control machine reaches the guest through the feed.
     s.ok(&["meta-set", "vm", "role=db"]);

@@ -18,7 +18,7 @@
 //! guest). Needs the `metadata-server` built beside `compute`.
 
 use serde_json::Value;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -45,27 +45,18 @@ struct Server {
     child: Child,
 }
 
-/// A port free on `ip` now.
-fn free_port(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0))
-        .and_then(|l| l.local_addr())
-        .unwrap_or_else(|e| panic!("no free port on {ip}: {e}"))
-        .port()
-}
-
 impl Server {
     fn start(s: &Shared, host: &'static str, ip: &str) -> Server {
-        let addr: SocketAddr = format!("{ip}:{}", free_port(ip)).parse().expect("addr");
-        let metrics: SocketAddr = format!("{ip}:{}", free_port(ip)).parse().expect("addr");
         let dir = s.path(&format!("server-{host}"));
         std::fs::create_dir_all(&dir).expect("server folder");
         let log = dir.join("server.log");
         let out = std::fs::File::create(&log).expect("log");
-        let child = Command::new(metadata_server())
+        // Port 0: the kernel chooses each port, the server logs what it bound.
+        let mut child = Command::new(metadata_server())
             .arg("serve")
             .args(["--database", &s.url(), "--host", host])
-            .args(["--listen", &addr.to_string()])
-            .args(["--metrics-listen", &metrics.to_string()])
+            .args(["--listen", &format!("{ip}:0")])
+            .args(["--metrics-listen", &format!("{ip}:0")])
             .args(["--trusted-proxy", &format!("{PROXY}/32")])
             .arg("--data-dir")
             .arg(dir.join("data"))
@@ -77,6 +68,28 @@ impl Server {
             .stderr(out)
             .spawn()
             .expect("spawn metadata-server");
+        let mut ports = None;
+        s.wait_until(
+            &format!("{host}'s server reports its ports"),
+            PATIENCE,
+            || {
+                if let Some(status) = child.try_wait().expect("wait") {
+                    let text = std::fs::read_to_string(&log).unwrap_or_default();
+                    panic!("{host}'s server exited ({status}):\n{text}");
+                }
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let port = |metrics: bool| {
+                    text.lines()
+                        .filter(|l| l.contains("metrics listening") == metrics)
+                        .find_map(httptest::listener_port)
+                };
+                ports = port(false).zip(port(true));
+                ports.is_some()
+            },
+        );
+        let (port, metrics_port) = ports.expect("ports");
+        let addr: SocketAddr = format!("{ip}:{port}").parse().expect("addr");
+        let metrics: SocketAddr = format!("{ip}:{metrics_port}").parse().expect("addr");
         let mut server = Server {
             host,
             addr,

@@ -97,9 +97,14 @@ pub struct RelayArgs {
     /// The instance's network namespace (`/run/netns/NAME`).
     #[arg(long, value_name = "PATH")]
     pub netns: PathBuf,
-    /// Host-namespace address forwarded to QEMU's SSH `hostfwd` (bound before entering).
+    /// Host-namespace address forwarded to QEMU's SSH `hostfwd` (bound before
+    /// entering; port 0 lets the kernel choose, see --ssh-port-file).
     #[arg(long, value_name = "ADDR", requires = "ssh_target")]
     pub ssh_listen: Option<SocketAddr>,
+    /// Where to write the port --ssh-listen bound (before the pid file), for a caller
+    /// that asked for port 0.
+    #[arg(long, value_name = "FILE", requires = "ssh_listen")]
+    pub ssh_port_file: Option<PathBuf>,
     /// QEMU's SSH `hostfwd` address inside the namespace.
     #[arg(long, value_name = "ADDR")]
     pub ssh_target: Option<SocketAddr>,
@@ -143,6 +148,7 @@ impl RelayArgs {
             "--pid-file".into(),
             self.pid_file.clone().into(),
         ]);
+        push_path(&mut args, "--ssh-port-file", &self.ssh_port_file);
         args
     }
 }
@@ -260,6 +266,7 @@ mod tests {
             netns: "/run/netns/cmpt-d8e02d56-2648-49a3-bf97-6be8f1204f38".into(),
             ssh_listen: Some("127.0.0.1:2222".parse().expect("addr")),
             ssh_target: Some("127.0.0.1:2222".parse().expect("addr")),
+            ssh_port_file: Some("/state/instances/d8e02d56/relay.ssh-port".into()),
             metadata_listen: DEFAULT_METADATA_LISTEN,
             metadata_socket: "/state/metadata/d8e02d56.sock".into(),
             pid_file: "/state/instances/d8e02d56/relay.pid".into(),
@@ -267,6 +274,7 @@ mod tests {
         assert_eq!(relay(&args), args);
         args.ssh_listen = None;
         args.ssh_target = None;
+        args.ssh_port_file = None;
         assert_eq!(relay(&args), args);
         let uuid: OsString = "d8e02d56-2648-49a3-bf97-6be8f1204f38".into();
         assert!(args.to_args().contains(&uuid), "the uuid is an element");

@@ -27,7 +27,9 @@ pub fn instances() -> Vec<compute::Instance> {
     metadata_server::source::parse_documents(&fixture(), &bytes).expect("fixture parses")
 }
 
-pub fn free_port() -> u16 {
+/// A loopback port nothing listens on now: for a target that must refuse
+/// connections (a server's own listeners bind port 0 instead).
+pub fn closed_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
@@ -165,8 +167,9 @@ impl Server {
         let tail = format!(" (instance {uuid})");
         self.run_log()
             .lines()
-            .filter(|l| l.contains(" listening listener=") && l.ends_with(&tail))
-            .find_map(port_of)
+            // "listening" (--instance-listener) or "bound listener opened" (the file).
+            .filter(|l| l.contains(" listener=") && l.ends_with(&tail))
+            .find_map(httptest::listener_port)
             .unwrap_or_else(|| panic!("no TCP listener bound to {uuid}: {}", self.log()))
     }
 
@@ -179,11 +182,11 @@ impl Server {
             let main = run
                 .lines()
                 .find(|l| l.contains(" listening listener=") && !l.contains("metrics listening"))
-                .and_then(port_of);
+                .and_then(httptest::listener_port);
             let metrics = run
                 .lines()
                 .find(|l| l.contains("metrics listening listener="))
-                .and_then(port_of);
+                .and_then(httptest::listener_port);
             if let (Some(port), Some(metrics)) = (main, metrics) {
                 self.port = port;
                 self.metrics_port = metrics;
@@ -252,12 +255,6 @@ impl Server {
     ) -> Resp {
         request(from, self.port, method, path, headers, body)
     }
-}
-
-/// The port of a "listening listener=ADDR ..." log line.
-fn port_of(line: &str) -> Option<u16> {
-    let addr = line.split("listener=").nth(1)?.split_whitespace().next()?;
-    addr.parse::<SocketAddr>().ok().map(|a| a.port())
 }
 
 impl Drop for Server {

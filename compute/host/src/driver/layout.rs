@@ -144,6 +144,9 @@ impl InstancePaths {
     pub fn relay_pidfile(&self) -> PathBuf {
         self.dir.join("relay.pid")
     }
+    pub fn relay_ssh_port(&self) -> PathBuf {
+        self.dir.join("relay.ssh-port")
+    }
     pub fn relay_log(&self) -> PathBuf {
         self.dir.join("relay.log")
     }

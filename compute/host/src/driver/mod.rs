@@ -350,7 +350,12 @@ impl Host {
                     fixed_ip: rec.fixed_ip,
                     mac: rec.mac,
                     hostname,
-                    ssh_port: Some(free_port()?),
+                    ssh_port: Some(match self.networking.mode {
+                        // The relay carries a host port to this one in the namespace.
+                        NetworkMode::User => usernet::SSH_FORWARD_PORT,
+                        // On the host itself: the kernel chooses, QMP tells.
+                        _ => 0,
+                    }),
                 }),
             }),
             console_log: p.console_log(),
@@ -397,10 +402,13 @@ impl Host {
         let mut argv = cmd
             .argv()
             .map_err(|e| DriverError::Invalid(e.to_string()))?;
-        let ssh_port = cmd.net.as_ref().and_then(Nic::ssh_port);
+        let ssh = cmd.net.as_ref().and_then(Nic::ssh_port).is_some();
+        // The host port reaching the guest's SSH: the relay's in user mode (known
+        // before QEMU starts), QEMU's own in plain mode (known once QMP answers).
+        let mut ssh_port = None;
         match self.networking.mode {
             NetworkMode::User => {
-                self.wire_user_net(rec, ssh_port)?;
+                ssh_port = self.wire_user_net(rec, ssh)?;
                 let mut prefixed = usernet::enter_prefix(&rec.uuid);
                 prefixed.append(&mut argv);
                 argv = prefixed;
@@ -419,6 +427,10 @@ impl Host {
             bridge::attach(&bridge::tap_name(&rec.uuid), &self.networking.bridge)?;
         }
         let mut qmp = Qmp::connect(&p.qmp(), QMP_TIMEOUT)?;
+        if ssh && self.networking.mode == NetworkMode::Plain {
+            let port = qmp.host_forward_port()?;
+            self.store.set_runtime(&rec.uuid, Some(pid), Some(port))?;
+        }
         let status = qmp.query_status()?;
         // A guest saved while paused comes back paused; resume continues it.
         let ok = status.running
@@ -519,33 +531,31 @@ impl Host {
 
     /// User mode: the namespace, the metadata server (started when needed), the relay,
     /// and the server's socket for this instance, before QEMU starts.
-    fn wire_user_net(
-        &self,
-        rec: &InstanceRecord,
-        ssh_port: Option<u16>,
-    ) -> Result<(), DriverError> {
+    fn wire_user_net(&self, rec: &InstanceRecord, ssh: bool) -> Result<Option<u16>, DriverError> {
         let p = self.layout.instance(&rec.uuid);
         let socket = self.layout.metadata_socket(&rec.uuid);
         usernet::check_socket_path(&socket)?;
         usernet::stop_relay(&rec.uuid, &p.relay_pidfile())?;
         usernet::create_netns(&rec.uuid)?;
-        let wired = (|| -> Result<(), DriverError> {
+        let wired = (|| -> Result<Option<u16>, DriverError> {
             let server = self.meta_server();
             server.ensure_running()?;
-            usernet::start_relay(&usernet::RelaySpec {
+            let relay = usernet::start_relay(&usernet::RelaySpec {
                 binary: &self.networking.metadata_server,
                 uuid: &rec.uuid,
-                ssh_port,
+                ssh,
                 metadata_socket: &socket,
                 pid_file: &p.relay_pidfile(),
+                ssh_port_file: &p.relay_ssh_port(),
                 log: &p.relay_log(),
             })?;
             server.sync()?;
             server.wait_bound(&rec.uuid)?;
-            Ok(())
+            Ok(relay.ssh_port)
         })();
         match &wired {
-            Ok(()) => tracing::info!(
+            Ok(ssh_port) => tracing::info!(
+                ssh_port,
                 uuid = rec.uuid,
                 netns = usernet::netns_name(&rec.uuid),
                 "user networking up: namespace, relay, metadata socket"
@@ -676,14 +686,6 @@ fn log_state(action: Action, state: State, what: &'static str) {
         power_state = %state.power,
         "{what}"
     );
-}
-
-/// A free TCP port on loopback for the SSH forward.
-fn free_port() -> Result<u16, DriverError> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(io_err(Path::new("127.0.0.1:0")))?;
-    Ok(l.local_addr()
-        .map_err(io_err(Path::new("127.0.0.1:0")))?
-        .port())
 }
 
 #[cfg(test)]

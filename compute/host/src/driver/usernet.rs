@@ -27,6 +27,10 @@ pub const METADATA_ADDR: &str = "169.254.169.254";
 pub const RELAY_START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a relay gets to exit on SIGTERM before SIGKILL.
 pub const RELAY_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// The port QEMU forwards to the guest's SSH, on the namespace's 127.0.0.1: the
+/// namespace is the instance's alone, so the port is fixed; the relay's host side
+/// takes whatever port the kernel gives it.
+pub const SSH_FORWARD_PORT: u16 = 2222;
 /// A unix socket path must fit `sockaddr_un`.
 pub const MAX_SOCKET_PATH: usize = 107;
 
@@ -122,10 +126,21 @@ pub fn enter_prefix(uuid: &str) -> Vec<String> {
 pub struct RelaySpec<'a> {
     pub binary: &'a Path,
     pub uuid: &'a str,
-    pub ssh_port: Option<u16>,
+    /// Forward a host port (the kernel's choice) to QEMU's [`SSH_FORWARD_PORT`].
+    pub ssh: bool,
     pub metadata_socket: &'a Path,
     pub pid_file: &'a Path,
+    /// Where the relay writes the host port it bound for SSH.
+    pub ssh_port_file: &'a Path,
     pub log: &'a Path,
+}
+
+/// A relay that is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Relay {
+    pub pid: i32,
+    /// The host port on 127.0.0.1 that reaches the guest's SSH.
+    pub ssh_port: Option<u16>,
 }
 
 /// Checks that a unix socket path fits.
@@ -136,24 +151,29 @@ pub fn check_socket_path(path: &Path) -> Result<(), UserNetError> {
     Ok(())
 }
 
-/// Starts the relay and waits until it listens (its pid file appears).
-pub fn start_relay(spec: &RelaySpec<'_>) -> Result<i32, UserNetError> {
+/// Starts the relay and waits until it listens (its pid file appears); the SSH
+/// port is the one the relay bound, so no other process can have taken it between
+/// a choice and a bind.
+pub fn start_relay(spec: &RelaySpec<'_>) -> Result<Relay, UserNetError> {
     check_socket_path(spec.metadata_socket)?;
     let _ = std::fs::remove_file(spec.pid_file);
+    let _ = std::fs::remove_file(spec.ssh_port_file);
     let log = std::fs::File::create(spec.log).map_err(|source| UserNetError::Spawn {
         program: spec.log.display().to_string(),
         source,
     })?;
     let instance = uuid::Uuid::try_parse(spec.uuid)
         .map_err(|_| UserNetError::NotAUuid(spec.uuid.to_owned()))?;
-    let ssh = spec
-        .ssh_port
-        .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
     let args = RelayArgs {
         instance,
         netns: netns_path(spec.uuid),
-        ssh_listen: ssh,
-        ssh_target: ssh,
+        ssh_listen: spec
+            .ssh
+            .then_some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
+        ssh_target: spec
+            .ssh
+            .then_some(SocketAddr::from((Ipv4Addr::LOCALHOST, SSH_FORWARD_PORT))),
+        ssh_port_file: spec.ssh.then(|| spec.ssh_port_file.to_owned()),
         metadata_listen: DEFAULT_METADATA_LISTEN,
         metadata_socket: spec.metadata_socket.to_owned(),
         pid_file: spec.pid_file.to_owned(),
@@ -178,7 +198,17 @@ pub fn start_relay(spec: &RelaySpec<'_>) -> Result<i32, UserNetError> {
         if let Ok(pid) = process::read_pidfile(spec.pid_file) {
             // setsid itself exits as soon as it has forked.
             let _ = child.wait();
-            return Ok(pid);
+            let ssh_port = match spec.ssh {
+                false => None,
+                // Written before the pid file.
+                true => Some(read_port(spec.ssh_port_file).ok_or_else(|| {
+                    UserNetError::RelayFailed {
+                        uuid: spec.uuid.to_owned(),
+                        log: format!("no SSH port in {}", spec.ssh_port_file.display()),
+                    }
+                })?),
+            };
+            return Ok(Relay { pid, ssh_port });
         }
         let failed = matches!(child.try_wait(), Ok(Some(s)) if !s.success());
         if failed || Instant::now() >= deadline {
@@ -199,6 +229,10 @@ pub fn start_relay(spec: &RelaySpec<'_>) -> Result<i32, UserNetError> {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+fn read_port(path: &Path) -> Option<u16> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 /// Ends the instance's relay (SIGTERM, then SIGKILL) and removes its pid file.

@@ -68,7 +68,8 @@ pub struct UserNet {
     pub fixed_ip: Ipv4Addr,
     pub mac: MacAddr,
     pub hostname: String,
-    /// Host port on 127.0.0.1 forwarded to the guest's SSH port.
+    /// Port on 127.0.0.1 (in QEMU's network namespace) forwarded to the guest's SSH
+    /// port; 0 lets the kernel choose one (`Qmp::host_forward_port` reads it back).
     pub ssh_port: Option<u16>,
 }
 
@@ -89,7 +90,7 @@ pub enum Nic {
 }
 
 impl Nic {
-    /// The host port forwarded to the guest's SSH (user networking only).
+    /// The port QEMU forwards to the guest's SSH (user networking only; 0 = any).
     pub fn ssh_port(&self) -> Option<u16> {
         match self {
             Nic::User(n) => n.ssh_port,

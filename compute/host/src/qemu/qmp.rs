@@ -179,6 +179,21 @@ impl Qmp {
         Ok(RunStatus { running, status })
     }
 
+    /// The host port of the guest's TCP `hostfwd` (the port the kernel chose when
+    /// the command line asked for port 0), read from `info usernet`: QMP itself has
+    /// no command that lists user-mode forwards.
+    pub fn host_forward_port(&mut self) -> Result<u16, QmpError> {
+        let v = self.execute(
+            "human-monitor-command",
+            Some(json!({ "command-line": "info usernet" })),
+        )?;
+        let text = v.as_str().unwrap_or("");
+        host_forward_port(text).ok_or_else(|| QmpError::Protocol {
+            path: self.path.clone(),
+            reply: format!("no TCP host forward in `info usernet`: {text}"),
+        })
+    }
+
     /// Waits (polling `query-migrate`) until an outgoing migration completes.
     pub fn wait_migration(&mut self, timeout: Duration) -> Result<(), QmpError> {
         let deadline = Instant::now() + timeout;
@@ -208,6 +223,16 @@ impl Qmp {
             }
         }
     }
+}
+
+/// The source port of the first `TCP[HOST_FORWARD]` row of `info usernet`, whose
+/// columns are protocol, fd, source address, source port, destination address, ...
+fn host_forward_port(usernet: &str) -> Option<u16> {
+    usernet.lines().find_map(|line| {
+        let mut cols = line.split_whitespace();
+        (cols.next()? == "TCP[HOST_FORWARD]").then_some(())?;
+        cols.nth(2)?.parse().ok()
+    })
 }
 
 #[cfg(test)]
@@ -289,5 +314,16 @@ mod tests {
             .err()
             .expect("no socket");
         assert!(matches!(err, QmpError::Connect { .. }));
+    }
+
+    #[test]
+    fn the_host_forward_port_is_read_from_info_usernet() {
+        // QEMU 10.0's words for `hostfwd=tcp:127.0.0.1:0-10.0.2.15:22`.
+        let text = "Hub -1 (n0):\r\n  Protocol[State]    FD  Source Address  Port   Dest. Address  Port RecvQ SendQ\r\n  TCP[HOST_FORWARD]   8       127.0.0.1 37361       10.0.2.15    22     0     0\r\n";
+        assert_eq!(host_forward_port(text), Some(37361));
+        assert_eq!(
+            host_forward_port("Hub -1 (n0):\r\n  Protocol[State]    FD\r\n"),
+            None
+        );
     }
 }

@@ -4,6 +4,8 @@
 //! body checked against its `Content-Length`. Written on a bare socket so that a
 //! test sees exactly the bytes the server sent.
 //!
+//! Also the port a server logged for a socket it bound to port 0.
+//!
 //! It panics on anything malformed: it is for tests only.
 
 use std::io::{Read, Write};
@@ -98,9 +100,31 @@ pub fn parse(raw: &[u8], head: bool) -> Resp {
     resp
 }
 
+/// The port in a server's log line `... listener=ADDR ...`: how `metadata-server`
+/// reports the port the kernel gave a socket asked for on port 0. A test that
+/// binds port 0 and reads the port back cannot lose a port it chose to another
+/// process before the server bound it.
+pub fn listener_port(line: &str) -> Option<u16> {
+    let addr = line.split(" listener=").nth(1)?.split_whitespace().next()?;
+    addr.parse::<std::net::SocketAddr>().ok().map(|a| a.port())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_port_of_a_listener_line() {
+        let line = "2026-12-02T20:01:02Z  INFO metadata_server: listening listener=127.0.0.2:40123";
+        assert_eq!(listener_port(line), Some(40123));
+        let bound = "INFO bound listener opened listener=127.0.0.1:3 (instance d8e0)";
+        assert_eq!(listener_port(bound), Some(3));
+        assert_eq!(
+            listener_port("INFO listening listener=/run/x.sock (instance d8e0)"),
+            None
+        );
+        assert_eq!(listener_port("INFO stopped"), None);
+    }
 
     #[test]
     fn a_response_is_split_and_its_length_checked() {
