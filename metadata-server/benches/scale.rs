@@ -8,7 +8,10 @@
 //! lookup alone (address to the entry's handle, the entry not read: the index should
 //! not grow slower with the number of instances) and identification (the lookup, the
 //! request's checks and a reference taken on the entry, which reads the entry's line
-//! from memory once the set outgrows the CPU cache).
+//! from memory once the set outgrows the CPU cache). The working-set and all-instances
+//! loops of these two alternate over [`ROUNDS`] rounds, the one going first changing
+//! every round, and their medians are printed: on a shared VM one loop alone can be
+//! twice as slow as the same loop a moment later.
 //! Resident memory is read from /proc/self/statm. CACHE_MIB sets the render cache
 //! (default 64).
 
@@ -77,6 +80,38 @@ fn per_call(calls: u32, span: u32, rng: &mut Rng, f: impl Fn(u32)) -> Duration {
     t.elapsed() / calls
 }
 
+/// Rounds of each alternated pair of loops.
+const ROUNDS: usize = 7;
+
+/// Medians of `f`'s mean time over a working set of `hot` and over all `n`
+/// instances (`calls` each), alternated over [`ROUNDS`] rounds, and the median of
+/// the rounds' all/working-set ratios.
+fn hot_and_all(
+    calls: u32,
+    hot: u32,
+    n: u32,
+    rng: &mut Rng,
+    f: impl Fn(u32),
+) -> (Duration, Duration, f64) {
+    let (mut hots, mut alls, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let (h, a) = if round % 2 == 0 {
+            let h = per_call(calls, hot, rng, &f);
+            (h, per_call(calls, n, rng, &f))
+        } else {
+            let a = per_call(calls, n, rng, &f);
+            (per_call(calls, hot, rng, &f), a)
+        };
+        hots.push(h);
+        alls.push(a);
+        ratios.push(a.as_secs_f64() / h.as_secs_f64().max(f64::MIN_POSITIVE));
+    }
+    hots.sort();
+    alls.sort();
+    ratios.sort_by(f64::total_cmp);
+    (hots[ROUNDS / 2], alls[ROUNDS / 2], ratios[ROUNDS / 2])
+}
+
 fn run(n: u32, cache_bytes: usize) {
     let base = rss_mib();
     let t = Instant::now();
@@ -134,20 +169,18 @@ fn run(n: u32, cache_bytes: usize) {
         let w = identify(&config, &set, Peer::Addr(IpAddr::V4(ip_of(i))), &headers);
         std::hint::black_box(w.instance().map(|e| e.generation));
     };
-    let id_warm = per_call(1_000_000, hot, &mut rng, who);
-    let id_spread = per_call(1_000_000, n, &mut rng, who);
+    let (id_warm, id_spread, id_ratio) = hot_and_all(200_000, hot, n, &mut rng, who);
     // The index alone: address to the entry's handle, the entry itself not read.
     let find = |i: u32| {
         let e = set.by_ip(&IpAddr::V4(ip_of(i)));
         std::hint::black_box(e.map(Arc::as_ptr));
     };
-    let find_warm = per_call(1_000_000, hot, &mut rng, find);
-    let find_spread = per_call(1_000_000, n, &mut rng, find);
+    let (find_warm, find_spread, find_ratio) = hot_and_all(1_000_000, hot, n, &mut rng, find);
     println!(
         "instances {n:>7}  load {:>6.2}s  rss: instances {:>7.1} MiB ({:>5.0} B each), +cache({} trees) {:>6.1} MiB  \
          answer: warm {:>6.2} us, cold(render) {:>6.1} us, uniform-random {:>6.1} us  \
-         lookup: warm {:>5.3} us, uniform-random {:>5.3} us  \
-         identify: warm {:>5.3} us, uniform-random {:>5.3} us",
+         lookup: warm {:>5.3} us, uniform-random {:>5.3} us ({:.2}x)  \
+         identify: warm {:>5.3} us, uniform-random {:>5.3} us ({:.2}x)",
         load.as_secs_f64(),
         loaded - base,
         (loaded - base) * 1024.0 * 1024.0 / f64::from(n),
@@ -158,8 +191,10 @@ fn run(n: u32, cache_bytes: usize) {
         spread.as_nanos() as f64 / 1000.0,
         find_warm.as_nanos() as f64 / 1000.0,
         find_spread.as_nanos() as f64 / 1000.0,
+        find_ratio,
         id_warm.as_nanos() as f64 / 1000.0,
         id_spread.as_nanos() as f64 / 1000.0,
+        id_ratio,
     );
 }
 
