@@ -414,7 +414,7 @@ fn ec2_metadata_prints_every_value_we_serve() {
 }
 
 const CLOUD_INIT_AWS: &str = r#"
-import json, logging, sys, tempfile
+import atexit, json, logging, shutil, sys, tempfile
 from cloudinit import distros, helpers
 from cloudinit.sources import DataSourceEc2 as ec2
 
@@ -433,6 +433,8 @@ class OnAws(ec2.DataSourceEc2):
         return ec2.CloudNames.AWS
 
 tmp = tempfile.mkdtemp()
+# cloud-init writes the instance data (user data too) here: gone however this ends.
+atexit.register(shutil.rmtree, tmp, True)
 paths = helpers.Paths({"cloud_dir": tmp, "run_dir": tmp})
 sys_cfg = {"datasource": {"Ec2": {"timeout": 5, "max_wait": 30,
     "metadata_urls": ["http://169.254.169.254", "http://[fd00:ec2::254]"]}}}
