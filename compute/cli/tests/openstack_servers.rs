@@ -244,7 +244,13 @@ impl Walk<'_> {
             boot.contains("GUEST-USERDATA hello-from-user-data"),
             "{boot}"
         );
-        assert!(boot.contains("role"), "the service's meta:\n{boot}");
+        // The service's meta comes from the first tick's request, after GUEST-BOOT.
+        let meta = self.wait_console(&id, "GUEST-META", 1);
+        assert!(
+            meta.lines()
+                .any(|l| l.starts_with("GUEST-META") && l.contains("role")),
+            "the service's meta:\n{meta}"
+        );
         let posted = boot
             .lines()
             .find_map(|l| l.strip_prefix("GUEST-POSTED "))
