@@ -33,6 +33,15 @@ pub const TICK_MARKER: &str = "GUEST-TICK";
 /// The kernel command line to import the image with.
 pub const CMDLINE: &str = "console=ttyS0 quiet panic=-1";
 
+/// A serial console as far as its last newline, without carriage returns. QEMU
+/// writes the console a few bytes at a time, so a read can end inside a line; a
+/// test that waits for a marker and then reads the rest of its line must not see
+/// half of it.
+pub fn whole_lines(console: &str) -> String {
+    let end = console.rfind('\n').map_or(0, |i| i + 1);
+    console[..end].replace('\r', "")
+}
+
 const TICK_BODY: &str = r#"echo "GUEST-BOOT serial=$(cat /sys/class/dmi/id/product_serial) product=$(cat /sys/class/dmi/id/product_name)"
 n=0
 while true; do n=$((n+1)); echo "GUEST-TICK $n"; sleep 1; done

@@ -28,11 +28,10 @@ pub fn metadata_server() -> PathBuf {
     beside
 }
 
-/// The guest's serial console so far, without carriage returns.
+/// The guest's serial console so far, its whole lines only
+/// ([`crate::guest::whole_lines`]).
 pub fn console(host: &Host, uuid: &str) -> String {
-    host.console_log(uuid, None)
-        .expect("console log")
-        .replace('\r', "")
+    crate::guest::whole_lines(&host.console_log(uuid, None).expect("console log"))
 }
 
 /// Waits until the console shows `marker`; `patience` guards against a hung guest.

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 const PATIENCE: Duration = Duration::from_secs(900);
 
 fn console(host: &Host, uuid: &str) -> String {
-    host.console_log(uuid, None).expect("console log")
+    guest::whole_lines(&host.console_log(uuid, None).expect("console log"))
 }
 
 fn boots(host: &Host, uuid: &str) -> usize {

@@ -73,7 +73,7 @@ impl Cloud {
     }
 
     fn console(&self) -> String {
-        self.ok(&["console-log", "vm"]).replace('\r', "")
+        guest::whole_lines(&self.ok(&["console-log", "vm"]))
     }
 
     fn boots(&self) -> usize {

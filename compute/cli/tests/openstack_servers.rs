@@ -98,7 +98,7 @@ impl Walk<'_> {
             "console log show: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8_lossy(&out.stdout).replace('\r', "")
+        e2e::guest::whole_lines(&String::from_utf8_lossy(&out.stdout))
     }
 
     /// Waits until the server's status is `status` (what `openstack` shows).
@@ -244,8 +244,9 @@ impl Walk<'_> {
             boot.contains("GUEST-USERDATA hello-from-user-data"),
             "{boot}"
         );
-        // The service's meta comes from the first tick's request, after GUEST-BOOT.
-        let meta = self.wait_console(&id, "GUEST-META", 1);
+        // The service's meta comes from the first tick's request, after GUEST-BOOT;
+        // wait for the property itself, as a read can end inside its line.
+        let meta = self.wait_console(&id, "\"role\"", 1);
         assert!(
             meta.lines()
                 .any(|l| l.starts_with("GUEST-META") && l.contains("role")),
@@ -347,10 +348,12 @@ impl Walk<'_> {
         assert_eq!(snap["status"], "active", "{snap}");
         let snap_id = snap["id"].as_str().expect("id").to_owned();
         // OSC prints the server as the rebuild answered it (REBUILD), after waiting.
+        // The console log is kept across the rebuild: one more boot.
+        let boots = self.console(id).matches("GUEST-BOOT").count();
         let rebuilt = self.json(&["server", "rebuild", "--image", image, "--wait", id]);
         assert_eq!(rebuilt["id"], id, "{rebuilt}");
         assert_eq!(self.show(id)["status"], "ACTIVE");
-        self.wait_console(id, "GUEST-BOOT", 1);
+        self.wait_console(id, "GUEST-BOOT", boots + 1);
         let err = self
             .client
             .fails(&self.clouds, "alice", &["image", "delete", image_id]);
@@ -604,7 +607,8 @@ deadline = time.time() + 600
 while time.time() < deadline:
     password = conn.compute.get_server_password(server)
     console = conn.compute.get_server_console_output(server)["output"]
-    if password and "GUEST-POSTED" in console:
+    # GUEST-BOOT is printed on the line after GUEST-POSTED: that line is whole.
+    if password and "GUEST-BOOT" in console:
         break
     time.sleep(2)
 conn.compute.delete_server(server)
