@@ -269,6 +269,16 @@ fn log(dir: &Path) -> String {
 }
 
 /// Access-log lines of requests with `status`, as `peer path`.
+/// Whether an answered request with this status came from a peer starting with
+/// `peer`: the access log is written by a thread of its own, so it waits a moment.
+fn answered_from(dir: &Path, status: u16, peer: &str) -> bool {
+    eventually(Duration::from_secs(5), || {
+        requests_with_status(dir, status)
+            .iter()
+            .any(|r| r.starts_with(peer))
+    })
+}
+
 fn requests_with_status(dir: &Path, status: u16) -> Vec<String> {
     log(dir)
         .lines()
@@ -351,14 +361,15 @@ fn botocore_debian_and_newest_get_the_region_with_imdsv2_over_ipv4_and_ipv6() {
             );
         }
     }
-    let ok = requests_with_status(dir.path(), 200);
     assert!(
-        ok.iter().any(|r| r.starts_with(&format!("[{V6}]:"))),
-        "IPv6 used: {ok:?}"
+        answered_from(dir.path(), 200, &format!("[{V6}]:")),
+        "IPv6 used: {:?}",
+        requests_with_status(dir.path(), 200)
     );
     assert!(
-        ok.iter().any(|r| r.starts_with(&format!("{V4}:"))),
-        "IPv4 used: {ok:?}"
+        answered_from(dir.path(), 200, &format!("{V4}:")),
+        "IPv4 used: {:?}",
+        requests_with_status(dir.path(), 200)
     );
     assert!(
         requests_with_status(dir.path(), 401).is_empty(),
@@ -531,10 +542,10 @@ fn curl_reaches_the_link_local_address_and_is_known_by_its_mac() {
         &[],
     );
     assert_eq!(id, "i-2f1d4c3b");
-    let ok = requests_with_status(dir.path(), 200);
     assert!(
-        ok.iter().any(|r| r.starts_with("[fe80::f816:3eff:fe00:1%")),
-        "asked from the EUI-64 link-local address: {ok:?}"
+        answered_from(dir.path(), 200, "[fe80::f816:3eff:fe00:1%"),
+        "asked from the EUI-64 link-local address: {:?}",
+        requests_with_status(dir.path(), 200)
     );
 }
 

@@ -137,9 +137,8 @@ fn silent_connections_are_closed_after_the_idle_timeout_and_busy_ones_kept() {
     // A request every 300 ms for three times the timeout keeps it open; then quiet, it
     // is closed like the other.
     let mut busy = connect(A_IP, server.port);
-    let started = Instant::now();
-    let mut answered = 0;
-    while started.elapsed() < Duration::from_secs(3) {
+    // Ten requests 300 ms apart span three times the timeout.
+    for _ in 0..10 {
         busy.write_all(b"GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: x\r\n\r\n")
             .expect("the connection is still open");
         let mut buf = [0u8; 4096];
@@ -149,10 +148,8 @@ fn silent_connections_are_closed_after_the_idle_timeout_and_busy_ones_kept() {
             "{}",
             String::from_utf8_lossy(&buf[..n])
         );
-        answered += 1;
         std::thread::sleep(Duration::from_millis(300));
     }
-    assert!(answered >= 8, "{answered}");
     let took = closed_after(&mut busy);
     assert!(took >= Duration::from_millis(600), "closed after {took:?}");
     assert!(took < Duration::from_secs(10), "closed after {took:?}");
@@ -211,7 +208,9 @@ fn sigterm_finishes_in_flight_requests_and_exits_cleanly() {
     let mut s = connect(A_IP, server.port);
     s.write_all(b"POST /openstack/latest/password HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\nab")
         .expect("write");
-    std::thread::sleep(Duration::from_millis(200));
+    // Time for the server to accept it and read the headers (no metric shows a
+    // request in progress); a busy host can take longer than a few milliseconds.
+    std::thread::sleep(Duration::from_secs(1));
     server.signal("TERM");
     std::thread::sleep(Duration::from_millis(200));
     s.write_all(b"cd").expect("the connection is still open");

@@ -155,7 +155,9 @@ fn the_guest_answers_ssh_with_the_injected_key() {
         std::thread::sleep(Duration::from_millis(250));
     }
     let port = b.rec.ssh_port.expect("compute forwards an ssh port");
-    let mut attempts = 0;
+    // dropbear goes to the background before it listens, and makes its host key on
+    // the first connection: retry until the guest's patience runs out.
+    let ssh_start = Instant::now();
     let out = loop {
         let out = Command::new("ssh")
             .arg("-i")
@@ -172,9 +174,7 @@ fn the_guest_answers_ssh_with_the_injected_key() {
             .arg("hostname; id -u; cat /etc/motd")
             .output()
             .expect("ssh: install openssh-client (scripts/test does)");
-        attempts += 1;
-        // The server may still be generating its host key on the first try.
-        if out.status.success() || attempts == 5 {
+        if out.status.success() || ssh_start.elapsed() > PATIENCE {
             break out;
         }
         std::thread::sleep(Duration::from_secs(2));

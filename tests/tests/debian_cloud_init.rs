@@ -39,6 +39,7 @@ echo "sudo=$(sudo -n id -un)"
 echo "hostname=$(hostname)"
 echo "instance=$(cat /var/lib/cloud/data/instance-id)"
 echo "marker=$(cat /var/tmp/e2e-user-data)"
+cloud-init status --wait >/dev/null 2>&1
 echo "status=$(cloud-init status | sed 's/^status: //')"
 echo "datasource=$(sudo -n cloud-init query platform)/$(sudo -n cloud-init query subplatform)"
 ip -4 -o addr show scope global | sed 's/^/addr=/'

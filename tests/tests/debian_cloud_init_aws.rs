@@ -121,6 +121,7 @@ const REPORT: &str = r#"echo "user=$(id -un)"
 echo "hostname=$(hostname)"
 echo "instance=$(cat /var/lib/cloud/data/instance-id)"
 echo "marker=$(cat /var/tmp/e2e-user-data)"
+cloud-init status --wait >/dev/null 2>&1
 echo "status=$(cloud-init status | sed 's/^status: //')"
 echo "platform=$(sudo -n cloud-init query platform)"
 echo "cloud=$(sudo -n cloud-init query cloud_name)"
