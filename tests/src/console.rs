@@ -1,7 +1,17 @@
 //! Reading what a guest printed on its serial console: the text between a begin and
-//! an end marker, split into sections that start with `=== <name>` lines.
+//! an end marker, split into sections that start with `=== <name>` lines, and its
+//! whole lines so far.
 
 use std::collections::BTreeMap;
+
+/// A serial console as far as its last newline, without carriage returns. QEMU
+/// writes the console a few bytes at a time, so a read can end inside a line; a
+/// test that waits for a marker and then reads the rest of its line must not see
+/// half of it.
+pub fn whole_lines(console: &str) -> String {
+    let end = console.rfind('\n').map_or(0, |i| i + 1);
+    console[..end].replace('\r', "")
+}
 
 /// Each section's non-empty lines, by name, from the first `begin` marker line to the
 /// next `end` marker line; None when either marker is missing. Carriage returns are
@@ -29,6 +39,12 @@ pub fn sections(console: &str, begin: &str, end: &str) -> Option<BTreeMap<String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_console_is_read_to_its_last_whole_line() {
+        assert_eq!(whole_lines("GUEST-BOOT a\r\nGUEST-TI"), "GUEST-BOOT a\n");
+        assert_eq!(whole_lines("GUEST-TI"), "");
+    }
 
     #[test]
     fn sections_between_markers() {

@@ -33,13 +33,19 @@ pub const TICK_MARKER: &str = "GUEST-TICK";
 /// The kernel command line to import the image with.
 pub const CMDLINE: &str = "console=ttyS0 quiet panic=-1";
 
-/// A serial console as far as its last newline, without carriage returns. QEMU
-/// writes the console a few bytes at a time, so a read can end inside a line; a
-/// test that waits for a marker and then reads the rest of its line must not see
-/// half of it.
-pub fn whole_lines(console: &str) -> String {
-    let end = console.rfind('\n').map_or(0, |i| i + 1);
-    console[..end].replace('\r', "")
+/// The last `GUEST-TICK <n>` of the console's latest boot (0 before its first): a
+/// new boot counts from 1 again, so ticks from an earlier boot are not its.
+pub fn last_tick(console: &str) -> u64 {
+    let boot = console.rfind(BOOT_MARKER).unwrap_or(0);
+    console[boot..]
+        .lines()
+        .rev()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix(TICK_MARKER)
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 const TICK_BODY: &str = r#"echo "GUEST-BOOT serial=$(cat /sys/class/dmi/id/product_serial) product=$(cat /sys/class/dmi/id/product_name)"
@@ -188,5 +194,19 @@ pub fn host_config(state: &Path, cidr: &str) -> compute_host::driver::HostConfig
         settings: compute::Settings::default(),
         drive_builder: Box::new(compute_host::drive_builder::ConfigDriveBuilder::default()),
         host_name: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_tick_is_the_latest_boots() {
+        let two_boots =
+            "GUEST-BOOT\nGUEST-TICK 1\nGUEST-TICK 50\nGUEST-BOOT\nGUEST-TICK 1\nGUEST-TICK 2\n";
+        assert_eq!(last_tick(two_boots), 2);
+        assert_eq!(last_tick("GUEST-BOOT\nGUEST-TICK 7\nGUEST-BOOT\n"), 0);
+        assert_eq!(last_tick(""), 0);
     }
 }

@@ -29,9 +29,9 @@ pub fn metadata_server() -> PathBuf {
 }
 
 /// The guest's serial console so far, its whole lines only
-/// ([`crate::guest::whole_lines`]).
+/// ([`crate::console::whole_lines`]).
 pub fn console(host: &Host, uuid: &str) -> String {
-    crate::guest::whole_lines(&host.console_log(uuid, None).expect("console log"))
+    crate::console::whole_lines(&host.console_log(uuid, None).expect("console log"))
 }
 
 /// Waits until the console shows `marker`; `patience` guards against a hung guest.

@@ -8,14 +8,14 @@ use compute_host::driver::{BootRequest, Host};
 use compute_host::qemu::process;
 use compute_host::qemu::Qmp;
 use compute_store::{DocumentFeed, SqliteFeed};
-use e2e::guest::{self, BOOT_MARKER, TICK_MARKER};
+use e2e::guest::{self, BOOT_MARKER};
 use std::time::{Duration, Instant};
 
 /// A safeguard against a hung guest, not a speed assertion (TCG on a busy host).
 const PATIENCE: Duration = Duration::from_secs(900);
 
 fn console(host: &Host, uuid: &str) -> String {
-    guest::whole_lines(&host.console_log(uuid, None).expect("console log"))
+    e2e::console::whole_lines(&host.console_log(uuid, None).expect("console log"))
 }
 
 fn boots(host: &Host, uuid: &str) -> usize {
@@ -23,15 +23,7 @@ fn boots(host: &Host, uuid: &str) -> usize {
 }
 
 fn last_tick(host: &Host, uuid: &str) -> u64 {
-    console(host, uuid)
-        .lines()
-        .rev()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix(TICK_MARKER)
-                .and_then(|n| n.trim().parse().ok())
-        })
-        .unwrap_or(0)
+    guest::last_tick(&console(host, uuid))
 }
 
 fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {

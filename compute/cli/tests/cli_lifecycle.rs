@@ -6,7 +6,7 @@
 //! rebuild and delete; each step is checked by `show --format json` and what the
 //! guest prints on its console (`console-log`), and one guest serves every step.
 
-use e2e::guest::{self, BOOT_MARKER, TICK_MARKER};
+use e2e::guest::{self, BOOT_MARKER};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -73,7 +73,7 @@ impl Cloud {
     }
 
     fn console(&self) -> String {
-        guest::whole_lines(&self.ok(&["console-log", "vm"]))
+        e2e::console::whole_lines(&self.ok(&["console-log", "vm"]))
     }
 
     fn boots(&self) -> usize {
@@ -81,15 +81,7 @@ impl Cloud {
     }
 
     fn last_tick(&self) -> u64 {
-        self.console()
-            .lines()
-            .rev()
-            .find_map(|l| {
-                l.trim()
-                    .strip_prefix(TICK_MARKER)
-                    .and_then(|n| n.trim().parse().ok())
-            })
-            .unwrap_or(0)
+        guest::last_tick(&self.console())
     }
 
     fn wait_for(&self, what: &str, mut ok: impl FnMut(&Cloud) -> bool) {

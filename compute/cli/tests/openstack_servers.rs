@@ -98,7 +98,7 @@ impl Walk<'_> {
             "console log show: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        e2e::guest::whole_lines(&String::from_utf8_lossy(&out.stdout))
+        e2e::console::whole_lines(&String::from_utf8_lossy(&out.stdout))
     }
 
     /// Waits until the server's status is `status` (what `openstack` shows).
@@ -373,15 +373,7 @@ impl Walk<'_> {
     }
 
     fn last_tick(&self, id: &str) -> u64 {
-        self.console(id)
-            .lines()
-            .rev()
-            .find_map(|l| {
-                l.trim()
-                    .strip_prefix("GUEST-TICK ")
-                    .and_then(|n| n.trim().parse().ok())
-            })
-            .unwrap_or(0)
+        e2e::guest::last_tick(&self.console(id))
     }
 }
 
