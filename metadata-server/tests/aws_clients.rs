@@ -268,7 +268,6 @@ fn log(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
 }
 
-/// Access-log lines of requests with `status`, as `peer path`.
 /// Whether an answered request with this status came from a peer starting with
 /// `peer`: the access log is written by a thread of its own, so it waits a moment.
 fn answered_from(dir: &Path, status: u16, peer: &str) -> bool {
@@ -279,6 +278,7 @@ fn answered_from(dir: &Path, status: u16, peer: &str) -> bool {
     })
 }
 
+/// Access-log lines of requests with `status`, as `peer path`.
 fn requests_with_status(dir: &Path, status: u16) -> Vec<String> {
     log(dir)
         .lines()

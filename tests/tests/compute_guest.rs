@@ -9,14 +9,11 @@ use compute_host::qemu::process;
 use compute_host::qemu::Qmp;
 use compute_store::{DocumentFeed, SqliteFeed};
 use e2e::guest::{self, BOOT_MARKER};
+use e2e::hostguest::console;
 use std::time::{Duration, Instant};
 
 /// A safeguard against a hung guest, not a speed assertion (TCG on a busy host).
 const PATIENCE: Duration = Duration::from_secs(900);
-
-fn console(host: &Host, uuid: &str) -> String {
-    e2e::console::whole_lines(&host.console_log(uuid, None).expect("console log"))
-}
 
 fn boots(host: &Host, uuid: &str) -> usize {
     console(host, uuid).matches(BOOT_MARKER).count()
